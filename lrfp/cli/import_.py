@@ -1,0 +1,49 @@
+"""`lrfp import`: a labeled image folder into the store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from lrfp.cli.options import DEFAULT_DATA_DIR, DataDir
+
+
+def import_(
+    folder: Annotated[Path, typer.Argument(help="Folder with one subfolder per class (with_mask/, without_mask/).")],
+    source: Annotated[str, typer.Option("--source", "-s", help="Name of this source in the store.")],
+    class_map: Annotated[
+        Optional[list[str]],
+        typer.Option("--map", help="FOLDER=LABEL for other subfolder names (LABEL: with_mask, without_mask, ignore). Repeatable."),
+    ] = None,
+    groups: Annotated[
+        Optional[Path], typer.Option("--groups", help="CSV with columns file,group_id (optional class): files of a group stay in one split.")
+    ] = None,
+    license: Annotated[Optional[str], typer.Option("--license", help="License of these images, recorded with the source.")] = None,
+    max_side: Annotated[
+        Optional[int], typer.Option("--max-side", min=8, help="Store low-resolution copies: longer side at most N px.")
+    ] = None,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+) -> None:
+    """Import a labeled image folder: RGB PNG crops, labels from the folder names, groups, license.
+
+    Exact duplicates (same bytes) are stored once and counted; importing the same folder again adds
+    nothing; an interrupted import resumes where it stopped.
+
+    Example:
+      lrfp import ../shared/data/smfd --source smfd --groups ../shared/data/smfd/smfd_groups.csv --max-side 48
+    """
+    from lrfp.cli.console import out
+    from lrfp.cli.progress import progress_bar
+    from lrfp.cli.render import import_summary
+    from lrfp.import_folder import ImportConfig, import_folder, parse_class_map
+    from lrfp.store import open_store
+
+    cfg = ImportConfig(
+        folder=folder, source=source, class_map=parse_class_map(class_map or []),
+        groups_csv=groups, license=license, max_side=max_side,
+    )
+    with open_store(data_dir) as store, progress_bar(f"import {source}") as bar:
+        result = import_folder(store, cfg, progress=bar)
+    out.print(import_summary(result))

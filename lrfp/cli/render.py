@@ -1,0 +1,68 @@
+"""Rich renderings of library results for `import` and `stats` (no logic, only presentation)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.table import Table
+
+from lrfp.import_folder import ImportResult
+
+
+def import_summary(r: ImportResult) -> Table:
+    t = Table(title=f"import {r.source}", show_header=False, title_justify="left")
+    t.add_column(style="bold")
+    t.add_column(justify="right")
+    t.add_row("files found", str(r.files))
+    t.add_row("imported", str(r.imported) + (f"  ({', '.join(f'{k} {v}' for k, v in sorted(r.per_label.items()))})" if r.per_label else ""))
+    t.add_row("exact duplicates (stored once)", str(r.duplicates))
+    t.add_row("already imported before", str(r.already_imported))
+    t.add_row("skipped", str(len(r.skipped)))
+    for reason, n in sorted(r.skipped_reasons.items()):
+        t.add_row(f"  {reason}", str(n))
+    for rel, reason in r.skipped[:10]:
+        t.add_row(f"  [dim]{rel}[/dim]", f"[dim]{reason}[/dim]")
+    if len(r.skipped) > 10:
+        t.add_row("  [dim]...[/dim]", f"[dim]{len(r.skipped) - 10} more (see `lrfp stats`)[/dim]")
+    if r.grouped or r.ungrouped:
+        t.add_row("files with a group id", str(r.grouped))
+        t.add_row("files without (their own group)", str(r.ungrouped))
+    return t
+
+
+def stats_tables(s: dict[str, Any]) -> list[Table]:
+    labels = s["labels"]
+    overview = Table(title=f"store {s['data_dir']}", show_header=False, title_justify="left")
+    overview.add_column(style="bold")
+    overview.add_column(justify="right")
+    overview.add_row("crops", str(s["crops"]))
+    for k, v in labels.items():
+        overview.add_row(f"  {k}", str(v))
+    overview.add_row("groups (group, track or crop)", str(s["groups"]))
+    q = s["face_px"]["shorter_side"]
+    if q:
+        overview.add_row("face px, shorter side (min/p25/median/p75/max)", " / ".join(f"{v:g}" for v in q.values()))
+    overview.add_row("face px bands", "  ".join(f"{k}: {v}" for k, v in s["face_px"]["bands"].items()))
+    tables = [overview]
+
+    src = Table(title="sources", title_justify="left")
+    for col in ("name", "kind", "status", "crops", *labels.keys(), "license", "error"):
+        src.add_column(col, justify="right" if col in ("crops", *labels.keys()) else "left")
+    for x in s["sources"]:
+        src.add_row(
+            x["name"], x["kind"], x["status"], str(x["crops"]), *(str(x["labels"][k]) for k in labels),
+            x["license"] or "[red]unknown[/red]", (x["error"] or "")[:60],
+        )
+    tables.append(src)
+
+    for name, sp in s["splits"].items():
+        t = Table(title=f"split {name}" + (" (last used)" if name == s.get("last_split") else ""), title_justify="left")
+        classes = sorted({k for c in sp["counts"].values() for k in c})
+        t.add_column("subset")
+        for c in classes:
+            t.add_column(c, justify="right")
+        for subset in ("train", "validation", "test"):
+            if subset in sp["counts"]:
+                t.add_row(subset, *(str(sp["counts"][subset].get(c, 0)) for c in classes))
+        tables.append(t)
+    return tables

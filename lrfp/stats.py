@@ -1,0 +1,102 @@
+"""`lrfp stats`: what is in the store, as one JSON-able dict."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from typing import Any
+
+from lrfp import LABELS, SKIPPED, UNUSABLE
+from lrfp.store import Store
+
+FACE_BANDS: list[tuple[str, int, int | None]] = [
+    ("<24", 0, 24), ("24-32", 24, 32), ("32-48", 32, 48), ("48-64", 48, 64), ("64-128", 64, 128), (">=128", 128, None),
+]
+"""Face-size bands by the crop's shorter side in px (lower bound inclusive)."""
+
+
+def face_band(shorter_side: int) -> str:
+    for name, lo, hi in FACE_BANDS:
+        if shorter_side >= lo and (hi is None or shorter_side < hi):
+            return name
+    raise ValueError(shorter_side)
+
+
+def quantiles(values: list[int], qs: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)) -> list[float] | None:
+    """Linear-interpolated quantiles (numpy's default method), without numpy."""
+    if not values:
+        return None
+    xs = sorted(values)
+    out = []
+    for q in qs:
+        pos = q * (len(xs) - 1)
+        lo = int(pos)
+        hi = min(lo + 1, len(xs) - 1)
+        out.append(xs[lo] + (xs[hi] - xs[lo]) * (pos - lo))
+    return out
+
+
+def collect_stats(store: Store) -> dict[str, Any]:
+    """Crops per source and label, split counts, face sizes and source statuses."""
+    label_names = (*LABELS, UNUSABLE, SKIPPED)
+    rows = store.query(
+        """SELECT c.id, c.source_id, MIN(c.width, c.height) AS side, c.group_id, c.track_id, cl.label
+           FROM crops c LEFT JOIN current_labels cl ON cl.crop_id = c.id"""
+    )
+    labels = Counter({name: 0 for name in (*label_names, "unlabeled")})
+    per_source: dict[int, Counter] = {}
+    sides: list[int] = []
+    bands = Counter({name: 0 for name, _, _ in FACE_BANDS})
+    groups = set()
+    for r in rows:
+        lab = r["label"] or "unlabeled"
+        labels[lab] += 1
+        per_source.setdefault(r["source_id"], Counter())[lab] += 1
+        sides.append(r["side"])
+        bands[face_band(r["side"])] += 1
+        groups.add(r["group_id"] or r["track_id"] or f"crop:{r['id']}")
+
+    sources = []
+    for s in store.sources():
+        counts = per_source.get(s["id"], Counter())
+        sources.append({
+            "name": s["name"], "kind": s["kind"], "url": s["url"], "path": s["path"], "license": s["license"],
+            "status": s["status"], "error": s["error"], "width": s["width"], "height": s["height"],
+            "crops": sum(counts.values()), "labels": {k: counts.get(k, 0) for k in (*label_names, "unlabeled")},
+        })
+
+    splits: dict[str, Any] = {}
+    for name in store.split_names():
+        counts: dict[str, dict[str, int]] = {}
+        for r in store.query(
+            """SELECT a.subset, COALESCE(cl.label, 'unlabeled') AS label, COUNT(*) AS n FROM split_assignments a
+               LEFT JOIN current_labels cl ON cl.crop_id = a.crop_id WHERE a.split_name = ? GROUP BY 1, 2""",
+            (name,),
+        ):
+            counts.setdefault(r["subset"], {})[r["label"]] = r["n"]
+        info = store.split_info(name)
+        splits[name] = {"counts": counts, "seed": info["seed"], "params": info["params"],
+                        "leakage": info["report"].get("leakage")}
+
+    q = quantiles(sides)
+    return {
+        "data_dir": str(store.root),
+        "schema_version": store.schema_version(),
+        "crops": len(rows),
+        "labels": dict(labels),
+        "labeled": sum(labels[k] for k in LABELS),
+        "unlabeled": labels["unlabeled"],
+        "groups": len(groups),
+        "face_px": {
+            "shorter_side": dict(zip(("min", "p25", "median", "p75", "max"), q)) if q else None,
+            "bands": dict(bands),
+        },
+        "sources": sources,
+        "source_status": dict(Counter(s["status"] for s in sources)),
+        "splits": splits,
+        "last_split": store.get_setting("last_split"),
+    }
+
+
+def stats_json(stats: dict[str, Any]) -> str:
+    return json.dumps(stats, indent=2, sort_keys=False, default=str)

@@ -1,0 +1,540 @@
+"""The dataset store: face crops as PNG files on disk plus an SQLite index, shared by every command.
+
+Layout of a data directory::
+
+    lrfp.sqlite            the index (WAL mode, foreign keys on, schema version in PRAGMA user_version)
+    crops/ab/abcdef...png  crops, content-addressed by the sha256 of the PNG bytes
+    frames/...             optional context frames written by `lrfp fetch`
+
+Crash safety: a crop is written to a temporary name, fsynced, renamed into place, and its row is
+committed right after. A kill before the rename leaves only a `*.tmp` file (removed on the next
+open); a kill between rename and commit leaves a file without a row, which the next write of the
+same content simply reuses. There is never a row without its file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import hashlib
+import json
+import logging
+import os
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
+
+from lrfp.errors import DataDirError, NotFoundError, SchemaError
+
+log = logging.getLogger(__name__)
+
+DB_NAME = "lrfp.sqlite"
+CROPS_DIR = "crops"
+FRAMES_DIR = "frames"
+BUSY_TIMEOUT_MS = 60_000
+
+# Each entry migrates the schema from version i to i+1. Never edit a released entry: append.
+MIGRATIONS: list[str] = [
+    # v1: the first schema.
+    """
+    CREATE TABLE sources (
+        id          INTEGER PRIMARY KEY,
+        name        TEXT NOT NULL UNIQUE,
+        kind        TEXT NOT NULL CHECK (kind IN ('folder', 'video')),
+        url         TEXT,
+        path        TEXT,
+        title       TEXT,
+        license     TEXT,
+        width       INTEGER,
+        height      INTEGER,
+        fps         REAL,
+        duration_s  REAL,
+        status      TEXT NOT NULL DEFAULT 'pending',
+        error       TEXT,
+        meta        TEXT NOT NULL DEFAULT '{}',
+        created_at  TEXT NOT NULL,
+        updated_at  TEXT NOT NULL
+    );
+    CREATE TABLE frames (
+        id          INTEGER PRIMARY KEY,
+        source_id   INTEGER NOT NULL REFERENCES sources(id) ON DELETE CASCADE,
+        frame_index INTEGER NOT NULL,
+        time_s      REAL,
+        width       INTEGER,
+        height      INTEGER,
+        path        TEXT,
+        UNIQUE (source_id, frame_index)
+    );
+    CREATE TABLE crops (
+        id           INTEGER PRIMARY KEY,
+        source_id    INTEGER NOT NULL REFERENCES sources(id) ON DELETE CASCADE,
+        path         TEXT NOT NULL UNIQUE,
+        sha256       TEXT NOT NULL UNIQUE,
+        width        INTEGER NOT NULL,
+        height       INTEGER NOT NULL,
+        original     TEXT,
+        frame_id     INTEGER REFERENCES frames(id) ON DELETE SET NULL,
+        frame_index  INTEGER,
+        time_s       REAL,
+        box_x        INTEGER,
+        box_y        INTEGER,
+        box_w        INTEGER,
+        box_h        INTEGER,
+        score        REAL,
+        detector     TEXT,
+        model_sha256 TEXT,
+        track_id     TEXT,
+        group_id     TEXT,
+        meta         TEXT NOT NULL DEFAULT '{}',
+        created_at   TEXT NOT NULL
+    );
+    CREATE INDEX crops_source ON crops(source_id, time_s);
+    CREATE INDEX crops_group ON crops(group_id);
+    CREATE INDEX crops_track ON crops(track_id);
+    -- One row per file an import has seen, so that a re-import adds nothing and duplicates are counted.
+    CREATE TABLE imported_files (
+        source_id   INTEGER NOT NULL REFERENCES sources(id) ON DELETE CASCADE,
+        relpath     TEXT NOT NULL,
+        file_sha256 TEXT,
+        crop_id     INTEGER REFERENCES crops(id) ON DELETE CASCADE,
+        status      TEXT NOT NULL,
+        reason      TEXT,
+        PRIMARY KEY (source_id, relpath)
+    );
+    CREATE INDEX imported_files_sha ON imported_files(file_sha256);
+    -- Append-only label history. label NULL means "cleared" (an undo back to nothing).
+    -- kind: 'label' (a labeler), 'import' (class folder of an import), 'review' (blind second look).
+    CREATE TABLE labels (
+        id         INTEGER PRIMARY KEY,
+        crop_id    INTEGER NOT NULL REFERENCES crops(id) ON DELETE CASCADE,
+        label      TEXT,
+        annotator  TEXT NOT NULL,
+        kind       TEXT NOT NULL DEFAULT 'label' CHECK (kind IN ('label', 'import', 'review')),
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX labels_crop ON labels(crop_id, id);
+    -- The current label of a crop: its latest non-review event.
+    CREATE VIEW current_labels AS
+        SELECT l.crop_id, l.label, l.annotator, l.created_at
+        FROM labels l
+        WHERE l.id = (SELECT MAX(id) FROM labels WHERE crop_id = l.crop_id AND kind != 'review');
+    CREATE TABLE splits (
+        name       TEXT PRIMARY KEY,
+        seed       INTEGER,
+        params     TEXT NOT NULL DEFAULT '{}',
+        report     TEXT NOT NULL DEFAULT '{}',
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE split_assignments (
+        split_name TEXT NOT NULL REFERENCES splits(name) ON DELETE CASCADE,
+        crop_id    INTEGER NOT NULL REFERENCES crops(id) ON DELETE CASCADE,
+        subset     TEXT NOT NULL CHECK (subset IN ('train', 'validation', 'test')),
+        PRIMARY KEY (split_name, crop_id)
+    );
+    CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT);
+    """,
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def now() -> str:
+    """UTC timestamp with microseconds, ISO 8601: sorts as text."""
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="microseconds")
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True)
+class CropOrigin:
+    """Where a crop came from. Every field is optional: an imported photo has no frame or box."""
+
+    original: str | None = None
+    frame_id: int | None = None
+    frame_index: int | None = None
+    time_s: float | None = None
+    box: tuple[int, int, int, int] | None = None  # x, y, w, h in source-frame pixels
+    score: float | None = None
+    detector: str | None = None
+    model_sha256: str | None = None
+    track_id: str | None = None
+    group_id: str | None = None
+    meta: dict[str, Any] | None = None
+
+
+class Store:
+    """An open data directory. Use as a context manager, or call `close()`.
+
+    One connection per Store and per process; several processes may open the same data directory
+    at once (SQLite WAL with a busy timeout serializes their writes).
+    """
+
+    def __init__(self, data_dir: Path | str, *, create: bool = True) -> None:
+        self.root = Path(data_dir).expanduser().resolve()
+        self.db_path = self.root / DB_NAME
+        if not self.root.exists():
+            if not create:
+                raise DataDirError(f"no lrfp data directory at {self.root} (run `lrfp import` or `lrfp fetch` first)")
+            try:
+                self.root.mkdir(parents=True)
+            except OSError as e:
+                raise DataDirError(f"cannot create data directory {self.root}: {e.strerror}") from e
+        if not self.root.is_dir():
+            raise DataDirError(f"data directory {self.root} is not a directory")
+        if create and not os.access(self.root, os.W_OK | os.X_OK):
+            raise DataDirError(f"data directory {self.root} is not writable")
+        if not create and not self.db_path.exists():
+            raise DataDirError(f"no lrfp store in {self.root} (run `lrfp import` or `lrfp fetch` first)")
+        try:
+            self.conn = sqlite3.connect(self.db_path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        except sqlite3.OperationalError as e:
+            raise DataDirError(f"cannot open {self.db_path}: {e}") from e
+        self.conn.row_factory = sqlite3.Row
+        try:
+            self.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            self.conn.execute("PRAGMA foreign_keys = ON")
+            self._migrate()
+            self.conn.execute("PRAGMA journal_mode = WAL")
+            self.conn.execute("PRAGMA synchronous = NORMAL")
+        except sqlite3.DatabaseError as e:
+            self.conn.close()
+            raise SchemaError(f"{self.db_path} is not a usable lrfp store: {e}") from e
+        except BaseException:
+            self.conn.close()
+            raise
+        self._remove_stale_tmp()
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction that takes the write lock up front (no deadlock between processes)."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        else:
+            self.conn.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise SchemaError(
+                f"{self.db_path} has schema version {version}, but this lrfp knows up to {SCHEMA_VERSION}: "
+                "upgrade lrfp (the store was left untouched)"
+            )
+        if version == SCHEMA_VERSION:
+            return
+        with self.transaction():
+            # Re-read under the write lock: another process may have migrated meanwhile.
+            version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+            for target in range(version + 1, SCHEMA_VERSION + 1):
+                log.info("migrating store %s to schema v%d", self.db_path, target)
+                for statement in _split_sql(MIGRATIONS[target - 1]):
+                    self.conn.execute(statement)
+                self.conn.execute(f"PRAGMA user_version = {target}")
+
+    def schema_version(self) -> int:
+        return self.conn.execute("PRAGMA user_version").fetchone()[0]
+
+    def _remove_stale_tmp(self) -> None:
+        crops = self.root / CROPS_DIR
+        if crops.is_dir():
+            for tmp in crops.glob("*/*.tmp"):
+                if _pid_alive(tmp):
+                    continue  # another process is writing it right now
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
+
+    # -- settings --------------------------------------------------------------------------------
+
+    def get_setting(self, key: str, default: str | None = None) -> str | None:
+        row = self.conn.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else default
+
+    def set_setting(self, key: str, value: str) -> None:
+        with self.transaction():
+            self.conn.execute(
+                "INSERT INTO settings(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
+    # -- sources ---------------------------------------------------------------------------------
+
+    def upsert_source(self, name: str, kind: str, **fields: Any) -> int:
+        """Create the source `name`, or update the given fields of it. Returns its id."""
+        if "meta" in fields and not isinstance(fields["meta"], str):
+            fields["meta"] = json.dumps(fields["meta"], sort_keys=True)
+        allowed = {"url", "path", "title", "license", "width", "height", "fps", "duration_s", "status", "error", "meta"}
+        unknown = set(fields) - allowed
+        if unknown:
+            raise ValueError(f"unknown source fields: {sorted(unknown)}")
+        ts = now()
+        with self.transaction():
+            row = self.conn.execute("SELECT id, kind FROM sources WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                cols = ["name", "kind", "created_at", "updated_at", *fields]
+                vals = [name, kind, ts, ts, *fields.values()]
+                cur = self.conn.execute(
+                    f"INSERT INTO sources({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})", vals
+                )
+                return int(cur.lastrowid)
+            if fields:
+                sets = ", ".join(f"{k} = ?" for k in fields)
+                self.conn.execute(
+                    f"UPDATE sources SET {sets}, updated_at = ? WHERE id = ?", [*fields.values(), ts, row["id"]]
+                )
+            return int(row["id"])
+
+    def set_source_status(self, source_id: int, status: str, error: str | None = None) -> None:
+        with self.transaction():
+            self.conn.execute(
+                "UPDATE sources SET status = ?, error = ?, updated_at = ? WHERE id = ?",
+                (status, error, now(), source_id),
+            )
+
+    def source(self, name: str) -> sqlite3.Row:
+        row = self.conn.execute("SELECT * FROM sources WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"no source named {name!r} in the store")
+        return row
+
+    def find_source(self, name: str) -> sqlite3.Row | None:
+        return self.conn.execute("SELECT * FROM sources WHERE name = ?", (name,)).fetchone()
+
+    def sources(self) -> list[sqlite3.Row]:
+        return self.conn.execute("SELECT * FROM sources ORDER BY id").fetchall()
+
+    # -- crops -----------------------------------------------------------------------------------
+
+    def crop_file(self, crop: sqlite3.Row | str) -> Path:
+        """Absolute path of a crop's PNG (from its row or its stored relative path)."""
+        rel = crop if isinstance(crop, str) else crop["path"]
+        return self.root / rel
+
+    def _write_file_atomically(self, rel: str, data: bytes) -> None:
+        final = self.root / rel
+        final.parent.mkdir(parents=True, exist_ok=True)
+        if final.exists() and final.stat().st_size == len(data):
+            return  # same content-addressed name: left by an earlier run that was killed before commit
+        tmp = final.with_name(f"{final.name}.{os.getpid()}.tmp")
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, final)
+
+    def add_crop(
+        self,
+        source_id: int,
+        png: bytes,
+        width: int,
+        height: int,
+        origin: CropOrigin = CropOrigin(),
+        *,
+        label: str | None = None,
+        annotator: str | None = None,
+        label_kind: str = "import",
+        conn_in_transaction: bool = False,
+    ) -> tuple[int, bool]:
+        """Store one crop (PNG bytes) with its origin, and optionally a first label.
+
+        Returns (crop_id, created). Same PNG bytes as a stored crop: nothing is written and the
+        existing id is returned with created=False.
+        """
+        digest = sha256_bytes(png)
+        rel = f"{CROPS_DIR}/{digest[:2]}/{digest}.png"
+        existing = self.conn.execute("SELECT id FROM crops WHERE sha256 = ?", (digest,)).fetchone()
+        if existing is not None:
+            return int(existing[0]), False
+        self._write_file_atomically(rel, png)
+        box = origin.box or (None, None, None, None)
+        ctx = contextlib.nullcontext() if conn_in_transaction else self.transaction()
+        with ctx:
+            existing = self.conn.execute("SELECT id FROM crops WHERE sha256 = ?", (digest,)).fetchone()
+            if existing is not None:  # another process stored it meanwhile
+                return int(existing[0]), False
+            cur = self.conn.execute(
+                """INSERT INTO crops(source_id, path, sha256, width, height, original, frame_id, frame_index,
+                       time_s, box_x, box_y, box_w, box_h, score, detector, model_sha256, track_id, group_id,
+                       meta, created_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                (
+                    source_id, rel, digest, width, height, origin.original, origin.frame_id, origin.frame_index,
+                    origin.time_s, *box, origin.score, origin.detector, origin.model_sha256, origin.track_id,
+                    origin.group_id, json.dumps(origin.meta or {}, sort_keys=True), now(),
+                ),
+            )
+            crop_id = int(cur.lastrowid)
+            if label is not None:
+                self.conn.execute(
+                    "INSERT INTO labels(crop_id, label, annotator, kind, created_at) VALUES (?, ?, ?, ?, ?)",
+                    (crop_id, label, annotator or "unknown", label_kind, now()),
+                )
+        return crop_id, True
+
+    def crop(self, crop_id: int) -> sqlite3.Row:
+        row = self.conn.execute("SELECT * FROM crops WHERE id = ?", (crop_id,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"no crop with id {crop_id}")
+        return row
+
+    def count_crops(self) -> int:
+        return self.conn.execute("SELECT COUNT(*) FROM crops").fetchone()[0]
+
+    def add_frame(
+        self, source_id: int, frame_index: int, time_s: float | None, width: int, height: int,
+        image: bytes | None = None, ext: str = "jpg",
+    ) -> int:
+        """Record a sampled frame (and its image, if given, for context when labeling). Idempotent."""
+        rel = None
+        if image is not None:
+            rel = f"{FRAMES_DIR}/{source_id}/{frame_index:09d}.{ext}"
+            self._write_file_atomically(rel, image)
+        with self.transaction():
+            self.conn.execute(
+                """INSERT INTO frames(source_id, frame_index, time_s, width, height, path) VALUES (?, ?, ?, ?, ?, ?)
+                   ON CONFLICT(source_id, frame_index) DO UPDATE SET path = COALESCE(excluded.path, frames.path)""",
+                (source_id, frame_index, time_s, width, height, rel),
+            )
+            return int(
+                self.conn.execute(
+                    "SELECT id FROM frames WHERE source_id = ? AND frame_index = ?", (source_id, frame_index)
+                ).fetchone()[0]
+            )
+
+    # -- labels ----------------------------------------------------------------------------------
+
+    def add_label(self, crop_id: int, label: str | None, annotator: str, kind: str = "label") -> int:
+        """Append one label event (committed before returning). label=None clears the label."""
+        with self.transaction():
+            cur = self.conn.execute(
+                "INSERT INTO labels(crop_id, label, annotator, kind, created_at) VALUES (?, ?, ?, ?, ?)",
+                (crop_id, label, annotator, kind, now()),
+            )
+            return int(cur.lastrowid)
+
+    def current_label(self, crop_id: int) -> str | None:
+        row = self.conn.execute("SELECT label FROM current_labels WHERE crop_id = ?", (crop_id,)).fetchone()
+        return row[0] if row else None
+
+    def label_history(self, crop_id: int) -> list[sqlite3.Row]:
+        return self.conn.execute(
+            "SELECT * FROM labels WHERE crop_id = ? ORDER BY id", (crop_id,)
+        ).fetchall()
+
+    # -- splits ----------------------------------------------------------------------------------
+
+    def save_split(
+        self, name: str, assignments: Iterable[tuple[int, str]], *, seed: int | None,
+        params: dict[str, Any], report: dict[str, Any],
+    ) -> None:
+        """Replace the split `name` with these (crop_id, subset) pairs, atomically, and make it the last used."""
+        with self.transaction():
+            self.conn.execute("DELETE FROM splits WHERE name = ?", (name,))
+            self.conn.execute(
+                "INSERT INTO splits(name, seed, params, report, created_at) VALUES (?, ?, ?, ?, ?)",
+                (name, seed, json.dumps(params, sort_keys=True), json.dumps(report, sort_keys=True), now()),
+            )
+            self.conn.executemany(
+                "INSERT INTO split_assignments(split_name, crop_id, subset) VALUES (?, ?, ?)",
+                ((name, crop_id, subset) for crop_id, subset in assignments),
+            )
+            self.conn.execute(
+                "INSERT INTO settings(key, value) VALUES ('last_split', ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (name,),
+            )
+
+    def split_names(self) -> list[str]:
+        return [r[0] for r in self.conn.execute("SELECT name FROM splits ORDER BY created_at")]
+
+    def resolve_split(self, name: str | None = None) -> str:
+        """The split to use: `name` if given, else the last one `lrfp split` wrote."""
+        if name is None:
+            name = self.get_setting("last_split")
+            if name is None:
+                raise NotFoundError("the store has no split yet: run `lrfp split` first")
+        if self.conn.execute("SELECT 1 FROM splits WHERE name = ?", (name,)).fetchone() is None:
+            known = ", ".join(self.split_names()) or "none"
+            raise NotFoundError(f"no split named {name!r} (known: {known})")
+        return name
+
+    def split_info(self, name: str) -> dict[str, Any]:
+        row = self.conn.execute("SELECT * FROM splits WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"no split named {name!r}")
+        return {
+            "name": row["name"], "seed": row["seed"], "params": json.loads(row["params"]),
+            "report": json.loads(row["report"]), "created_at": row["created_at"],
+        }
+
+    def split_crops(self, name: str, subset: str | None = None) -> list[sqlite3.Row]:
+        """Crops of a split with their current label and subset, in a stable order."""
+        sql = """SELECT c.*, a.subset, cl.label, s.name AS source_name
+                 FROM split_assignments a
+                 JOIN crops c ON c.id = a.crop_id
+                 JOIN sources s ON s.id = c.source_id
+                 LEFT JOIN current_labels cl ON cl.crop_id = c.id
+                 WHERE a.split_name = ?"""
+        args: list[Any] = [name]
+        if subset is not None:
+            sql += " AND a.subset = ?"
+            args.append(subset)
+        return self.conn.execute(sql + " ORDER BY a.subset, c.id", args).fetchall()
+
+    # -- queries ---------------------------------------------------------------------------------
+
+    def query(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        return self.conn.execute(sql, args).fetchall()
+
+
+def _split_sql(script: str) -> list[str]:
+    """Split a migration script into statements (sqlite3.executescript would commit our transaction)."""
+    statements, buf = [], []
+    for line in script.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("--") or not stripped:
+            continue
+        buf.append(line)
+        candidate = "\n".join(buf)
+        if stripped.endswith(";") and sqlite3.complete_statement(candidate):
+            statements.append(candidate)
+            buf = []
+    if buf:
+        statements.append("\n".join(buf))
+    return statements
+
+
+def _pid_alive(tmp: Path) -> bool:
+    """Whether the process that named this temporary file (`<name>.<pid>.tmp`) still runs."""
+    try:
+        pid = int(tmp.suffixes[-2].lstrip("."))
+    except (IndexError, ValueError):
+        return False
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def open_store(data_dir: Path | str, *, create: bool = True) -> Store:
+    return Store(data_dir, create=create)
