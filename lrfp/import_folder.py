@@ -187,6 +187,8 @@ def import_folder(
                 result.per_label[label] += 1
             elif status == "duplicate":
                 result.duplicates += 1
+            elif status == "already":
+                result.already_imported += 1
             else:
                 result.skipped.append((rel, reason or status))
         if progress:
@@ -208,6 +210,8 @@ def _import_one(
         return _record_skip(store, source_id, rel, None, f"unreadable ({e.strerror})")
     file_sha = sha256_bytes(data)
     with store.transaction() as conn:
+        if _already_done(conn, source_id, rel):  # another process importing the same folder got here first
+            return "already", None
         dup = conn.execute(
             """SELECT f.crop_id, f.relpath, s.name, cl.label FROM imported_files f
                JOIN sources s ON s.id = f.source_id LEFT JOIN current_labels cl ON cl.crop_id = f.crop_id
@@ -228,6 +232,8 @@ def _import_one(
     png = encode_png(image)
     origin = CropOrigin(original=rel, group_id=group, meta={"file_sha256": file_sha})
     with store.transaction() as conn:
+        if _already_done(conn, source_id, rel):
+            return "already", None
         crop_id, created = store.add_crop(
             source_id, png, image.width, image.height, origin,
             label=label, annotator=annotator, label_kind="import", conn_in_transaction=True,
@@ -235,6 +241,13 @@ def _import_one(
         status = "imported" if created else "duplicate"
         _insert_file_row(conn, source_id, rel, file_sha, crop_id, status, None if created else "same pixels as another file")
     return status, None
+
+
+def _already_done(conn, source_id: int, rel: str) -> bool:
+    return conn.execute(
+        "SELECT 1 FROM imported_files WHERE source_id = ? AND relpath = ? AND status IN ('imported', 'duplicate')",
+        (source_id, rel),
+    ).fetchone() is not None
 
 
 def _record_skip(store: Store, source_id: int, rel: str, file_sha: str | None, reason: str) -> tuple[str, str]:

@@ -135,7 +135,11 @@ MIGRATIONS: list[str] = [
     CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT);
     """,
 ]
-SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def latest_schema_version() -> int:
+    """The schema version this lrfp writes: one per migration."""
+    return len(MIGRATIONS)
 
 
 def now() -> str:
@@ -183,8 +187,8 @@ class Store:
                 raise DataDirError(f"cannot create data directory {self.root}: {e.strerror}") from e
         if not self.root.is_dir():
             raise DataDirError(f"data directory {self.root} is not a directory")
-        if create and not os.access(self.root, os.W_OK | os.X_OK):
-            raise DataDirError(f"data directory {self.root} is not writable")
+        if create:
+            _check_writable(self.root)
         if not create and not self.db_path.exists():
             raise DataDirError(f"no lrfp store in {self.root} (run `lrfp import` or `lrfp fetch` first)")
         try:
@@ -231,17 +235,18 @@ class Store:
 
     def _migrate(self) -> None:
         version = self.conn.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
+        latest = latest_schema_version()
+        if version > latest:
             raise SchemaError(
-                f"{self.db_path} has schema version {version}, but this lrfp knows up to {SCHEMA_VERSION}: "
+                f"{self.db_path} has schema version {version}, but this lrfp knows up to {latest}: "
                 "upgrade lrfp (the store was left untouched)"
             )
-        if version == SCHEMA_VERSION:
+        if version == latest:
             return
         with self.transaction():
             # Re-read under the write lock: another process may have migrated meanwhile.
             version = self.conn.execute("PRAGMA user_version").fetchone()[0]
-            for target in range(version + 1, SCHEMA_VERSION + 1):
+            for target in range(version + 1, latest + 1):
                 log.info("migrating store %s to schema v%d", self.db_path, target)
                 for statement in _split_sql(MIGRATIONS[target - 1]):
                     self.conn.execute(statement)
@@ -504,19 +509,25 @@ class Store:
 
 def _split_sql(script: str) -> list[str]:
     """Split a migration script into statements (sqlite3.executescript would commit our transaction)."""
-    statements, buf = [], []
-    for line in script.splitlines():
-        stripped = line.strip()
-        if stripped.startswith("--") or not stripped:
-            continue
-        buf.append(line)
-        candidate = "\n".join(buf)
-        if stripped.endswith(";") and sqlite3.complete_statement(candidate):
-            statements.append(candidate)
-            buf = []
-    if buf:
-        statements.append("\n".join(buf))
+    lines = [line for line in script.splitlines() if not line.strip().startswith("--")]
+    statements, buf = [], ""
+    for piece in "\n".join(lines).split(";"):
+        buf += piece + ";"
+        if sqlite3.complete_statement(buf):
+            if buf.strip(" \n;"):
+                statements.append(buf.strip())
+            buf = ""
     return statements
+
+
+def _check_writable(root: Path) -> None:
+    """Try a real write: os.access says yes to root on read-only mounts and no-permission dirs alike."""
+    probe = root / f".lrfp-write-probe.{os.getpid()}"
+    try:
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise DataDirError(f"data directory {root} is not writable: {e.strerror}") from e
 
 
 def _pid_alive(tmp: Path) -> bool:

@@ -6,8 +6,8 @@ import logging
 import os
 import sys
 
-import click
 import typer
+from typer.exceptions import TyperException
 
 from lrfp import __version__
 from lrfp.errors import LrfpError
@@ -70,15 +70,12 @@ def main(argv: list[str] | None = None) -> None:
             raise
         typer.echo(f"Error: {e}", err=True)
         sys.exit(e.exit_code)
-    except click.exceptions.Abort:
+    except (typer.Abort, KeyboardInterrupt):
         typer.echo("Interrupted.", err=True)
         sys.exit(130)
-    except KeyboardInterrupt:
-        typer.echo("Interrupted.", err=True)
-        sys.exit(130)
-    except click.ClickException as e:
+    except TyperException as e:  # usage errors: typer's (vendored click) exceptions know how to show themselves
         e.show()
-        sys.exit(e.exit_code)
+        sys.exit(getattr(e, "exit_code", 2))
     except Exception as e:  # an lrfp bug: say so briefly, full traceback only on request
         if debug:
             raise

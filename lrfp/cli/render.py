@@ -46,12 +46,14 @@ def stats_tables(s: dict[str, Any]) -> list[Table]:
     tables = [overview]
 
     src = Table(title="sources", title_justify="left")
-    for col in ("name", "kind", "status", "crops", *labels.keys(), "license", "error"):
-        src.add_column(col, justify="right" if col in ("crops", *labels.keys()) else "left")
+    for col in ("name", "kind", "status", "crops", "with / without / unlabeled", "license", "error"):
+        src.add_column(col, justify="right" if col == "crops" else "left", overflow="fold")
     for x in s["sources"]:
+        n = x["labels"]
         src.add_row(
-            x["name"], x["kind"], x["status"], str(x["crops"]), *(str(x["labels"][k]) for k in labels),
-            x["license"] or "[red]unknown[/red]", (x["error"] or "")[:60],
+            x["name"], x["kind"], x["status"], str(x["crops"]),
+            f"{n['with_mask']} / {n['without_mask']} / {n['unlabeled']}",
+            x["license"] or "[red]unknown[/red]", (x["error"] or "")[:80],
         )
     tables.append(src)
 

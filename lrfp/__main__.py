@@ -1,0 +1,5 @@
+"""`python -m lrfp` runs the CLI."""
+
+from lrfp.cli import main
+
+main()

@@ -1,0 +1,200 @@
+"""The SQLite store: schema, migrations, crash safety, concurrent access."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import multiprocessing
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from lrfp import store as store_mod
+from lrfp.errors import DataDirError, NotFoundError, SchemaError
+from lrfp.store import CropOrigin, Store, open_store
+
+
+def png_bytes(color: tuple[int, int, int], size: int = 8) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (size, size), color).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_new_store_has_schema_wal_and_foreign_keys(tmp_path: Path) -> None:
+    with open_store(tmp_path / "d") as s:
+        assert s.schema_version() == store_mod.latest_schema_version()
+        assert s.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert s.conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+        tables = {r[0] for r in s.query("SELECT name FROM sqlite_master WHERE type IN ('table', 'view')")}
+    assert {"sources", "frames", "crops", "labels", "current_labels", "splits", "split_assignments"} <= tables
+
+
+def test_foreign_keys_are_enforced(tmp_path: Path) -> None:
+    with open_store(tmp_path / "d") as s, pytest.raises(sqlite3.IntegrityError):
+        s.add_label(crop_id=12345, label="with_mask", annotator="a")
+
+
+def test_crop_roundtrip_with_origin_and_dedupe(tmp_path: Path) -> None:
+    with open_store(tmp_path / "d") as s:
+        src = s.upsert_source("v1", "video", url="https://example.org/v.mp4", license="CC-BY-4.0", height=360)
+        png = png_bytes((10, 20, 30))
+        origin = CropOrigin(frame_index=25, time_s=1.0, box=(4, 5, 30, 30), score=0.9, detector="blazeface", track_id="v1:t0")
+        crop_id, created = s.add_crop(src, png, 8, 8, origin)
+        again, created_again = s.add_crop(src, png, 8, 8, origin)
+        row = s.crop(crop_id)
+        assert created and not created_again and again == crop_id
+        assert s.count_crops() == 1
+        assert s.crop_file(row).read_bytes() == png
+        assert row["sha256"] == hashlib.sha256(png).hexdigest()
+        assert (row["frame_index"], row["time_s"], row["box_x"], row["box_w"], row["track_id"]) == (25, 1.0, 4, 30, "v1:t0")
+
+
+def test_label_history_and_current_label(tmp_path: Path) -> None:
+    with open_store(tmp_path / "d") as s:
+        src = s.upsert_source("f", "folder")
+        crop_id, _ = s.add_crop(src, png_bytes((1, 2, 3)), 8, 8)
+        assert s.current_label(crop_id) is None
+        s.add_label(crop_id, "with_mask", "ana")
+        s.add_label(crop_id, "without_mask", "ana")
+        s.add_label(crop_id, "with_mask", "bob", kind="review")  # a blind second look is not the label
+        assert s.current_label(crop_id) == "without_mask"
+        s.add_label(crop_id, None, "ana")  # undo back to nothing
+        assert s.current_label(crop_id) is None
+        assert [(h["label"], h["annotator"], h["kind"]) for h in s.label_history(crop_id)] == [
+            ("with_mask", "ana", "label"), ("without_mask", "ana", "label"),
+            ("with_mask", "bob", "review"), (None, "ana", "label"),
+        ]
+
+
+def test_splits_are_named_and_last_used_is_remembered(tmp_path: Path) -> None:
+    with open_store(tmp_path / "d") as s:
+        src = s.upsert_source("f", "folder")
+        ids = [s.add_crop(src, png_bytes((i, 0, 0)), 8, 8, label="with_mask")[0] for i in range(3)]
+        with pytest.raises(NotFoundError, match="run `lrfp split` first"):
+            s.resolve_split(None)
+        s.save_split("a", [(ids[0], "train"), (ids[1], "test")], seed=1, params={}, report={})
+        s.save_split("b", [(ids[2], "validation")], seed=2, params={}, report={})
+        assert s.resolve_split(None) == "b"
+        assert s.resolve_split("a") == "a"
+        assert [r["subset"] for r in s.split_crops("a")] == ["test", "train"]
+        with pytest.raises(NotFoundError, match=r"no split named 'zz' \(known: a, b\)"):
+            s.resolve_split("zz")
+
+
+def test_newer_schema_is_refused_and_left_untouched(tmp_path: Path) -> None:
+    data = tmp_path / "d"
+    with open_store(data) as s:
+        s.upsert_source("keep-me", "folder")
+    db = data / store_mod.DB_NAME
+    con = sqlite3.connect(db)
+    con.execute(f"PRAGMA user_version = {store_mod.latest_schema_version() + 5}")
+    con.commit()
+    con.close()
+    before = db.read_bytes()
+    with pytest.raises(SchemaError, match=rf"schema version {store_mod.latest_schema_version() + 5}, but this lrfp knows up to {store_mod.latest_schema_version()}: upgrade lrfp"):
+        open_store(data)
+    assert db.read_bytes() == before
+
+
+def test_not_an_sqlite_file_is_refused(tmp_path: Path) -> None:
+    data = tmp_path / "d"
+    data.mkdir()
+    (data / store_mod.DB_NAME).write_bytes(b"this is not a database" * 100)
+    with pytest.raises(SchemaError, match="is not a usable lrfp store"):
+        open_store(data)
+
+
+def test_migration_to_a_new_version_keeps_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = tmp_path / "d"
+    with open_store(data) as s:
+        src = s.upsert_source("f", "folder")
+        crop_id, _ = s.add_crop(src, png_bytes((9, 9, 9)), 8, 8, label="with_mask")
+    v2 = "ALTER TABLE crops ADD COLUMN blur REAL; CREATE INDEX crops_blur ON crops(blur);"
+    monkeypatch.setattr(store_mod, "MIGRATIONS", [*store_mod.MIGRATIONS, v2])
+    with Store(data) as s:
+        assert s.schema_version() == store_mod.latest_schema_version()
+        assert s.crop(crop_id)["blur"] is None
+        assert s.current_label(crop_id) == "with_mask"
+
+
+def test_failed_migration_rolls_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = tmp_path / "d"
+    open_store(data).close()
+    broken = "ALTER TABLE crops ADD COLUMN ok REAL; ALTER TABLE no_such_table ADD COLUMN x;"
+    monkeypatch.setattr(store_mod, "MIGRATIONS", [*store_mod.MIGRATIONS, broken])
+    with pytest.raises(SchemaError):
+        Store(data)
+    monkeypatch.undo()
+    with open_store(data) as s:  # still the old, intact schema
+        assert s.schema_version() == store_mod.latest_schema_version()
+        assert "ok" not in {r[1] for r in s.query("PRAGMA table_info(crops)")}
+
+
+def test_data_dir_that_is_a_file_or_not_writable(tmp_path: Path) -> None:
+    f = tmp_path / "file"
+    f.write_text("x")
+    with pytest.raises(DataDirError, match="is not a directory"):
+        open_store(f)
+    with pytest.raises(DataDirError, match="cannot create data directory"):
+        open_store(f / "sub")
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    if os.geteuid() == 0:
+        ro = Path("/sys/kernel")  # root ignores permission bits; sysfs refuses file creation to everyone
+    else:
+        ro.chmod(0o555)
+    try:
+        with pytest.raises(DataDirError, match="is not writable"):
+            open_store(ro)
+    finally:
+        if ro.is_relative_to(tmp_path):
+            ro.chmod(0o755)
+
+
+def test_opening_a_missing_store_for_reading_says_what_to_do(tmp_path: Path) -> None:
+    with pytest.raises(DataDirError, match="no lrfp data directory"):
+        open_store(tmp_path / "nothing", create=False)
+
+
+def test_stale_temporary_files_are_removed_but_live_ones_kept(tmp_path: Path) -> None:
+    data = tmp_path / "d"
+    open_store(data).close()
+    d = data / "crops" / "ab"
+    d.mkdir(parents=True)
+    dead = d / "x.png.999999999.tmp"
+    live = d / f"y.png.{os.getppid()}.tmp"
+    dead.write_bytes(b"half")
+    live.write_bytes(b"half")
+    open_store(data).close()
+    assert not dead.exists()
+    assert live.exists()
+
+
+def _writer(data_dir: str, worker: int, n: int) -> None:
+    with open_store(data_dir) as s:
+        src = s.upsert_source("shared", "folder")
+        for i in range(n):
+            crop_id, _ = s.add_crop(src, png_bytes((worker, i % 256, i // 256)), 8, 8)
+            s.add_label(crop_id, "with_mask", f"w{worker}")
+
+
+def test_two_processes_write_one_store_without_loss(tmp_path: Path) -> None:
+    data = tmp_path / "d"
+    open_store(data).close()
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_writer, args=(str(data), w, 150)) for w in (1, 2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    with open_store(data) as s:
+        assert s.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert s.count_crops() == 300
+        assert s.query("SELECT COUNT(*) FROM labels")[0][0] == 300
+        assert len(s.sources()) == 1
+        for row in s.query("SELECT path, sha256 FROM crops"):
+            assert hashlib.sha256((data / row["path"]).read_bytes()).hexdigest() == row["sha256"]
