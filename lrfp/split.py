@@ -240,7 +240,8 @@ def _targets(counts: Counter, cfg: SplitConfig) -> dict[str, dict[str, float]]:
             "validation": (1 - test) * cfg.ratios[1] / train_val,
             "test": test,
         }
-    return {s: {c: fractions[s] * pool[c] for c in LABELS} for s in SUBSETS}
+    # At least one crop of each class in every subset that is asked for, however small the data.
+    return {s: {c: max(fractions[s] * pool[c], 1.0 if fractions[s] > 0 else 0.0) for c in LABELS} for s in SUBSETS}
 
 
 def _assign(groups: dict[str, Counter], targets: dict[str, dict[str, float]], rng: random.Random) -> dict[str, str]:
