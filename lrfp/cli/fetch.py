@@ -3,21 +3,153 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
 from lrfp.cli.options import DEFAULT_DATA_DIR, DataDir
-from lrfp.errors import LrfpError
+
+if TYPE_CHECKING:
+    from lrfp.fetch.pipeline import FetchEvent, FetchResult
 
 
 def fetch(
-    manifest: Annotated[Path, typer.Argument(help="CSV manifest with a url column.")],
+    manifest: Annotated[Path, typer.Argument(help="CSV manifest with a url column (see manifests/lima.csv).")],
+    every: Annotated[float, typer.Option("--every", help="Sample one frame every N seconds of video.")] = 0.5,
+    min_face: Annotated[int, typer.Option("--min-face", help="Smallest face box side to keep, in video pixels.")] = 20,
+    min_score: Annotated[float, typer.Option("--min-score", help="Smallest detector score to keep (0-1).")] = 0.5,
+    margin: Annotated[float, typer.Option("--margin", help="Margin around the face box on each side, as a fraction of its side.")] = 0.25,
+    per_track: Annotated[int, typer.Option("--per-track", help="Crops kept per face track (spaced in time).")] = 3,
+    model: Annotated[str, typer.Option("--model", help="Detector: full (BlazeFace full range, small faces) or short.")] = "full",
+    models_dir: Annotated[
+        Optional[Path], typer.Option("--models-dir", help="Folder with the .tflite models (else env LRFP_MODELS_DIR, else the user cache).")
+    ] = None,
+    downscale: Annotated[bool, typer.Option("--downscale", help="Accept 720p+ videos, resizing frames to 480 lines (recorded).")] = False,
+    workers: Annotated[int, typer.Option("--workers", "-j", help="Videos processed in parallel (processes).")] = 1,
+    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Also redo rows whose earlier run failed.")] = False,
+    keep_videos: Annotated[bool, typer.Option("--keep-videos", help="Keep downloaded files in DATA_DIR/downloads.")] = False,
+    cookies: Annotated[Optional[Path], typer.Option("--cookies", help="Netscape cookies file for yt-dlp (YouTube's bot check).")] = None,
+    cookies_from_browser: Annotated[
+        Optional[str], typer.Option("--cookies-from-browser", help="Let yt-dlp read cookies from this browser (firefox, chrome, ...).")
+    ] = None,
+    sleep: Annotated[float, typer.Option("--sleep", help="Seconds yt-dlp waits before each download/request.")] = 0.0,
+    retries: Annotated[int, typer.Option("--retries", help="yt-dlp retries per download.")] = 3,
     data_dir: DataDir = DEFAULT_DATA_DIR,
 ) -> None:
     """Download each video below 720p, sample frames, detect faces, store crops with provenance.
 
+    Every video gets a status in the store (ok, no_faces, download_failed, not_a_video, too_high_res,
+    bad_range, error, interrupted). Rerunning skips videos already done and adds no duplicate crop;
+    Ctrl-C stops cleanly. Exit 0 if every row succeeded, 1 if some failed, 2 for an unusable manifest.
+
     Example:
-      lrfp fetch manifests/lima.csv
+      lrfp fetch manifests/sample.csv --downscale --workers 2
     """
-    raise LrfpError("`lrfp fetch` is not built yet (issue: fetch)")
+    from lrfp.cli.console import err, out
+    from lrfp.fetch.download import DownloadOptions
+    from lrfp.fetch.pipeline import FetchConfig, fetch_manifest
+
+    cfg = FetchConfig(
+        every_s=every, min_face=min_face, min_score=min_score, margin=margin, per_track=per_track, model=model,
+        models_dir=models_dir, workers=workers, retry_failed=retry_failed, keep_videos=keep_videos,
+        download=DownloadOptions(cookies=cookies, cookies_from_browser=cookies_from_browser, sleep_s=sleep,
+                                 retries=retries, downscale=downscale),
+    )
+    with _Display(err) as display:
+        result = fetch_manifest(manifest, data_dir, cfg, on_event=display.on_event)
+    for table in summary_tables(result):
+        out.print(table)
+    if result.interrupted:
+        err.print("Interrupted: what was stored stays; rerun the same command to finish.")
+        raise typer.Exit(130)
+    if not result.all_ok:
+        raise typer.Exit(1)
+
+
+class _Display:
+    """Rich progress: one bar for the run, one per video being processed."""
+
+    def __init__(self, console: Any) -> None:
+        from lrfp.cli.progress import make_progress
+
+        self.console = console
+        self.progress = make_progress()
+        self.overall = None
+        self.bars: dict[str, Any] = {}
+        self.total = 0
+        self.finished = 0
+
+    def __enter__(self) -> "_Display":
+        self.progress.__enter__()
+        self.overall = self.progress.add_task("videos", total=None)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.__exit__(*exc)
+
+    def on_event(self, e: "FetchEvent") -> None:
+        from rich.markup import escape
+
+        p = self.progress
+        if e.kind == "message":
+            p.console.print(f"[yellow]{escape(e.message or '')}[/yellow]")
+        elif e.kind == "queued":
+            self.total += 1
+        elif e.kind == "start":
+            self.bars[e.video] = p.add_task(f"{escape(e.video or '')}: download", total=None)
+        elif e.kind == "progress" and e.video in self.bars:
+            unit = "download" if e.stage == "download" else "frames (video s)"
+            p.update(self.bars[e.video], description=f"{escape(e.video or '')}: {unit}", completed=e.done, total=e.total)
+        elif e.kind == "done" and e.result is not None:
+            r = e.result
+            if e.video in self.bars:
+                p.remove_task(self.bars.pop(e.video))
+            if r.skipped:
+                p.console.print(f"[dim]{escape(r.name)}: {r.status} earlier, skipped[/dim]")
+                return
+            self.finished += 1
+            colour = "green" if r.status == "ok" else "yellow" if r.status in ("no_faces", "interrupted") else "red"
+            detail = f"{r.crops_kept} crops from {r.frames_sampled} frames" if r.status in ("ok", "no_faces") else (r.error or "")
+            p.console.print(f"[{colour}]{escape(r.name)}: {r.status}[/{colour}]  {escape(detail)}")
+        p.update(self.overall, completed=self.finished, total=self.total or None)
+
+
+def summary_tables(result: "FetchResult") -> list[Any]:
+    """The end-of-run summary: videos by status (with reasons) and what this run did."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    by_status = Table(title="videos by status", title_justify="left")
+    by_status.add_column("status")
+    by_status.add_column("videos", justify="right")
+    by_status.add_column("this run", justify="right")
+    by_status.add_column("reasons (first ones)")
+    for status, n in sorted(result.by_status.items(), key=lambda kv: (-kv[1], kv[0])):
+        vids = [v for v in result.videos if v.status == status]
+        ran = sum(1 for v in vids if not v.skipped)
+        with_error = [v for v in vids if v.error]
+        reasons = "\n".join(f"{v.name}: {_short(v.error)}" for v in with_error[:3])
+        if len(with_error) > 3:
+            reasons += f"\n... {len(with_error) - 3} more (lrfp stats)"
+        by_status.add_row(status, str(n), str(ran), escape(reasons))
+
+    totals = Table(title="this run", show_header=False, title_justify="left")
+    totals.add_column(style="bold")
+    totals.add_column(justify="right")
+    skipped = sum(1 for v in result.videos if v.skipped)
+    totals.add_row("videos processed / skipped", f"{len(result.videos) - skipped} / {skipped}")
+    totals.add_row("frames sampled", str(int(result.total("frames_sampled"))))
+    totals.add_row("faces found", str(int(result.total("faces_found"))))
+    totals.add_row("face tracks", str(int(result.total("tracks"))))
+    totals.add_row("crops kept (new in the store)", f"{int(result.total('crops_kept'))} ({int(result.total('crops_new'))})")
+    totals.add_row("video seconds processed", f"{result.total('video_s'):.1f}")
+    totals.add_row("time", f"{result.wall_s:.1f} s")
+    totals.add_row("video-seconds per wall-second", f"{result.speed:.1f}" if result.speed else "-")
+    if result.model is not None:
+        totals.add_row("detector", escape(f"{result.model.model.filename} ({result.model.path.parent})"))
+    return [by_status, totals]
+
+
+def _short(text: str | None, n: int = 90) -> str:
+    text = " ".join((text or "").split())
+    return text if len(text) <= n else text[: n - 3] + "..."

@@ -1,0 +1,141 @@
+"""Open a video with OpenCV and sample one frame every N seconds, skipping the rest without converting them."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+log = logging.getLogger(__name__)
+
+# FFmpeg's own messages (e.g. "moov atom not found") would land on the terminal: errors are reported
+# through statuses instead.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+
+DOWNSCALE_HEIGHT = 480  # --downscale resizes 720p+ frames to this many lines
+
+
+class NotAVideo(Exception):
+    """The file does not decode as a video (the message says what it is instead)."""
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    width: int  # of the frames as sampled (after any downscale)
+    height: int
+    fps: float
+    frame_count: int | None
+    duration_s: float | None
+    native_width: int
+    native_height: int
+
+    @property
+    def downscaled(self) -> bool:
+        return (self.width, self.height) != (self.native_width, self.native_height)
+
+
+@dataclass(frozen=True)
+class Frame:
+    index: int  # decoded frame number from the start of the file
+    time_s: float
+    image: Any  # BGR numpy array, at VideoInfo.width x height
+
+
+def open_capture(path: Path, threads: int | None = None) -> Any:
+    import cv2
+
+    params = [] if threads is None else [cv2.CAP_PROP_N_THREADS, threads]
+    # FFmpeg only: the image-sequence backend would accept a PNG as a "video".
+    return cv2.VideoCapture(str(path), cv2.CAP_FFMPEG, params)
+
+
+def probe_video(path: Path, downscale: bool = False) -> VideoInfo:
+    """Open the file and decode its first two frames. Raises NotAVideo if it does not decode as a video."""
+    import cv2
+
+    cap = open_capture(path)
+    try:
+        if not cap.isOpened():
+            raise NotAVideo("OpenCV (FFmpeg) cannot open it")
+        decoded = 0
+        for _ in range(2):
+            if not cap.grab():
+                break
+            decoded += 1
+        if decoded == 0:
+            raise NotAVideo("it opens but no frame decodes")
+        if decoded == 1:
+            raise NotAVideo("it decodes as a single still image")
+        w = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
+        h = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        n = cap.get(cv2.CAP_PROP_FRAME_COUNT)
+    finally:
+        cap.release()
+    if w <= 0 or h <= 0:
+        raise NotAVideo("it has no frame size")
+    count = int(n) if n and 0 < n < 1e12 else None
+    duration = count / fps if count and fps > 0 else None
+    out_w, out_h = w, h
+    if downscale and h >= 720:
+        out_h = DOWNSCALE_HEIGHT
+        out_w = int(round(w * DOWNSCALE_HEIGHT / h / 2) * 2)
+    return VideoInfo(out_w, out_h, fps, count, duration, w, h)
+
+
+def sample_frames(
+    path: Path, info: VideoInfo, every_s: float, start_s: float | None = None, end_s: float | None = None,
+    *, threads: int | None = None, should_stop: Callable[[], bool] | None = None,
+) -> Iterator[Frame]:
+    """Yield one frame every `every_s` seconds of video time within [start_s, end_s).
+
+    Frames in between are `grab()`bed (demuxed and decoded only as far as the codec needs) but never
+    converted. The container's timestamps are used, so GIFs and variable frame rates sample correctly.
+    """
+    import cv2
+
+    start = start_s or 0.0
+    cap = open_capture(path, threads)
+    try:
+        if not cap.isOpened():
+            raise NotAVideo("OpenCV (FFmpeg) cannot open it")
+        index = 0
+        if start > 0 and info.fps > 0:
+            # Seek close to the start (FFmpeg lands on a keyframe and decodes forward), then confirm.
+            target = max(0, int(start * info.fps) - int(info.fps))
+            if target > 0 and cap.set(cv2.CAP_PROP_POS_FRAMES, target):
+                index = int(cap.get(cv2.CAP_PROP_POS_FRAMES))
+            else:
+                cap.release()
+                cap = open_capture(path, threads)
+        next_t = start
+        fallback_dt = 1.0 / info.fps if info.fps > 0 else 0.04
+        last_t = None
+        while True:
+            if should_stop is not None and index % 16 == 0 and should_stop():
+                return
+            if not cap.grab():
+                return
+            t = cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+            if last_t is not None and t <= last_t - 1e-9:
+                t = last_t + fallback_dt  # no usable timestamps: count frames
+            if last_t is None and t < 0:
+                t = index * fallback_dt
+            last_t = t
+            if end_s is not None and t >= end_s:
+                return
+            if t + 1e-6 >= next_t:
+                ok, image = cap.retrieve()
+                if ok and image is not None:
+                    if (image.shape[1], image.shape[0]) != (info.width, info.height):
+                        image = cv2.resize(image, (info.width, info.height), interpolation=cv2.INTER_AREA)
+                    yield Frame(index, round(t, 4), image)
+                # The next sample time is on the grid start + k*every, never drifting with frame times.
+                k = int((t - start) / every_s + 1e-6) + 1
+                next_t = start + k * every_s
+            index += 1
+    finally:
+        cap.release()

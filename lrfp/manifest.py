@@ -1,0 +1,203 @@
+"""Read and validate a fetch manifest (CSV of video URLs) into typed rows, reporting every bad row."""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+from lrfp.errors import InputError, ManifestError
+
+COLUMNS = ("url", "id", "title", "city", "place", "recorded", "license", "start", "end", "notes")
+"""Known columns; only `url` is required. Other columns are kept as extras in the source's meta."""
+
+ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
+_SLUG_RE = re.compile(r"[^A-Za-z0-9]+")
+_YOUTUBE_HOSTS = {"youtube.com", "www.youtube.com", "m.youtube.com", "youtu.be", "music.youtube.com"}
+
+
+@dataclass(frozen=True)
+class ManifestRow:
+    """One video to fetch. `name` is the source name in the store: the `id` column or one derived from the URL."""
+
+    line: int
+    url: str
+    name: str
+    title: str | None = None
+    city: str | None = None
+    place: str | None = None
+    recorded: str | None = None
+    license: str | None = None
+    start_s: float | None = None
+    end_s: float | None = None
+    notes: str | None = None
+    extras: dict[str, str] = field(default_factory=dict)
+
+    def meta(self) -> dict[str, object]:
+        """What the manifest says about the video beyond url/title/license, for the source's meta."""
+        m: dict[str, object] = {
+            k: v for k, v in (("city", self.city), ("place", self.place), ("recorded", self.recorded),
+                              ("notes", self.notes), ("start_s", self.start_s), ("end_s", self.end_s))
+            if v is not None
+        }
+        if self.extras:
+            m["extras"] = dict(self.extras)
+        return m
+
+
+def parse_seconds(text: str) -> float:
+    """`90`, `90.5`, `1:30` or `1:02:03` -> seconds. Raises ValueError with a reason."""
+    parts = text.strip().split(":")
+    if not 1 <= len(parts) <= 3 or any(p.strip() == "" for p in parts):
+        raise ValueError
+    values = [float(p) for p in parts]
+    if any(v < 0 or v != v or v == float("inf") for v in values):
+        raise ValueError
+    if len(values) > 1 and any(v >= 60 for v in values[1:]):
+        raise ValueError
+    seconds = 0.0
+    for v in values:
+        seconds = seconds * 60 + v
+    return seconds
+
+
+def source_name_for_url(url: str) -> str:
+    """A stable, path-safe source name from a URL: `youtube-<video id>`, else `<file stem>-<hash8>`."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if host in _YOUTUBE_HOSTS:
+        vid = parse_qs(parts.query).get("v", [None])[0] if host != "youtu.be" else parts.path.strip("/")
+        if vid and re.fullmatch(r"[A-Za-z0-9_-]{6,20}", vid):
+            return f"youtube-{vid}"
+    stem = Path(parts.path).stem or host or "video"
+    slug = _SLUG_RE.sub("-", stem).strip("-")[:40] or "video"
+    return f"{slug}-{hashlib.sha256(url.encode()).hexdigest()[:8]}"
+
+
+def read_manifest(path: Path) -> list[ManifestRow]:
+    """Read a manifest CSV. Raises ManifestError listing every bad row as `FILE:LINE: reason`."""
+    if not path.exists():
+        raise InputError(f"manifest {path} does not exist")
+    if not path.is_file():
+        raise InputError(f"manifest {path} is not a file")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise ManifestError(f"{path}: not a UTF-8 text file (byte {e.start}); save the manifest as UTF-8 CSV") from e
+    reader = csv.reader(text.splitlines(keepends=True))
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise ManifestError(f"{path}: the manifest is empty; it needs a header line with a `url` column") from None
+    except csv.Error as e:
+        raise ManifestError(f"{path}:1: unreadable CSV header ({e})") from e
+    columns = [h.strip().lower() for h in header]
+    if "url" not in columns:
+        shown = ", ".join(h for h in columns if h) or "none"
+        raise ManifestError(f"{path}:1: no `url` column in the header (columns: {shown})")
+    dup_cols = sorted({c for c in columns if c and columns.count(c) > 1})
+    if dup_cols:
+        raise ManifestError(f"{path}:1: column(s) named twice in the header: {', '.join(dup_cols)}")
+
+    rows: list[ManifestRow] = []
+    errors: list[str] = []
+    seen_urls: dict[str, int] = {}
+    seen_names: dict[str, int] = {}
+    while True:
+        try:
+            record = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as e:
+            errors.append(f"{path}:{reader.line_num}: unreadable CSV ({e})")
+            continue
+        line = reader.line_num
+        if not any(cell.strip() for cell in record):
+            continue  # blank line
+        if len(record) > len(columns):
+            errors.append(f"{path}:{line}: {len(record)} fields but the header has {len(columns)} (quote fields that contain commas)")
+            continue
+        values = {c: (record[i].strip() if i < len(record) else "") for i, c in enumerate(columns) if c}
+        row, reasons = _parse_row(values, line)
+        for reason in reasons:
+            errors.append(f"{path}:{line}: {reason}")
+        if row is None:
+            continue
+        if row.url in seen_urls:
+            errors.append(f"{path}:{line}: duplicate url {row.url} (first at line {seen_urls[row.url]})")
+            continue
+        seen_urls[row.url] = line
+        if row.name in seen_names:
+            errors.append(f"{path}:{line}: duplicate id {row.name!r} (first at line {seen_names[row.name]})")
+            continue
+        seen_names[row.name] = line
+        if not reasons:
+            rows.append(row)
+    if errors:
+        raise ManifestError(f"{len(errors)} bad row(s) in the manifest, nothing was downloaded:\n" + "\n".join(errors))
+    if not rows:
+        raise ManifestError(f"{path}: the manifest has a header but no rows")
+    return rows
+
+
+def _parse_row(values: dict[str, str], line: int) -> tuple[ManifestRow | None, list[str]]:
+    reasons: list[str] = []
+    url = values.get("url", "")
+    if not url:
+        return None, ["empty url"]
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https"):
+        shown = f"{scheme}:" if scheme else "no scheme"
+        return None, [f"only http:// and https:// URLs can be fetched, not {shown} ({url})"]
+    if not parts.hostname:
+        return None, [f"url has no host: {url}"]
+    if any(ch.isspace() for ch in url):
+        return None, [f"url contains whitespace: {url!r}"]
+
+    given_id = values.get("id", "")
+    if given_id and not ID_RE.fullmatch(given_id):
+        reasons.append(
+            f"id {given_id!r} is not allowed: use letters, digits, '.', '_' or '-' (at most 80, starting with a letter or digit)"
+        )
+    start = end = None
+    for key in ("start", "end"):
+        raw = values.get(key, "")
+        if not raw:
+            continue
+        try:
+            seconds = parse_seconds(raw)
+        except ValueError:
+            reasons.append(f"bad {key} {raw!r}: expected seconds (e.g. 90 or 90.5) or m:ss / h:mm:ss")
+            continue
+        if key == "start":
+            start = seconds
+        else:
+            end = seconds
+    if start is not None and end is not None and end <= start:
+        reasons.append(f"end ({values['end']}) must be after start ({values['start']})")
+    recorded = values.get("recorded", "") or None
+    if recorded is not None and not _valid_date(recorded):
+        reasons.append(f"bad recorded date {recorded!r}: expected YYYY-MM-DD (or YYYY-MM, YYYY)")
+    extras = {k: v for k, v in values.items() if k not in COLUMNS and v}
+    row = ManifestRow(
+        line=line, url=url, name=given_id if given_id and ID_RE.fullmatch(given_id) else source_name_for_url(url),
+        title=values.get("title") or None, city=values.get("city") or None, place=values.get("place") or None,
+        recorded=recorded, license=values.get("license") or None, start_s=start, end_s=end,
+        notes=values.get("notes") or None, extras=extras,
+    )
+    return row, reasons
+
+
+def _valid_date(text: str) -> bool:
+    for fmt in ("%Y-%m-%d", "%Y-%m", "%Y"):
+        try:
+            _dt.datetime.strptime(text, fmt)
+            return True
+        except ValueError:
+            continue
+    return False
