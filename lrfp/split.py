@@ -119,8 +119,10 @@ class SplitResult:
 # -- reading the store -------------------------------------------------------------------------
 
 
-def _group_of(row: Any, chain: tuple[str, ...]) -> tuple[str, str]:
-    for kind in chain:
+def group_key(row: Any, group_by: str = "track") -> tuple[str, str]:
+    """(kind, key) of the group a crop row belongs to; the row needs the crop's columns plus
+    `source_name` and `source_kind`."""
+    for kind in _KEY_CHAINS[group_by]:
         if kind == "track" and row["track_id"]:
             return "track", f"track:{row['source_name']}/{row['track_id']}"
         if kind == "video" and row["source_kind"] == "video":
@@ -138,7 +140,6 @@ def usable_crops(store: Store, cfg: SplitConfig) -> tuple[list[Crop], dict[str, 
            FROM crops c JOIN sources s ON s.id = c.source_id
            LEFT JOIN current_labels cl ON cl.crop_id = c.id ORDER BY c.id"""
     )
-    chain = _KEY_CHAINS[cfg.group_by]
     crops: list[Crop] = []
     excluded: Counter = Counter()
     for r in rows:
@@ -149,7 +150,7 @@ def usable_crops(store: Store, cfg: SplitConfig) -> tuple[list[Crop], dict[str, 
         if cfg.min_face is not None and side < cfg.min_face:
             excluded["below_min_face"] += 1
             continue
-        kind, key = _group_of(r, chain)
+        kind, key = group_key(r, cfg.group_by)
         crops.append(Crop(r["id"], r["label"], side, r["source_name"], key, kind, r["path"], r["sha256"]))
     return crops, dict(excluded)
 
@@ -195,8 +196,9 @@ def near_duplicate_pairs(hashes, max_distance: int, subset_of: list[str] | None 
     return pairs
 
 
-def _merge_groups(crops: list[Crop], pairs: Iterable[tuple[int, int, int]]) -> int:
-    """Union the groups of each near-duplicate pair (in place); returns how many groups disappeared."""
+def _merge_groups(crops: list[Crop], pairs: Iterable[tuple[int, int, int]]) -> dict[str, str]:
+    """Union the groups of each near-duplicate pair (in place); returns {old group: merged group}
+    for the groups that were merged into another."""
     parent: dict[str, str] = {}
 
     def find(x: str) -> str:
@@ -211,10 +213,9 @@ def _merge_groups(crops: list[Crop], pairs: Iterable[tuple[int, int, int]]) -> i
         if a != b:
             parent[max(a, b)] = min(a, b)  # the smaller name wins: the result does not depend on pair order
     roots = {c.group: find(c.group) for c in crops}
-    merged = sum(1 for g, r in roots.items() if g != r)
     for c in crops:
         c.group = roots[c.group]
-    return merged
+    return {g: r for g, r in sorted(roots.items()) if g != r}
 
 
 # -- assignment --------------------------------------------------------------------------------
@@ -323,9 +324,10 @@ def grouped_split(
     hashes = perceptual_hashes(store, crops, progress)
     groups_before = len({c.group for c in crops})
     merged_pairs: list[tuple[int, int, int]] = []
+    merged_into: dict[str, str] = {}
     if cfg.dedupe == "move":
         merged_pairs = [p for p in near_duplicate_pairs(hashes, cfg.hash_distance) if crops[p[0]].group != crops[p[1]].group]
-        _merge_groups(crops, merged_pairs)
+        merged_into = _merge_groups(crops, merged_pairs)
 
     groups: dict[str, Counter] = defaultdict(Counter)
     for c in crops:
@@ -360,6 +362,8 @@ def grouped_split(
             "groups_before": groups_before,
             "merged_pairs": len(merged_pairs),
             "merged_examples": [_pair_json(crops[i], crops[j], d) for i, j, d in merged_pairs[:MAX_EXAMPLES]],
+            # Published datasets carry the merged group, so that users who re-split keep the merges.
+            "merged_into": merged_into,
             "dropped": len(crops) - len(kept) - dropped_balance,
             "dropped_pairs": len(dropped_dedupe),
         },
