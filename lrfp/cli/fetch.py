@@ -80,16 +80,18 @@ class _Display:
         self.finished = 0
 
     def __enter__(self) -> "_Display":
-        self.progress.__enter__()
-        self.overall = self.progress.add_task("videos", total=None)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.progress.__exit__(*exc)
+        if self.overall is not None:
+            self.progress.__exit__(*exc)
 
     def on_event(self, e: "FetchEvent") -> None:
         from rich.markup import escape
 
+        if self.overall is None:  # started by the first event: a bad manifest shows no bar
+            self.progress.__enter__()
+            self.overall = self.progress.add_task("videos", total=None)
         p = self.progress
         if e.kind == "message":
             p.console.print(f"[yellow]{escape(e.message or '')}[/yellow]")

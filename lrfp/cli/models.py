@@ -31,7 +31,7 @@ def pull(
     with err.status(f"obtaining the models into {target} (pip download of the mediapipe 0.10.21 wheel)"):
         paths = pull_models(target)
     for model, path in zip(MODELS.values(), paths):
-        out.print(f"{model.name}: {path}  sha256 {model.sha256[:12]}... ok")
+        out.print(f"{model.name}: {path}  sha256 {model.sha256[:12]}... ok", soft_wrap=True)
 
 
 @app.command("list")
@@ -49,5 +49,5 @@ def list_(
     for name, model in MODELS.items():
         found = find_model(name, models_dir)
         where = str(found) if found else "missing (run `lrfp models pull`)"
-        out.print(f"{name}: {model.filename}  {where}\n  {model.description}")
-    out.print("searched: " + ", ".join(f"{p} ({why})" for why, p in search_dirs(models_dir)))
+        out.print(f"{name}: {model.filename}  {where}\n  {model.description}", soft_wrap=True)
+    out.print("searched: " + ", ".join(f"{p} ({why})" for why, p in search_dirs(models_dir)), soft_wrap=True)

