@@ -132,10 +132,17 @@ def group_key(row: Any, group_by: str = "track") -> tuple[str, str]:
     return "crop", f"crop:{row['sha256'][:16]}"
 
 
+def face_px(row: Any) -> int:
+    """Face size in pixels: the shorter side of the detected face box, else (an imported image) of the crop."""
+    if row["box_w"] is not None and row["box_h"] is not None:
+        return int(min(row["box_w"], row["box_h"]))
+    return int(min(row["width"], row["height"]))
+
+
 def usable_crops(store: Store, cfg: SplitConfig) -> tuple[list[Crop], dict[str, int]]:
     """The crops a split may use (current label a class, face large enough), and what was left out."""
     rows = store.query(
-        """SELECT c.id, c.path, c.sha256, c.width, c.height, c.track_id, c.group_id,
+        """SELECT c.id, c.path, c.sha256, c.width, c.height, c.box_w, c.box_h, c.track_id, c.group_id,
                   s.name AS source_name, s.kind AS source_kind, cl.label
            FROM crops c JOIN sources s ON s.id = c.source_id
            LEFT JOIN current_labels cl ON cl.crop_id = c.id ORDER BY c.id"""
@@ -146,7 +153,7 @@ def usable_crops(store: Store, cfg: SplitConfig) -> tuple[list[Crop], dict[str, 
         if r["label"] not in LABELS:
             excluded[r["label"] or "unlabeled"] += 1
             continue
-        side = min(r["width"], r["height"])
+        side = face_px(r)
         if cfg.min_face is not None and side < cfg.min_face:
             excluded["below_min_face"] += 1
             continue

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from lrfp import LABELS, __version__
+from lrfp.split import face_px
 from lrfp.stats import quantiles
 from lrfp.store import Store
 
@@ -115,10 +116,14 @@ def _detector_section(store: Store, rows: list[Any]) -> str:
     for s in store.sources():
         if s["name"] in {r["source_name"] for r in rows} and s["kind"] == "video":
             meta = json.loads(s["meta"] or "{}")
-            if meta:
-                metas.append(f"- `{s['name']}`: " + ", ".join(f"{k} = `{json.dumps(v)}`" for k, v in sorted(meta.items())))
+            settings = dict(meta.get("settings") or {})
+            if meta.get("downscale"):
+                settings["downscaled"] = "{}x{} -> {}x{}".format(*meta["downscale"]["from"], *meta["downscale"]["to"])
+            if settings:
+                metas.append(f"- `{s['name']}`: " + ", ".join(f"{k} = `{v}`" for k, v in sorted(settings.items())))
     if metas:
-        lines.append("\nSettings recorded by `lrfp fetch` for each video (detector thresholds, sampling, tracking):\n")
+        lines.append("\nSettings `lrfp fetch` recorded for each video (sampling interval `every_s`, detector score "
+                     "threshold `min_score`, smallest face `min_face` px, crop `margin`, crops kept `per_track`):\n")
         lines.extend(metas)
     return "\n".join(lines) if lines else "No detector information was recorded."
 
@@ -130,7 +135,7 @@ def _sampling_section(store: Store, rows: list[Any]) -> str:
     for s in store.sources():
         if s["name"] in per_source and s["kind"] == "video":
             table.append([s["name"], f"{s['width']}x{s['height']}" if s["width"] else "", s["fps"],
-                          s["duration_s"], frames.get(s["id"], 0), per_source[s["name"]]])
+                          f"{s['duration_s']:.1f}" if s["duration_s"] else "", frames.get(s["id"], 0), per_source[s["name"]]])
     text = ""
     if table:
         text = ("Frames were sampled from each video, faces detected in them and cropped; the crops published are "
@@ -200,7 +205,10 @@ GROUP_CHAIN_TEXT = {
 
 def _split_section(info: dict[str, Any]) -> str:
     p, r = info["params"], info["report"]
-    leak = r.get("leakage", {})
+    if "leakage" not in r:
+        return (f"Split `{info['name']}` (seed {info['seed']}) was not made by `lrfp split` (parameters: "
+                f"`{json.dumps(p, sort_keys=True)}`), so no leakage audit was recorded for it.")
+    leak = r["leakage"]
     nd = leak.get("near_duplicates", {})
     d = r.get("dedupe", {})
     ratios = "/".join(f"{x:g}" for x in p.get("ratios", []))
@@ -215,7 +223,7 @@ def _split_section(info: dict[str, Any]) -> str:
         f"groups by key: {', '.join(f'{k} {v}' for k, v in r.get('group_keys', {}).items())}; "
         f"{r.get('groups')} groups, {r.get('mixed_label_groups')} of them with both classes.",
         f"Near-duplicates (64-bit pHash within {p.get('hash_distance')} bits) in different groups: "
-        f"{d.get('merged_pairs', 0)} pairs, handled by `--dedupe {p.get('dedupe')}`"
+        f"{d.get('merged_pairs', 0)} pair(s), handled by `--dedupe {p.get('dedupe')}`"
         + (" (their groups were merged before splitting)" if p.get("dedupe") == "move" else "")
         + (f" ({d.get('dropped', 0)} crops dropped)" if p.get("dedupe") == "drop" else "") + ".",
         "",
@@ -237,11 +245,11 @@ def _counts_section(rows: list[Any], split_sizes: dict[str, Any]) -> str:
         sub = [r for r in rows if r["subset"] == s]
         per = Counter(r["label"] for r in sub)
         table.append([s, *(per[lab] for lab in LABELS), len(sub), len({r["source_name"] for r in sub}),
-                      _q([min(r["width"], r["height"]) for r in sub])])
+                      _q([face_px(r) for r in sub])])
     per = Counter(r["label"] for r in rows)
     table.append(["**total**", *(per[lab] for lab in LABELS), len(rows), len({r["source_name"] for r in rows}),
-                  _q([min(r["width"], r["height"]) for r in rows])])
-    return _table(["split", *LABELS, "crops", "sources", "face px (shorter side) min/p25/median/p75/max"], table)
+                  _q([face_px(r) for r in rows])])
+    return _table(["split", *LABELS, "crops", "sources", "face px min/p25/median/p75/max"], table)
 
 
 FIELDS = """| column | type | meaning |
@@ -253,7 +261,7 @@ FIELDS = """| column | type | meaning |
 | `frame_index` | int | index of the frame in the video; null for imported images |
 | `time_s` | float | time of the frame in the video, seconds; null for imported images |
 | `box` | 4 ints | face box `x, y, w, h` in the frame's pixels; null for imported images |
-| `face_px` | int | the crop's shorter side in pixels |
+| `face_px` | int | face size: the shorter side of the detected face box (the crop adds a margin), or of the image for imported crops |
 | `group` | string | the group the split kept together (track, video or imported group) |
 | `track` | string | face track id within the video; null when not tracked |
 """

@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 from lrfp import LABELS
 from lrfp.errors import NotFoundError, PublishError
-from lrfp.split import SUBSETS, group_key
+from lrfp.split import SUBSETS, face_px, group_key
 from lrfp.store import Store
 
 log = logging.getLogger(__name__)
@@ -126,7 +126,7 @@ def _record(row: Any, image: bool, store: Store, group_by: str, merged_into: dic
         "frame_index": row["frame_index"],
         "time_s": row["time_s"],
         "box": [row["box_x"], row["box_y"], row["box_w"], row["box_h"]] if has_box else None,
-        "face_px": min(row["width"], row["height"]),
+        "face_px": face_px(row),
         "group": merged_into.get(key := group_key(row, group_by)[1], key),
         "track": row["track_id"],
     }
