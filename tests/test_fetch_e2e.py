@@ -1,0 +1,307 @@
+"""`lrfp fetch` end to end: real yt-dlp downloads from an HTTP server on 127.0.0.1, real OpenCV and MediaPipe,
+a real store; every bad input the issue names; reruns, kills and Ctrl-C."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from fetch_helpers import (
+    ARCADE_1080, CORRIDOR_GIF, STAGE_360, _Handler, cli_subprocess, closed_port, make_media, run_cli, serve,
+    write_manifest,
+)
+from lrfp.fetch.models import MODELS
+from lrfp.manifest import source_name_for_url
+from lrfp.store import open_store
+
+FULL_SHA = MODELS["full"].sha256
+
+
+@pytest.fixture(scope="module")
+def media(shared_dir: Path, tmp_path_factory) -> Path:
+    return make_media(shared_dir / "data" / "videos", tmp_path_factory.mktemp("media"))
+
+
+@pytest.fixture(scope="module")
+def base(media: Path):
+    with serve(media) as url:
+        yield url
+
+
+@pytest.fixture
+def models(shared_dir: Path) -> str:
+    return str(shared_dir / "models")
+
+
+def fetch(manifest: Path, data: Path, models: str, *extra: str) -> int:
+    return run_cli(["fetch", str(manifest), "-d", str(data), "--models-dir", models, "--retries", "0", *extra])
+
+
+def statuses(data: Path) -> dict[str, tuple[str, str | None]]:
+    with open_store(data, create=False) as s:
+        return {r["name"]: (r["status"], r["error"]) for r in s.sources()}
+
+
+def crop_rows(data: Path) -> list[sqlite3.Row]:
+    with open_store(data, create=False) as s:
+        return s.query(
+            "SELECT c.*, s.name AS source_name, f.path AS frame_path, f.frame_index AS f_index "
+            "FROM crops c JOIN sources s ON s.id = c.source_id LEFT JOIN frames f ON f.id = c.frame_id ORDER BY c.id"
+        )
+
+
+def check_every_crop_has_its_file(data: Path) -> None:
+    rows = crop_rows(data)
+    for r in rows:
+        assert (data / r["path"]).is_file(), r["path"]
+    assert not list(data.rglob("*.tmp"))
+
+
+def test_fetch_end_to_end_statuses_provenance_and_reruns(media: Path, base: str, models: str, tmp_path: Path, capsys) -> None:
+    import cv2
+
+    port = closed_port()
+    gif_url = f"{base}/{CORRIDOR_GIF}"
+    rows = [
+        {"url": f"{base}/arcade480.mp4", "id": "arcade480", "title": "Arcade (480p copy)", "license": "MIT"},
+        {"url": gif_url},
+        {"url": f"{base}/{STAGE_360}", "id": "stage", "start": "2", "end": "5"},
+        {"url": f"{base}/{ARCADE_1080}", "id": "arcade1080"},
+        {"url": f"{base}/ceiling.mp4", "id": "ceiling", "title": "../../../../tmp/evil-title"},
+        {"url": f"{base}/truncated.mp4", "id": "truncated"},
+        {"url": f"{base}/notes.txt", "id": "text"},
+        {"url": f"{base}/still.png", "id": "png"},
+        {"url": f"{base}/page.html", "id": "html"},
+        {"url": f"{base}/missing.mp4", "id": "missing"},
+        {"url": f"http://127.0.0.1:{port}/video.mp4", "id": "closed"},
+    ]
+    manifest = write_manifest(tmp_path / "m.csv", rows)
+    data = tmp_path / "data"
+    assert fetch(manifest, data, models) == 1  # some rows failed
+    out = capsys.readouterr().out
+    assert "videos by status" in out and "video-seconds per wall-second" in out
+
+    gif = source_name_for_url(gif_url)
+    st = statuses(data)
+    trunc_size = (media / "truncated.mp4").stat().st_size
+    assert st == {
+        "arcade480": ("ok", None),
+        gif: ("ok", None),
+        "stage": ("ok", None),
+        "arcade1080": ("too_high_res", "1920x1080 is 720p or more (lrfp keeps videos below 720p); rerun with --retry-failed --downscale to resize its frames to 480 lines"),
+        "ceiling": ("no_faces", "no face of at least 20 px with score >= 0.5 in 9 sampled frames"),
+        "truncated": ("not_a_video", f"not a video: the URL served an MP4/MOV file that does not decode (truncated or corrupt), {trunc_size:,} bytes; OpenCV (FFmpeg) cannot open it"),
+        "text": ("not_a_video", "not a video: the URL served a text file, 29 bytes; OpenCV (FFmpeg) cannot open it"),
+        "png": ("not_a_video", f"not a video: the URL served a PNG image, {(media / 'still.png').stat().st_size:,} bytes; it decodes as a single still image"),
+        "html": ("not_a_video", f"no video found at this URL (yt-dlp: Unsupported URL: {base}/page.html)"),
+        "missing": ("download_failed", "Unable to download webpage: HTTP Error 404: File not found"),
+        "closed": ("download_failed", "Unable to download webpage: [Errno 111] Connection refused"),
+    }
+
+    with open_store(data, create=False) as s:
+        src = s.source("arcade480")
+        assert (src["kind"], src["url"], src["title"], src["license"]) == ("video", f"{base}/arcade480.mp4", "Arcade (480p copy)", "MIT")
+        assert (src["width"], src["height"], src["fps"], src["duration_s"]) == (854, 480, 25.0, 4.2)
+        assert json.loads(src["meta"])["settings"]["model_sha256"] == FULL_SHA
+        assert json.loads(s.source("stage")["meta"])["manifest"] == {"start_s": 2.0, "end_s": 5.0}
+        assert s.source("ceiling")["title"] == "../../../../tmp/evil-title"  # kept as data only
+        assert s.query("SELECT COUNT(*) FROM labels")[0][0] == 0  # fetched crops are unlabeled
+
+    crops = crop_rows(data)
+    per_source: dict[str, int] = {}
+    for r in crops:
+        per_source[r["source_name"]] = per_source.get(r["source_name"], 0) + 1
+    assert per_source["arcade480"] >= 4 and per_source[gif] >= 3 and per_source["stage"] >= 1
+    assert set(per_source) == {"arcade480", gif, "stage"}
+
+    # Provenance: each crop is exactly the pixels of its square at its frame, at the video's own resolution.
+    files = {"arcade480": media / "arcade480.mp4", gif: media / CORRIDOR_GIF, "stage": media / STAGE_360}
+    per_track: dict[str, int] = {}
+    for name, path in files.items():
+        mine = [r for r in crops if r["source_name"] == name]
+        wanted = {r["frame_index"] for r in mine}
+        frames, cap, i = {}, cv2.VideoCapture(str(path), cv2.CAP_FFMPEG), 0
+        while wanted - frames.keys() and cap.grab():
+            if i in wanted:
+                frames[i] = cap.retrieve()[1]
+            i += 1
+        cap.release()
+        for r in mine:
+            meta = json.loads(r["meta"])
+            x, y, side, side2 = meta["crop_box"]
+            img = cv2.imread(str(data / r["path"]))
+            assert side == side2 == r["width"] == r["height"] == img.shape[0] == img.shape[1]
+            assert (img == frames[r["frame_index"]][y:y + side, x:x + side]).all()
+            assert x <= r["box_x"] and y <= r["box_y"] and r["box_x"] + r["box_w"] <= x + side and r["box_y"] + r["box_h"] <= y + side
+            assert min(r["box_w"], r["box_h"]) >= 20 and r["score"] >= 0.5
+            assert (r["detector"], r["model_sha256"], r["group_id"]) == ("mediapipe-blazeface-full", FULL_SHA, None)
+            assert r["track_id"].startswith(f"{name}:t")
+            assert r["f_index"] == r["frame_index"] and (data / r["frame_path"]).is_file()
+            assert cv2.imread(str(data / r["frame_path"])) is not None
+            if name == "stage":
+                assert 2.0 <= r["time_s"] < 5.0
+            per_track[r["track_id"]] = per_track.get(r["track_id"], 0) + 1
+    assert max(per_track.values()) <= 3 and len(per_track) < len(crops)  # tracks, not one crop per detection
+    check_every_crop_has_its_file(data)
+    assert not list((data / "downloads").iterdir())  # nothing left behind
+    assert not any("evil" in str(p) for p in tmp_path.rglob("*"))
+
+    # Second run: everything is skipped, nothing added, failures still reported.
+    n = len(crops)
+    assert fetch(manifest, data, models) == 1
+    assert "skipped" in capsys.readouterr().err
+    assert len(crop_rows(data)) == n and statuses(data) == st
+
+    # --retry-failed --downscale: only the failed rows run again; the 1080p clip now gives crops at 480 lines.
+    assert fetch(manifest, data, models, "--retry-failed", "--downscale") == 1
+    st2 = statuses(data)
+    assert st2["arcade1080"] == ("ok", None)
+    assert {k: v for k, v in st2.items() if k != "arcade1080"} == {k: v for k, v in st.items() if k != "arcade1080"}
+    with open_store(data, create=False) as s:
+        src = s.source("arcade1080")
+        assert (src["width"], src["height"]) == (854, 480)
+        assert json.loads(src["meta"])["downscale"] == {"from": [1920, 1080], "to": [854, 480]}
+    new = [r for r in crop_rows(data) if r["source_name"] == "arcade1080"]
+    assert len(crop_rows(data)) == n + len(new) and len(new) >= 4
+    for r in new:
+        meta = json.loads(r["meta"])
+        assert meta["downscaled_from"] == [1920, 1080] and meta["frame_size"] == [854, 480]
+        assert r["width"] <= 480
+
+
+def test_all_ok_exits_0_and_workers_2_store_the_same_crops(media: Path, base: str, models: str, tmp_path: Path) -> None:
+    rows = [
+        {"url": f"{base}/{CORRIDOR_GIF}", "id": "corridor"},
+        {"url": f"{base}/arcade480.mp4", "id": "arcade"},
+        {"url": f"{base}/{STAGE_360}", "id": "stage", "start": "1", "end": "4"},
+    ]
+    manifest = write_manifest(tmp_path / "m.csv", rows)
+    assert fetch(manifest, tmp_path / "one", models) == 0
+    assert fetch(manifest, tmp_path / "two", models, "--workers", "2") == 0
+    one = {(r["source_name"], r["sha256"], r["track_id"], r["frame_index"]) for r in crop_rows(tmp_path / "one")}
+    two = {(r["source_name"], r["sha256"], r["track_id"], r["frame_index"]) for r in crop_rows(tmp_path / "two")}
+    assert one == two and len(one) >= 8
+    assert set(statuses(tmp_path / "two").values()) == {("ok", None)}
+
+
+def wait_for(cond, timeout: float, proc) -> None:
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if cond():
+            return
+        if proc.poll() is not None:
+            raise AssertionError(f"lrfp exited early ({proc.returncode}): {proc.stderr.read()}")
+        time.sleep(0.01)
+    raise AssertionError("condition not reached in time")
+
+
+def db_count(data: Path, sql: str) -> int:
+    db = data / "lrfp.sqlite"
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(db, timeout=5) as c:
+            return c.execute(sql).fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
+
+
+@contextlib.contextmanager
+def slow_path_at_full_speed():
+    _Handler.slow_bytes_per_s = 100_000_000
+    try:
+        yield
+    finally:
+        _Handler.slow_bytes_per_s = 400_000
+
+
+def test_kill_during_a_run_then_rerun_finishes_without_duplicates(media: Path, base: str, models: str, tmp_path: Path) -> None:
+    rows = [
+        {"url": f"{base}/{CORRIDOR_GIF}", "id": "corridor"},
+        {"url": f"{base}/arcade480.mp4", "id": "arcade"},
+        {"url": f"{base}/{STAGE_360}", "id": "stage"},
+        {"url": f"{base}/ceiling.mp4", "id": "ceiling"},
+        # Last, and slow to download (~6 s): the kill lands before the run can end.
+        {"url": f"{base}/slow/{ARCADE_1080}", "id": "big"},
+    ]
+    manifest = write_manifest(tmp_path / "m.csv", rows)
+    clean = tmp_path / "clean"
+    with slow_path_at_full_speed():
+        assert fetch(manifest, clean, models) == 1  # big: too_high_res
+    data = tmp_path / "data"
+    proc = cli_subprocess(["fetch", str(manifest), "-d", str(data), "--models-dir", models, "--retries", "0"])
+    try:
+        wait_for(lambda: db_count(data, "SELECT COUNT(*) FROM crops") > 0, 120, proc)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    killed = statuses(data)
+    assert any(v[0] in ("running", "pending") for v in killed.values()), killed  # it really died mid-run
+    check_every_crop_has_its_file(data)
+
+    with slow_path_at_full_speed():
+        assert fetch(manifest, data, models) == 1
+    assert statuses(data) == statuses(clean)
+    got = crop_rows(data)
+    want = crop_rows(clean)
+    key = lambda r: (r["source_name"], r["sha256"], r["track_id"], r["frame_index"], r["box_x"], r["box_y"])
+    assert sorted(map(key, got)) == sorted(map(key, want))  # same crops, none twice
+    assert len({(r["source_name"], r["frame_index"], r["box_x"], r["box_y"]) for r in got}) == len(got)
+    check_every_crop_has_its_file(data)
+
+
+def test_ctrl_c_stops_cleanly_and_a_rerun_finishes(media: Path, base: str, models: str, tmp_path: Path) -> None:
+    rows = [
+        {"url": f"{base}/{CORRIDOR_GIF}", "id": "corridor"},
+        {"url": f"{base}/slow/arcade480.mp4", "id": "slow"},  # served at ~400 kB/s: ~7 s to download
+    ]
+    manifest = write_manifest(tmp_path / "m.csv", rows)
+    data = tmp_path / "data"
+    proc = cli_subprocess(["fetch", str(manifest), "-d", str(data), "--models-dir", models, "--retries", "0"])
+    try:
+        wait_for(lambda: db_count(data, "SELECT COUNT(*) FROM sources WHERE name='slow' AND status='running'") == 1, 120, proc)
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "Interrupted: what was stored stays; rerun the same command to finish." in err
+    st = statuses(data)
+    assert st["corridor"] == ("ok", None)
+    assert st["slow"] == ("interrupted", "stopped by the user during the download; rerun to finish")
+    n = db_count(data, "SELECT COUNT(*) FROM crops")
+    assert n > 0
+
+    with slow_path_at_full_speed():  # the rerun need not wait
+        assert fetch(manifest, data, models) == 0
+    assert statuses(data)["slow"] == ("ok", None)
+    assert db_count(data, "SELECT COUNT(*) FROM crops") > n
+    check_every_crop_has_its_file(data)
+
+
+def test_bad_options_and_name_conflicts_exit_2(base: str, models: str, tmp_path: Path, smfd_small, capsys) -> None:
+    manifest = write_manifest(tmp_path / "m.csv", [{"url": f"{base}/{CORRIDOR_GIF}", "id": "smfd"}])
+    data = tmp_path / "data"
+    assert fetch(manifest, data, models, "--cookies", str(tmp_path / "absent.txt")) == 2
+    assert capsys.readouterr().err.strip() == f"Error: cookies file {tmp_path / 'absent.txt'} does not exist"
+    assert fetch(manifest, data, models, "--every", "0") == 2
+    assert capsys.readouterr().err.strip() == "Error: --every must be more than 0 seconds (got 0.0)"
+
+    folder, groups = smfd_small
+    assert run_cli(["import", str(folder), "--source", "smfd", "-d", str(data)]) == 0
+    capsys.readouterr()
+    assert fetch(manifest, data, models) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"Error: {manifest}:2: source name 'smfd' is already an imported folder in the store; give this row another id"
+    )
