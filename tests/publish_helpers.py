@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+import pytest
+
 CLIPS = ("intel_face-demographics-walking-and-pause.gif", "face_recognition_short_hamilton_clip.mp4")
 CLIP_LICENSES = {"intel": "cc-by-4.0", "hamilton": "mit"}  # as stated in ../shared/data/videos/SOURCE.md
 
@@ -158,3 +160,20 @@ def closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def video_store(tmp_path_factory, shared_dir: Path):
+    """Real fetch of two shared clips (labeled without_mask) + 30 SMFD with_mask images licensed only here."""
+    tmp = tmp_path_factory.mktemp("video_store")
+    smfd = shared_dir / "data" / "smfd"
+    wm = tmp / "wm" / "with_mask"
+    wm.mkdir(parents=True)
+    for f in sorted(p for p in (smfd / "with_mask").iterdir() if p.name.endswith("-with-mask.jpg"))[:30]:
+        (wm / f.name).symlink_to(f)
+    store = fetched_video_store(tmp / "data", shared_dir, smfd_with_mask=tmp / "wm")
+    from lrfp.split import SplitConfig, grouped_split
+
+    grouped_split(store, SplitConfig(seed=0))
+    yield store
+    store.close()
