@@ -89,6 +89,7 @@ class FakeHub:
 
     requests: list[Recorded] = field(default_factory=list)
     status_for_whoami: int = 200
+    remote_files: list[str] = field(default_factory=list)  # files the repo already has (from an earlier push)
     url: str = ""
 
     def json_bodies(self, method: str, fragment: str) -> list[Any]:
@@ -96,8 +97,8 @@ class FakeHub:
 
 
 @contextlib.contextmanager
-def fake_hub(status_for_whoami: int = 200) -> Iterator[FakeHub]:
-    hub = FakeHub(status_for_whoami=status_for_whoami)
+def fake_hub(status_for_whoami: int = 200, remote_files: list[str] | None = None) -> Iterator[FakeHub]:
+    hub = FakeHub(status_for_whoami=status_for_whoami, remote_files=list(remote_files or []))
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def log_message(self, *args: object) -> None:
@@ -116,6 +117,9 @@ def fake_hub(status_for_whoami: int = 200) -> Iterator[FakeHub]:
             elif path == "/api/repos/create":
                 req = json.loads(body)
                 payload, status = {"url": f"{hub.url}/datasets/{req.get('organization')}/{req['name']}"}, 200
+            elif "/tree/" in path:
+                status = 200
+                payload = [{"type": "file", "path": f, "oid": "2" * 40, "size": 1} for f in hub.remote_files]
             elif path == "/api/validate-yaml":
                 status, payload = 200, {"errors": [], "warnings": []}
             elif path.endswith("/settings"):

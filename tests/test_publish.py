@@ -158,11 +158,17 @@ def test_non_empty_out_needs_overwrite(video_store, tmp_path: Path) -> None:
     (out / "mine.txt").write_text("keep me")
     with pytest.raises(PublishError) as e:
         export_dataset(video_store, PublishConfig(out=out))
-    assert str(e.value) == f"--out {out} is not empty (1 entries); use --overwrite to replace its contents"
+    assert str(e.value) == f"--out {out} is not empty (1 entries); use --overwrite to replace its README.md and data/"
     assert [p.name for p in out.iterdir()] == ["mine.txt"]
 
     export_dataset(video_store, PublishConfig(out=out, overwrite=True))
-    assert sorted(p.name for p in out.iterdir()) == ["README.md", "data"]
+    (out / "data" / "stale-00000-of-00001.parquet").write_bytes(b"from an older export")
+    export_dataset(video_store, PublishConfig(out=out, overwrite=True))
+    # README.md and data/ are replaced as a whole (no stale shard); other files (a clone's .git, notes) stay.
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "data", "mine.txt"]
+    assert (out / "mine.txt").read_text() == "keep me"
+    assert sorted(p.name for p in (out / "data").iterdir()) == [
+        "test-00000-of-00001.parquet", "train-00000-of-00001.parquet", "validation-00000-of-00001.parquet"]
     assert not list(tmp_path.glob(".hub.*"))  # the staging folder is gone
 
 
@@ -222,7 +228,8 @@ def test_offline_fails_fast_with_a_clear_message(video_store, tmp_path: Path) ->
 
 def test_push_creates_a_private_gated_repo_and_uploads_the_folder(video_store, tmp_path: Path) -> None:
     out = tmp_path / "hub"
-    with fake_hub() as hub:
+    stale = "data/train-00001-of-00002.parquet"  # from an earlier, larger push: must not survive this one
+    with fake_hub(remote_files=["README.md", stale]) as hub:
         # Logging as loud as it goes (lrfp --verbose, huggingface_hub debug): the token must still not show.
         r = lrfp("--verbose", "publish", "--data-dir", str(video_store.root), "--out", str(out),
                  "--repo-id", "jdoe/lr-fp", "--private", "--gated",
@@ -234,7 +241,8 @@ def test_push_creates_a_private_gated_repo_and_uploads_the_folder(video_store, t
         api_calls = [q for q in hub.requests if q.path.startswith(("/api/whoami", "/api/repos/", "/api/datasets/"))]
         assert [q.path.split("?")[0] for q in api_calls] == [
             "/api/whoami-v2", "/api/repos/create", "/api/datasets/jdoe/lr-fp/settings",
-            "/api/datasets/jdoe/lr-fp/preupload/main", "/api/datasets/jdoe/lr-fp/commit/main"]
+            "/api/datasets/jdoe/lr-fp/tree/main", "/api/datasets/jdoe/lr-fp/preupload/main",
+            "/api/datasets/jdoe/lr-fp/commit/main"]
         assert {q.headers.get("authorization") for q in api_calls} == {f"Bearer {SECRET}"}
         assert SECRET not in r.stdout + r.stderr
         assert not any(SECRET.encode() in p.read_bytes() for p in out.rglob("*") if p.is_file())
@@ -245,13 +253,16 @@ def test_push_creates_a_private_gated_repo_and_uploads_the_folder(video_store, t
             {"name": "lr-fp", "organization": "jdoe", "visibility": "private", "type": "dataset"}]
         assert hub.json_bodies("PUT", "/api/datasets/jdoe/lr-fp/settings") == [{"gated": "auto"}]
         commit = next(q for q in hub.requests if q.method == "POST" and "/commit/main" in q.path)
-        uploaded = {}
+        uploaded, deleted = {}, []
         for line in commit.body.decode().splitlines():
             entry = json.loads(line)
             if entry["key"] == "file":
                 uploaded[entry["value"]["path"]] = base64.b64decode(entry["value"]["content"])
+            elif entry["key"] == "deletedFile":
+                deleted.append(entry["value"]["path"])
         local = {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()}
         assert uploaded == local
+        assert deleted == [stale]
 
 
 def test_rejected_token_is_said(video_store, tmp_path: Path) -> None:

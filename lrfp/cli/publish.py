@@ -15,7 +15,7 @@ def publish(
         Optional[Path], typer.Option("--out", "-o", file_okay=False, help="Folder to write (default: DATA_DIR/hub).")
     ] = None,
     split: SplitName = None,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace the contents of a non-empty --out.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace README.md and data/ in a non-empty --out (other files stay).")] = False,
     annotations_only: Annotated[
         bool, typer.Option("--annotations-only", help="No pixels: URLs, times, boxes and labels, to rebuild with `lrfp fetch`.")
     ] = False,

@@ -109,11 +109,26 @@ def _prepare_out(out: Path, overwrite: bool) -> None:
         raise PublishError(f"--out {out} is a file, not a folder")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         n = sum(1 for _ in out.iterdir())
-        raise PublishError(f"--out {out} is not empty ({n} entries); use --overwrite to replace its contents")
+        raise PublishError(
+            f"--out {out} is not empty ({n} entries); use --overwrite to replace its README.md and data/"
+        )
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise PublishError(f"cannot create --out {out}: {e.strerror}") from e
+
+
+def _move_into(staged: Path, out: Path) -> None:
+    """Replace out/README.md and out/data with the staged ones; anything else in --out (say a clone's
+    .git) is left alone, and is not uploaded either."""
+    if not out.exists():
+        staged.rename(out)
+        return
+    if (out / "data").is_dir():
+        shutil.rmtree(out / "data")
+    (staged / "data").rename(out / "data")
+    (staged / "README.md").replace(out / "README.md")
+    staged.rmdir()
 
 
 def _record(row: Any, image: bool, store: Store, group_by: str, merged_into: dict[str, str]) -> dict[str, Any]:
@@ -140,8 +155,9 @@ def export_dataset(
 ) -> PublishResult:
     """Write `cfg.out`: data/{train,validation,test}-NNNNN-of-NNNNN.parquet and README.md.
 
-    Nothing is written on refusal (no split, unknown license, non-empty --out). The folder is
-    built beside --out and moved into place at the end, so a failure leaves --out as it was.
+    Nothing is written on refusal (no split, unknown license, non-empty --out). The files are
+    built beside --out and moved into place at the end, so a failure leaves --out as it was;
+    --overwrite replaces only README.md and data/ in it.
     """
     import datasets
     from datasets import Dataset
@@ -167,7 +183,10 @@ def export_dataset(
     for r in rows:
         counts[r["subset"]][r["label"]] += 1
 
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    except OSError as e:
+        raise PublishError(f"cannot write beside --out {out}: {e.strerror}") from e
     bars_were_on = datasets.is_progress_bar_enabled()
     datasets.disable_progress_bars()  # the caller shows one bar for the whole export
     try:
@@ -193,9 +212,7 @@ def export_dataset(
                 files.append(path)
             split_sizes[subset] = {"num_examples": len(ds), "num_bytes": int(ds.data.nbytes)}
         write_card(tmp / "README.md", store, split, rows, feats, split_sizes, files, cfg)
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
+        _move_into(tmp, out)
     except BaseException:
         with contextlib.suppress(OSError):
             shutil.rmtree(tmp)

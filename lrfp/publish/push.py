@@ -122,6 +122,8 @@ def push_to_hub(folder: Path, cfg: PushConfig, token: str | None = None) -> str:
         api.upload_folder(
             repo_id=cfg.repo_id, folder_path=str(folder), repo_type="dataset",
             commit_message="lrfp publish", allow_patterns=["README.md", "data/*.parquet"],
+            # Shards of an earlier push that this one does not have would otherwise stay and be loaded.
+            delete_patterns=["data/*.parquet"],
         )
     except HfHubHTTPError as e:
         status = e.response.status_code if e.response is not None else None
