@@ -338,11 +338,13 @@ Load it with `datasets.load_dataset("<this folder or repo>")`.
 
 ## Privacy
 
-These are faces of real people filmed in public places, who did not consent to this dataset. The crops
-are low resolution and carry no names, but a face can still be recognizable. Only sources whose license
-allows redistribution are published with pixels; anyone shown may ask for removal of their crops
-(open an issue on the repository and give the `crop_sha256` or source and time), and removals are
-honored in the next release. Do not try to identify anyone.
+These are faces of real people filmed in public places, who were most likely never asked whether they
+want to be in a dataset. The crops are mostly small and carry no names, but a face can still be
+recognizable. lrfp publishes pixels only from sources with a recorded license (see *Sources and
+licenses*); whoever publishes is responsible for that license allowing redistribution. Anyone shown
+may ask the publisher (the owner of this repository) to remove their crops, giving the `crop_sha256`
+or the source and time; removed crops should be gone from the next release. Do not try to identify
+anyone.
 
 ## Citation
 
