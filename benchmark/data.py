@@ -1,0 +1,274 @@
+"""Benchmark data: a store split, a dataset written by `lrfp publish`, or a class-folder tree, decoded once.
+
+Images are decoded once into uint8 arrays; for each input size the whole subset is resized once into one
+uint8 tensor (moved to the device by the engine). Augmentation (random rotation + horizontal flip) and
+ImageNet normalization run on the device, on whole batches.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from lrfp import LABELS
+from lrfp.errors import BenchError
+
+log = logging.getLogger(__name__)
+
+SUBSETS = ("train", "validation", "test")
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass
+class Subset:
+    """One subset, decoded: images (HxWx3 uint8 at their stored size), labels (index into LABELS), face sizes."""
+
+    images: list[np.ndarray]
+    labels: np.ndarray
+    face_px: np.ndarray  # shorter side of the crop as stored, in px
+    keys: list[str]  # crop id / file name, for tracing a prediction back
+    _resized: dict[int, Any] = field(default_factory=dict, repr=False)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def tensor(self, size: int) -> Any:
+        """All images resized (stretched, bilinear with antialias) to size x size: uint8 tensor N,3,S,S; cached."""
+        if size not in self._resized:
+            import torch
+            from PIL import Image
+
+            out = torch.empty((len(self.images), 3, size, size), dtype=torch.uint8)
+            for i, arr in enumerate(self.images):
+                im = Image.fromarray(arr)
+                if im.size != (size, size):
+                    im = im.resize((size, size), Image.Resampling.BILINEAR)
+                out[i] = torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1)
+            self._resized[size] = out
+        return self._resized[size]
+
+
+@dataclass
+class BenchData:
+    """The subsets to train/validate/test on, where they came from, and the split's leakage audit."""
+
+    name: str  # split name, dataset id or folder
+    kind: str  # "store", "dataset" or "folder"
+    subsets: dict[str, Subset]
+    audit: dict[str, Any] = field(default_factory=dict)
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        return {
+            s: {LABELS[k]: int(v) for k, v in sorted(Counter(sub.labels.tolist()).items())}
+            for s, sub in self.subsets.items()
+        }
+
+    def __getstate__(self) -> dict[str, Any]:  # worker processes get the decoded images, not the resized caches
+        state = dict(self.__dict__)
+        state["subsets"] = {k: Subset(v.images, v.labels, v.face_px, v.keys) for k, v in self.subsets.items()}
+        return state
+
+
+def _decode(path: Path) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB")).copy()
+
+
+def _check_classes(name: str, subsets: dict[str, Subset], required: tuple[str, ...]) -> None:
+    for subset in required:
+        sub = subsets.get(subset)
+        if sub is None or len(sub) == 0:
+            raise BenchError(f"{name}: the {subset} subset is empty; a benchmark needs train, validation and test crops")
+        present = set(sub.labels.tolist())
+        missing = [LABELS[i] for i in range(len(LABELS)) if i not in present]
+        if missing:
+            raise BenchError(
+                f"{name}: the {subset} subset has no {' or '.join(missing)} crops, so accuracy on two classes "
+                f"means nothing; relabel or make a new split (`lrfp split`)"
+            )
+
+
+def load_store_split(data_dir: Path | str, split: str | None = None, progress: Callable[[int, int], None] | None = None) -> BenchData:
+    """Load a split of the store (default: the last one `lrfp split` wrote); only crops labeled with a class."""
+    from lrfp.store import open_store
+
+    with open_store(data_dir, create=False) as store:
+        name = store.resolve_split(split)
+        info = store.split_info(name)
+        rows = store.split_crops(name)
+        root = store.root
+        if not rows:
+            raise BenchError(f"split {name!r} assigns no crops")
+        groups: dict[str, set[str]] = {}
+        per_subset: dict[str, list] = {s: [] for s in SUBSETS}
+        dropped = Counter()
+        for r in rows:
+            if r["label"] not in LABELS:
+                dropped[r["label"] or "unlabeled"] += 1
+                continue
+            per_subset[r["subset"]].append(r)
+            # Leakage key: the crop's group, else its face track, else the video (a folder photo stands alone).
+            key = r["group_id"] or r["track_id"] or (f"crop:{r['id']}")
+            groups.setdefault(f"{r['source_id']}/{key}", set()).add(r["subset"])
+        total = sum(len(v) for v in per_subset.values())
+        subsets = {}
+        done = 0
+        for s, srows in per_subset.items():
+            images, labels, face, keys = [], [], [], []
+            for r in srows:
+                images.append(_decode(root / r["path"]))
+                labels.append(LABELS.index(r["label"]))
+                face.append(min(r["width"], r["height"]))
+                keys.append(str(r["id"]))
+                done += 1
+                if progress and (done % 64 == 0 or done == total):
+                    progress(done, total)
+            subsets[s] = Subset(images, np.asarray(labels, dtype=np.int64), np.asarray(face, dtype=np.int64), keys)
+    leaked = sorted(g for g, subs in groups.items() if len(subs) > 1)
+    audit = {
+        "split": name, "split_seed": info["seed"], "groups": len(groups), "leaked_groups": len(leaked),
+        "leaked_examples": leaked[:5], "dropped": dict(dropped), "split_report": info["report"],
+    }
+    if dropped:
+        log.info("split %s: left out %s (not a class label)", name, dict(dropped))
+    data = BenchData(name=name, kind="store", subsets=subsets, audit=audit)
+    _check_classes(f"split {name!r}", subsets, SUBSETS)
+    return data
+
+
+def _label_index(value: Any, names: list[str] | None) -> int:
+    label = names[value] if names is not None and isinstance(value, (int, np.integer)) else value
+    if label not in LABELS:
+        raise BenchError(f"unknown label {label!r}: expected {' or '.join(LABELS)}")
+    return LABELS.index(label)
+
+
+def _subset_from_hf(ds: Any, subset: str) -> Subset:
+    feat = ds.features.get("label")
+    names = list(getattr(feat, "names", []) or []) or None
+    has_face = "face_px" in ds.column_names
+    images, labels, face, keys = [], [], [], []
+    for i, ex in enumerate(ds):
+        arr = np.asarray(ex["image"].convert("RGB")).copy()
+        images.append(arr)
+        labels.append(_label_index(ex["label"], names))
+        face.append(int(ex["face_px"]) if has_face and ex["face_px"] is not None else min(arr.shape[:2]))
+        keys.append(f"{subset}/{i}")
+    return Subset(images, np.asarray(labels, dtype=np.int64), np.asarray(face, dtype=np.int64), keys)
+
+
+def _load_hf(dataset: str) -> Any:
+    import datasets
+
+    path = Path(dataset).expanduser()
+    try:
+        if path.is_dir() and (path / "dataset_dict.json").exists():
+            return datasets.load_from_disk(str(path))
+        return datasets.load_dataset(str(path) if path.exists() else dataset)
+    except FileNotFoundError as e:
+        raise BenchError(f"no dataset at {dataset!r} (a folder written by `lrfp publish`, or a Hub repo id): {e}") from e
+    except Exception as e:  # datasets raises many types (DatasetNotFoundError, ConnectionError, ValueError...)
+        raise BenchError(f"cannot load dataset {dataset!r}: {type(e).__name__}: {e}") from e
+
+
+def load_published(dataset: str) -> BenchData:
+    """A dataset written by `lrfp publish` (local folder or Hub repo id) with its train/validation/test splits."""
+    dd = _load_hf(dataset)
+    missing = [s for s in SUBSETS if s not in dd]
+    if missing:
+        raise BenchError(f"dataset {dataset!r} has no {', '.join(missing)} split (has: {', '.join(dd)})")
+    for s in SUBSETS:
+        cols = set(dd[s].column_names)
+        if not {"image", "label"} <= cols:
+            raise BenchError(f"dataset {dataset!r} split {s} needs columns image and label (has: {', '.join(sorted(cols))})")
+    subsets = {s: _subset_from_hf(dd[s], s) for s in SUBSETS}
+    _check_classes(f"dataset {dataset!r}", subsets, SUBSETS)
+    return BenchData(name=str(dataset), kind="dataset", subsets=subsets, audit={"split": "published"})
+
+
+def load_image_folder(folder: Path) -> Subset:
+    """A labeled folder with one subfolder per class (with_mask/, without_mask/), for `--eval-on`."""
+    from lrfp.images import is_image_name
+
+    images, labels, face, keys = [], [], [], []
+    for li, label in enumerate(LABELS):
+        d = folder / label
+        if not d.is_dir():
+            continue
+        for p in sorted(d.rglob("*")):
+            if p.is_file() and is_image_name(p):
+                try:
+                    arr = _decode(p)
+                except OSError as e:
+                    log.warning("skipping %s: %s", p, e)
+                    continue
+                images.append(arr)
+                labels.append(li)
+                face.append(min(arr.shape[:2]))
+                keys.append(str(p.relative_to(folder)))
+    return Subset(images, np.asarray(labels, dtype=np.int64), np.asarray(face, dtype=np.int64), keys)
+
+
+def load_eval_set(target: str) -> tuple[str, Subset]:
+    """`--eval-on`: a class-folder tree, or a published dataset (its test split, else all its splits)."""
+    path = Path(target).expanduser()
+    if path.is_dir() and any((path / label).is_dir() for label in LABELS):
+        sub = load_image_folder(path)
+        name = path.name
+    else:
+        if not path.exists() and "/" not in target:
+            raise BenchError(f"--eval-on {target}: no such folder (expected class subfolders {', '.join(LABELS)}/)")
+        dd = _load_hf(target)
+        parts = ["test"] if "test" in dd else list(dd)
+        subs = [_subset_from_hf(dd[p], p) for p in parts]
+        sub = Subset(
+            [i for s in subs for i in s.images], np.concatenate([s.labels for s in subs]),
+            np.concatenate([s.face_px for s in subs]), [k for s in subs for k in s.keys],
+        )
+        name = f"{path.name or target}:{'+'.join(parts)}"
+    if len(sub) == 0:
+        raise BenchError(f"--eval-on {target}: no images found (expected class subfolders {', '.join(LABELS)}/)")
+    _check_classes(f"--eval-on {target}", {"eval": sub}, ("eval",))
+    return name, sub
+
+
+# -- on-device batch transforms ------------------------------------------------------------------
+
+
+def prepare_batch(x_u8: Any, *, train: bool, generator: Any = None, degrees: float = 0.0) -> Any:
+    """uint8 N,3,H,W -> float in [0, 1] -> (train: augmented) -> ImageNet-normalized, all on x's device."""
+    import torch
+
+    x = x_u8.float().div_(255.0)
+    if train:
+        x = augment(x, generator, degrees)
+    mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+def augment(x: Any, generator: Any, degrees: float) -> Any:
+    """Random rotation in [-degrees, degrees] and horizontal flip (p=0.5), per image, in one grid_sample.
+
+    Like torchvision's RandomRotation the corners are filled with black (0 before normalization).
+    """
+    import torch
+    import torch.nn.functional as F
+
+    n = x.shape[0]
+    angle = (torch.rand(n, generator=generator, device=x.device) * 2 - 1) * math.radians(degrees)
+    flip = torch.where(torch.rand(n, generator=generator, device=x.device) < 0.5, -1.0, 1.0)
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    zero = torch.zeros_like(cos)
+    theta = torch.stack([torch.stack([cos * flip, -sin, zero], 1), torch.stack([sin * flip, cos, zero], 1)], 1)
+    grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)

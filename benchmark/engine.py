@@ -1,0 +1,249 @@
+"""Training and evaluation of one run: `train_one_epoch`, `evaluate`, `run` (torchvision references style).
+
+One run = one model x config x seed, trained once for the longest budget and evaluated on test after each
+budget (with a constant learning rate, stopping at 30 of an 80-epoch run is the same as a 30-epoch run).
+Data stays on the device as uint8; each batch is augmented and normalized there. On CUDA: bf16 autocast,
+channels-last, cudnn autotuning.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from benchmark.data import BenchData, Subset, prepare_batch
+from benchmark.metrics import classification_metrics
+from benchmark.models import count_macs, count_params
+from benchmark.registry import create_model
+from lrfp import LABELS
+
+log = logging.getLogger(__name__)
+
+EVAL_BATCH = 256
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that defines one training run; saved in its checkpoint."""
+
+    model: str
+    norm: str | None
+    seed: int
+    epochs: int
+    eval_epochs: tuple[int, ...]
+    input_size: int
+    optimizer: str  # "sgd" | "adam"
+    lr: float = 0.001
+    momentum: float = 0.9
+    batch_size: int = 64
+    pretrained: bool = False
+    rotation_degrees: float = 15.0
+    device: str = "cpu"
+    amp: bool = False  # bf16 autocast (CUDA only)
+    channels_last: bool = False
+    protocol: str = "thesis"
+
+    @property
+    def config_name(self) -> str:
+        return f"{self.model}-{self.norm}" if self.norm else self.model
+
+    @property
+    def run_name(self) -> str:
+        return f"{self.config_name}-s{self.seed}"
+
+
+@dataclass
+class RunResult:
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _autocast(cfg: RunConfig) -> contextlib.AbstractContextManager:
+    if cfg.amp and cfg.device.startswith("cuda"):
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def make_optimizer(model: torch.nn.Module, cfg: RunConfig) -> torch.optim.Optimizer:
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum)
+
+
+def train_one_epoch(
+    model: torch.nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
+    cfg: RunConfig, generator: torch.Generator,
+) -> dict[str, float]:
+    """One pass over (x uint8 on device, y on device) in shuffled batches; returns loss, accuracy, images, seconds."""
+    model.train()
+    n = x.shape[0]
+    _sync(cfg.device)
+    t0 = time.perf_counter()
+    perm = torch.randperm(n, generator=generator, device=x.device)
+    loss_sum = torch.zeros((), device=x.device)
+    correct = torch.zeros((), device=x.device, dtype=torch.long)
+    seen = 0
+    memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    for i in range(0, n, cfg.batch_size):
+        idx = perm[i : i + cfg.batch_size]
+        if len(idx) < 2:  # BatchNorm cannot train on a batch of one; drop such a remainder
+            continue
+        xb = prepare_batch(x[idx], train=True, generator=generator, degrees=cfg.rotation_degrees)
+        xb = xb.contiguous(memory_format=memory_format)
+        yb = y[idx]
+        with _autocast(cfg):
+            logits = model(xb)
+        loss = F.cross_entropy(logits.float(), yb)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        loss_sum += loss.detach() * len(idx)
+        correct += (logits.detach().argmax(1) == yb).sum()
+        seen += len(idx)
+    _sync(cfg.device)
+    seconds = time.perf_counter() - t0
+    return {"loss": float(loss_sum) / seen, "accuracy": int(correct) / seen, "images": seen, "seconds": seconds}
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: RunConfig) -> dict[str, Any]:
+    """Class probabilities and per-image cross-entropy on (x, y), no augmentation; plus seconds taken."""
+    model.eval()
+    memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    _sync(cfg.device)
+    t0 = time.perf_counter()
+    probs, losses = [], []
+    for i in range(0, x.shape[0], EVAL_BATCH):
+        xb = prepare_batch(x[i : i + EVAL_BATCH], train=False).contiguous(memory_format=memory_format)
+        with _autocast(cfg):
+            logits = model(xb).float()
+        probs.append(logits.softmax(1))
+        losses.append(F.cross_entropy(logits, y[i : i + EVAL_BATCH], reduction="none"))
+    prob = torch.cat(probs).cpu().numpy()
+    loss = torch.cat(losses).cpu().numpy()
+    _sync(cfg.device)
+    seconds = time.perf_counter() - t0
+    return {"prob": prob, "losses": loss, "seconds": seconds, "accuracy": float((prob.argmax(1) == y.cpu().numpy()).mean()),
+            "loss": float(loss.mean())}
+
+
+def _on_device(sub: Subset, size: int, device: str) -> tuple[torch.Tensor, torch.Tensor]:
+    return sub.tensor(size).to(device), torch.as_tensor(sub.labels, device=device)
+
+
+def save_best_checkpoint(path: Path, state: dict[str, Any], meta: dict[str, Any]) -> bool:
+    """Write `state` + meta to `path` if its validation accuracy beats the one there (lower loss breaks ties).
+
+    Concurrent runs of the same config (other seeds, other processes) serialize on a lock file.
+    Returns whether it was written.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sidecar = path.with_suffix(".json")
+    with open(path.parent / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if sidecar.exists():
+            old = json.loads(sidecar.read_text())
+            if (old["val_accuracy"], -old["val_loss"]) >= (meta["val_accuracy"], -meta["val_loss"]):
+                return False
+        tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+        torch.save({"state_dict": state, **meta}, tmp)
+        os.replace(tmp, path)
+        sidecar.write_text(json.dumps(meta, indent=2, sort_keys=True, default=str))
+        return True
+
+
+def run(
+    cfg: RunConfig, data: BenchData, *, eval_sets: dict[str, Subset] | None = None,
+    checkpoint_dir: Path | None = None, context: dict[str, Any] | None = None,
+    on_epoch: Callable[[dict[str, Any]], None] | None = None, on_row: Callable[[dict[str, Any]], None] | None = None,
+) -> RunResult:
+    """Train `cfg` on data's train subset, watch validation every epoch, evaluate test at each budget.
+
+    Each result row is passed to `on_row` as soon as it exists (so an interrupted grid keeps them), and
+    the run's best-on-validation weights go to `checkpoint_dir/<config>.pt` if they beat what is there.
+    """
+    device = cfg.device
+    torch.manual_seed(cfg.seed)
+    model = create_model(cfg.model, norm=cfg.norm, pretrained=cfg.pretrained, input_size=cfg.input_size)
+    params, macs = count_params(model), count_macs(model, cfg.input_size)
+    model = model.to(device, memory_format=torch.channels_last if cfg.channels_last else torch.contiguous_format)
+    optimizer = make_optimizer(model, cfg)
+    generator = torch.Generator(device=device)
+    generator.manual_seed(cfg.seed)
+
+    xtr, ytr = _on_device(data.subsets["train"], cfg.input_size, device)
+    xva, yva = _on_device(data.subsets["validation"], cfg.input_size, device)
+    xte, yte = _on_device(data.subsets["test"], cfg.input_size, device)
+    extra = {name: (_on_device(sub, cfg.input_size, device), sub) for name, sub in (eval_sets or {}).items()}
+
+    base = {
+        "protocol": cfg.protocol, "model": cfg.model, "norm": cfg.norm or "", "config": cfg.config_name,
+        "seed": cfg.seed, "input_size": cfg.input_size, "pretrained": cfg.pretrained, "optimizer": cfg.optimizer,
+        "lr": cfg.lr, "momentum": cfg.momentum if cfg.optimizer == "sgd" else None, "batch_size": cfg.batch_size,
+        "amp": "bf16" if cfg.amp and device.startswith("cuda") else "fp32", "channels_last": cfg.channels_last,
+        "params": params, "macs": macs, "n_train": len(ytr), "n_val": len(yva), "n_test": len(yte),
+        **(context or {}),
+    }
+    result = RunResult()
+    best: tuple[tuple[float, float], dict[str, Any], int] | None = None
+    train_seconds, train_images = 0.0, 0
+    budgets = set(cfg.eval_epochs)
+    for epoch in range(1, cfg.epochs + 1):
+        tr = train_one_epoch(model, optimizer, xtr, ytr, cfg, generator)
+        train_seconds += tr["seconds"]
+        train_images += tr["images"]
+        va = evaluate(model, xva, yva, cfg)
+        entry = {
+            "run": cfg.run_name, "config": cfg.config_name, "model": cfg.model, "norm": cfg.norm or "",
+            "seed": cfg.seed, "epoch": epoch, "epochs": cfg.epochs, "train_loss": tr["loss"],
+            "train_accuracy": tr["accuracy"], "val_loss": va["loss"], "val_accuracy": va["accuracy"],
+            "epoch_seconds": tr["seconds"],
+        }
+        result.history.append(entry)
+        key = (va["accuracy"], -va["loss"])
+        if checkpoint_dir is not None and (best is None or key > best[0]):
+            best = (key, {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}, epoch)
+        if on_epoch:
+            on_epoch(entry)
+        if epoch not in budgets:
+            continue
+        evals = [("test", xte, yte, data.subsets["test"])] + [(n, x, y, sub) for n, ((x, y), sub) in extra.items()]
+        for set_name, x, y, sub in evals:
+            ev = evaluate(model, x, y, cfg)
+            row = {
+                **base, "epochs": epoch, "eval_set": set_name,
+                **classification_metrics(sub.labels, ev["prob"], ev["losses"], sub.face_px, LABELS),
+                "val_accuracy": va["accuracy"], "val_loss": va["loss"],
+                "train_accuracy": tr["accuracy"], "train_loss": tr["loss"],
+                "train_seconds": round(train_seconds, 3),
+                "train_images_per_s": round(train_images / train_seconds, 1) if train_seconds else None,
+                "infer_images_per_s": round(len(y) / ev["seconds"], 1) if ev["seconds"] else None,
+                "error": "",
+            }
+            result.rows.append(row)
+            if on_row:
+                on_row(row)
+    if checkpoint_dir is not None and best is not None:
+        (val_acc, neg_loss), state, epoch = best
+        meta = {"config": asdict(cfg), "epoch": epoch, "val_accuracy": val_acc, "val_loss": -neg_loss,
+                "classes": list(LABELS), "input_size": cfg.input_size,
+                "normalization": {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]},
+                "split": (context or {}).get("split")}
+        save_best_checkpoint(checkpoint_dir / f"{cfg.config_name}.pt", state, meta)
+    return result

@@ -1,0 +1,247 @@
+"""How fast `lrfp fetch` processes video, beside the two pieces of necessary work measured alone.
+
+Not a test: run it by hand and paste the table into the README.
+
+    .venv/bin/python -m benchmark.fetch_speed [--out results.json] [--skip-workers]
+
+For each clip (the three in ../shared/data/videos, a 480p copy of the 1080p arcade clip, and a 480p 30 fps
+clip made from it, 14 s long) at the default settings (--every 0.5, full-range BlazeFace), each in a fresh
+process pinned to one CPU core:
+
+- decode:   OpenCV grab() of every frame of the file (the least any sampler must do for inter-coded video)
+- detect:   MediaPipe detection alone on the sampled frames (decoded and converted beforehand)
+- pipeline: lrfp's frame loop (sampling, conversion, detection, cropping, tracking, PNG/JPEG encoding,
+            hashing and storing into a real store), i.e. everything after the download
+- overhead: pipeline / (decode + detect) - 1       goal: <= 25 %
+- x realtime: video seconds per wall second of the pipeline    goal: >= 30 on the 480p 30 fps clip
+- peak RSS of the process (ru_maxrss)
+
+Then `lrfp fetch` end to end (yt-dlp download from a local HTTP server included) on four 480p 30 fps clips
+with --workers 1 and --workers 2: the speed-up (goal: near 2 on 2 cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import http.server
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("LRFP_SHARED", REPO.parent / "shared"))
+VIDEOS = SHARED / "data" / "videos"
+MODELS = SHARED / "models"
+EVERY = 0.5
+
+
+def make_inputs(dest: Path) -> dict[str, Path]:
+    """The clips to measure: the shared ones plus 480p copies of the 1080p arcade clip."""
+    import cv2
+
+    clips = {
+        "arcade 1080p (--downscale)": VIDEOS / "facenet-pytorch_video.mp4",
+        "corridor 480x270 GIF": VIDEOS / "intel_face-demographics-walking-and-pause.gif",
+        "stage 640x360": VIDEOS / "face_recognition_short_hamilton_clip.mp4",
+    }
+    cap = cv2.VideoCapture(str(VIDEOS / "facenet-pytorch_video.mp4"))
+    frames = []
+    while True:
+        ok, f = cap.read()
+        if not ok:
+            break
+        frames.append(cv2.resize(f, (854, 480), interpolation=cv2.INTER_AREA))
+    cap.release()
+    fourcc = cv2.VideoWriter_fourcc(*"mp4v")  # MPEG-4 part 2, as in the issue's reference measurement
+    w = cv2.VideoWriter(str(dest / "arcade480.mp4"), fourcc, 25, (854, 480))
+    for f in frames:
+        w.write(f)
+    w.release()
+    clips["arcade 854x480 25 fps"] = dest / "arcade480.mp4"
+    # 480p at 30 fps, 14 s: the clip played forward and back twice (no cut), re-timed to 30 fps.
+    loop = (frames + frames[::-1]) * 2
+    variants = {"": lambda f: f, "-flip": lambda f: cv2.flip(f, 1), "-bright": lambda f: cv2.convertScaleAbs(f, alpha=1.0, beta=12),
+                "-dark": lambda f: cv2.convertScaleAbs(f, alpha=1.0, beta=-12)}
+    for suffix, fn in variants.items():
+        w = cv2.VideoWriter(str(dest / f"arcade480p30{suffix}.mp4"), fourcc, 30, (854, 480))
+        for f in loop:
+            w.write(fn(f))
+        w.release()
+    clips["arcade 854x480 30 fps, 14 s"] = dest / "arcade480p30.mp4"
+    return clips
+
+
+# -- measurements, each run in its own process (--one) --------------------------------------------------
+
+
+def _pin_one_core() -> None:
+    with contextlib.suppress(AttributeError, OSError):
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+
+
+def measure_decode(path: Path) -> dict:
+    from lrfp.fetch.frames import open_capture
+
+    t0 = time.perf_counter()
+    cap = open_capture(path)
+    n = 0
+    while cap.grab():
+        n += 1
+    cap.release()
+    return {"frames": n, "seconds": time.perf_counter() - t0}
+
+
+def measure_detect(path: Path, downscale: bool) -> dict:
+    import cv2
+
+    from lrfp.fetch.detect import FaceDetector
+    from lrfp.fetch.frames import probe_video, sample_frames
+
+    info = probe_video(path, downscale)
+    rgbs = [cv2.cvtColor(f.image, cv2.COLOR_BGR2RGB) for f in sample_frames(path, info, EVERY)]
+    with FaceDetector(MODELS / "face_detection_full_range_sparse.tflite", 0.5) as det:
+        det.detect(rgbs[0])  # first call allocates: not counted
+        t0 = time.perf_counter()
+        faces = sum(len(det.detect(rgb)) for rgb in rgbs)
+        dt = time.perf_counter() - t0
+    return {"sampled": len(rgbs), "faces": faces, "seconds": dt, "ms_per_frame": 1000 * dt / len(rgbs)}
+
+
+def measure_pipeline(path: Path, downscale: bool) -> dict:
+    from lrfp.fetch.download import DownloadOptions
+    from lrfp.fetch.frames import probe_video
+    from lrfp.fetch.models import resolve_model
+    from lrfp.fetch.pipeline import FetchConfig, VideoResult, detect_and_store
+    from lrfp.manifest import ManifestRow
+    from lrfp.store import open_store
+
+    cfg = FetchConfig(every_s=EVERY, models_dir=MODELS, download=DownloadOptions(downscale=downscale))
+    model = resolve_model(cfg.model, MODELS)
+    with tempfile.TemporaryDirectory() as tmp, open_store(Path(tmp) / "data") as store:
+        row = ManifestRow(line=0, url=f"file://{path}", name="bench")
+        sid = store.upsert_source("bench", "video", url=row.url)
+        res = VideoResult("bench", row.url, "running")
+        t0 = time.perf_counter()
+        info = probe_video(path, downscale)
+        detect_and_store(store, sid, row, info, path, cfg, model, res, lambda *a, **k: None, lambda: False, None)
+        dt = time.perf_counter() - t0
+    return {"sampled": res.frames_sampled, "faces": res.faces_found, "tracks": res.tracks, "crops": res.crops_kept,
+            "video_s": info.duration_s, "seconds": dt}
+
+
+def run_one(kind: str, path: Path, downscale: bool) -> dict:
+    """Runs one measurement in a fresh process pinned to one core; adds its peak RSS."""
+    code = (
+        "import json, resource, sys; from pathlib import Path; import benchmark.fetch_speed as b; b._pin_one_core(); "
+        f"r = b.measure_{kind}(Path({str(path)!r})" + (f", {downscale!r})" if kind != "decode" else ")") + "; "
+        "r['peak_rss_mb'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024; print(json.dumps(r))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+# -- workers scaling ------------------------------------------------------------------------------------
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *a: object) -> None:
+        pass
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:
+        pass
+
+
+def measure_workers(folder: Path, names: list[str], workers: int) -> dict:
+    server = _Server(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(folder)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            manifest = Path(tmp) / "m.csv"
+            manifest.write_text("url,id\n" + "".join(
+                f"http://127.0.0.1:{server.server_address[1]}/{n},v{i}\n" for i, n in enumerate(names)))
+            t0 = time.perf_counter()
+            proc = subprocess.run(
+                [sys.executable, "-c", "from lrfp.cli import main; main()", "fetch", str(manifest), "-d", f"{tmp}/data",
+                 "--models-dir", str(MODELS), "--workers", str(workers)],
+                capture_output=True, text=True, cwd=REPO,
+            )
+            dt = time.perf_counter() - t0
+            if proc.returncode != 0:
+                raise RuntimeError(proc.stderr[-2000:])
+    finally:
+        server.shutdown()
+        server.server_close()
+    return {"workers": workers, "videos": len(names), "seconds": dt}
+
+
+# -- the report -----------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, help="also write the rows as JSON here")
+    ap.add_argument("--skip-workers", action="store_true", help="skip the --workers 1 vs 2 comparison")
+    args = ap.parse_args(argv)
+
+    load = os.getloadavg()
+    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}"
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        clips = make_inputs(Path(tmp))
+        for label, path in clips.items():
+            downscale = "1080p" in label
+            dec = run_one("decode", path, downscale)
+            det = run_one("detect", path, downscale)
+            pipe = run_one("pipeline", path, downscale)
+            video_s = pipe["video_s"] or dec["frames"] / 25
+            rows.append({
+                "clip": label, "video_s": round(video_s, 2), "sampled": pipe["sampled"], "faces": pipe["faces"],
+                "crops": pipe["crops"], "decode_s": round(dec["seconds"], 3), "detect_s": round(det["seconds"], 3),
+                "detect_ms_per_frame": round(det["ms_per_frame"], 2), "pipeline_s": round(pipe["seconds"], 3),
+                "sampled_per_s": round(pipe["sampled"] / pipe["seconds"], 1),
+                "x_realtime": round(video_s / pipe["seconds"], 1),
+                "decode_detect_x_realtime": round(video_s / (dec["seconds"] + det["seconds"]), 1),
+                "overhead_pct": round(100 * (pipe["seconds"] / (dec["seconds"] + det["seconds"]) - 1), 1),
+                "peak_rss_mb": round(pipe["peak_rss_mb"], 1),
+            })
+        scaling = []
+        if not args.skip_workers:
+            names = ["arcade480p30.mp4", "arcade480p30-flip.mp4", "arcade480p30-bright.mp4", "arcade480p30-dark.mp4"]
+            for w in (1, 2):
+                scaling.append(measure_workers(Path(tmp), names, w))
+    load_after = os.getloadavg()
+
+    print(f"machine: {machine}")
+    print(f"load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; after: {load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f}")
+    print(f"settings: --every {EVERY}, full-range BlazeFace, one core per measurement\n")
+    cols = ["clip", "video_s", "sampled", "crops", "decode_s", "detect_s", "pipeline_s", "overhead_pct",
+            "sampled_per_s", "x_realtime", "decode_detect_x_realtime", "peak_rss_mb"]
+    print("| " + " | ".join(cols) + " |")
+    print("|" + "---|" * len(cols))
+    for r in rows:
+        print("| " + " | ".join(str(r[c]) for c in cols) + " |")
+    if scaling:
+        base = scaling[0]["seconds"]
+        print("\n| lrfp fetch, 4 x 14 s 480p30 clips, local HTTP | wall s | speed-up |\n|---|---|---|")
+        for s in scaling:
+            print(f"| --workers {s['workers']} | {s['seconds']:.1f} | {base / s['seconds']:.2f} |")
+    if args.out:
+        args.out.write_text(json.dumps({"machine": machine, "load_before": load, "load_after": load_after,
+                                        "clips": rows, "workers": scaling}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

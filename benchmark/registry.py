@@ -1,0 +1,96 @@
+"""The model registry: `@register_model`, `list_models()`, `create_model(name, ...)` (timm/torchvision style)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from lrfp.errors import BenchError
+
+NORMS = ("bn", "bcn", "bcn_ws")
+"""Normalizations of Models 1 and 2: BatchNorm, Batch-Channel Norm, Batch-Channel Norm + weight standardization."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What the harness needs to know about a registered model besides how to build it."""
+
+    name: str
+    builder: Callable[..., Any]
+    input_size: int  # the thesis's input side (px)
+    quick_input_size: int  # the CPU-friendly side used by `--protocol quick`
+    min_input_size: int  # the smallest side the architecture takes
+    optimizer: str  # "sgd" or "adam", as the thesis trained it
+    norms: tuple[str, ...] = ()  # empty: the model has no norm choice
+    pretrained: bool = False  # ImageNet weights through torchvision's weights API
+    summary: str = ""
+
+
+_REGISTRY: dict[str, ModelSpec] = {}
+
+
+def register_model(
+    name: str | None = None, *, input_size: int, quick_input_size: int, min_input_size: int,
+    optimizer: str = "sgd", norms: tuple[str, ...] = (), pretrained: bool = False,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator: register a builder `fn(*, norm, pretrained, input_size, num_classes) -> nn.Module`."""
+
+    def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
+        key = name or fn.__name__
+        if key in _REGISTRY and _REGISTRY[key].builder is not fn:
+            raise ValueError(f"model {key!r} registered twice")
+        doc = (fn.__doc__ or "").strip().splitlines()
+        _REGISTRY[key] = ModelSpec(
+            name=key, builder=fn, input_size=input_size, quick_input_size=quick_input_size,
+            min_input_size=min_input_size, optimizer=optimizer, norms=tuple(norms), pretrained=pretrained,
+            summary=doc[0] if doc else "",
+        )
+        return fn
+
+    return deco
+
+
+def _load() -> None:
+    # The builders live in benchmark.models (which imports torch); load them on first use.
+    import benchmark.models  # noqa: F401
+
+
+def list_models() -> list[str]:
+    """Registered model names, in the thesis's order."""
+    _load()
+    return list(_REGISTRY)
+
+
+def get_spec(name: str) -> ModelSpec:
+    _load()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise BenchError(f"unknown model {name!r}; known models: {', '.join(_REGISTRY)}") from None
+
+
+def check_input_size(spec: ModelSpec, input_size: int) -> None:
+    if input_size < spec.min_input_size:
+        raise BenchError(
+            f"{spec.name} cannot take {input_size} px inputs: it needs at least {spec.min_input_size} px "
+            f"(its pooling stages shrink the image to nothing); use --input-size {spec.min_input_size} or more"
+        )
+
+
+def create_model(
+    name: str, *, norm: str | None = None, pretrained: bool = False, input_size: int | None = None,
+    num_classes: int = 2,
+) -> Any:
+    """Build a registered model with `num_classes` outputs. `norm` is required for models that take one."""
+    spec = get_spec(name)
+    if spec.norms:
+        norm = norm or spec.norms[0]
+        if norm not in spec.norms:
+            raise BenchError(f"{name} takes norm {', '.join(spec.norms)}, not {norm!r}")
+    elif norm not in (None, "none"):
+        raise BenchError(f"{name} has no normalization choice (got norm={norm!r})")
+    if pretrained and not spec.pretrained:
+        raise BenchError(f"{name} is trained from scratch in the thesis: it has no pretrained weights")
+    size = input_size or spec.input_size
+    check_input_size(spec, size)
+    return spec.builder(norm=norm, pretrained=pretrained, input_size=size, num_classes=num_classes)

@@ -1,0 +1,281 @@
+"""Results as flat rows: appended to results.jsonl as they come, mirrored to results.csv, summarized in
+results.md beside the thesis's numbers, and plotted (learning curves, accuracy vs epochs, vs face size)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Iterable
+
+from benchmark.metrics import FACE_BANDS, mean_std, wilson_ci
+from benchmark.thesis import NORM_NAMES, THESIS_EPOCHS, THESIS_TEST_SIZE, thesis_result
+
+RESULTS_JSONL = "results.jsonl"
+RESULTS_CSV = "results.csv"
+RESULTS_MD = "results.md"
+HISTORY_JSONL = "history.jsonl"
+PLOTS = ("learning_curves.png", "accuracy_vs_epochs.png", "accuracy_vs_face_size.png")
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+class ResultsWriter:
+    """Appends each row the moment it exists (fsynced), so that an interrupted benchmark keeps its rows."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.rows: list[dict[str, Any]] = []
+        self.history: list[dict[str, Any]] = []
+        for name in (RESULTS_JSONL, HISTORY_JSONL):  # a new benchmark starts new files
+            (out / name).write_text("")
+
+    @staticmethod
+    def _append(path: Path, obj: dict[str, Any]) -> None:
+        with open(path, "a") as fh:
+            fh.write(json.dumps({k: _clean(v) for k, v in obj.items()}, default=str) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def add_row(self, row: dict[str, Any]) -> None:
+        self.rows.append(row)
+        self._append(self.out / RESULTS_JSONL, row)
+        write_csv(self.out / RESULTS_CSV, self.rows)
+
+    def add_epoch(self, entry: dict[str, Any]) -> None:
+        self.history.append(entry)
+        self._append(self.out / HISTORY_JSONL, entry)
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    """All rows, columns in first-seen order; written to a temporary file and renamed (never half a file)."""
+    columns: list[str] = []
+    for r in rows:
+        columns += [k for k in r if k not in columns]
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=columns)
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: _clean(v) for k, v in r.items()})
+    os.replace(tmp, path)
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+# -- summary -------------------------------------------------------------------------------------
+
+
+def summarize(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per eval set x config x epoch budget: mean and std across seeds, and a 95% interval."""
+    cells: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+    order: list[tuple] = []
+    for r in rows:
+        if r.get("error"):
+            continue
+        key = (r["eval_set"], r["model"], r.get("norm") or "", r["epochs"])
+        if key not in cells:
+            order.append(key)
+        cells[key].append(r)
+    out = []
+    for key in order:
+        rs = cells[key]
+        eval_set, model, norm, epochs = key
+        acc, acc_sd = mean_std([r["accuracy"] for r in rs])
+        loss, loss_sd = mean_std([r["loss"] for r in rs])
+        n = rs[0]["n"]
+        lo, hi = wilson_ci(round(acc * n), n)
+        s = {
+            "eval_set": eval_set, "model": model, "norm": norm, "config": rs[0]["config"], "epochs": epochs,
+            "seeds": len(rs), "accuracy": acc, "accuracy_sd": acc_sd, "acc_ci_low": lo, "acc_ci_high": hi,
+            "loss": loss, "loss_sd": loss_sd, "n": n,
+            "balanced_accuracy": mean_std([r["balanced_accuracy"] for r in rs])[0],
+            "roc_auc": mean_std([r["roc_auc"] for r in rs])[0],
+            "train_images_per_s": mean_std([r.get("train_images_per_s") or math.nan for r in rs])[0],
+            "train_seconds": mean_std([r.get("train_seconds") or math.nan for r in rs])[0],
+            "pretrained": rs[0].get("pretrained"), "input_size": rs[0].get("input_size"),
+        }
+        for band, _, _ in FACE_BANDS:
+            s[f"acc_face_{band}"] = mean_std([r.get(f"acc_face_{band}") for r in rs])[0]
+            s[f"n_face_{band}"] = rs[0].get(f"n_face_{band}", 0)
+        out.append(s)
+    return out
+
+
+def thesis_epochs_for(epochs: int, budgets: list[int]) -> int | None:
+    """The thesis budget to compare with: the same epochs, else the one of the same rank (quick: 3/5/8 -> 30/50/80)."""
+    if epochs in THESIS_EPOCHS:
+        return epochs
+    budgets = sorted(budgets)
+    if len(budgets) == len(THESIS_EPOCHS) and epochs in budgets:
+        return THESIS_EPOCHS[budgets.index(epochs)]
+    return None
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.2f}%"
+
+
+def _num(x: float | None, digits: int = 4) -> str:
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+
+
+def render_markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
+    summary = summarize(rows)
+    budgets = sorted({s["epochs"] for s in summary})
+    lines = [
+        "# lrfp bench results", "",
+        f"- protocol: **{meta.get('protocol')}** ({meta.get('protocol_summary', '')})",
+        f"- data: {meta.get('data_kind')} `{meta.get('data')}`; train/validation/test = {meta.get('counts')}",
+        f"- leakage audit: {meta.get('audit')}",
+        f"- device: {meta.get('device')} ({meta.get('device_name')}), torch {meta.get('torch_version')}, "
+        f"threads {meta.get('threads')}, concurrent runs {meta.get('jobs')}",
+        f"- pretrained ImageNet weights: {'yes' if meta.get('pretrained') else 'NO (--no-pretrained: transfer models trained from scratch)'}",
+        f"- wall time: {meta.get('wall_seconds', 0):.0f} s{'; INTERRUPTED: only the finished rows below' if meta.get('interrupted') else ''}",
+        "",
+        "Accuracy is the mean over seeds ± its standard deviation; the 95% interval is Wilson's for that "
+        f"accuracy on this test set's size (the thesis's intervals use its {THESIS_TEST_SIZE} test images). "
+        "Each row of one seed is one 80-epoch (quick: 8) run evaluated after each budget: with a constant "
+        "learning rate that equals separate runs of 30, 50 and 80 epochs.",
+        "",
+        "| model | norm | epochs | seeds | test accuracy | 95% CI | test loss | balanced acc | ROC AUC | train img/s "
+        "| thesis acc / loss | thesis 95% CI |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for s in [s for s in summary if s["eval_set"] == "test"]:
+        norm = s["norm"] or None
+        te = thesis_epochs_for(s["epochs"], budgets)
+        th = thesis_result(s["model"], norm, te) if te else None
+        if th:
+            k = round(th[0] * THESIS_TEST_SIZE)
+            tlo, thi = wilson_ci(k, THESIS_TEST_SIZE)
+            th_txt = f"{100 * th[0]:.2f}% / {th[1]:.4f} (@{te})"
+            th_ci = f"[{100 * tlo:.1f}, {100 * thi:.1f}]"
+        else:
+            th_txt = th_ci = "-"
+        sd = f" ± {100 * s['accuracy_sd']:.2f}" if s["seeds"] > 1 else ""
+        lines.append(
+            f"| {s['model']} | {NORM_NAMES.get(norm, norm)} | {s['epochs']} | {s['seeds']} | {_pct(s['accuracy'])}{sd} "
+            f"| [{100 * s['acc_ci_low']:.1f}, {100 * s['acc_ci_high']:.1f}] | {_num(s['loss'])} "
+            f"| {_pct(s['balanced_accuracy'])} | {_num(s['roc_auc'], 3)} | {_num(s['train_images_per_s'], 0)} "
+            f"| {th_txt} | {th_ci} |"
+        )
+    cross = [s for s in summary if s["eval_set"] != "test"]
+    if cross:
+        lines += ["", "## Cross-dataset check (`--eval-on`)", "",
+                  "| eval set | model | norm | epochs | seeds | accuracy | 95% CI | loss |", "|---|---|---|---|---|---|---|---|"]
+        for s in cross:
+            lines.append(
+                f"| {s['eval_set']} | {s['model']} | {NORM_NAMES.get(s['norm'] or None, s['norm'])} | {s['epochs']} "
+                f"| {s['seeds']} | {_pct(s['accuracy'])} | [{100 * s['acc_ci_low']:.1f}, {100 * s['acc_ci_high']:.1f}] "
+                f"| {_num(s['loss'])} |"
+            )
+    last = max(budgets) if budgets else None
+    bands = [b for b, _, _ in FACE_BANDS]
+    lines += ["", f"## Test accuracy by face size (shorter side, px) after {last} epochs", "",
+              "| config | " + " | ".join(bands) + " |", "|---|" + "---|" * len(bands)]
+    for s in [s for s in summary if s["eval_set"] == "test" and s["epochs"] == last]:
+        cells = [f"{_pct(s[f'acc_face_{b}'])} (n={s[f'n_face_{b}']})" if s[f"n_face_{b}"] else "-" for b in bands]
+        lines.append(f"| {s['config']} | " + " | ".join(cells) + " |")
+    errors = [r for r in rows if r.get("error")]
+    if errors:
+        lines += ["", "## Runs that failed", ""] + [f"- {r['config']} seed {r['seed']}: {r['error']}" for r in errors]
+    return "\n".join(lines) + "\n"
+
+
+def write_markdown(out: Path, rows: list[dict[str, Any]], meta: dict[str, Any]) -> Path:
+    path = out / RESULTS_MD
+    path.write_text(render_markdown(rows, meta))
+    return path
+
+
+# -- plots ---------------------------------------------------------------------------------------
+
+
+def write_plots(out: Path, rows: list[dict[str, Any]], history: list[dict[str, Any]]) -> list[Path]:
+    """The three PNGs (Agg backend, no display needed); a plot with no data is skipped."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    summary = [s for s in summarize(rows) if s["eval_set"] == "test"]
+    configs = list(dict.fromkeys(h["config"] for h in history))
+    if configs:
+        cols = min(4, len(configs))
+        nrows = math.ceil(len(configs) / cols)
+        fig, axes = plt.subplots(nrows, cols, figsize=(4 * cols, 3 * nrows), squeeze=False)
+        for ax, config in zip(axes.flat, configs):
+            by_epoch: dict[int, list[dict[str, Any]]] = defaultdict(list)
+            for h in history:
+                if h["config"] == config:
+                    by_epoch[h["epoch"]].append(h)
+            epochs = sorted(by_epoch)
+            acc_ax = ax.twinx()
+            for key, style, axis in (("train_loss", "C0-", ax), ("val_loss", "C1-", ax),
+                                     ("train_accuracy", "C0--", acc_ax), ("val_accuracy", "C1--", acc_ax)):
+                axis.plot(epochs, [mean_std([h[key] for h in by_epoch[e]])[0] for e in epochs], style, label=key)
+            ax.set_title(config, fontsize=9)
+            ax.set_xlabel("epoch")
+            ax.set_ylabel("loss (solid)")
+            acc_ax.set_ylabel("accuracy (dashed)")
+            acc_ax.set_ylim(0, 1)
+        for ax in list(axes.flat)[len(configs):]:
+            ax.axis("off")
+        fig.tight_layout()
+        path = out / PLOTS[0]
+        fig.savefig(path, dpi=90)
+        plt.close(fig)
+        written.append(path)
+    if summary:
+        fig, ax = plt.subplots(figsize=(8, 5))
+        for i, config in enumerate(dict.fromkeys(s["config"] for s in summary)):
+            ss = sorted((s for s in summary if s["config"] == config), key=lambda s: s["epochs"])
+            color = f"C{i % 10}"
+            ax.errorbar([s["epochs"] for s in ss], [s["accuracy"] for s in ss], yerr=[s["accuracy_sd"] for s in ss],
+                        marker="o", color=color, label=config, capsize=3)
+            th = [(e, thesis_result(ss[0]["model"], ss[0]["norm"] or None, e)) for e in THESIS_EPOCHS]
+            if all(s["epochs"] in THESIS_EPOCHS for s in ss):
+                ax.plot([e for e, t in th if t], [t[0] for e, t in th if t], "x", color=color)
+        ax.set_xlabel("epochs")
+        ax.set_ylabel("test accuracy (x: thesis)")
+        ax.set_ylim(0.4, 1.0)
+        ax.legend(fontsize=7, ncol=2)
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        path = out / PLOTS[1]
+        fig.savefig(path, dpi=90)
+        plt.close(fig)
+        written.append(path)
+
+        last = max(s["epochs"] for s in summary)
+        final = [s for s in summary if s["epochs"] == last]
+        bands = [b for b, _, _ in FACE_BANDS if any(s[f"n_face_{b}"] for s in final)]
+        if bands:
+            fig, ax = plt.subplots(figsize=(8, 5))
+            for i, s in enumerate(final):
+                ax.plot(bands, [s[f"acc_face_{b}"] for b in bands], marker="o", color=f"C{i % 10}", label=s["config"])
+            ax.set_xticks(range(len(bands)), [f"{b}\n(n={final[0][f'n_face_{b}']})" for b in bands])
+            ax.set_xlabel("face size: shorter side of the crop (px)")
+            ax.set_ylabel(f"test accuracy after {last} epochs")
+            ax.set_ylim(0.4, 1.0)
+            ax.legend(fontsize=7, ncol=2)
+            ax.grid(alpha=0.3)
+            fig.tight_layout()
+            path = out / PLOTS[2]
+            fig.savefig(path, dpi=90)
+            plt.close(fig)
+            written.append(path)
+    return written

@@ -1,0 +1,90 @@
+"""Metric functions of `benchmark.metrics` against cases worked by hand."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from benchmark.metrics import (
+    accuracy, balanced_accuracy, band_accuracy, band_of, classification_metrics, confusion, mean_std, per_class,
+    roc_auc, wilson_ci,
+)
+
+
+def test_confusion_accuracy_and_per_class_by_hand():
+    # truth:  0 0 0 0 1 1 1 1 1 1
+    # pred:   0 0 0 1 1 1 1 1 0 0   -> class 0: 3 right, 1 as 1; class 1: 4 right, 2 as 0
+    y = [0, 0, 0, 0, 1, 1, 1, 1, 1, 1]
+    p = [0, 0, 0, 1, 1, 1, 1, 1, 0, 0]
+    cm = confusion(y, p)
+    assert cm.tolist() == [[3, 1], [2, 4]]
+    assert accuracy(y, p) == pytest.approx(0.7)
+    c0, c1 = per_class(cm)
+    assert c0["precision"] == pytest.approx(3 / 5) and c0["recall"] == pytest.approx(3 / 4)
+    assert c0["f1"] == pytest.approx(2 * 0.6 * 0.75 / 1.35)
+    assert c1["precision"] == pytest.approx(4 / 5) and c1["recall"] == pytest.approx(4 / 6)
+    assert (c0["support"], c1["support"]) == (4, 6)
+    assert balanced_accuracy(cm) == pytest.approx((3 / 4 + 4 / 6) / 2)
+
+
+def test_per_class_with_a_class_never_predicted_is_zero_not_nan():
+    cm = confusion([0, 1, 1], [1, 1, 1])
+    c0, c1 = per_class(cm)
+    assert c0 == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1}
+    assert c1["precision"] == pytest.approx(2 / 3) and c1["recall"] == 1.0
+
+
+def test_roc_auc_by_hand_with_a_tie():
+    # positives score 0.9, 0.4; negatives 0.4, 0.1. Pairs: (0.9>0.4) 1, (0.9>0.1) 1, (0.4=0.4) 1/2, (0.4>0.1) 1 -> 3.5/4
+    assert roc_auc([1, 1, 0, 0], [0.9, 0.4, 0.4, 0.1]) == pytest.approx(0.875)
+    assert roc_auc([1, 0], [0.2, 0.8]) == 0.0
+    assert roc_auc([1, 1], [0.2, 0.8]) != roc_auc([1, 1], [0.2, 0.8])  # one class only: NaN
+
+
+def test_roc_auc_matches_scikit_learn_on_random_scores():
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 200)
+    s = np.round(rng.random(200), 2)  # rounding makes ties
+    assert roc_auc(y, s) == pytest.approx(roc_auc_score(y, s))
+
+
+def test_wilson_interval_by_hand_and_the_thesis_example():
+    lo, hi = wilson_ci(0, 10)  # p=0: center = half = (z^2/2n)/(1+z^2/n) = 0.19208/1.38416
+    assert lo == 0.0 and hi == pytest.approx(0.2775, abs=1e-4)
+    lo, hi = wilson_ci(5, 10)
+    assert lo == pytest.approx(0.2366, abs=1e-4) and hi == pytest.approx(0.7634, abs=1e-4)
+    # THESIS.md: "a 95% interval around 99.1% on 320 images is about [97.3%, 99.7%]" (317/320)
+    lo, hi = wilson_ci(317, 320)
+    assert (round(lo, 3), round(hi, 3)) == (0.973, 0.997)
+    assert all(math.isnan(v) for v in wilson_ci(0, 0))
+
+
+def test_mean_std_is_the_sample_std():
+    assert mean_std([0.9, 0.8, 0.7]) == (pytest.approx(0.8), pytest.approx(0.1))
+    assert mean_std([0.5]) == (0.5, 0.0)
+    assert mean_std([0.5, float("nan")]) == (0.5, 0.0)
+
+
+def test_face_bands_edges_and_band_accuracy():
+    assert [band_of(x) for x in (10, 23, 24, 31, 32, 47, 48, 64, 65, 200)] == [
+        "<24", "<24", "24-32", "24-32", "32-48", "32-48", "48-64", "48-64", ">64", ">64"]
+    bands = band_accuracy([20, 22, 30, 64, 100], [0, 1, 1, 0, 0], [0, 0, 1, 0, 1])
+    assert bands["<24"] == (0.5, 2) and bands["24-32"] == (1.0, 1) and bands["48-64"] == (1.0, 1)
+    assert bands[">64"] == (0.0, 1)
+    assert math.isnan(bands["32-48"][0]) and bands["32-48"][1] == 0
+
+
+def test_classification_metrics_row():
+    prob = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7]])
+    row = classification_metrics([0, 1, 1, 1], prob, [0.1, 0.2, 0.9, 0.4], [20, 30, 40, 50], ("with_mask", "without_mask"))
+    assert row["accuracy"] == 0.75 and row["correct"] == 3 and row["n"] == 4
+    assert row["loss"] == pytest.approx(0.4)
+    assert row["cm_without_mask_as_with_mask"] == 1 and row["cm_with_mask_as_with_mask"] == 1
+    assert row["recall_without_mask"] == pytest.approx(2 / 3) and row["precision_with_mask"] == 0.5
+    assert row["roc_auc"] == 1.0  # every positive scores above the negative even though one is misclassified
+    assert (row["acc_ci_low"], row["acc_ci_high"]) == wilson_ci(3, 4)
+    assert row["acc_face_32-48"] == 0.0 and row["n_face_<24"] == 1
