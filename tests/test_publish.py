@@ -152,6 +152,20 @@ def test_no_split(tmp_path: Path, small_store) -> None:
     assert not (tmp_path / "hub").exists()
 
 
+def test_unknown_split_name(video_store, tmp_path: Path) -> None:
+    with pytest.raises(PublishError) as e:
+        export_dataset(video_store, PublishConfig(out=tmp_path / "hub", split="nope"))
+    known = ", ".join(video_store.split_names())
+    assert str(e.value) == f"nothing to publish: no split named 'nope' (known: {known})"
+
+
+def test_private_or_gated_without_repo_id(video_store, tmp_path: Path) -> None:
+    r = lrfp("publish", "--data-dir", str(video_store.root), "--out", str(tmp_path / "hub"), "--gated")
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines()[-1] == "Error: --private and --gated need --repo-id USER/NAME"
+    assert not (tmp_path / "hub").exists()
+
+
 def test_non_empty_out_needs_overwrite(video_store, tmp_path: Path) -> None:
     out = tmp_path / "hub"
     out.mkdir()
@@ -208,7 +222,9 @@ def test_no_token(video_store, tmp_path: Path) -> None:
     assert not (tmp_path / "hub").exists()
 
 
-def test_offline_fails_fast_with_a_clear_message(video_store, tmp_path: Path) -> None:
+def test_offline_fails_fast_with_a_clear_message(video_store, tmp_path: Path, monkeypatch) -> None:
+    for proxy in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(proxy, raising=False)  # the subprocesses inherit this environment
     port = closed_port()
     r = lrfp("publish", "--data-dir", str(video_store.root), "--out", str(tmp_path / "hub"), "--repo-id", "jdoe/lrfp",
              env={"HF_HOME": str(tmp_path / "hf-home"), "HF_TOKEN": SECRET, "HF_ENDPOINT": f"http://127.0.0.1:{port}"})

@@ -64,6 +64,8 @@ def check_reachable(cfg: PushConfig) -> None:
     """Fail within seconds, not after a long export, when the Hub cannot be reached."""
     if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
         raise PublishError("cannot push: HF_HUB_OFFLINE is set (offline mode); unset it to publish to the Hub")
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")):
+        return  # behind a proxy a direct connection may fail while the Hub works: let huggingface_hub try
     url = urlparse(cfg.hub)
     host, port = url.hostname, url.port or (443 if url.scheme == "https" else 80)
     if not host:
