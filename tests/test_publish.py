@@ -77,6 +77,19 @@ def test_publish_of_a_fetched_store_loads_back_with_datasets(video_store, tmp_pa
     assert ds["train"][0]["image"].mode == "RGB"
 
 
+def test_large_splits_are_sharded_and_load_back_whole(video_store, tmp_path: Path) -> None:
+    import datasets
+
+    out = tmp_path / "hub"
+    result = export_dataset(video_store, PublishConfig(out=out, max_shard_bytes=100_000))
+    train = sorted(p.name for p in (out / "data").glob("train-*"))
+    assert len(train) > 1
+    assert train == [f"train-{i:05d}-of-{len(train):05d}.parquet" for i in range(len(train))]
+    ds = datasets.load_dataset(str(out), cache_dir=str(tmp_path / "cache"))
+    assert len(ds["train"]) == sum(result.counts["train"].values())
+    assert len(set(ds["train"]["crop_sha256"])) == len(ds["train"])
+
+
 def test_card_header_and_text(video_store, tmp_path: Path) -> None:
     import datasets
 
