@@ -328,7 +328,7 @@ def fetch_video(
             )
         if row.start_s is not None and info.duration_s is not None and row.start_s >= info.duration_s:
             return finish("bad_range", f"start {row.start_s:g} s is past the end of the video ({info.duration_s:.1f} s)")
-        stopped = _detect_and_store(store, source_id, row, info, got.path, cfg, model, res, progress, should_stop, threads)
+        stopped = detect_and_store(store, source_id, row, info, got.path, cfg, model, res, progress, should_stop, threads)
         if stopped:
             return finish("interrupted", "stopped by the user; rerun to finish (crops stored so far are kept)")
         if res.frames_sampled == 0:
@@ -362,12 +362,16 @@ def _remove_downloads(downloads: Path, url: str) -> None:
                 p.unlink()
 
 
-def _detect_and_store(
+def detect_and_store(
     store: Store, source_id: int, row: ManifestRow, info: VideoInfo, path: Path, cfg: FetchConfig,
     model: ResolvedModel, res: VideoResult, progress: Callable[..., None], should_stop: Callable[[], bool],
     threads: int | None,
 ) -> bool:
-    """The frame loop. Returns True if it was stopped before the end."""
+    """The frame loop. Returns True if it was stopped before the end.
+
+    Finished tracks go to a writer thread (with its own store connection) that encodes and stores their
+    crops, so that file syncs overlap with decoding and detection.
+    """
     import cv2
 
     from lrfp.fetch.crop import cut_crop, square_box
@@ -379,38 +383,40 @@ def _detect_and_store(
     span = (end - start) if end is not None else None
     tracker = IoUTracker(cfg.per_track)
     context: dict[int, Any] = {}  # frame index -> small frame image, while a pending candidate needs it
-    frame_ids: dict[int, int] = {}
     last_t = start
-    writer = _CropWriter(store, source_id, row.name, info, cfg, model, res, context, frame_ids)
-    with FaceDetector(model.path, cfg.min_score) as detector:
-        frames = sample_frames(path, info, cfg.every_s, row.start_s, row.end_s, threads=threads, should_stop=should_stop)
-        try:
-            for sample, frame in enumerate(frames):
-                res.frames_sampled += 1
-                last_t = frame.time_s
-                rgb = cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB)
-                cands = []
-                for det in detector.detect(rgb):
-                    if min(det.box[2], det.box[3]) < cfg.min_face:
-                        continue
-                    square = square_box(det.box, info.width, info.height, cfg.margin)
-                    cands.append(Candidate(frame.time_s, frame.index, det.box, det.score, (square, cut_crop(frame.image, square))))
-                res.faces_found += len(cands)
-                if cands:
-                    context[frame.index] = _small(frame.image)
-                for done in tracker.update(sample, cands):
-                    writer.write(done)
-                if len(context) > 64:
-                    keep = {c.frame_index for c in tracker.pending()}
-                    for idx in [i for i in context if i not in keep]:
-                        del context[idx]
-                progress("frames", frame.time_s - start, span)
-        finally:
-            frames.close()
+    writer = _CropWriter(store.root, source_id, row.name, info, cfg, model, res)
+    try:
+        with FaceDetector(model.path, cfg.min_score) as detector:
+            frames = sample_frames(path, info, cfg.every_s, row.start_s, row.end_s, threads=threads, should_stop=should_stop)
+            try:
+                for sample, frame in enumerate(frames):
+                    res.frames_sampled += 1
+                    last_t = frame.time_s
+                    rgb = cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB)
+                    cands = []
+                    for det in detector.detect(rgb):
+                        if min(det.box[2], det.box[3]) < cfg.min_face:
+                            continue
+                        square = square_box(det.box, info.width, info.height, cfg.margin)
+                        cands.append(Candidate(frame.time_s, frame.index, det.box, det.score, (square, cut_crop(frame.image, square))))
+                    res.faces_found += len(cands)
+                    if cands:
+                        context[frame.index] = _small(frame.image)
+                    for done in tracker.update(sample, cands):
+                        writer.put(done, context)
+                    if len(context) > 8:
+                        keep = {c.frame_index for c in tracker.pending()}
+                        for idx in [i for i in context if i not in keep]:
+                            del context[idx]
+                    progress("frames", frame.time_s - start, span)
+            finally:
+                frames.close()
         stopped = should_stop()
         if not stopped:  # after a stop, open tracks are redone by the rerun (same crops, no extra ones)
             for done in tracker.finish():
-                writer.write(done)
+                writer.put(done, context)
+    finally:
+        writer.close()
     res.video_s = max(0.0, last_t - start + (cfg.every_s if res.frames_sampled else 0.0))
     if span is not None:
         res.video_s = min(res.video_s, span)
@@ -419,39 +425,64 @@ def _detect_and_store(
 
 
 def _small(image: Any) -> Any:
+    """The frame shrunk for the context JPEG (bilinear: it is only for a human to see where the face was)."""
     import cv2
 
     h, w = image.shape[:2]
     if w <= CONTEXT_WIDTH:
         return image
-    return cv2.resize(image, (CONTEXT_WIDTH, max(1, round(h * CONTEXT_WIDTH / w))), interpolation=cv2.INTER_AREA)
+    return cv2.resize(image, (CONTEXT_WIDTH, max(1, round(h * CONTEXT_WIDTH / w))), interpolation=cv2.INTER_LINEAR)
 
 
-@dataclass
 class _CropWriter:
-    """Stores the kept crops of a finished track, with their frame's context JPEG."""
+    """Stores the kept crops of finished tracks, with their frame's context JPEG, from a thread of its own."""
 
-    store: Store
-    source_id: int
-    name: str
-    info: VideoInfo
-    cfg: FetchConfig
-    model: ResolvedModel
-    res: VideoResult
-    context: dict[int, Any]
-    frame_ids: dict[int, int]
+    def __init__(self, data_dir: Path, source_id: int, name: str, info: VideoInfo, cfg: FetchConfig,
+                 model: ResolvedModel, res: VideoResult) -> None:
+        import queue
 
-    def write(self, track: Any) -> None:
+        self.data_dir, self.source_id, self.name, self.info, self.cfg, self.model, self.res = (
+            data_dir, source_id, name, info, cfg, model, res)
+        self.frame_ids: dict[int, int] = {}
+        self.queue: queue.Queue = queue.Queue(maxsize=256)  # bounded: the frame loop waits if storing lags
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name=f"lrfp-writer-{name}", daemon=True)
+        self.thread.start()
+
+    def put(self, track: Any, context: dict[int, Any]) -> None:
+        if self.error is not None:
+            raise self.error
+        self.res.tracks += 1
+        images = {c.frame_index: context.get(c.frame_index) for c in track.kept}
+        self.queue.put((track, images))
+
+    def close(self) -> None:
+        self.queue.put(None)
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+
+    def _run(self) -> None:
+        try:
+            with open_store(self.data_dir) as store:
+                while (item := self.queue.get()) is not None:
+                    if self.error is None:
+                        self._write(store, *item)
+        except BaseException as e:  # handed to the frame loop by put()/close()
+            self.error = e
+            while self.queue.get() is not None:  # let put() and close() return
+                pass
+
+    def _write(self, store: Store, track: Any, images: dict[int, Any]) -> None:
         from lrfp.fetch.crop import encode_context_jpeg, encode_png
 
-        self.res.tracks += 1
         for c in track.kept:
             square, pixels = c.payload
             frame_id = self.frame_ids.get(c.frame_index)
             if frame_id is None:
-                small = self.context.get(c.frame_index)
+                small = images.get(c.frame_index)
                 jpeg = encode_context_jpeg(small, CONTEXT_WIDTH) if small is not None else None
-                frame_id = self.store.add_frame(self.source_id, c.frame_index, c.time_s, self.info.width, self.info.height, jpeg)
+                frame_id = store.add_frame(self.source_id, c.frame_index, c.time_s, self.info.width, self.info.height, jpeg)
                 self.frame_ids[c.frame_index] = frame_id
             meta: dict[str, Any] = {
                 "crop_box": list(square), "margin": self.cfg.margin, "frame_size": [self.info.width, self.info.height],
@@ -464,6 +495,6 @@ class _CropWriter:
                 detector=f"mediapipe-blazeface-{self.model.model.name}", model_sha256=self.model.model.sha256,
                 track_id=f"{self.name}:t{track.number}", meta=meta,
             )
-            _, created = self.store.add_crop(self.source_id, encode_png(pixels), square[2], square[3], origin)
+            _, created = store.add_crop(self.source_id, encode_png(pixels), square[2], square[3], origin)
             self.res.crops_kept += 1
             self.res.crops_new += int(created)
