@@ -259,18 +259,21 @@ def test_kill_during_a_run_then_rerun_finishes_without_duplicates(media: Path, b
     check_every_crop_has_its_file(data)
 
 
-def test_ctrl_c_stops_cleanly_and_a_rerun_finishes(media: Path, base: str, models: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_ctrl_c_stops_cleanly_and_a_rerun_finishes(media: Path, base: str, models: str, tmp_path: Path, workers: str) -> None:
     rows = [
         {"url": f"{base}/{CORRIDOR_GIF}", "id": "corridor"},
         {"url": f"{base}/slow/arcade480.mp4", "id": "slow"},  # served at ~400 kB/s: ~7 s to download
     ]
     manifest = write_manifest(tmp_path / "m.csv", rows)
     data = tmp_path / "data"
-    proc = cli_subprocess(["fetch", str(manifest), "-d", str(data), "--models-dir", models, "--retries", "0"])
+    proc = cli_subprocess(["fetch", str(manifest), "-d", str(data), "--models-dir", models, "--retries", "0",
+                           "--workers", workers], start_new_session=True)
     try:
-        wait_for(lambda: db_count(data, "SELECT COUNT(*) FROM sources WHERE name='slow' AND status='running'") == 1, 120, proc)
+        wait_for(lambda: db_count(data, "SELECT COUNT(*) FROM sources WHERE (name='slow' AND status='running') "
+                                        "OR (name='corridor' AND status='ok')") == 2, 120, proc)
         time.sleep(0.3)
-        proc.send_signal(signal.SIGINT)
+        os.killpg(proc.pid, signal.SIGINT)  # like Ctrl-C in a terminal: the whole process group
         _, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
