@@ -184,18 +184,22 @@ def measure_workers(folder: Path, names: list[str], workers: int) -> dict:
             manifest.write_text("url,id\n" + "".join(
                 f"http://127.0.0.1:{server.server_address[1]}/{n},v{i}\n" for i, n in enumerate(names)))
             t0 = time.perf_counter()
+            cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
             proc = subprocess.run(
                 [sys.executable, "-c", "from lrfp.cli import main; main()", "fetch", str(manifest), "-d", f"{tmp}/data",
                  "--models-dir", str(MODELS), "--workers", str(workers)],
                 capture_output=True, text=True, cwd=REPO,
             )
             dt = time.perf_counter() - t0
+            cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
             if proc.returncode != 0:
                 raise RuntimeError(proc.stderr[-2000:])
     finally:
         server.shutdown()
         server.server_close()
-    return {"workers": workers, "videos": len(names), "seconds": dt}
+    # cpu_s / seconds = cores actually used (other users of the machine take the rest)
+    return {"workers": workers, "videos": len(names), "seconds": dt, "cpu_s": cpu}
 
 
 # -- the report -----------------------------------------------------------------------------------------
@@ -251,9 +255,9 @@ def main(argv: list[str] | None = None) -> None:
         print("| " + " | ".join(str(r[c]) for c in cols) + " |")
     if scaling:
         base = scaling[0]["seconds"]
-        print("\n| lrfp fetch, 4 x 56 s 480p30 clips, local HTTP | wall s | speed-up |\n|---|---|---|")
+        print("\n| lrfp fetch, 4 x 56 s 480p30 clips, local HTTP | wall s | speed-up | CPU s | cores used |\n|---|---|---|---|---|")
         for s in scaling:
-            print(f"| --workers {s['workers']} | {s['seconds']:.1f} | {base / s['seconds']:.2f} |")
+            print(f"| --workers {s['workers']} | {s['seconds']:.1f} | {base / s['seconds']:.2f} | {s['cpu_s']:.1f} | {s['cpu_s'] / s['seconds']:.2f} |")
     if args.out:
         args.out.write_text(json.dumps({"machine": machine, "load_before": load, "load_after": load_after,
                                         "clips": rows, "workers": scaling}, indent=2))
