@@ -2,14 +2,54 @@
 
 from __future__ import annotations
 
+from typing import Annotated, Optional
+
+import typer
+
 from lrfp.cli.options import DEFAULT_DATA_DIR, DataDir
-from lrfp.errors import LrfpError
 
 
-def label(data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
+def label(
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+    only: Annotated[Optional[str], typer.Option(
+        "--only", help="Which crops: unlabeled (default), skipped, or all.")] = None,
+    label_: Annotated[Optional[str], typer.Option(
+        "--label", help="Only crops currently labeled this (with_mask, without_mask, unusable, skip).")] = None,
+    source: Annotated[Optional[str], typer.Option("--source", help="Only crops of this source.")] = None,
+    shuffle: Annotated[bool, typer.Option("--shuffle", help="Random order (seeded) instead of source and time.")] = False,
+    seed: Annotated[int, typer.Option("--seed", help="Seed for --shuffle and the --review sample.")] = 0,
+    annotator: Annotated[Optional[str], typer.Option(
+        "--annotator", help="Who labels (default: the OS user).")] = None,
+    review: Annotated[bool, typer.Option(
+        "--review", help="Blind second look at crops labeled by someone else (writes review events).")] = False,
+    sample: Annotated[Optional[float], typer.Option(
+        "--sample", help="With --review: the fraction of those crops to show, e.g. 0.1.")] = None,
+    grid: Annotated[bool, typer.Option("--grid", help="Start in the grid view (g toggles).")] = False,
+) -> None:
     """Label crops with_mask / without_mask in a terminal app, fast, by keyboard.
 
+    Keys: m with mask, n without, x unusable, s/space skip, u/backspace undo, left/right move,
+    g grid, ? help, q quit. Each key is saved at once; rerun to resume at the first unlabeled crop.
+    `lrfp stats` reports agreement once reviews exist.
+
     Example:
-      lrfp label
+      lrfp label --source lima-01 ; lrfp label --review --annotator ana --sample 0.1
     """
-    raise LrfpError("`lrfp label` is not built yet (issue: label)")
+    from lrfp.cli.console import out
+    from lrfp.label.app import run_label_app
+    from lrfp.label.session import LabelConfig, default_annotator
+
+    cfg = LabelConfig(
+        annotator=default_annotator() if annotator is None else annotator, only=only, label=label_,
+        source=source, shuffle=shuffle, seed=seed, review=review, sample=sample,
+    )
+    message, summary = run_label_app(data_dir, cfg, grid=grid)
+    if message is not None:
+        out.print(message)
+        return
+    done = ", ".join(f"{k} {v}" for k, v in sorted(summary["session_counts"].items())) or "nothing"
+    verb = "reviewed" if review else "labeled"
+    out.print(f"{summary['annotator']} {verb} {summary['session_labels']} crops this session ({done}).")
+    counts = summary["counts"]
+    out.print(f"{summary['decided']}/{summary['total']} decided; {counts.get('unlabeled', 0)} unlabeled, "
+              f"{counts.get('skip', 0)} skipped. Rerun `lrfp label` to continue.")

@@ -1,0 +1,107 @@
+"""The `lrfp label` Textual app: holds the session, switches views, guards the minimum terminal size."""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+from textual import events
+from textual.app import App
+from textual.binding import Binding
+
+from lrfp.label.session import LabelSession
+
+MIN_COLS, MIN_ROWS = 60, 18
+"""Smallest terminal the views can draw in (crop, context panel, progress and footer)."""
+
+LatencyProbe = Callable[[float, float, "int | None"], None]
+"""Called with (key event time, time the new screen was written, crop id) - for the benchmark."""
+
+
+def too_small_message(cols: int, rows: int) -> str:
+    return (f"Terminal too small: {cols}x{rows}.\nlrfp label needs at least {MIN_COLS}x{MIN_ROWS} "
+            "(columns x rows).\nEnlarge the window, or press q to quit; no label is lost.")
+
+
+class LabelApp(App):
+    """Label crops by keyboard. Storage lives in `session`; the screens only draw and call it."""
+
+    TITLE = "lrfp label"
+    ENABLE_COMMAND_PALETTE = False
+    BINDINGS = [Binding("ctrl+c", "quit", "quit", show=False, priority=True)]
+
+    def __init__(self, session: LabelSession, *, grid: bool = False,
+                 latency_probe: LatencyProbe | None = None) -> None:
+        super().__init__()
+        self.session = session
+        self.start_in_grid = grid
+        self.latency_probe = latency_probe
+        self._last_key_time = time.monotonic()
+        self._too_small = None
+
+    def on_mount(self) -> None:
+        if self.start_in_grid:
+            self.switch_to_grid(push=True)
+        else:
+            self.switch_to_single(push=True)
+        self._check_size(self.size.width, self.size.height)
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._check_size(event.size.width, event.size.height)
+
+    def _check_size(self, cols: int, rows: int) -> None:
+        from lrfp.label.too_small_screen import TooSmallScreen
+
+        small = cols < MIN_COLS or rows < MIN_ROWS
+        if small and self._too_small is None:
+            self._too_small = TooSmallScreen(too_small_message(cols, rows))
+            self.push_screen(self._too_small)
+        elif small:
+            self._too_small.update(too_small_message(cols, rows))
+        elif self._too_small is not None:
+            screen, self._too_small = self._too_small, None
+            if self.screen is screen:
+                self.pop_screen()
+
+    @property
+    def too_small(self) -> bool:
+        return self._too_small is not None
+
+    def switch_to_grid(self, push: bool = False) -> None:
+        from lrfp.label.grid_screen import GridScreen
+
+        (self.push_screen if push else self.switch_screen)(GridScreen())
+
+    def switch_to_single(self, push: bool = False) -> None:
+        from lrfp.label.single_screen import SingleScreen
+
+        (self.push_screen if push else self.switch_screen)(SingleScreen())
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Key):
+            self._last_key_time = event.time
+        await super().on_event(event)
+
+    def crop_drawn(self, crop_id: int | None) -> None:
+        """A screen has put a new crop up; report when it reached the terminal (benchmark only)."""
+        if self.latency_probe is not None:
+            key_time = self._last_key_time
+            self.call_after_refresh(lambda: self.latency_probe(key_time, time.monotonic(), crop_id))
+
+
+def run_label_app(store_dir, cfg, *, grid: bool = False) -> tuple[str | None, dict[str, object] | None]:
+    """Open the store, build the session and run the app until the user quits.
+
+    Returns (message, None) when there is nothing to show (the app does not start), else
+    (None, the session summary).
+    """
+    from lrfp.store import open_store
+
+    with open_store(store_dir, create=False) as store:
+        session = LabelSession(store, cfg)
+        message = session.empty_message()
+        if message is not None:
+            return message, None
+        LabelApp(session, grid=grid).run()
+        session.refresh_counts()
+        return None, session.summary()

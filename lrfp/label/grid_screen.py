@@ -1,0 +1,218 @@
+"""The grid view: a page of small crops, labeled cell by cell or the rest of the page at once."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Container, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from lrfp.label.render import load_image
+from lrfp.label.session import LabelSession
+from lrfp.label.widgets import PixelImage, label_text, progress_text
+
+CELL_COLS = 20  # 18 image columns + border
+CELL_ROWS = 12  # 9 image rows (18 px) + label line + border
+CHROME_ROWS = 3  # progress line, status line, footer
+
+
+class GridCell(Vertical):
+    DEFAULT_CSS = f"""
+    GridCell {{ width: {CELL_COLS}; height: {CELL_ROWS}; border: round $panel-lighten-2; }}
+    GridCell.cursor {{ border: heavy $accent; }}
+    GridCell PixelImage {{ height: 1fr; }}
+    GridCell .cell-label {{ height: 1; content-align: center middle; }}
+    """
+
+    def __init__(self, crop_id: int) -> None:
+        super().__init__()
+        self.crop_id = crop_id
+
+    def compose(self) -> ComposeResult:
+        yield PixelImage()
+        yield Static(classes="cell-label")
+
+    def show(self, session: LabelSession) -> None:
+        info = session.info(self.crop_id)
+        loaded = load_image(info.file, shown_as=info.rel_path)
+        self.query_one(PixelImage).show(loaded, "missing" if loaded.problem else None)
+        self.set_label(info.label, problem=loaded.problem is not None)
+
+    def set_label(self, label: str | None, problem: bool = False) -> None:
+        t = label_text(label, short=True)
+        if problem and label is None:
+            t = Text(" file missing/corrupt ", style="bold red")
+        self.query_one(".cell-label", Static).update(t)
+
+
+class GridScreen(Screen):
+    """A page of crops that fits the terminal; arrows move, m/n/x/s label a cell, a the rest, enter next page."""
+
+    DEFAULT_CSS = """
+    GridScreen #progress { height: 1; background: $boost; }
+    GridScreen #cells { height: 1fr; layout: grid; grid-gutter: 0 0; }
+    GridScreen #status { height: 1; background: $boost; }
+    """
+
+    BINDINGS = [
+        Binding("m", "label('with_mask')", "with mask"),
+        Binding("n", "label('without_mask')", "without"),
+        Binding("x", "label('unusable')", "unusable"),
+        Binding("s", "label('skip')", "skip"),
+        Binding("space", "label('skip')", "skip", show=False),
+        Binding("a", "label_rest", "rest of page"),
+        Binding("enter", "next_page", "next page"),
+        Binding("u", "undo", "undo"),
+        Binding("backspace", "undo", "undo", show=False),
+        Binding("left", "move(-1, 0)", "move", show=False),
+        Binding("right", "move(1, 0)", "move", show=False),
+        Binding("up", "move(0, -1)", "move", show=False),
+        Binding("down", "move(0, 1)", "move", show=False),
+        Binding("g", "single", "single view"),
+        Binding("question_mark", "help", "help", key_display="?"),
+        Binding("q", "app.quit", "quit"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.page: list[int] = []
+        self.cursor = 0
+        self.columns = 1
+        self.shape = (0, 0)
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="progress")
+        yield Container(id="cells")
+        yield Static(id="status")
+        yield Footer()
+
+    @property
+    def session(self) -> LabelSession:
+        return self.app.session  # type: ignore[attr-defined]
+
+    def page_shape(self) -> tuple[int, int]:
+        """(columns, rows) of cells that fit the terminal now."""
+        width, height = self.app.size
+        return max(1, width // CELL_COLS), max(1, (height - CHROME_ROWS) // CELL_ROWS)
+
+    async def on_mount(self) -> None:
+        await self.load_page()
+
+    async def on_resize(self) -> None:
+        if self.page_shape() != self.shape:
+            await self.load_page(keep_cursor=True)
+
+    async def load_page(self, keep_cursor: bool = False, status: Text | str | None = None) -> None:
+        cols, rows = self.page_shape()
+        current = self.page[self.cursor] if keep_cursor and self.page else None
+        self.columns, self.shape = cols, (cols, rows)
+        self.page = self.session.page(cols * rows)
+        self.cursor = self.page.index(current) if current in self.page else 0
+        container = self.query_one("#cells", Container)
+        await container.remove_children()
+        container.styles.grid_size_columns = cols
+        cells = [GridCell(crop_id) for crop_id in self.page]
+        await container.mount_all(cells)
+        for cell in cells:
+            cell.show(self.session)
+        if not self.page:
+            message = self.session.empty_message() or "Nothing to show."
+            await container.mount(Static(f"\nAll done. {message}\n\nu undoes the last label, q quits."))
+        self._draw_cursor()
+        self.query_one("#progress", Static).update(progress_text(self.session))
+        if status is not None:
+            self.query_one("#status", Static).update(status)
+        self.app.crop_drawn(self.page[0] if self.page else None)  # type: ignore[attr-defined]
+
+    def _cells(self) -> list[GridCell]:
+        return list(self.query(GridCell))
+
+    def _draw_cursor(self) -> None:
+        for i, cell in enumerate(self._cells()):
+            cell.set_class(i == self.cursor, "cursor")
+
+    def _status(self, text: Text | str) -> None:
+        self.query_one("#status", Static).update(text)
+        self.query_one("#progress", Static).update(progress_text(self.session))
+
+    # -- actions ---------------------------------------------------------------------------------
+
+    def action_move(self, dx: int, dy: int) -> None:
+        if not self.page:
+            return
+        target = self.cursor + dx + dy * self.columns
+        self.cursor = min(max(target, 0), len(self.page) - 1)
+        self._draw_cursor()
+
+    def action_label(self, label: str) -> None:
+        if not self.page:
+            self.app.bell()
+            return
+        cells = self._cells()
+        cell = cells[self.cursor]
+        event_id = self.session.set_label(cell.crop_id, label)
+        cell.set_label(label)
+        status = Text()
+        status.append(" saved ", style="bold reverse")
+        status.append(f" crop {cell.crop_id} ")
+        status.append_text(label_text(label))
+        status.append(f"  (event {event_id})")
+        self.cursor = min(self.cursor + 1, len(self.page) - 1)
+        self._draw_cursor()
+        self._status(status)
+        self.app.crop_drawn(cell.crop_id)  # type: ignore[attr-defined]
+
+    def action_label_rest(self) -> None:
+        """Give every cell of the page that has no label yet the label of the cell under the cursor."""
+        if not self.page:
+            return
+        cells = self._cells()
+        label = self.session.state(cells[self.cursor].crop_id)
+        if label is None:
+            self._status(Text(" label this cell first: a copies its label to the rest of the page ",
+                              style="bold yellow"))
+            return
+        n = 0
+        for cell in cells:
+            if self.session.state(cell.crop_id) is None:
+                self.session.set_label(cell.crop_id, label)
+                cell.set_label(label)
+                n += 1
+        status = Text()
+        status.append(" saved ", style="bold reverse")
+        status.append(f" {n} more crops ")
+        status.append_text(label_text(label))
+        status.append("  (enter: next page)")
+        self._status(status)
+
+    async def action_next_page(self) -> None:
+        self.session.after_page(self.page)
+        await self.load_page(status=Text(" next page ", style="bold reverse"))
+
+    def action_undo(self) -> None:
+        crop_id = self.session.undo()
+        if crop_id is None:
+            self._status(Text(" nothing to undo in this session ", style="bold yellow"))
+            return
+        label = self.session.state(crop_id)
+        if crop_id in self.page:
+            self.cursor = self.page.index(crop_id)
+            self._cells()[self.cursor].set_label(label)
+            self._draw_cursor()
+        status = Text()
+        status.append(" undone ", style="bold reverse")
+        status.append(f" crop {crop_id} is back to ")
+        status.append_text(label_text(label))
+        self._status(status)
+
+    def action_single(self) -> None:
+        if self.page:
+            self.session.go_to(self.page[self.cursor])
+        self.app.switch_to_single()  # type: ignore[attr-defined]
+
+    def action_help(self) -> None:
+        from lrfp.label.help_screen import HelpScreen
+
+        self.app.push_screen(HelpScreen())

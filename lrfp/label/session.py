@@ -1,0 +1,401 @@
+"""A labeling session: which crops to show, in what order, and every key's label committed to the store.
+
+No Textual here: the screens call `LabelSession` and draw what it returns, so the rules of what is
+shown and what is written are tested without a terminal.
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import json
+import logging
+import random
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lrfp import LABELS, SKIPPED, UNUSABLE
+from lrfp.errors import NotFoundError, UsageError
+from lrfp.store import Store
+
+log = logging.getLogger(__name__)
+
+LABEL_VALUES = (*LABELS, UNUSABLE, SKIPPED)
+"""Every value a key can write."""
+DECIDED = (*LABELS, UNUSABLE)
+"""Labels that settle a crop (a skip asks again later)."""
+ONLY_CHOICES = ("unlabeled", "skipped", "all")
+
+
+def default_annotator() -> str:
+    """The OS user name, or "unknown" where there is none."""
+    try:
+        return getpass.getuser() or "unknown"
+    except Exception:  # noqa: BLE001 - no passwd entry in some containers
+        return "unknown"
+
+
+@dataclass(frozen=True)
+class LabelConfig:
+    """What `lrfp label` shows and who labels. `only=None` means "unlabeled" unless `label` is given."""
+
+    annotator: str = field(default_factory=default_annotator)
+    only: str | None = None
+    label: str | None = None
+    source: str | None = None
+    shuffle: bool = False
+    seed: int = 0
+    review: bool = False
+    sample: float | None = None
+
+    @property
+    def kind(self) -> str:
+        return "review" if self.review else "label"
+
+    @property
+    def selection(self) -> str:
+        return self.only or ("all" if self.label else "unlabeled")
+
+
+def validate_config(cfg: LabelConfig) -> None:
+    """Reject option combinations that cannot mean anything, with a message naming the fix."""
+    if not cfg.annotator or not cfg.annotator.strip():
+        raise UsageError("--annotator must not be empty")
+    if cfg.only is not None and cfg.only not in ONLY_CHOICES:
+        raise UsageError(f"--only {cfg.only!r}: choose one of {', '.join(ONLY_CHOICES)}")
+    if cfg.label is not None and cfg.label not in LABEL_VALUES:
+        raise UsageError(f"--label {cfg.label!r}: choose one of {', '.join(LABEL_VALUES)}")
+    if cfg.label is not None and cfg.only not in (None, "all"):
+        raise UsageError(f"--label {cfg.label} and --only {cfg.only} contradict each other: use one of them")
+    if cfg.review and cfg.label is not None:
+        raise UsageError("--review is blind: it cannot be combined with --label")
+    if cfg.sample is not None:
+        if not cfg.review:
+            raise UsageError("--sample only applies with --review")
+        if not 0 < cfg.sample <= 1:
+            raise UsageError(f"--sample {cfg.sample}: must be a fraction in (0, 1], e.g. 0.1")
+
+
+def in_review_sample(crop_id: int, fraction: float, seed: int) -> bool:
+    """A stable pseudo-random draw per crop: the same crops stay in the sample across restarts."""
+    if fraction >= 1:
+        return True
+    digest = hashlib.sha256(f"lrfp-review:{seed}:{crop_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < fraction
+
+
+@dataclass(frozen=True)
+class LabelEvent:
+    """One row of a crop's label history, as shown to the labeler."""
+
+    label: str | None
+    annotator: str
+    kind: str
+    created_at: str
+
+
+@dataclass(frozen=True)
+class CropInfo:
+    """Everything the screens show about one crop."""
+
+    id: int
+    file: Path
+    rel_path: str
+    width: int
+    height: int
+    source: str
+    time_s: float | None
+    frame_index: int | None
+    score: float | None
+    box: tuple[int, int, int, int] | None
+    frame_file: Path | None
+    original: str | None
+    label: str | None
+    """The label this session sees as the crop's state (own review label in review mode)."""
+    history: tuple[LabelEvent, ...]
+
+
+@dataclass
+class UndoEntry:
+    crop_id: int
+    previous: str | None
+    position: int
+
+
+@dataclass
+class Progress:
+    """The progress line: decided / total, per-class counts, labels per minute in this session."""
+
+    total: int
+    counts: Counter
+    session_labels: int
+    started: float
+
+    @property
+    def decided(self) -> int:
+        return sum(self.counts[k] for k in DECIDED)
+
+    def per_minute(self, now: float | None = None) -> float:
+        elapsed = (now if now is not None else time.monotonic()) - self.started
+        return self.session_labels / (elapsed / 60) if elapsed > 0 else 0.0
+
+
+class LabelSession:
+    """The crops to show for a LabelConfig, a position in them, and labeling that commits at once."""
+
+    def __init__(self, store: Store, cfg: LabelConfig) -> None:
+        validate_config(cfg)
+        self.store = store
+        self.cfg = cfg
+        self.source_id: int | None = None
+        if cfg.source is not None:
+            row = store.find_source(cfg.source)
+            if row is None:
+                known = ", ".join(r["name"] for r in store.sources()) or "none"
+                raise NotFoundError(f"no source named {cfg.source!r} in the store (known: {known})")
+            self.source_id = int(row["id"])
+        self.ids: list[int] = self._queue()
+        self.position = 0
+        self._undo: list[UndoEntry] = []
+        self.session_labels = 0
+        self.session_counts: Counter = Counter()
+        self.started = time.monotonic()
+        self._total, self._counts = self._count()
+        # Resume: the first crop still waiting (for --only unlabeled, the first unlabeled one).
+        self.position = self._next_matching(0)
+
+    # -- the queue -------------------------------------------------------------------------------
+
+    def _state_sql(self) -> str:
+        """SQL for a crop's state as this session sees it (column `state`, for crop alias c)."""
+        if self.cfg.review:
+            return (
+                "(SELECT label FROM labels r WHERE r.crop_id = c.id AND r.kind = 'review' AND r.annotator = :me "
+                "ORDER BY r.id DESC LIMIT 1)"
+            )
+        return "(SELECT label FROM current_labels cl WHERE cl.crop_id = c.id)"
+
+    def _queue(self) -> list[int]:
+        cfg = self.cfg
+        where, args = ["1 = 1"], {"me": cfg.annotator}
+        if self.source_id is not None:
+            where.append("c.source_id = :source")
+            args["source"] = self.source_id
+        if cfg.review:
+            # Crops someone else has decided; the reviewer never sees what they chose.
+            where.append(
+                "cur.label IN ('with_mask', 'without_mask', 'unusable') AND cur.annotator != :me"
+            )
+        sql = f"""SELECT c.id, {self._state_sql()} AS state FROM crops c
+                  LEFT JOIN current_labels cur ON cur.crop_id = c.id
+                  WHERE {' AND '.join(where)}
+                  ORDER BY c.source_id, c.time_s IS NULL, c.time_s, c.frame_index, c.id"""
+        rows = self.store.query(sql, args)
+        if cfg.review:
+            rows = [r for r in rows if in_review_sample(r["id"], cfg.sample or 1.0, cfg.seed)]
+        self._scope = [int(r["id"]) for r in rows]
+        ids = [int(r["id"]) for r in rows if self._matches(r["state"])]
+        if cfg.shuffle:
+            random.Random(cfg.seed).shuffle(ids)
+        return ids
+
+    def _matches(self, state: str | None) -> bool:
+        sel = self.cfg.selection
+        if self.cfg.label is not None:
+            return state == self.cfg.label
+        if sel == "unlabeled":
+            return state is None
+        if sel == "skipped":
+            return state == SKIPPED
+        return True
+
+    def state(self, crop_id: int) -> str | None:
+        """The crop's label as this session sees it, read now (another process may have labeled it)."""
+        row = self.store.query(f"SELECT {self._state_sql()} AS state FROM crops c WHERE c.id = :id",
+                               {"id": crop_id, "me": self.cfg.annotator})
+        return row[0]["state"] if row else None
+
+    def _next_matching(self, start: int) -> int:
+        """The first position >= start whose crop still matches (len(ids) when none is left)."""
+        pos = start
+        while pos < len(self.ids) and not self._matches(self.state(self.ids[pos])):
+            pos += 1
+        return pos
+
+    # -- what to show ----------------------------------------------------------------------------
+
+    @property
+    def done(self) -> bool:
+        return self.position >= len(self.ids)
+
+    @property
+    def current_id(self) -> int | None:
+        return None if self.done else self.ids[self.position]
+
+    def empty_message(self) -> str | None:
+        """Why there is nothing to show, or None when there is something."""
+        if not self.done:
+            return None
+        if self.store.count_crops() == 0:
+            return "The store has no crops yet: run `lrfp import` or `lrfp fetch` first."
+        where = f" from source {self.cfg.source!r}" if self.cfg.source else ""
+        if self.cfg.review:
+            return (f"Nothing to review{where}: no crop labeled by someone other than {self.cfg.annotator!r} "
+                    "is left in the sample.")
+        if self.cfg.label is not None:
+            return f"No crop{where} is labeled {self.cfg.label!r}."
+        sel = self.cfg.selection
+        if sel == "skipped":
+            return f"No skipped crops{where}: nothing to look at again."
+        if sel == "unlabeled":
+            skipped = self._counts[SKIPPED]
+            hint = f" ({skipped} skipped: run `lrfp label --only skipped`)" if skipped else ""
+            return f"Nothing left to label{where}: all {self._total} crops have a label{hint}."
+        return f"No crops{where}."
+
+    def info(self, crop_id: int) -> CropInfo:
+        row = self.store.query(
+            """SELECT c.*, s.name AS source_name, f.path AS frame_path FROM crops c
+               JOIN sources s ON s.id = c.source_id LEFT JOIN frames f ON f.id = c.frame_id WHERE c.id = ?""",
+            (crop_id,),
+        )
+        if not row:
+            raise NotFoundError(f"no crop with id {crop_id}")
+        c = row[0]
+        history = []
+        for e in self.store.label_history(crop_id):
+            if self.cfg.review and not (e["kind"] == "review" and e["annotator"] == self.cfg.annotator):
+                continue  # blind review: the reviewer sees only their own events
+            history.append(LabelEvent(e["label"], e["annotator"], e["kind"], e["created_at"]))
+        box = None
+        if c["box_w"] is not None and c["box_h"] is not None:
+            box = (int(c["box_x"]), int(c["box_y"]), int(c["box_w"]), int(c["box_h"]))
+        return CropInfo(
+            id=crop_id, file=self.store.crop_file(c["path"]), rel_path=c["path"], width=c["width"],
+            height=c["height"], source=c["source_name"], time_s=c["time_s"], frame_index=c["frame_index"],
+            score=c["score"], box=box, frame_file=self.store.root / c["frame_path"] if c["frame_path"] else None,
+            original=c["original"], label=self.state(crop_id), history=tuple(history),
+        )
+
+    def progress(self) -> Progress:
+        return Progress(self._total, self._counts, self.session_labels, self.started)
+
+    def _count(self) -> tuple[int, Counter]:
+        if not self._scope:
+            return 0, Counter()
+        states: Counter = Counter()
+        # Chunked IN lists: SQLite limits the number of parameters per statement.
+        for i in range(0, len(self._scope), 900):
+            chunk = self._scope[i:i + 900]
+            marks = ",".join("?" * len(chunk))
+            for r in self.store.query(
+                f"SELECT {self._state_sql().replace(':me', '?')} AS state, COUNT(*) AS n FROM crops c "
+                f"WHERE c.id IN ({marks}) GROUP BY 1",
+                [self.cfg.annotator, *chunk] if self.cfg.review else chunk,
+            ):
+                states[r["state"] or "unlabeled"] += r["n"]
+        return len(self._scope), states
+
+    def refresh_counts(self) -> None:
+        """Recount from the store (picks up labels written by another process)."""
+        self._total, self._counts = self._count()
+
+    # -- moving ----------------------------------------------------------------------------------
+
+    def next(self) -> None:
+        if self.position < len(self.ids):
+            self.position += 1
+
+    def previous(self) -> None:
+        if self.position > 0:
+            self.position -= 1
+
+    def go_to(self, crop_id: int) -> None:
+        if crop_id in self.ids:
+            self.position = self.ids.index(crop_id)
+
+    def advance(self) -> None:
+        """Auto-advance: to the next crop that still needs this session's attention."""
+        self.position = self._next_matching(min(self.position + 1, len(self.ids)))
+
+    def page(self, size: int) -> list[int]:
+        """The next `size` crops from the current position that still match (the grid's page)."""
+        out, pos = [], self._next_matching(self.position)
+        self.position = pos
+        while pos < len(self.ids) and len(out) < size:
+            if self._matches(self.state(self.ids[pos])):
+                out.append(self.ids[pos])
+            pos += 1
+        return out
+
+    def after_page(self, page: list[int]) -> None:
+        """Move past a finished page."""
+        if page:
+            last = self.ids.index(page[-1])
+            self.position = self._next_matching(last + 1)
+
+    # -- writing ---------------------------------------------------------------------------------
+
+    def set_label(self, crop_id: int, label: str) -> int:
+        """Commit one label event for one crop now (annotator, time, kind). Returns the event id."""
+        if label not in LABEL_VALUES:
+            raise UsageError(f"unknown label {label!r}: choose one of {', '.join(LABEL_VALUES)}")
+        previous = self.state(crop_id)
+        event_id = self.store.add_label(crop_id, label, self.cfg.annotator, self.cfg.kind)
+        position = self.ids.index(crop_id) if crop_id in self.ids else self.position
+        self._undo.append(UndoEntry(crop_id, previous, position))
+        self._account(previous, label)
+        self.session_labels += 1
+        self.session_counts[label] += 1
+        log.info("crop %d: %s -> %s (%s, %s, event %d)", crop_id, previous, label, self.cfg.annotator,
+                 self.cfg.kind, event_id)
+        return event_id
+
+    def label_current(self, label: str) -> int | None:
+        """Label the crop on screen and auto-advance. Returns the event id (None when nothing is shown)."""
+        crop_id = self.current_id
+        if crop_id is None:
+            return None
+        event_id = self.set_label(crop_id, label)
+        self.advance()
+        return event_id
+
+    def undo(self) -> int | None:
+        """Append an event that restores the label before this session's last one; show that crop again.
+
+        Returns the crop id, or None when this session has nothing to undo.
+        """
+        if not self._undo:
+            return None
+        entry = self._undo.pop()
+        before = self.state(entry.crop_id)
+        self.store.add_label(entry.crop_id, entry.previous, self.cfg.annotator, self.cfg.kind)
+        self._account(before, entry.previous)
+        self.session_labels = max(0, self.session_labels - 1)
+        if before is not None and self.session_counts[before] > 0:
+            self.session_counts[before] -= 1
+        self.position = entry.position
+        return entry.crop_id
+
+    @property
+    def can_undo(self) -> bool:
+        return bool(self._undo)
+
+    def _account(self, before: str | None, after: str | None) -> None:
+        self._counts[before or "unlabeled"] -= 1
+        self._counts[after or "unlabeled"] += 1
+
+    def summary(self) -> dict[str, object]:
+        """What this session did, for the CLI's closing line."""
+        p = self.progress()
+        return {
+            "annotator": self.cfg.annotator, "kind": self.cfg.kind, "session_labels": self.session_labels,
+            "session_counts": {k: v for k, v in self.session_counts.items() if v},
+            "total": p.total, "decided": p.decided, "counts": {k: v for k, v in p.counts.items() if v},
+        }
+
+
+def summary_json(summary: dict[str, object]) -> str:
+    return json.dumps(summary, sort_keys=True)
