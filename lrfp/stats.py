@@ -7,6 +7,7 @@ from collections import Counter
 from typing import Any
 
 from lrfp import LABELS, SKIPPED, UNUSABLE
+from lrfp.label.agreement import agreement
 from lrfp.store import Store
 
 FACE_BANDS: list[tuple[str, int, int | None]] = [
@@ -79,7 +80,7 @@ def collect_stats(store: Store) -> dict[str, Any]:
                         "leakage": info["report"].get("leakage")}
 
     q = quantiles(sides)
-    return {
+    result = {
         "data_dir": str(store.root),
         "schema_version": store.schema_version(),
         "crops": len(rows),
@@ -96,6 +97,10 @@ def collect_stats(store: Store) -> dict[str, Any]:
         "splits": splits,
         "last_split": store.get_setting("last_split"),
     }
+    review = agreement(store)  # None until `lrfp label --review` has written a review
+    if review is not None:
+        result["agreement"] = review
+    return result
 
 
 def stats_json(stats: dict[str, Any]) -> str:

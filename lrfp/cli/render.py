@@ -67,4 +67,38 @@ def stats_tables(s: dict[str, Any]) -> list[Table]:
             if subset in sp["counts"]:
                 t.add_row(subset, *(str(sp["counts"][subset].get(c, 0)) for c in classes))
         tables.append(t)
+    if "agreement" in s:
+        tables.extend(agreement_tables(s["agreement"]))
     return tables
+
+
+def agreement_tables(a: dict[str, Any], max_listed: int = 20) -> list[Table]:
+    """Label vs blind review: kappa per reviewer, the confusion matrix, the crops to look at again."""
+    def num(x: float | None) -> str:
+        return "n/a" if x is None else f"{x:.3f}"
+
+    summary = Table(title="agreement (current label vs blind review)", title_justify="left")
+    for col in ("reviewer", "compared", "observed", "Cohen's kappa", "disagreements"):
+        summary.add_column(col, justify="left" if col == "reviewer" else "right")
+    for name, r in [("all", a), *a["by_reviewer"].items()]:
+        summary.add_row(name, str(r["n"]), num(r["observed"]), num(r["kappa"]), str(len(r["disagreements"])))
+    if a["not_compared"]:
+        summary.caption = f"{a['not_compared']} reviews not compared (a skip or no decided label on one side)"
+
+    classes = list(a["confusion"])
+    confusion = Table(title="confusion (rows: current label, columns: review)", title_justify="left")
+    confusion.add_column("label")
+    for c in classes:
+        confusion.add_column(c, justify="right")
+    confusion.add_column("agreement", justify="right")
+    for c in classes:
+        confusion.add_row(c, *(str(a["confusion"][c][d]) for d in classes), num(a["per_class"][c]["agreement"]))
+
+    listed = Table(title="disagreements: look again", title_justify="left")
+    for col in ("crop", "label", "by", "review", "reviewer", "path"):
+        listed.add_column(col)
+    for d in a["disagreements"][:max_listed]:
+        listed.add_row(str(d["crop_id"]), d["label"], d["annotator"], d["review"], d["reviewer"], d["path"])
+    if len(a["disagreements"]) > max_listed:
+        listed.caption = f"{len(a['disagreements']) - max_listed} more in `lrfp stats --json`"
+    return [summary, confusion, listed] if a["disagreements"] else [summary, confusion]

@@ -81,6 +81,7 @@ class GridScreen(Screen):
         self.cursor = 0
         self.columns = 1
         self.shape = (0, 0)
+        self.last_label: str | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(id="progress")
@@ -106,6 +107,7 @@ class GridScreen(Screen):
 
     async def load_page(self, keep_cursor: bool = False, status: Text | str | None = None) -> None:
         cols, rows = self.page_shape()
+        self.last_label = None if not keep_cursor else self.last_label
         current = self.page[self.cursor] if keep_cursor and self.page else None
         self.columns, self.shape = cols, (cols, rows)
         self.page = self.session.page(cols * rows)
@@ -153,6 +155,7 @@ class GridScreen(Screen):
         cells = self._cells()
         cell = cells[self.cursor]
         event_id = self.session.set_label(cell.crop_id, label)
+        self.last_label = label
         cell.set_label(label)
         status = Text()
         status.append(" saved ", style="bold reverse")
@@ -165,13 +168,13 @@ class GridScreen(Screen):
         self.app.crop_drawn(cell.crop_id)  # type: ignore[attr-defined]
 
     def action_label_rest(self) -> None:
-        """Give every cell of the page that has no label yet the label of the cell under the cursor."""
+        """Give every unlabeled cell of the page the cursor cell's label (or, if it has none, the last one typed)."""
         if not self.page:
             return
         cells = self._cells()
-        label = self.session.state(cells[self.cursor].crop_id)
+        label = self.session.state(cells[self.cursor].crop_id) or self.last_label
         if label is None:
-            self._status(Text(" label this cell first: a copies its label to the rest of the page ",
+            self._status(Text(" label a cell first: a copies its label to the rest of the page ",
                               style="bold yellow"))
             return
         n = 0
