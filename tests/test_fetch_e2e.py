@@ -81,6 +81,7 @@ def test_fetch_end_to_end_statuses_provenance_and_reruns(media: Path, base: str,
         {"url": f"{base}/page.html", "id": "html"},
         {"url": f"{base}/missing.mp4", "id": "missing"},
         {"url": f"http://127.0.0.1:{port}/video.mp4", "id": "closed"},
+        {"url": f"{gif_url}?late", "id": "late", "start": "100"},  # the server ignores the query
     ]
     manifest = write_manifest(tmp_path / "m.csv", rows)
     data = tmp_path / "data"
@@ -103,6 +104,7 @@ def test_fetch_end_to_end_statuses_provenance_and_reruns(media: Path, base: str,
         "html": ("not_a_video", f"no video found at this URL (yt-dlp: Unsupported URL: {base}/page.html)"),
         "missing": ("download_failed", "Unable to download webpage: HTTP Error 404: File not found"),
         "closed": ("download_failed", "Unable to download webpage: [Errno 111] Connection refused"),
+        "late": ("bad_range", "start 100 s is past the end of the video (3.3 s)"),
     }
 
     with open_store(data, create=False) as s:
