@@ -330,3 +330,33 @@ def test_models_list_shows_where_each_model_is_found(shared_dir: Path, no_models
         assert f"{m.name}: {m.filename}  {shared_dir / 'models' / m.filename}" in out
     assert run_cli(["models", "list"]) == 0
     assert "missing (run `lrfp models pull`)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("message,status,reason", [
+    ("ERROR: [youtube] abc: Requested format is not available. Use --list-formats for a list of available formats",
+     "too_high_res", "no format below 720p is offered; rerun with --downscale to accept a larger one"),
+    ("ERROR: [youtube] e4RsX2h2QIc: Sign in to confirm you're not a bot. Use --cookies-from-browser or --cookies",
+     "download_failed", "Sign in to confirm you're not a bot. Use --cookies-from-browser or --cookies"),
+    ("ERROR: Unsupported URL: http://h/page.html", "not_a_video", "no video found at this URL (yt-dlp: Unsupported URL: http://h/page.html)"),
+])
+def test_ytdlp_errors_become_statuses(message: str, status: str, reason: str) -> None:
+    from yt_dlp.utils import DownloadError
+
+    from lrfp.fetch.download import classify_ytdlp_error
+
+    assert classify_ytdlp_error(DownloadError(message)) == (status, reason)
+
+
+@pytest.mark.parametrize("data,kind", [
+    (b"", "an empty file"),
+    (b"<!DOCTYPE html><html><body>x</body></html>", "an HTML page"),
+    (b"\xff\xd8\xff\xe0" + bytes(100), "a JPEG image"),
+    (b"\x00\x00\x00\x18ftypmp42" + bytes(100), "an MP4/MOV file that does not decode (truncated or corrupt)"),
+    (bytes(range(256)), "a file of unknown type"),
+])
+def test_describe_file(tmp_path: Path, data: bytes, kind: str) -> None:
+    from lrfp.fetch.download import describe_file
+
+    p = tmp_path / "f"
+    p.write_bytes(data)
+    assert describe_file(p) == f"{kind}, {len(data):,} bytes"
