@@ -38,12 +38,14 @@ class LabelApp(App):
         self.latency_probe = latency_probe
         self._last_key_time = time.monotonic()
         self._too_small = None
+        self._views_ready = False
 
-    def on_mount(self) -> None:
+    async def on_mount(self) -> None:
         if self.start_in_grid:
-            self.switch_to_grid(push=True)
+            await self.switch_to_grid(push=True)
         else:
-            self.switch_to_single(push=True)
+            await self.switch_to_single(push=True)
+        self._views_ready = True
         self._check_size(self.size.width, self.size.height)
 
     def on_resize(self, event: events.Resize) -> None:
@@ -52,6 +54,8 @@ class LabelApp(App):
     def _check_size(self, cols: int, rows: int) -> None:
         from lrfp.label.too_small_screen import TooSmallScreen
 
+        if not self._views_ready:
+            return  # on_mount checks once the first view is up, so the notice lands on top of it
         small = cols < MIN_COLS or rows < MIN_ROWS
         if small and self._too_small is None:
             self._too_small = TooSmallScreen(too_small_message(cols, rows))
@@ -67,15 +71,15 @@ class LabelApp(App):
     def too_small(self) -> bool:
         return self._too_small is not None
 
-    def switch_to_grid(self, push: bool = False) -> None:
+    def switch_to_grid(self, push: bool = False):  # noqa: ANN201 - an awaitable
         from lrfp.label.grid_screen import GridScreen
 
-        (self.push_screen if push else self.switch_screen)(GridScreen())
+        return (self.push_screen if push else self.switch_screen)(GridScreen())
 
-    def switch_to_single(self, push: bool = False) -> None:
+    def switch_to_single(self, push: bool = False):  # noqa: ANN201 - an awaitable
         from lrfp.label.single_screen import SingleScreen
 
-        (self.push_screen if push else self.switch_screen)(SingleScreen())
+        return (self.push_screen if push else self.switch_screen)(SingleScreen())
 
     async def on_event(self, event: events.Event) -> None:
         if isinstance(event, events.Key):
