@@ -12,7 +12,9 @@ process pinned to one CPU core:
 - detect:   MediaPipe detection alone on the sampled frames (decoded and converted beforehand)
 - pipeline: lrfp's frame loop (sampling, conversion, detection, cropping, tracking, PNG/JPEG encoding,
             hashing and storing into a real store), i.e. everything after the download
-- overhead: pipeline / (decode + detect) - 1       goal: <= 25 %
+- plain loop: sample (grab/retrieve), convert to RGB, detect; nothing stored (the issue's "plain
+            decode-and-detect loop")
+- overhead: pipeline / (decode + detect) - 1       goal: <= 25 %; over_plain_loop: pipeline / plain loop - 1
 - fixed:    the pipeline on the first 0.5 s only (detector creation, first inference, opening store and file):
             a per-video cost that long videos amortize; overhead_excl_fixed leaves it out
 - x realtime: video seconds per wall second of the pipeline    goal: >= 30 on the 480p 30 fps clip
@@ -126,6 +128,25 @@ def measure_detect(path: Path, downscale: bool) -> dict:
     return {"sampled": len(rgbs), "faces": faces, "seconds": dt, "ms_per_frame": 1000 * dt / len(rgbs)}
 
 
+def measure_plain(path: Path, downscale: bool) -> dict:
+    """A plain decode-and-detect loop (sample, convert, detect; nothing stored): the floor for the pipeline."""
+    import cv2
+
+    from lrfp.fetch.detect import FaceDetector
+    from lrfp.fetch.frames import probe_video, sample_frames
+
+    import mediapipe.tasks.python.vision  # noqa: F401  not timed, as in measure_pipeline
+
+    t0 = time.perf_counter()
+    info = probe_video(path, downscale)
+    n = faces = 0
+    with FaceDetector(MODELS / "face_detection_full_range_sparse.tflite", 0.5) as det:
+        for f in sample_frames(path, info, EVERY):
+            faces += len(det.detect(cv2.cvtColor(f.image, cv2.COLOR_BGR2RGB)))
+            n += 1
+    return {"sampled": n, "faces": faces, "seconds": time.perf_counter() - t0}
+
+
 def measure_pipeline(path: Path, downscale: bool, end_s: float | None = None) -> dict:
     from lrfp.fetch.download import DownloadOptions
     from lrfp.fetch.frames import probe_video
@@ -157,7 +178,7 @@ def best_of(n: int, kind: str, path: Path, downscale: bool, end_s: float | None 
 
 def run_one(kind: str, path: Path, downscale: bool, end_s: float | None = None) -> dict:
     """Runs one measurement in a fresh process pinned to one core; adds its peak RSS."""
-    args = {"decode": "", "detect": f", {downscale!r}", "pipeline": f", {downscale!r}, {end_s!r}"}[kind]
+    args = {"decode": "", "detect": f", {downscale!r}", "plain": f", {downscale!r}", "pipeline": f", {downscale!r}, {end_s!r}"}[kind]
     code = (
         "import json, resource, sys; from pathlib import Path; import benchmark.fetch_speed as b; b._pin_one_core(); "
         f"r = b.measure_{kind}(Path({str(path)!r}){args}); "
@@ -228,6 +249,7 @@ def main(argv: list[str] | None = None) -> None:
             downscale = "1080p" in label
             dec = best_of(args.repeat, "decode", path, downscale)
             det = best_of(args.repeat, "detect", path, downscale)
+            plain = best_of(args.repeat, "plain", path, downscale)
             pipe = best_of(args.repeat, "pipeline", path, downscale)
             fixed = best_of(args.repeat, "pipeline", path, downscale, end_s=EVERY)  # one sampled frame: per-video cost
             video_s = pipe["video_s"] or dec["frames"] / 25
@@ -240,6 +262,9 @@ def main(argv: list[str] | None = None) -> None:
                 "x_realtime": round(video_s / pipe["seconds"], 1),
                 "decode_detect_x_realtime": round(video_s / (dec["seconds"] + det["seconds"]), 1),
                 "overhead_pct": round(100 * (pipe["seconds"] / necessary - 1), 1),
+                "plain_loop_s": round(plain["seconds"], 3),
+                "plain_loop_x_realtime": round(video_s / plain["seconds"], 1),
+                "over_plain_loop_pct": round(100 * (pipe["seconds"] / plain["seconds"] - 1), 1),
                 "fixed_s": round(fixed["seconds"], 3),
                 "overhead_excl_fixed_pct": round(100 * ((pipe["seconds"] - fixed["seconds"]) / necessary - 1), 1),
                 "peak_rss_mb": round(pipe["peak_rss_mb"], 1),
@@ -255,8 +280,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"machine: {machine}")
     print(f"load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; after: {load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f}")
     print(f"settings: --every {EVERY}, full-range BlazeFace, one core per measurement, fastest of {args.repeat}\n")
-    cols = ["clip", "video_s", "sampled", "crops", "decode_s", "detect_s", "pipeline_s", "overhead_pct", "fixed_s",
-            "overhead_excl_fixed_pct",
+    cols = ["clip", "video_s", "sampled", "crops", "decode_s", "detect_s", "plain_loop_s", "pipeline_s", "overhead_pct",
+            "over_plain_loop_pct", "fixed_s", "overhead_excl_fixed_pct", "plain_loop_x_realtime",
             "sampled_per_s", "x_realtime", "decode_detect_x_realtime", "peak_rss_mb"]
     print("| " + " | ".join(cols) + " |")
     print("|" + "---|" * len(cols))
