@@ -1,0 +1,161 @@
+"""Real `lrfp label` processes on a pseudo-terminal: killed with SIGKILL, and two at once on one store."""
+
+from __future__ import annotations
+
+import codecs
+import fcntl
+import os
+import pty
+import re
+import select
+import signal
+import sqlite3
+import struct
+import sys
+import termios
+import time
+from pathlib import Path
+
+import pytest
+from label_helpers import events, unlabeled_store
+
+from lrfp.label.session import LabelConfig, LabelSession
+from lrfp.store import open_store
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="needs a POSIX pseudo-terminal")
+
+ANSI = re.compile(r"\x1b\[[0-9;?<>=]*[ -/]*[@-~]|\x1b[()][0-9A-Za-z]|\x1b[=>78]|\x1b\][^\x07\x1b]*(\x07|\x1b\\)")
+STARTUP_S = 60  # a cold Python + Textual start on a loaded 2-core machine
+ACK_S = 20
+
+
+class LabelProcess:
+    """`lrfp label` in a child process whose terminal is a pty we read and type into."""
+
+    def __init__(self, data_dir: Path, annotator: str, cols: int = 120, rows: int = 40) -> None:
+        pid, fd = pty.fork()
+        if pid == 0:  # the child: size its terminal, then become `lrfp label`
+            try:
+                fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+                os.environ.update(TERM="xterm-256color", COLUMNS=str(cols), LINES=str(rows))
+                os.execv(sys.executable, [sys.executable, "-c", "from lrfp.cli import main; main()", "label",
+                                          "--data-dir", str(data_dir), "--annotator", annotator])
+            finally:
+                os._exit(127)
+        self.pid, self.fd, self.text = pid, fd, ""
+        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        self._pending = ""  # an escape sequence cut in two by a read
+
+    def _read(self, timeout: float) -> None:
+        ready, _, _ = select.select([self.fd], [], [], timeout)
+        if ready:
+            try:
+                data = os.read(self.fd, 65536)
+            except OSError:  # the child is gone
+                data = b""
+            buf = self._pending + self._decoder.decode(data)
+            cut = buf.rfind("\x1b")
+            if cut != -1 and not ANSI.match(buf, cut):
+                self._pending, buf = buf[cut:], buf[:cut]
+            else:
+                self._pending = ""
+            self.text += ANSI.sub("", buf)
+
+    def wait_for(self, pattern: str, timeout: float) -> None:
+        """Read the screen output until `pattern` (a plain string) has been drawn."""
+        deadline = time.monotonic() + timeout
+        while pattern not in self.text:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{pattern!r} not drawn within {timeout}s; last output: {self.text[-600:]!r}")
+            self._read(0.1)
+
+    def press(self, key: str) -> None:
+        os.write(self.fd, key.encode())
+
+    def kill(self) -> None:
+        os.kill(self.pid, signal.SIGKILL)
+        _, status = os.waitpid(self.pid, 0)
+        assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+        os.close(self.fd)
+
+
+def acknowledged(n: int) -> str:
+    """What the progress line shows once the n-th label of this session is committed."""
+    return f"this session {n} ("
+
+
+@pytest.fixture
+def data_dir(tmp_path, smfd_dir):
+    with unlabeled_store(tmp_path / "data", smfd_dir, n=16):
+        pass
+    return tmp_path / "data"
+
+
+def queue(data_dir):
+    with open_store(data_dir) as store:
+        return LabelSession(store, LabelConfig(annotator="probe", only="all")).ids
+
+
+def test_sigkill_loses_no_acknowledged_label_and_resume_starts_after_them(data_dir):
+    ids = queue(data_dir)
+    proc = LabelProcess(data_dir, "ana")
+    try:
+        proc.wait_for(acknowledged(0), STARTUP_S)
+        keys = ["m", "n", "x", "s", "m"]
+        for i, key in enumerate(keys, 1):
+            proc.press(key)
+            proc.wait_for(acknowledged(i), ACK_S)
+        for key in "nnn":  # typed, then killed before any acknowledgement is awaited
+            proc.press(key)
+    finally:
+        proc.kill()
+    with open_store(data_dir) as store:
+        got = events(store)
+        assert store.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        expected = [(ids[i], label, "ana", "label") for i, label in
+                    enumerate(["with_mask", "without_mask", "unusable", "skip", "with_mask"])]
+        assert got[:5] == expected  # every acknowledged label is there, in order
+        assert 5 <= len(got) <= 8
+        assert got[5:] == [(ids[i], "without_mask", "ana", "label") for i in range(5, len(got))]
+        again = LabelSession(store, LabelConfig(annotator="ana"))
+        assert again.current_id == ids[len(got)]  # resume at the first unlabeled crop
+
+
+def test_two_processes_on_one_store_lose_and_duplicate_nothing(data_dir):
+    a, b = LabelProcess(data_dir, "ana"), LabelProcess(data_dir, "bob")
+    try:
+        a.wait_for(acknowledged(0), STARTUP_S)
+        b.wait_for(acknowledged(0), STARTUP_S)
+        for i in range(1, 6):
+            a.press("m")
+            b.press("n")
+            a.wait_for(acknowledged(i), ACK_S)
+            b.wait_for(acknowledged(i), ACK_S)
+        for _ in range(3):  # both typing at once, then both killed
+            a.press("m")
+            b.press("n")
+    finally:
+        a.kill()
+        b.kill()
+    with open_store(data_dir) as store:
+        got = events(store)
+    ana = [e for e in got if e[2] == "ana"]
+    bob = [e for e in got if e[2] == "bob"]
+    assert 5 <= len(ana) <= 8 and 5 <= len(bob) <= 8
+    assert {e[1] for e in ana} == {"with_mask"} and {e[1] for e in bob} == {"without_mask"}
+    assert len({e[0] for e in ana}) == len(ana) and len({e[0] for e in bob}) == len(bob)  # one event per key
+    assert len(got) == len(ana) + len(bob)
+
+
+def test_killed_process_leaves_a_store_another_process_can_write(data_dir):
+    proc = LabelProcess(data_dir, "ana")
+    try:
+        proc.wait_for(acknowledged(0), STARTUP_S)
+        proc.press("m")
+        proc.wait_for(acknowledged(1), ACK_S)
+    finally:
+        proc.kill()
+    conn = sqlite3.connect(data_dir / "lrfp.sqlite", timeout=5)
+    conn.execute("BEGIN IMMEDIATE")  # no lock is left behind by the killed writer
+    conn.execute("ROLLBACK")
+    conn.close()
