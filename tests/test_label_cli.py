@@ -1,0 +1,69 @@
+"""`lrfp label` and `lrfp stats` agreement as a user meets them: messages, exit codes, no app when idle."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from lrfp.cli import main
+from lrfp.label.session import LabelConfig, LabelSession
+from lrfp.store import open_store
+
+
+def cli(capsys, *argv: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as e:
+        main(list(argv))
+    cap = capsys.readouterr()
+    return e.value.code, cap.out, cap.err.strip()
+
+
+def test_missing_data_dir_is_an_error(capsys, tmp_path):
+    code, _, err = cli(capsys, "label", "-d", str(tmp_path / "absent"))
+    assert code == 1
+    assert err == f"Error: no lrfp data directory at {tmp_path / 'absent'} (run `lrfp import` or `lrfp fetch` first)"
+
+
+def test_empty_store_says_so_and_starts_no_app(capsys, tmp_path):
+    open_store(tmp_path / "d").close()
+    code, out, _ = cli(capsys, "label", "-d", str(tmp_path / "d"))
+    assert code == 0
+    assert out.strip() == "The store has no crops yet: run `lrfp import` or `lrfp fetch` first."
+
+
+def test_nothing_left_to_label(capsys, small_store):
+    n = small_store.count_crops()
+    code, out, _ = cli(capsys, "label", "-d", str(small_store.root))
+    assert code == 0
+    assert out.strip() == f"Nothing left to label: all {n} crops have a label."
+    code, out, _ = cli(capsys, "label", "-d", str(small_store.root), "--only", "skipped")
+    assert (code, out.strip()) == (0, "No skipped crops: nothing to look at again.")
+
+
+@pytest.mark.parametrize("args, code, message", [
+    (["--only", "maybe"], 2, "Error: --only 'maybe': choose one of unlabeled, skipped, all"),
+    (["--label", "masked"], 2, "Error: --label 'masked': choose one of with_mask, without_mask, unusable, skip"),
+    (["--sample", "0.1"], 2, "Error: --sample only applies with --review"),
+    (["--review", "--sample", "0"], 2, "Error: --sample 0.0: must be a fraction in (0, 1], e.g. 0.1"),
+    (["--source", "zzz"], 1, "Error: no source named 'zzz' in the store (known: smfd)"),
+])
+def test_bad_options(capsys, small_store, args, code, message):
+    got_code, _, err = cli(capsys, "label", "-d", str(small_store.root), *args)
+    assert (got_code, err) == (code, message)
+
+
+def test_stats_reports_agreement_once_reviews_exist(capsys, small_store):
+    code, out, _ = cli(capsys, "stats", "-d", str(small_store.root), "--json")
+    assert code == 0 and "agreement" not in json.loads(out)
+    review = LabelSession(small_store, LabelConfig(annotator="bob", review=True, sample=1.0))
+    truth = [small_store.current_label(i) for i in review.ids[:6]]
+    for label in ["with_mask", "without_mask", "without_mask", "with_mask", "unusable", "skip"]:
+        review.label_current(label)
+    code, out, _ = cli(capsys, "stats", "-d", str(small_store.root), "--json")
+    a = json.loads(out)["agreement"]
+    reviewed = ["with_mask", "without_mask", "without_mask", "with_mask", "unusable"]
+    assert a["n"] == 5 and a["not_compared"] == 1
+    assert len(a["disagreements"]) == sum(t != r for t, r in zip(truth, reviewed))
+    assert a["observed"] == pytest.approx(sum(t == r for t, r in zip(truth, reviewed)) / 5)
+    code, out, _ = cli(capsys, "stats", "-d", str(small_store.root))
+    assert code == 0 and "Cohen's kappa" in out and "confusion (rows: current label, columns: review)" in out
