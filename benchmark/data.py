@@ -166,10 +166,17 @@ def _subset_from_hf(ds: Any, subset: str) -> Subset:
     return Subset(images, np.asarray(labels, dtype=np.int64), np.asarray(face, dtype=np.int64), keys)
 
 
+def _looks_local(spec: str) -> bool:
+    """A Hub repo id is `owner/name`; anything else (./x, /x, ~/x, a/b/c, x) is meant as a local folder."""
+    return spec.startswith((".", "/", "~")) or spec.count("/") != 1 or Path(spec).expanduser().exists()
+
+
 def _load_hf(dataset: str) -> Any:
     import datasets
 
     path = Path(dataset).expanduser()
+    if _looks_local(dataset) and not path.is_dir():
+        raise BenchError(f"no dataset folder at {dataset} (give a folder written by `lrfp publish`, or a Hub repo id owner/name)")
     try:
         if path.is_dir() and (path / "dataset_dict.json").exists():
             return datasets.load_from_disk(str(path))
@@ -225,8 +232,9 @@ def load_eval_set(target: str) -> tuple[str, Subset]:
         sub = load_image_folder(path)
         name = path.name
     else:
-        if not path.exists() and "/" not in target:
-            raise BenchError(f"--eval-on {target}: no such folder (expected class subfolders {', '.join(LABELS)}/)")
+        if _looks_local(target) and not path.is_dir():
+            raise BenchError(f"--eval-on {target}: no such folder (expected class subfolders {', '.join(LABELS)}/ "
+                             "or a dataset written by `lrfp publish`)")
         dd = _load_hf(target)
         parts = ["test"] if "test" in dd else list(dd)
         subs = [_subset_from_hf(dd[p], p) for p in parts]

@@ -179,6 +179,8 @@ def run(
     the run's best-on-validation weights go to `checkpoint_dir/<config>.pt` if they beat what is there.
     """
     device = cfg.device
+    if device.startswith("cuda"):
+        torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick the fastest kernels
     torch.manual_seed(cfg.seed)
     model = create_model(cfg.model, norm=cfg.norm, pretrained=cfg.pretrained, input_size=cfg.input_size)
     params, macs = count_params(model), count_macs(model, cfg.input_size)

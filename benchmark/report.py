@@ -146,9 +146,19 @@ def render_markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         "",
         "Accuracy is the mean over seeds ± its standard deviation; the 95% interval is Wilson's for that "
         f"accuracy on this test set's size (the thesis's intervals use its {THESIS_TEST_SIZE} test images). "
-        "Each row of one seed is one 80-epoch (quick: 8) run evaluated after each budget: with a constant "
-        "learning rate that equals separate runs of 30, 50 and 80 epochs.",
+        f"Each seed is one {max(budgets) if budgets else '-'}-epoch run evaluated on test after "
+        f"{', '.join(map(str, budgets))} epochs: with a constant learning rate that equals separate runs of "
+        "those lengths.",
         "",
+    ]
+    if budgets and any(b not in THESIS_EPOCHS for b in budgets):
+        lines += [
+            "The thesis columns show its budget of the same rank (here "
+            + ", ".join(f"{b} -> {t}" for b, t in zip(budgets, THESIS_EPOCHS) if thesis_epochs_for(b, budgets))
+            + " epochs): a reference point, not the same training.",
+            "",
+        ]
+    lines += [
         "| model | norm | epochs | seeds | test accuracy | 95% CI | test loss | balanced acc | ROC AUC | train img/s "
         "| thesis acc / loss | thesis 95% CI |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
@@ -234,7 +244,13 @@ def write_plots(out: Path, rows: list[dict[str, Any]], history: list[dict[str, A
             acc_ax.set_ylim(0, 1)
         for ax in list(axes.flat)[len(configs):]:
             ax.axis("off")
-        fig.tight_layout()
+        from matplotlib.lines import Line2D
+
+        handles = [Line2D([], [], color="C0", label="train"), Line2D([], [], color="C1", label="validation"),
+                   Line2D([], [], color="k", label="loss (left axis)"),
+                   Line2D([], [], color="k", linestyle="--", label="accuracy (right axis)")]
+        fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=8, bbox_to_anchor=(0.5, 0.0))
+        fig.tight_layout(rect=(0, 0.04, 1, 1))
         path = out / PLOTS[0]
         fig.savefig(path, dpi=90)
         plt.close(fig)

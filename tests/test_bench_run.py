@@ -281,3 +281,13 @@ def test_concurrent_runs_in_worker_processes(bench_store, tmp_path):
     ckpt = json.loads((out / "checkpoints" / "model3.json").read_text())
     best = max(h["val_accuracy"] for h in read_jsonl(out / "history.jsonl"))
     assert ckpt["val_accuracy"] == best  # the better seed's best epoch won
+
+
+def test_missing_dataset_and_eval_folders_are_clear_errors(bench_store, tmp_path, capsys):
+    code, _, err = cli(capsys, "bench", "--model", "model3", "--dataset", str(tmp_path / "nope"), "--out", str(tmp_path / "o"),
+                       "--device", "cpu")
+    assert code == 1 and err == (f"Error: no dataset folder at {tmp_path / 'nope'} (give a folder written by "
+                                 "`lrfp publish`, or a Hub repo id owner/name)")
+    code, _, err = cli(capsys, "bench", "--model", "model3", "-d", str(bench_store), "--eval-on", str(tmp_path / "gone"),
+                       "--out", str(tmp_path / "o"), "--device", "cpu")
+    assert code == 1 and err.startswith(f"Error: --eval-on {tmp_path / 'gone'}: no such folder")

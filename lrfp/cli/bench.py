@@ -108,24 +108,29 @@ def _summary_table(result: "BenchResult") -> Table:
     from benchmark.report import thesis_epochs_for
     from benchmark.thesis import thesis_result
 
+    from rich import box
+
     meta = result.meta
-    t = Table(title=f"lrfp bench, protocol {meta.get('protocol')}, {meta.get('device_name')}"
-              + ("" if meta.get("pretrained") else ", NO pretrained weights"), title_justify="left")
-    for col in ("config", "epochs", "seeds", "test acc", "95% CI", "test loss", "bal. acc", "AUC", "thesis acc / loss"):
-        t.add_column(col, justify="left" if col == "config" else "right", no_wrap=col in ("config", "95% CI"))
     summary = [s for s in result.summary if s["eval_set"] == "test"]
+    seeds = sorted({s["seeds"] for s in summary})
+    t = Table(
+        title=f"lrfp bench: protocol {meta.get('protocol')}, {', '.join(map(str, seeds)) or 0} seed(s), "
+        f"{meta.get('device_name')}" + ("" if meta.get("pretrained") else ", NO pretrained weights"),
+        title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
+    )
+    for col in ("config", "ep", "test acc", "95% CI", "loss", "AUC", "thesis acc/loss"):
+        t.add_column(col, justify="left" if col == "config" else "right", no_wrap=True)
     budgets = sorted({s["epochs"] for s in summary})
     for s in summary:
         te = thesis_epochs_for(s["epochs"], budgets)
         th = thesis_result(s["model"], s["norm"] or None, te) if te else None
-        sd = f" ± {100 * s['accuracy_sd']:.1f}" if s["seeds"] > 1 else ""
+        sd = f"±{100 * s['accuracy_sd']:.1f}" if s["seeds"] > 1 else ""
         t.add_row(
-            s["config"], str(s["epochs"]), str(s["seeds"]), f"{100 * s['accuracy']:.1f}%{sd}",
-            f"{100 * s['acc_ci_low']:.1f}-{100 * s['acc_ci_high']:.1f}", f"{s['loss']:.3f}",
-            f"{100 * s['balanced_accuracy']:.1f}%", f"{s['roc_auc']:.3f}",
-            f"{100 * th[0]:.1f}% / {th[1]:.3f} @{te}" if th else "-",
+            s["config"], str(s["epochs"]), f"{100 * s['accuracy']:.1f}%{sd}",
+            f"{100 * s['acc_ci_low']:.1f}-{100 * s['acc_ci_high']:.1f}", f"{s['loss']:.3f}", f"{s['roc_auc']:.3f}",
+            f"{100 * th[0]:.1f}%/{th[1]:.2f}@{te}" if th else "-",
         )
     errors = [r for r in result.rows if r.get("error")]
     for r in errors:
-        t.add_row(r["config"], "-", str(r["seed"]), "[red]failed[/red]", r["error"][:60], "", "", "", "")
+        t.add_row(r["config"], "-", "[red]failed[/red]", r["error"][:40], "", "", f"seed {r['seed']}")
     return t

@@ -1,0 +1,129 @@
+"""Speed benchmark (a script, not a test): lrfp's training loop against the plain DataLoader loop.
+
+Per model it trains a few epochs both ways on the same split and machine and reports training images/s;
+from those it extrapolates the whole grid (every config x seeds x epochs). With --grid it also runs the
+real `lrfp bench` grid (concurrent runs included) and times it end to end.
+
+    python -m benchmark.speed -d /tmp/benchstore --protocol quick --epochs 2 --workers 2
+    python -m benchmark.speed -d store --protocol thesis --device cuda --workers 8 --grid --out speed.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+
+def _load() -> float:
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return float("nan")
+
+
+def lrfp_train_speed(run_cfg, data, epochs: int) -> dict[str, float]:
+    """The engine's own loop: one warm-up epoch, then `epochs` timed epochs."""
+    from benchmark.engine import _on_device, make_optimizer, train_one_epoch
+    from benchmark.registry import create_model
+
+    torch.manual_seed(run_cfg.seed)
+    model = create_model(run_cfg.model, norm=run_cfg.norm, input_size=run_cfg.input_size)
+    mf = torch.channels_last if run_cfg.channels_last else torch.contiguous_format
+    model = model.to(run_cfg.device, memory_format=mf)
+    opt = make_optimizer(model, run_cfg)
+    gen = torch.Generator(device=run_cfg.device)
+    gen.manual_seed(0)
+    x, y = _on_device(data.subsets["train"], run_cfg.input_size, run_cfg.device)
+    train_one_epoch(model, opt, x, y, run_cfg, gen)
+    stats = [train_one_epoch(model, opt, x, y, run_cfg, gen) for _ in range(epochs)]
+    seconds = sum(s["seconds"] for s in stats)
+    images = sum(s["images"] for s in stats)
+    return {"images_per_s": images / seconds, "seconds": seconds, "images": images}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    from benchmark.data import load_store_split
+    from benchmark.dataloader_baseline import dataloader_train_speed, export_image_folder
+    from benchmark.harness import BenchConfig, device_name, plan_runs, resolve_device, run_bench
+    from benchmark.protocols import get_protocol
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("-d", "--data-dir", default="lrfp-data")
+    ap.add_argument("--split")
+    ap.add_argument("--protocol", default="quick")
+    ap.add_argument("--model", action="append", help="default: every registered model")
+    ap.add_argument("--epochs", type=int, default=2, help="timed epochs per model and loop (after one warm-up)")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--workers", type=int, default=8, help="DataLoader workers of the plain loop")
+    ap.add_argument("--threads", type=int)
+    ap.add_argument("--seeds", type=int, help="seeds in the extrapolated grid (default: the protocol's)")
+    ap.add_argument("--grid", action="store_true", help="also run and time the real grid with `lrfp bench`")
+    ap.add_argument("--jobs", type=int, help="concurrent runs for --grid")
+    ap.add_argument("--out", help="write the numbers as JSON here")
+    args = ap.parse_args(argv)
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    protocol = get_protocol(args.protocol)
+    cfg = BenchConfig(data_dir=Path(args.data_dir), split=args.split, protocol=args.protocol,
+                      models=tuple(args.model or ()), device=device, pretrained=False, seeds=args.seeds)
+    runs = [r for r in plan_runs(cfg, protocol, device) if r.seed == 0]
+    seeds = args.seeds or protocol.seeds
+    data = load_store_split(cfg.data_dir, cfg.split)
+    n_train = len(data.subsets["train"])
+    result = {
+        "machine": f"{device_name(device)}", "device": device, "torch": torch.__version__, "platform": platform.platform(),
+        "load_before": _load(), "threads": torch.get_num_threads(), "n_train": n_train, "protocol": protocol.name,
+        "timed_epochs": args.epochs, "workers": args.workers, "models": [],
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = export_image_folder(data.subsets["train"], Path(tmp) / "train")
+        for r in runs:
+            ours = lrfp_train_speed(r, data, args.epochs)
+            plain = dataloader_train_speed(r.model, r.norm, folder, r.input_size, args.epochs, device=device,
+                                           workers=args.workers, batch_size=r.batch_size, lr=r.lr,
+                                           rotation_degrees=r.rotation_degrees)
+            row = {"config": r.config_name, "input_size": r.input_size, "lrfp_images_per_s": round(ours["images_per_s"], 1),
+                   "dataloader_images_per_s": round(plain["images_per_s"], 1),
+                   "speedup": round(ours["images_per_s"] / plain["images_per_s"], 2)}
+            result["models"].append(row)
+            print(json.dumps(row), file=sys.stderr, flush=True)
+    # One run per config and seed of protocol.epochs epochs over the train set (validation/test passes excluded).
+    per_run_images = n_train * protocol.epochs * seeds
+    result["grid_runs"] = len(runs) * seeds
+    result["grid_lrfp_seconds_extrapolated"] = round(sum(per_run_images / m["lrfp_images_per_s"] for m in result["models"]), 1)
+    result["grid_dataloader_seconds_extrapolated"] = round(
+        sum(per_run_images / m["dataloader_images_per_s"] for m in result["models"]), 1)
+    if args.grid:
+        with tempfile.TemporaryDirectory() as tmp:
+            t0 = time.perf_counter()
+            res = run_bench(BenchConfig(data_dir=cfg.data_dir, split=args.split, protocol=args.protocol,
+                                        models=cfg.models, device=device, pretrained=False, seeds=args.seeds,
+                                        jobs=args.jobs, out=Path(tmp) / "grid"))
+            result["grid_lrfp_seconds_measured"] = round(time.perf_counter() - t0, 1)
+            result["grid_rows"] = len(res.rows)
+            result["grid_jobs"] = res.meta.get("jobs")
+    result["load_after"] = _load()
+    try:
+        result["uptime"] = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    except OSError:
+        pass
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+    return result
+
+
+if __name__ == "__main__":
+    main()
