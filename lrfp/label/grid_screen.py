@@ -113,10 +113,15 @@ class GridScreen(Screen):
         self.page = self.session.page(cols * rows)
         self.cursor = self.page.index(current) if current in self.page else 0
         container = self.query_one("#cells", Container)
-        await container.remove_children()
-        container.styles.grid_size_columns = cols
-        cells = [GridCell(crop_id) for crop_id in self.page]
-        await container.mount_all(cells)
+        cells = self._cells()
+        if len(cells) == len(self.page) and container.styles.grid_size_columns == cols and self.page:
+            for cell, crop_id in zip(cells, self.page):  # same shape: reuse the widgets, no remount
+                cell.crop_id = crop_id
+        else:
+            await container.remove_children()
+            container.styles.grid_size_columns = cols
+            cells = [GridCell(crop_id) for crop_id in self.page]
+            await container.mount_all(cells)
         for cell in cells:
             cell.show(self.session)
         if not self.page:

@@ -42,50 +42,52 @@ def half_block_cells(im: Image.Image, cols: int, rows: int) -> list[list[Cell]]:
     if w == 0:
         return []
     scaled = im.convert("RGB").resize((w, h), Image.Resampling.NEAREST)
-    px = scaled.load()
+    data = scaled.tobytes()
+    pixels = list(zip(data[0::3], data[1::3], data[2::3]))  # row-major RGB tuples, built in C
     lines: list[list[Cell]] = []
     for y in range(0, h, 2):
-        line: list[Cell] = []
-        for x in range(w):
-            upper = px[x, y]
-            lower = px[x, y + 1] if y + 1 < h else None
-            line.append((upper, lower))
-        lines.append(line)
+        upper = pixels[y * w:(y + 1) * w]
+        lower = pixels[(y + 1) * w:(y + 2) * w] if y + 1 < h else [None] * w
+        lines.append(list(zip(upper, lower)))
     return lines
 
 
-_STYLE_CACHE: dict[Cell, Style] = {}
+_STYLE_CACHE: dict[tuple[Cell, object], Style] = {}
 
 
-def _cell_style(cell: Cell) -> Style:
-    style = _STYLE_CACHE.get(cell)
+def _cell_style(cell: Cell, background: Color | None) -> Style:
+    key = (cell, background)
+    style = _STYLE_CACHE.get(key)
     if style is None:
         upper, lower = cell
-        style = Style(
-            color=Color.from_rgb(*upper), bgcolor=Color.from_rgb(*lower) if lower is not None else None
-        )
+        style = Style(color=Color.from_rgb(*upper), bgcolor=Color.from_rgb(*lower) if lower is not None else background)
         if len(_STYLE_CACHE) > 200_000:
             _STYLE_CACHE.clear()
-        _STYLE_CACHE[cell] = style
+        _STYLE_CACHE[key] = style
     return style
 
 
 @dataclass(frozen=True)
 class HalfBlocks:
-    """A rich renderable of half-block cells, centred horizontally in `width` columns."""
+    """A rich renderable of half-block cells, centred horizontally in `width` columns.
+
+    `background` fills the padding and the lower half of the last row of an odd-height image.
+    """
 
     cells: list[list[Cell]]
     width: int = 0
+    background: Color | None = None
 
     def lines(self) -> list[list[Segment]]:
         pad = max(0, (self.width - max((len(r) for r in self.cells), default=0)) // 2)
+        pad_style = Style(bgcolor=self.background)
         out = []
         for row in self.cells:
-            segs = [Segment(" " * pad)] if pad else []
+            segs = [Segment(" " * pad, pad_style)] if pad else []
             # Neighbouring cells of one colour pair share one segment: fewer escape codes to write.
             run_style, run_len = None, 0
             for cell in row:
-                style = _cell_style(cell)
+                style = _cell_style(cell, self.background)
                 if style is run_style:
                     run_len += 1
                     continue

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.text import Text
+from textual.strip import Strip
 from textual.widget import Widget
 
 from lrfp import LABELS, SKIPPED, UNUSABLE
@@ -26,7 +27,11 @@ def label_text(label: str | None, short: bool = False) -> Text:
 
 
 class PixelImage(Widget):
-    """An image drawn with half-block cells, scaled to the widget; a problem is shown as text instead."""
+    """An image drawn with half-block cells, scaled to the widget; a problem is shown as text instead.
+
+    Uses Textual's line API (one cached Strip per row) rather than a rich renderable: a new crop
+    costs one nearest-neighbour resize and no layout or rich rendering pass.
+    """
 
     DEFAULT_CSS = "PixelImage { width: 1fr; height: 1fr; }"
 
@@ -34,24 +39,43 @@ class PixelImage(Widget):
         super().__init__(id=id, classes=classes)
         self._loaded: LoadedImage | None = None
         self._message: str | None = None
-        self._cache: tuple[object, tuple[int, int], HalfBlocks] | None = None
+        self._strips: list[Strip] | None = None
+        self._strips_key: tuple[object, ...] | None = None
 
     def show(self, loaded: LoadedImage | None, message: str | None = None) -> None:
+        if loaded is None and self._loaded is None and message == self._message and self._strips is not None:
+            return  # the same notice again: nothing to redraw
         self._loaded, self._message = loaded, message
+        self._strips = None
         self.refresh()
 
-    def render(self):  # noqa: ANN201 - a rich renderable
+    def render(self):  # noqa: ANN201 - what the widget shows, for tests and screenshots of text
+        loaded = self._loaded
+        if loaded is None or loaded.image is None:
+            return Text(self._message or (loaded.problem if loaded else ""))
+        return HalfBlocks(half_block_cells(loaded.image, self.size.width, self.size.height), self.size.width)
+
+    def _build(self) -> list[Strip]:
+        width, height = self.size.width, self.size.height
+        base = self.rich_style
         loaded = self._loaded
         if loaded is None or loaded.image is None:
             text = self._message or (loaded.problem if loaded else "")
             style = "bold red" if loaded is not None and loaded.problem else "italic"
-            return Text(text, style=style, justify="center")
-        size = (self.size.width, self.size.height)
-        if self._cache is not None and self._cache[0] is loaded and self._cache[1] == size:
-            return self._cache[2]
-        blocks = HalfBlocks(half_block_cells(loaded.image, *size), size[0])
-        self._cache = (loaded, size, blocks)
-        return blocks
+            lines = self.app.console.render_lines(
+                Text(text, style=style, justify="center"), self.app.console.options.update_width(max(1, width)),
+                style=base, pad=False)
+            return [Strip(line).extend_cell_length(width, base) for line in lines]
+        blocks = HalfBlocks(half_block_cells(loaded.image, width, height), width, base.bgcolor)
+        return [Strip(line).extend_cell_length(width, base) for line in blocks.lines()]
+
+    def render_line(self, y: int) -> Strip:
+        key = (self.size.width, self.size.height)
+        if self._strips is None or self._strips_key != key:
+            self._strips, self._strips_key = self._build(), key
+        if y < len(self._strips):
+            return self._strips[y]
+        return Strip.blank(self.size.width, self.rich_style)
 
 
 def progress_text(session: LabelSession) -> Text:
