@@ -154,7 +154,12 @@ _WORKER: dict[str, Any] = {}
 
 
 def _worker_init(data: Any, eval_sets: dict[str, Any], queue: Any, threads: int | None) -> None:
+    import signal
+
     import torch
+
+    # Ctrl-C is the parent's to handle: it keeps the finished rows and stops the workers itself.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     if threads:
         torch.set_num_threads(threads)
@@ -268,26 +273,32 @@ def _run_parallel(runs, data, eval_sets, ckpt_dir, context, jobs, threads, on_ro
     q = manager.Queue()
     per_job = max(1, (threads or os.cpu_count() or 1) // jobs) if not runs[0].device.startswith("cuda") else 1
     pending = {}
+    pool = ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init, initargs=(data, eval_sets, q, per_job))
     try:
-        with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init,
-                                 initargs=(data, eval_sets, q, per_job)) as pool:
-            for run_cfg in runs:
-                pending[pool.submit(_worker_run, run_cfg, ckpt_dir, context)] = run_cfg
-            while pending:
-                done, _ = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-                _drain(q, on_row, on_epoch, queue_mod)
-                for fut in done:
-                    run_cfg = pending.pop(fut)
-                    err = fut.exception()
-                    if isinstance(err, BenchError):
-                        raise err
-                    if err is not None:
-                        on_row(_error_row(run_cfg, context, err))
-                    emit("run_end", {"run": run_cfg.run_name})
+        for run_cfg in runs:
+            pending[pool.submit(_worker_run, run_cfg, ckpt_dir, context)] = run_cfg
+        while pending:
+            done, _ = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
             _drain(q, on_row, on_epoch, queue_mod)
+            for fut in done:
+                run_cfg = pending.pop(fut)
+                err = fut.exception()
+                if isinstance(err, BenchError):
+                    raise err
+                if err is not None:
+                    on_row(_error_row(run_cfg, context, err))
+                emit("run_end", {"run": run_cfg.run_name})
+        _drain(q, on_row, on_epoch, queue_mod)
+        pool.shutdown(wait=True)
+    except BaseException:
+        # Keep what already arrived, then stop the workers now (shutdown() alone would let the
+        # running runs finish first). ProcessPoolExecutor has no public way to do this.
+        _drain(q, on_row, on_epoch, queue_mod)
+        for proc in list((getattr(pool, "_processes", None) or {}).values()):
+            proc.terminate()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
     finally:
-        for fut in pending:
-            fut.cancel()
         manager.shutdown()
 
 

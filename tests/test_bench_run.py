@@ -105,22 +105,26 @@ def test_ctrl_c_keeps_the_finished_rows(bench_store, tmp_path):
 
 
 @pytest.mark.slow
-def test_sigint_to_the_command_keeps_rows_and_exits_130(bench_store, tmp_path):
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_sigint_to_the_command_keeps_rows_and_exits_130(bench_store, tmp_path, jobs):
+    """Ctrl-C in a terminal: SIGINT to the whole process group (the command and its worker processes)."""
     out = tmp_path / "out"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "lrfp", "bench", "--model", "model3", "--protocol", "quick", "--epochs", "40",
-         "--device", "cpu", "-d", str(bench_store), "--out", str(out)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+        [sys.executable, "-m", "lrfp", "bench", "--model", "model3", "--model", "model1", "--protocol", "quick",
+         "--epochs", "40", "--jobs", jobs, "--device", "cpu", "-d", str(bench_store), "--out", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, start_new_session=True,
     )
     deadline = time.time() + 120
     while time.time() < deadline and not ((out / "results.jsonl").exists() and read_jsonl(out / "results.jsonl")):
         assert proc.poll() is None, proc.communicate()
         time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
+    os.killpg(proc.pid, signal.SIGINT)
+    t0 = time.time()
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
+    assert time.time() - t0 < 15  # stops now, not after the running runs finish
     rows = read_jsonl(out / "results.jsonl")
-    assert rows and rows[0]["epochs"] == 3 and len(rows) < 3
+    assert rows and all(r["epochs"] == 3 and not r["error"] for r in rows) and len(rows) < 12
     assert "INTERRUPTED" in (out / "results.md").read_text()
 
 
