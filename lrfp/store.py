@@ -256,13 +256,12 @@ class Store:
         return self.conn.execute("PRAGMA user_version").fetchone()[0]
 
     def _remove_stale_tmp(self) -> None:
-        crops = self.root / CROPS_DIR
-        if crops.is_dir():
-            for tmp in crops.glob("*/*.tmp"):
-                if _pid_alive(tmp):
-                    continue  # another process is writing it right now
-                with contextlib.suppress(OSError):
-                    tmp.unlink()
+        # Frames are written the same way as crops: a kill can leave a temporary file of either.
+        for tmp in [*(self.root / CROPS_DIR).glob("*/*.tmp"), *(self.root / FRAMES_DIR).glob("*/*.tmp")]:
+            if _pid_alive(tmp):
+                continue  # another process is writing it right now
+            with contextlib.suppress(OSError):
+                tmp.unlink()
 
     # -- settings --------------------------------------------------------------------------------
 
