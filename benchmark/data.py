@@ -86,7 +86,7 @@ def _decode(path: Path) -> np.ndarray:
 def _check_classes(name: str, subsets: dict[str, Subset], required: tuple[str, ...]) -> None:
     for subset in required:
         sub = subsets.get(subset)
-        if sub is None or len(sub) == 0:
+        if sub is None or len(sub.labels) == 0:
             raise BenchError(f"{name}: the {subset} subset is empty; a benchmark needs train, validation and test crops")
         present = set(sub.labels.tolist())
         missing = [LABELS[i] for i in range(len(LABELS)) if i not in present]
@@ -119,6 +119,11 @@ def load_store_split(data_dir: Path | str, split: str | None = None, progress: C
             # Leakage key: the crop's group, else its face track, else the video (a folder photo stands alone).
             key = r["group_id"] or r["track_id"] or (f"crop:{r['id']}")
             groups.setdefault(f"{r['source_id']}/{key}", set()).add(r["subset"])
+        # Check the classes before decoding anything: a lopsided split fails at once.
+        _check_classes(f"split {name!r}", {
+            sub: Subset([], np.asarray([LABELS.index(r["label"]) for r in srows], dtype=np.int64), np.zeros(0), [])
+            for sub, srows in per_subset.items()
+        }, SUBSETS)
         total = sum(len(v) for v in per_subset.values())
         subsets = {}
         done = 0

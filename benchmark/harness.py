@@ -194,7 +194,7 @@ def run_bench(cfg: BenchConfig, on_event: Event | None = None) -> BenchResult:
     device = resolve_device(cfg.device)
     runs = plan_runs(cfg, protocol, device)
     check_out(cfg.out)
-    if cfg.threads:
+    if cfg.threads is not None:
         if cfg.threads < 1:
             raise BenchError(f"--threads must be at least 1, not {cfg.threads}")
         torch.set_num_threads(cfg.threads)

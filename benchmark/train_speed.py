@@ -4,8 +4,8 @@ Per model it trains a few epochs both ways on the same split and machine and rep
 from those it extrapolates the whole grid (every config x seeds x epochs). With --grid it also runs the
 real `lrfp bench` grid (concurrent runs included) and times it end to end.
 
-    python -m benchmark.speed -d /tmp/benchstore --protocol quick --epochs 2 --workers 2
-    python -m benchmark.speed -d store --protocol thesis --device cuda --workers 8 --grid --out speed.json
+    python -m benchmark.train_speed -d /tmp/benchstore --protocol quick --epochs 2 --workers 2
+    python -m benchmark.train_speed -d store --protocol thesis --device cuda --workers 8 --grid --out speed.json
 """
 
 from __future__ import annotations
