@@ -32,7 +32,7 @@ class Subset:
 
     images: list[np.ndarray]
     labels: np.ndarray
-    face_px: np.ndarray  # shorter side of the crop as stored, in px
+    face_px: np.ndarray  # face size in px: shorter side of the detected face box, else of the stored crop
     keys: list[str]  # crop id / file name, for tracing a prediction back
     _resized: dict[int, Any] = field(default_factory=dict, repr=False)
 
@@ -99,6 +99,7 @@ def _check_classes(name: str, subsets: dict[str, Subset], required: tuple[str, .
 
 def load_store_split(data_dir: Path | str, split: str | None = None, progress: Callable[[int, int], None] | None = None) -> BenchData:
     """Load a split of the store (default: the last one `lrfp split` wrote); only crops labeled with a class."""
+    from lrfp.split import face_px
     from lrfp.store import open_store
 
     with open_store(data_dir, create=False) as store:
@@ -109,6 +110,7 @@ def load_store_split(data_dir: Path | str, split: str | None = None, progress: C
         if not rows:
             raise BenchError(f"split {name!r} assigns no crops")
         groups: dict[str, set[str]] = {}
+        videos: dict[str, set[str]] = {}
         per_subset: dict[str, list] = {s: [] for s in SUBSETS}
         dropped = Counter()
         for r in rows:
@@ -116,9 +118,11 @@ def load_store_split(data_dir: Path | str, split: str | None = None, progress: C
                 dropped[r["label"] or "unlabeled"] += 1
                 continue
             per_subset[r["subset"]].append(r)
-            # Leakage key: the crop's group, else its face track, else the video (a folder photo stands alone).
-            key = r["group_id"] or r["track_id"] or (f"crop:{r['id']}")
-            groups.setdefault(f"{r['source_id']}/{key}", set()).add(r["subset"])
+            # Leakage keys: the face track (or imported group, else the crop itself), and the source video.
+            key = f"track:{r['track_id']}" if r["track_id"] else f"group:{r['group_id']}" if r["group_id"] else f"crop:{r['id']}"
+            groups.setdefault(f"{r['source_name']}/{key}", set()).add(r["subset"])
+            if r["frame_index"] is not None or r["time_s"] is not None:
+                videos.setdefault(r["source_name"], set()).add(r["subset"])
         # Check the classes before decoding anything: a lopsided split fails at once.
         _check_classes(f"split {name!r}", {
             sub: Subset([], np.asarray([LABELS.index(r["label"]) for r in srows], dtype=np.int64), np.zeros(0), [])
@@ -132,7 +136,7 @@ def load_store_split(data_dir: Path | str, split: str | None = None, progress: C
             for r in srows:
                 images.append(_decode(root / r["path"]))
                 labels.append(LABELS.index(r["label"]))
-                face.append(min(r["width"], r["height"]))
+                face.append(face_px(r))
                 keys.append(str(r["id"]))
                 done += 1
                 if progress and (done % 64 == 0 or done == total):
@@ -141,7 +145,8 @@ def load_store_split(data_dir: Path | str, split: str | None = None, progress: C
     leaked = sorted(g for g, subs in groups.items() if len(subs) > 1)
     audit = {
         "split": name, "split_seed": info["seed"], "groups": len(groups), "leaked_groups": len(leaked),
-        "leaked_examples": leaked[:5], "dropped": dict(dropped), "split_report": info["report"],
+        "leaked_examples": leaked[:5], "videos_in_several_subsets": sum(len(v) > 1 for v in videos.values()),
+        "dropped": dict(dropped), "split_report": info["report"],
     }
     if dropped:
         log.info("split %s: left out %s (not a class label)", name, dict(dropped))
