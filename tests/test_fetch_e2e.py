@@ -88,8 +88,11 @@ def test_fetch_end_to_end_statuses_provenance_and_reruns(media: Path, base: str,
     manifest = write_manifest(tmp_path / "m.csv", rows)
     data = tmp_path / "data"
     assert fetch(manifest, data, models) == 1  # some rows failed
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
     assert "videos by status" in out and "video-seconds per wall-second" in out
+    for noise in ("[generic]", "[download]", "[info]", "WARNING:"):  # yt-dlp talks to the log, never the terminal
+        assert noise not in out and noise not in captured.err
 
     gif = source_name_for_url(gif_url)
     st = statuses(data)

@@ -360,3 +360,11 @@ def test_describe_file(tmp_path: Path, data: bytes, kind: str) -> None:
     p = tmp_path / "f"
     p.write_bytes(data)
     assert describe_file(p) == f"{kind}, {len(data):,} bytes"
+
+
+@pytest.mark.network
+@pytest.mark.skipif(not __import__("os").environ.get("LRFP_NETWORK_TESTS"), reason="set LRFP_NETWORK_TESTS=1: downloads the mediapipe 0.10.21 wheel from PyPI")
+def test_models_pull_from_pypi(tmp_path: Path) -> None:
+    paths = M.pull_models(tmp_path)
+    for p, m in zip(paths, M.MODELS.values()):
+        assert M.file_sha256(p) == m.sha256
