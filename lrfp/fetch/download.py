@@ -77,6 +77,8 @@ def download_key(url: str) -> str:
 def ytdlp_options(dest_dir: Path, key: str, opts: DownloadOptions, hook: Callable[[dict], None]) -> dict[str, Any]:
     o: dict[str, Any] = {
         "format": FORMAT_DOWNSCALE if opts.downscale else FORMAT,
+        # Highest resolution first; at equal resolution H.264, the cheapest to decode (decoding is most of the work).
+        "format_sort": ["res", "vcodec:h264"],
         "outtmpl": {"default": str(dest_dir / f"{key}.%(ext)s")},
         "restrictfilenames": True,
         "windowsfilenames": True,

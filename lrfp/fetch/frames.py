@@ -120,7 +120,7 @@ def sample_frames(
             if not cap.grab():
                 return
             t = cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
-            if last_t is not None and t <= last_t - 1e-9:
+            if last_t is not None and t <= last_t:
                 t = last_t + fallback_dt  # no usable timestamps: count frames
             if last_t is None and t < 0:
                 t = index * fallback_dt

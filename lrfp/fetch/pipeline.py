@@ -14,7 +14,7 @@ import threading
 import time
 from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -313,6 +313,8 @@ def fetch_video(
             info = probe_video(got.path, cfg.download.downscale)
         except NotAVideo as e:
             return finish("not_a_video", f"not a video: the URL served {describe_file(got.path)}; {e}")
+        if info.duration_s is None and got.info.get("duration"):  # some containers do not tell OpenCV
+            info = replace(info, duration_s=float(got.info["duration"]))
         meta: dict[str, Any] = {"manifest": row.meta(), "download": got.info, "settings": _settings(cfg, model)}
         if info.downscaled:
             meta["downscale"] = {"from": [info.native_width, info.native_height], "to": [info.width, info.height]}
