@@ -295,3 +295,16 @@ def test_missing_dataset_and_eval_folders_are_clear_errors(bench_store, tmp_path
     code, _, err = cli(capsys, "bench", "--model", "model3", "-d", str(bench_store), "--eval-on", str(tmp_path / "gone"),
                        "--out", str(tmp_path / "o"), "--device", "cpu")
     assert code == 1 and err.startswith(f"Error: --eval-on {tmp_path / 'gone'}: no such folder")
+
+
+def test_the_gpu_settings_train_too_bf16_autocast_and_channels_last_on_cpu(bench_store):
+    """No GPU here: the CUDA path's numerics (bf16 autocast, channels-last, BCN + WS) run on the CPU instead."""
+    from benchmark.data import load_store_split
+    from benchmark.engine import RunConfig, run
+
+    data = load_store_split(bench_store, "grouped")
+    result = run(RunConfig(model="model1", norm="bcn_ws", seed=0, epochs=8, eval_epochs=(8,), input_size=32,
+                           optimizer="sgd", device="cpu", amp=True, channels_last=True), data)
+    row = result.rows[0]
+    assert row["amp"] == "bf16" and row["channels_last"] is True
+    assert row["accuracy"] >= 0.7 and row["acc_ci_low"] > 0.5, row
