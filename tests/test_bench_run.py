@@ -308,3 +308,32 @@ def test_the_gpu_settings_train_too_bf16_autocast_and_channels_last_on_cpu(bench
     row = result.rows[0]
     assert row["amp"] == "bf16" and row["channels_last"] is True
     assert row["accuracy"] >= 0.7 and row["acc_ci_low"] > 0.5, row
+
+
+def test_a_failing_run_is_a_row_with_its_error_and_the_grid_goes_on(bench_store, tmp_path):
+    import torch
+
+    from benchmark import registry
+    from benchmark.harness import BenchConfig, run_bench
+
+    class Diverges(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = torch.nn.Linear(3, 2)
+
+        def forward(self, x):
+            raise FloatingPointError("loss is NaN")  # what a run that blows up looks like to the harness
+
+    @registry.register_model("diverges", input_size=16, quick_input_size=16, min_input_size=1)
+    def diverges(**kw):
+        return Diverges()
+
+    try:
+        result = run_bench(BenchConfig(data_dir=bench_store, out=tmp_path / "o", models=("diverges", "model3"),
+                                       protocol="quick", epochs=1, device="cpu"))
+    finally:
+        registry._REGISTRY.pop("diverges")
+    assert [(r["config"], bool(r["error"])) for r in result.rows] == [("diverges", True), ("model3", False)]
+    assert result.rows[0]["error"] == "FloatingPointError: loss is NaN"
+    md = (tmp_path / "o" / "results.md").read_text()
+    assert "## Runs that failed" in md and "- diverges seed 0: FloatingPointError: loss is NaN" in md
