@@ -24,16 +24,17 @@ def unlabeled_store(data_dir: Path, smfd: Path, n: int = 24, sources: tuple[str,
                     max_side: int = 40, with_frame: bool = False) -> Store:
     """A store with n unlabeled SMFD crops spread over `sources`, each with a time_s (order: source, time).
 
-    With with_frame, the first crop gets a context frame: the full-size SMFD photo, with the crop's box.
+    With with_frame, the first crop shown gets a context frame: the full-size SMFD photo, with the crop's box.
     """
     store = open_store(data_dir)
     ids = {name: store.upsert_source(name, "video", status="ok") for name in sources}
+    first_shown = max(i for i in range(n) if i % len(sources) == 0)  # first source, earliest time
     for i, path in enumerate(smfd_files(smfd, n)):
         src = sources[i % len(sources)]
         full = load_rgb(path.read_bytes())
         im = downscale(full, max_side)
         frame_id, box = None, None
-        if with_frame and i == 0:
+        if with_frame and i == first_shown:
             frame_id = store.add_frame(ids[src], 0, 0.0, full.width, full.height, image=encode_png(full), ext="png")
             box = (full.width // 4, full.height // 4, full.width // 2, full.height // 2)
         store.add_crop(ids[src], encode_png(im), im.width, im.height, CropOrigin(

@@ -144,8 +144,8 @@ async def test_context_strip_shows_the_frame_and_metadata(store):
         first = app.session.info(app.session.current_id)
         context = app.screen.query_one("#context", PixelImage)
         meta = str(app.screen.query_one("#meta").render())
-        if first.frame_file is not None:
-            assert context._loaded is not None and context._loaded.image is not None
+        assert first.frame_file is not None  # the helper gives the first crop its frame
+        assert context._loaded is not None and context._loaded.image is not None
         assert f"{first.width}x{first.height} px" in meta and first.source in meta and "0.90" in meta
         await pilot.press("m")
         meta = str(app.screen.query_one("#meta").render())

@@ -44,7 +44,7 @@ class GridCell(Vertical):
         t = label_text(label, short=True)
         if problem and label is None:
             t = Text(" file missing/corrupt ", style="bold red")
-        self.query_one(".cell-label", Static).update(t)
+        self.query_one(".cell-label", Static).update(t, layout=False)
 
 
 class GridScreen(Screen):
@@ -128,9 +128,9 @@ class GridScreen(Screen):
             message = self.session.empty_message() or "Nothing to show."
             await container.mount(Static(f"\nAll done. {message}\n\nu undoes the last label, q quits."))
         self._draw_cursor()
-        self.query_one("#progress", Static).update(progress_text(self.session))
+        self.query_one("#progress", Static).update(progress_text(self.session), layout=False)
         if status is not None:
-            self.query_one("#status", Static).update(status)
+            self.query_one("#status", Static).update(status, layout=False)
         self.app.crop_drawn(self.page[0] if self.page else None)  # type: ignore[attr-defined]
 
     def _cells(self) -> list[GridCell]:
@@ -141,8 +141,8 @@ class GridScreen(Screen):
             cell.set_class(i == self.cursor, "cursor")
 
     def _status(self, text: Text | str) -> None:
-        self.query_one("#status", Static).update(text)
-        self.query_one("#progress", Static).update(progress_text(self.session))
+        self.query_one("#status", Static).update(text, layout=False)
+        self.query_one("#progress", Static).update(progress_text(self.session), layout=False)
 
     # -- actions ---------------------------------------------------------------------------------
 

@@ -69,22 +69,22 @@ class SingleScreen(Screen):
         crop = self.query_one("#crop", PixelImage)
         context = self.query_one("#context", PixelImage)
         meta = self.query_one("#meta", Static)
-        self.query_one("#progress", Static).update(progress_text(s))
+        self.query_one("#progress", Static).update(progress_text(s), layout=False)
         if status is not None:
-            self.query_one("#status", Static).update(status)
+            self.query_one("#status", Static).update(status, layout=False)
         crop_id = s.current_id
         if crop_id is None:
             message = s.empty_message() or "Nothing to show."
             crop.show(None, f"\n\nAll done. {message}\n\nu undoes the last label, left goes back, q quits.")
             context.show(None, "")
-            meta.update("")
+            meta.update("", layout=False)
             self.app.crop_drawn(None)  # type: ignore[attr-defined]
             return
         info = s.info(crop_id)
         loaded = load_image(info.file, shown_as=info.rel_path)
         crop.show(loaded)
         context.show(*self._context_image(info))
-        meta.update(self._meta_text(info, loaded))
+        meta.update(self._meta_text(info, loaded), layout=False)
         self.app.crop_drawn(crop_id)  # type: ignore[attr-defined]
 
     @staticmethod
