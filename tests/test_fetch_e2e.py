@@ -333,7 +333,7 @@ def test_fetch_obtains_missing_models_itself_and_says_so(shared_dir: Path, base:
     assert code == 0, err
     assert (
         f"face_detection_full_range_sparse.tflite not found in {cache} (user cache); obtaining it from the "
-        f"mediapipe==0.10.21 wheel on PyPI into {cache}" in " ".join(err.split())
+        f"mediapipe==0.10.21 wheel on PyPI into {cache}\n" in err
     )
     assert (cache / MODELS["full"].filename).is_file()
     assert statuses(tmp_path / "data") == {"corridor": ("ok", None)}

@@ -94,7 +94,7 @@ class _Display:
             self.overall = self.progress.add_task("videos", total=None)
         p = self.progress
         if e.kind == "message":
-            p.console.print(f"[yellow]{escape(e.message or '')}[/yellow]")
+            p.console.print(f"[yellow]{escape(e.message or '')}[/yellow]", soft_wrap=True)  # paths stay whole
         elif e.kind == "queued":
             self.total += 1
         elif e.kind == "start":
@@ -112,7 +112,7 @@ class _Display:
             self.finished += 1
             colour = "green" if r.status == "ok" else "yellow" if r.status in ("no_faces", "interrupted") else "red"
             detail = f"{r.crops_kept} crops from {r.frames_sampled} frames" if r.status in ("ok", "no_faces") else (r.error or "")
-            p.console.print(f"[{colour}]{escape(r.name)}: {r.status}[/{colour}]  {escape(detail)}")
+            p.console.print(f"[{colour}]{escape(r.name)}: {r.status}[/{colour}]  {escape(detail)}", soft_wrap=True)
         p.update(self.overall, completed=self.finished, total=self.total or None)
 
 
