@@ -216,6 +216,10 @@ def run_bench(cfg: BenchConfig, on_event: Event | None = None) -> BenchResult:
         **context, "protocol": protocol.name, "protocol_summary": protocol.summary, "counts": data.counts(),
         "audit": {k: v for k, v in data.audit.items() if k != "split_report"}, "pretrained": cfg.pretrained,
     }
+    archived = report.archive_previous(cfg.out)
+    if archived:
+        log.info("moved the previous results in %s to %s", cfg.out, archived)
+        meta["previous_results"] = str(archived)
     writer = report.ResultsWriter(cfg.out)
     ckpt_dir = cfg.out / "checkpoints"
     total_epochs = sum(r.epochs for r in runs)
@@ -244,7 +248,8 @@ def run_bench(cfg: BenchConfig, on_event: Event | None = None) -> BenchResult:
                 except (KeyboardInterrupt, BenchError):
                     raise
                 except Exception as e:  # one failed run is a row with its error, not the end of the grid
-                    log.exception("run %s failed", run_cfg.run_name)
+                    log.warning("run %s failed: %s: %s", run_cfg.run_name, type(e).__name__, e)
+                    log.debug("run %s failed", run_cfg.run_name, exc_info=True)
                     on_row(_error_row(run_cfg, context, e))
         else:
             _run_parallel(runs, data, eval_sets, ckpt_dir, context, jobs, cfg.threads, on_row, on_epoch, emit)

@@ -21,6 +21,25 @@ HISTORY_JSONL = "history.jsonl"
 PLOTS = ("learning_curves.png", "accuracy_vs_epochs.png", "accuracy_vs_face_size.png")
 
 
+CHECKPOINTS = "checkpoints"
+
+
+def archive_previous(out: Path) -> Path | None:
+    """Move an earlier benchmark's outputs in `out` to `out/previous-<UTC time>/` (a new one never mixes
+    with, or silently deletes, an old one). Returns where they went, or None if there were none."""
+    import datetime as dt
+
+    ours = [out / n for n in (RESULTS_JSONL, RESULTS_CSV, RESULTS_MD, HISTORY_JSONL, *PLOTS, CHECKPOINTS)]
+    present = [p for p in ours if p.exists()]
+    if not present:
+        return None
+    dest = out / f"previous-{dt.datetime.now(dt.timezone.utc).strftime('%Y%m%dT%H%M%S.%fZ')}"
+    dest.mkdir()
+    for p in present:
+        p.rename(dest / p.name)
+    return dest
+
+
 def _clean(value: Any) -> Any:
     if isinstance(value, float) and math.isnan(value):
         return None

@@ -337,3 +337,16 @@ def test_a_failing_run_is_a_row_with_its_error_and_the_grid_goes_on(bench_store,
     assert result.rows[0]["error"] == "FloatingPointError: loss is NaN"
     md = (tmp_path / "o" / "results.md").read_text()
     assert "## Runs that failed" in md and "- diverges seed 0: FloatingPointError: loss is NaN" in md
+
+
+def test_a_second_bench_into_the_same_out_keeps_the_first(bench_store, tmp_path, capsys):
+    out = tmp_path / "o"
+    args = ["bench", "--model", "model3", "--protocol", "quick", "--epochs", "1", "-d", str(bench_store), "--out", str(out),
+            "--device", "cpu"]
+    assert cli(capsys, *args)[0] == 0
+    first = (out / "results.jsonl").read_text()
+    code, stdout, _ = cli(capsys, *args, "--seeds", "2")
+    assert code == 0 and "The earlier results there were moved to" in stdout
+    (previous,) = out.glob("previous-*")
+    assert (previous / "results.jsonl").read_text() == first and (previous / "checkpoints" / "model3.pt").exists()
+    assert sorted(r["seed"] for r in read_jsonl(out / "results.jsonl")) == [0, 1]

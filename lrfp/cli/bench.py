@@ -59,6 +59,8 @@ def bench(
         result = run_bench(cfg, on_event=on_event)
     console.print(_summary_table(result))
     console.print(f"Results in {result.out}: " + ", ".join(p.name for p in result.files))
+    if result.meta.get("previous_results"):
+        console.print(f"The earlier results there were moved to {result.meta['previous_results']}")
 
 
 # -- presentation only (the work is in benchmark.harness) ----------------------------------------
