@@ -182,3 +182,14 @@ def make_local_index(folder: Path, shared_models: Path) -> Path:
         f'<html><body><a href="../../{name}#sha256={digest}">{name}</a></body></html>'
     )
     return folder
+
+
+def isolate_pip(monkeypatch, index_url: str) -> None:
+    """Make `pip download` use only this index: no config files, no extra index, no cache, no retries."""
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    for var in ("PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS", "PIP_NO_INDEX"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("PIP_INDEX_URL", index_url)
+    monkeypatch.setenv("PIP_NO_CACHE_DIR", "1")
+    monkeypatch.setenv("PIP_RETRIES", "0")
+    monkeypatch.setenv("PIP_TIMEOUT", "5")

