@@ -195,7 +195,7 @@ async def test_nothing_left_shows_all_done_and_undo_still_works(store):
     app = app_for(store, source="cam-a")
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press(*["n"] * len(ids))
-        assert "All done. Nothing left to label from source 'cam-a'" in str(
+        assert "Nothing left to label from source 'cam-a'" in str(
             app.screen.query_one("#crop", PixelImage).render())
         await pilot.press("m")  # nothing to label: no event, no crash
         await pilot.press("u")

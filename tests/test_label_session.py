@@ -168,3 +168,14 @@ def test_agreement_kappa_confusion_and_disagreements(store):
         (order[1], "with_mask", "without_mask"), (order[6], "without_mask", "with_mask")]
     assert a["by_reviewer"]["bob"]["n"] == 7
     assert cohen_kappa([("with_mask", "with_mask")]) is None  # one class only: kappa undefined
+
+
+def test_moving_past_the_end_does_not_claim_all_done(store):
+    order = source_time_order(store)
+    s = LabelSession(store, LabelConfig(annotator="a"))
+    s.label_current("with_mask")
+    for _ in range(20):
+        s.next()
+    assert s.done
+    assert s.empty_message() == (
+        f"End of the queue, but crop {order[1]} and maybe others before it still wait: left goes back.")

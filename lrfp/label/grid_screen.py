@@ -126,7 +126,7 @@ class GridScreen(Screen):
             cell.show(self.session)
         if not self.page:
             message = self.session.empty_message() or "Nothing to show."
-            await container.mount(Static(f"\nAll done. {message}\n\nu undoes the last label, q quits."))
+            await container.mount(Static(f"\n{message}\n\nu undoes the last label, q quits."))
         self._draw_cursor()
         self.query_one("#progress", Static).update(progress_text(self.session), layout=False)
         if status is not None:

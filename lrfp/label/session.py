@@ -238,6 +238,9 @@ class LabelSession:
         """Why there is nothing to show, or None when there is something."""
         if not self.done:
             return None
+        waiting = self._next_matching(0)
+        if waiting < len(self.ids):  # moved past the end with right/enter, but earlier crops still wait
+            return f"End of the queue, but crop {self.ids[waiting]} and maybe others before it still wait: left goes back."
         if self.store.count_crops() == 0:
             return "The store has no crops yet: run `lrfp import` or `lrfp fetch` first."
         where = f" from source {self.cfg.source!r}" if self.cfg.source else ""

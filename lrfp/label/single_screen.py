@@ -75,7 +75,7 @@ class SingleScreen(Screen):
         crop_id = s.current_id
         if crop_id is None:
             message = s.empty_message() or "Nothing to show."
-            crop.show(None, f"\n\nAll done. {message}\n\nu undoes the last label, left goes back, q quits.")
+            crop.show(None, f"\n\n{message}\n\nu undoes the last label, left goes back, q quits.")
             context.show(None, "")
             meta.update("", layout=False)
             self.app.crop_drawn(None)  # type: ignore[attr-defined]
