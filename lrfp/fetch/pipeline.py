@@ -21,7 +21,7 @@ from typing import Any, Callable
 from lrfp.errors import InputError, UsageError
 from lrfp.fetch.download import DownloadFailed, DownloadOptions, DownloadStopped, describe_file, download_key, download_video
 from lrfp.fetch.frames import NotAVideo, VideoInfo, probe_video, sample_frames
-from lrfp.fetch.models import ResolvedModel, resolve_model
+from lrfp.fetch.models import MODELS, ResolvedModel, resolve_model
 from lrfp.manifest import ManifestRow, read_manifest
 from lrfp.store import CropOrigin, Store, open_store
 
@@ -63,6 +63,8 @@ class FetchConfig:
             raise UsageError(f"--margin must be between 0 and 2 (got {self.margin})")
         if self.per_track < 1:
             raise UsageError(f"--per-track must be at least 1 (got {self.per_track})")
+        if self.model not in MODELS:
+            raise UsageError(f"--model must be one of {', '.join(MODELS)} (got {self.model!r})")
         if self.workers < 1:
             raise UsageError(f"--workers must be at least 1 (got {self.workers})")
         if self.download.cookies is not None and not Path(self.download.cookies).is_file():
