@@ -159,3 +159,43 @@ def test_killed_process_leaves_a_store_another_process_can_write(data_dir):
     conn.execute("BEGIN IMMEDIATE")  # no lock is left behind by the killed writer
     conn.execute("ROLLBACK")
     conn.close()
+
+
+def wait_exit(pid: int, timeout: float) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return status
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    raise AssertionError(f"process {pid} did not exit within {timeout}s")
+
+
+def test_ctrl_c_quits_cleanly_with_a_summary(data_dir):
+    ids = queue(data_dir)
+    proc = LabelProcess(data_dir, "ana")
+    proc.wait_for(acknowledged(0), STARTUP_S)
+    proc.press("n")
+    proc.wait_for(acknowledged(1), ACK_S)
+    proc.press("\x03")  # Ctrl-C
+    proc.wait_for("ana labeled 1 crops this session (without_mask 1).", ACK_S)
+    status = wait_exit(proc.pid, ACK_S)
+    os.close(proc.fd)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    with open_store(data_dir) as store:
+        assert events(store) == [(ids[0], "without_mask", "ana", "label")]
+
+
+def test_closed_terminal_loses_nothing(data_dir):
+    ids = queue(data_dir)
+    proc = LabelProcess(data_dir, "ana")
+    proc.wait_for(acknowledged(0), STARTUP_S)
+    for i, key in enumerate("mm", 1):
+        proc.press(key)
+        proc.wait_for(acknowledged(i), ACK_S)
+    os.close(proc.fd)  # the terminal window goes away: the child gets SIGHUP / EOF
+    wait_exit(proc.pid, 30)
+    with open_store(data_dir) as store:
+        assert events(store) == [(ids[0], "with_mask", "ana", "label"), (ids[1], "with_mask", "ana", "label")]
