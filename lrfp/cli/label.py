@@ -28,12 +28,13 @@ def label(
 ) -> None:
     """Label crops with_mask / without_mask in a terminal app, fast, by keyboard.
 
-    Keys: m with mask, n without, x unusable, s/space skip, u/backspace undo, left/right move,
-    g grid, ? help, q quit. Each key is saved at once; rerun to resume at the first unlabeled crop.
-    `lrfp stats` reports agreement once reviews exist.
+    Keys: m with mask, n without, x unusable, s or space skip, u or backspace undo, left/right move, g grid, ? help, q quit.
+
+    Each key is saved at once; rerun to resume at the first unlabeled crop. After --review, `lrfp stats` shows agreement.
 
     Example:
-      lrfp label --source lima-01 ; lrfp label --review --annotator ana --sample 0.1
+      lrfp label --source lima-01
+      lrfp label --review --annotator bob --sample 0.1
     """
     from lrfp.cli.console import out
     from lrfp.label.app import run_label_app

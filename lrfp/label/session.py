@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import getpass
 import hashlib
-import json
 import logging
 import random
 import time
@@ -398,7 +397,3 @@ class LabelSession:
             "session_counts": {k: v for k, v in self.session_counts.items() if v},
             "total": p.total, "decided": p.decided, "counts": {k: v for k, v in p.counts.items() if v},
         }
-
-
-def summary_json(summary: dict[str, object]) -> str:
-    return json.dumps(summary, sort_keys=True)
