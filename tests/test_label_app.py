@@ -41,6 +41,8 @@ async def test_keys_label_and_auto_advance(store):
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("m", "n", "x", "s", "space")
         assert app.session.current_id == ids[5]
+        progress = str(app.screen.query_one("#progress").render())
+        assert "labeled 3/24" in progress and "this session 5 (" in progress and "unlabeled 19" in progress
     assert events(store) == [
         (ids[0], "with_mask", "ana", "label"), (ids[1], "without_mask", "ana", "label"),
         (ids[2], "unusable", "ana", "label"), (ids[3], "skip", "ana", "label"), (ids[4], "skip", "ana", "label"),
@@ -69,6 +71,8 @@ async def test_left_right_move_without_labeling_and_relabel(store):
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("m", "right", "right", "left", "left", "left")
         assert app.session.current_id == ids[0]
+        meta = str(app.screen.query_one("#meta").render())
+        assert "with_mask ana label" in meta  # the crop's label history
         await pilot.press("n")  # relabel the first crop
     assert events(store) == [(ids[0], "with_mask", "ana", "label"), (ids[0], "without_mask", "ana", "label")]
 
