@@ -216,7 +216,10 @@ _W: dict[str, Any] = {}
 
 
 def _worker_init(stop_event: Any, queue: Any) -> None:
+    import cv2
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent turns Ctrl-C into stop_event
+    cv2.setNumThreads(1)  # one core per worker: N workers use N cores, without oversubscription
     _W["stop"], _W["queue"] = stop_event, queue
 
 
