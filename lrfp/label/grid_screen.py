@@ -36,9 +36,15 @@ class GridCell(Vertical):
 
     def show(self, session: LabelSession) -> None:
         info = session.info(self.crop_id)
-        loaded = load_image(info.file, shown_as=info.rel_path)
-        self.query_one(PixelImage).show(loaded, "missing" if loaded.problem else None)
+        image = self.query_one(PixelImage)
+        loaded = image.prepared(self.crop_id) or load_image(info.file, shown_as=info.rel_path)
+        image.show(loaded, "missing" if loaded.problem else None, key=self.crop_id)
         self.set_label(info.label, problem=loaded.problem is not None)
+
+    def prepare(self, session: LabelSession, crop_id: int) -> None:
+        """Draw, off screen, the crop this cell will most likely show on the next page."""
+        info = session.info(crop_id)
+        self.query_one(PixelImage).prepare(crop_id, load_image(info.file, shown_as=info.rel_path))
 
     def set_label(self, label: str | None, problem: bool = False) -> None:
         t = label_text(label, short=True)
@@ -82,6 +88,7 @@ class GridScreen(Screen):
         self.columns = 1
         self.shape = (0, 0)
         self.last_label: str | None = None
+        self._prepare_queue: list[tuple[GridCell, int]] = []
 
     def compose(self) -> ComposeResult:
         yield Static(id="progress")
@@ -132,6 +139,19 @@ class GridScreen(Screen):
         if status is not None:
             self.query_one("#status", Static).update(status, layout=False)
         self.app.crop_drawn(self.page[0] if self.page else None)  # type: ignore[attr-defined]
+        if self.page:
+            ids = self.session.ids
+            start = ids.index(self.page[-1]) + 1
+            self._prepare_queue = list(zip(cells, ids[start:start + len(cells)]))
+            self.call_after_refresh(self._prepare_step)
+
+    def _prepare_step(self) -> None:
+        """Prepare the next page one cell at a time, so that a key pressed meanwhile waits for one cell at most."""
+        if self._prepare_queue:
+            cell, crop_id = self._prepare_queue.pop(0)
+            if cell.is_attached:
+                cell.prepare(self.session, crop_id)
+            self.call_later(self._prepare_step)
 
     def _cells(self) -> list[GridCell]:
         return list(self.query(GridCell))

@@ -81,11 +81,20 @@ class SingleScreen(Screen):
             self.app.crop_drawn(None)  # type: ignore[attr-defined]
             return
         info = s.info(crop_id)
-        loaded = load_image(info.file, shown_as=info.rel_path)
-        crop.show(loaded)
+        loaded = crop.prepared(crop_id) or load_image(info.file, shown_as=info.rel_path)
+        crop.show(loaded, key=crop_id)
         context.show(*self._context_image(info))
         meta.update(self._meta_text(info, loaded), layout=False)
         self.app.crop_drawn(crop_id)  # type: ignore[attr-defined]
+        self.call_after_refresh(self._prepare_next)
+
+    def _prepare_next(self) -> None:
+        """Load and draw (off screen) the crop auto-advance will most likely show next."""
+        s = self.session
+        if s.position + 1 < len(s.ids):
+            next_id = s.ids[s.position + 1]
+            info = s.info(next_id)
+            self.query_one("#crop", PixelImage).prepare(next_id, load_image(info.file, shown_as=info.rel_path))
 
     @staticmethod
     def _context_image(info: CropInfo) -> tuple[LoadedImage | None, str]:

@@ -41,13 +41,27 @@ class PixelImage(Widget):
         self._message: str | None = None
         self._strips: list[Strip] | None = None
         self._strips_key: tuple[object, ...] | None = None
+        self._prepared: tuple[object, tuple[int, int], LoadedImage, list[Strip]] | None = None
 
-    def show(self, loaded: LoadedImage | None, message: str | None = None) -> None:
+    def show(self, loaded: LoadedImage | None, message: str | None = None, key: object = None) -> None:
+        """Draw this image (or message). `key` names it, to use strips `prepare` built ahead."""
         if loaded is None and self._loaded is None and message == self._message and self._strips is not None:
             return  # the same notice again: nothing to redraw
         self._loaded, self._message = loaded, message
         self._strips = None
+        size = (self.size.width, self.size.height)
+        if key is not None and self._prepared is not None and self._prepared[:2] == (key, size):
+            self._strips, self._strips_key = self._prepared[3], size
+        self._prepared = None
         self.refresh()
+
+    def prepared(self, key: object) -> LoadedImage | None:
+        """The image `prepare` loaded for `key`, if it did."""
+        return self._prepared[2] if self._prepared is not None and self._prepared[0] == key else None
+
+    def prepare(self, key: object, loaded: LoadedImage) -> None:
+        """Build the strips of the image likely shown next, while the user looks at this one."""
+        self._prepared = (key, (self.size.width, self.size.height), loaded, self._build(loaded, None))
 
     def render(self):  # noqa: ANN201 - what the widget shows, for tests and screenshots of text
         loaded = self._loaded
@@ -55,12 +69,11 @@ class PixelImage(Widget):
             return Text(self._message or (loaded.problem if loaded else ""))
         return HalfBlocks(half_block_cells(loaded.image, self.size.width, self.size.height), self.size.width)
 
-    def _build(self) -> list[Strip]:
+    def _build(self, loaded: LoadedImage | None, message: str | None) -> list[Strip]:
         width, height = self.size.width, self.size.height
         base = self.rich_style
-        loaded = self._loaded
         if loaded is None or loaded.image is None:
-            text = self._message or (loaded.problem if loaded else "")
+            text = message or (loaded.problem if loaded else "")
             style = "bold red" if loaded is not None and loaded.problem else "italic"
             lines = self.app.console.render_lines(
                 Text(text, style=style, justify="center"), self.app.console.options.update_width(max(1, width)),
@@ -72,7 +85,7 @@ class PixelImage(Widget):
     def render_line(self, y: int) -> Strip:
         key = (self.size.width, self.size.height)
         if self._strips is None or self._strips_key != key:
-            self._strips, self._strips_key = self._build(), key
+            self._strips, self._strips_key = self._build(self._loaded, self._message), key
         if y < len(self._strips):
             return self._strips[y]
         return Strip.blank(self.size.width, self.rich_style)
