@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterable
 from lrfp import LABELS
 from lrfp.errors import SplitError, UsageError
 from lrfp.stats import quantiles
-from lrfp.store import Store
+from lrfp.store import Store, face_px
 
 log = logging.getLogger(__name__)
 
@@ -130,13 +130,6 @@ def group_key(row: Any, group_by: str = "track") -> tuple[str, str]:
         if kind == "group" and row["group_id"]:
             return "group", f"group:{row['group_id']}"
     return "crop", f"crop:{row['sha256'][:16]}"
-
-
-def face_px(row: Any) -> int:
-    """Face size in pixels: the shorter side of the detected face box, else (an imported image) of the crop."""
-    if row["box_w"] is not None and row["box_h"] is not None:
-        return int(min(row["box_w"], row["box_h"]))
-    return int(min(row["width"], row["height"]))
 
 
 def usable_crops(store: Store, cfg: SplitConfig) -> tuple[list[Crop], dict[str, int]]:

@@ -8,7 +8,7 @@ from typing import Any
 
 from lrfp import LABELS, SKIPPED, UNUSABLE
 from lrfp.label.agreement import agreement
-from lrfp.store import Store
+from lrfp.store import Store, face_px
 
 FACE_BANDS: list[tuple[str, int, int | None]] = [
     ("<24", 0, 24), ("24-32", 24, 32), ("32-48", 32, 48), ("48-64", 48, 64), ("64-128", 64, 128), (">=128", 128, None),
@@ -41,7 +41,7 @@ def collect_stats(store: Store) -> dict[str, Any]:
     """Crops per source and label, split counts, face sizes and source statuses."""
     label_names = (*LABELS, UNUSABLE, SKIPPED)
     rows = store.query(
-        """SELECT c.id, c.source_id, MIN(c.width, c.height) AS side, c.group_id, c.track_id, cl.label
+        """SELECT c.id, c.source_id, c.width, c.height, c.box_w, c.box_h, c.group_id, c.track_id, cl.label
            FROM crops c LEFT JOIN current_labels cl ON cl.crop_id = c.id"""
     )
     labels = Counter({name: 0 for name in (*label_names, "unlabeled")})
@@ -53,8 +53,9 @@ def collect_stats(store: Store) -> dict[str, Any]:
         lab = r["label"] or "unlabeled"
         labels[lab] += 1
         per_source.setdefault(r["source_id"], Counter())[lab] += 1
-        sides.append(r["side"])
-        bands[face_band(r["side"])] += 1
+        side = face_px(r)
+        sides.append(side)
+        bands[face_band(side)] += 1
         groups.add(r["group_id"] or r["track_id"] or f"crop:{r['id']}")
 
     sources = []

@@ -147,6 +147,14 @@ def now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="microseconds")
 
 
+def face_px(row: Any) -> int:
+    """Face size in px, the one rule every command uses: the shorter side of the detected face box,
+    else (an imported image, which is the face) the shorter side of the crop."""
+    if row["box_w"] is not None and row["box_h"] is not None:
+        return int(min(row["box_w"], row["box_h"]))
+    return int(min(row["width"], row["height"]))
+
+
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 

@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from lrfp import LABELS, __version__
-from lrfp.split import face_px
+from lrfp.label.agreement import cohen_kappa
 from lrfp.stats import quantiles
-from lrfp.store import Store
+from lrfp.store import Store, face_px
 
 HF_LICENSES = {
     "apache-2.0", "mit", "bsd-2-clause", "bsd-3-clause", "cc0-1.0", "cc-by-2.0", "cc-by-2.5", "cc-by-3.0",
@@ -181,19 +181,11 @@ def _labeling_section(store: Store, split: str, rows: list[Any]) -> str:
     if pairs:
         agree = sum(a == b for a, b in pairs) / len(pairs)
         parts.append(f"Agreement: {len(pairs)} crops got a blind second label; the two agree on {agree:.1%}"
-                     + (f" (Cohen's kappa {k:.3f})." if (k := _kappa(pairs)) is not None else "."))
+                     + (f" (Cohen's kappa {k:.3f})." if (k := cohen_kappa(pairs, LABELS)) is not None else "."))
     else:
         parts.append("Agreement: no crop of this dataset has a second, blind label, so inter-annotator agreement "
                      "is not measured.")
     return " ".join(parts)
-
-
-def _kappa(pairs: list[tuple[str, str]]) -> float | None:
-    n = len(pairs)
-    observed = sum(a == b for a, b in pairs) / n
-    first, second = Counter(a for a, _ in pairs), Counter(b for _, b in pairs)
-    expected = sum(first[c] * second[c] for c in LABELS) / (n * n)
-    return None if expected == 1 else (observed - expected) / (1 - expected)
 
 
 GROUP_CHAIN_TEXT = {

@@ -13,8 +13,8 @@ from typing import Any, Callable
 
 from lrfp import LABELS
 from lrfp.errors import NotFoundError, PublishError
-from lrfp.split import SUBSETS, face_px, group_key
-from lrfp.store import Store
+from lrfp.split import SUBSETS, group_key
+from lrfp.store import Store, face_px
 
 log = logging.getLogger(__name__)
 
