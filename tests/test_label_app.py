@@ -150,7 +150,8 @@ async def test_context_strip_shows_the_frame_and_metadata(store):
         meta = str(app.screen.query_one("#meta").render())
         assert first.frame_file is not None  # the helper gives the first crop its frame
         assert context._loaded is not None and context._loaded.image is not None
-        assert f"{first.width}x{first.height} px" in meta and first.source in meta and "0.90" in meta
+        face = min(first.box[2:])
+        assert f"{face} px (crop {first.width}x{first.height})" in meta and first.source in meta and "0.90" in meta
         await pilot.press("m")
         meta = str(app.screen.query_one("#meta").render())
         assert "(no frame stored" in str(context.render())
