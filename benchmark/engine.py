@@ -12,6 +12,7 @@ import contextlib
 import fcntl
 import json
 import logging
+import math
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -209,9 +210,13 @@ def run(
     budgets = set(cfg.eval_epochs)
     for epoch in range(1, cfg.epochs + 1):
         tr = train_one_epoch(model, optimizer, xtr, ytr, cfg, generator)
+        if not math.isfinite(tr["loss"]):
+            raise FloatingPointError(f"training loss became {tr['loss']} in epoch {epoch}")
         train_seconds += tr["seconds"]
         train_images += tr["images"]
         va = evaluate(model, xva, yva, cfg)
+        if not math.isfinite(va["loss"]):  # the last step of the epoch left non-finite weights
+            raise FloatingPointError(f"validation loss became {va['loss']} after epoch {epoch}")
         entry = {
             "run": cfg.run_name, "config": cfg.config_name, "model": cfg.model, "norm": cfg.norm or "",
             "seed": cfg.seed, "epoch": epoch, "epochs": cfg.epochs, "train_loss": tr["loss"],

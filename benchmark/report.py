@@ -159,7 +159,7 @@ def render_markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         f"- data: {meta.get('data_kind')} `{meta.get('data')}`; train/validation/test = {meta.get('counts')}",
         f"- leakage audit: {meta.get('audit')}",
         f"- device: {meta.get('device')} ({meta.get('device_name')}), torch {meta.get('torch_version')}, "
-        f"threads {meta.get('threads')}, concurrent runs {meta.get('jobs')}",
+        f"threads {meta.get('threads')}, concurrent runs {meta.get('jobs')}, {meta.get('precision')}",
         f"- pretrained ImageNet weights: {'yes' if meta.get('pretrained') else 'NO (--no-pretrained: transfer models trained from scratch)'}",
         f"- wall time: {meta.get('wall_seconds', 0):.0f} s{'; INTERRUPTED: only the finished rows below' if meta.get('interrupted') else ''}",
         "",

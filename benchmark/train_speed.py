@@ -65,6 +65,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--workers", type=int, default=8, help="DataLoader workers of the plain loop")
     ap.add_argument("--threads", type=int)
+    ap.add_argument("--precision", default="auto", help="lrfp's loop: auto, bf16 or fp32 (the plain loop is always fp32)")
     ap.add_argument("--seeds", type=int, help="seeds in the extrapolated grid (default: the protocol's)")
     ap.add_argument("--grid", action="store_true", help="also run and time the real grid with `lrfp bench`")
     ap.add_argument("--jobs", type=int, help="concurrent runs for --grid")
@@ -76,7 +77,8 @@ def main(argv: list[str] | None = None) -> dict:
     device = resolve_device(args.device)
     protocol = get_protocol(args.protocol)
     cfg = BenchConfig(data_dir=Path(args.data_dir), split=args.split, protocol=args.protocol,
-                      models=tuple(args.model or ()), device=device, pretrained=False, seeds=args.seeds)
+                      models=tuple(args.model or ()), device=device, pretrained=False, seeds=args.seeds,
+                      precision=args.precision)
     runs = [r for r in plan_runs(cfg, protocol, device) if r.seed == 0]
     seeds = args.seeds or protocol.seeds
     data = load_store_split(cfg.data_dir, cfg.split)
@@ -93,7 +95,7 @@ def main(argv: list[str] | None = None) -> dict:
             plain = dataloader_train_speed(r.model, r.norm, folder, r.input_size, args.epochs, device=device,
                                            workers=args.workers, batch_size=r.batch_size, lr=r.lr,
                                            rotation_degrees=r.rotation_degrees)
-            row = {"config": r.config_name, "input_size": r.input_size, "lrfp_images_per_s": round(ours["images_per_s"], 1),
+            row = {"config": r.config_name, "input_size": r.input_size, "lrfp_precision": "bf16" if r.amp else "fp32", "lrfp_images_per_s": round(ours["images_per_s"], 1),
                    "dataloader_images_per_s": round(plain["images_per_s"], 1),
                    "speedup": round(ours["images_per_s"] / plain["images_per_s"], 2)}
             result["models"].append(row)
@@ -109,7 +111,7 @@ def main(argv: list[str] | None = None) -> dict:
             t0 = time.perf_counter()
             res = run_bench(BenchConfig(data_dir=cfg.data_dir, split=args.split, protocol=args.protocol,
                                         models=cfg.models, device=device, pretrained=False, seeds=args.seeds,
-                                        jobs=args.jobs, out=Path(tmp) / "grid"))
+                                        jobs=args.jobs, precision=args.precision, out=Path(tmp) / "grid"))
             result["grid_lrfp_seconds_measured"] = round(time.perf_counter() - t0, 1)
             result["grid_rows"] = len(res.rows)
             result["grid_jobs"] = res.meta.get("jobs")

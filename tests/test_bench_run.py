@@ -209,11 +209,21 @@ def test_offline_pretrained_weights_fail_before_training(bench_store, tmp_path, 
 def test_no_pretrained_is_recorded(bench_store, tmp_path, capsys):
     out = tmp_path / "o"
     code, stdout, _ = cli(capsys, "bench", "--model", "resnet18", "--no-pretrained", "--epochs", "1", "--seeds", "1", "--input-size", "32",
-                          "-d", str(bench_store), "--out", str(out), "--device", "cpu")
+                          "-d", str(bench_store), "--out", str(out), "--device", "cpu", "--precision", "fp32")
     assert code == 0 and "NO pretrained weights" in stdout.replace("\n", " ")
     rows = read_jsonl(out / "results.jsonl")
     assert len(rows) == 1 and rows[0]["pretrained"] is False and rows[0]["input_size"] == 32
+    assert rows[0]["amp"] == "fp32" and rows[0]["channels_last"] is False
     assert "NO (--no-pretrained" in (out / "results.md").read_text()
+
+
+def test_unknown_protocol_and_bad_numbers(tmp_path, capsys):
+    code, _, err = cli(capsys, "bench", "--all", "--protocol", "fast", "--out", str(tmp_path / "o"), "--device", "cpu")
+    assert code == 1 and err == "Error: unknown protocol 'fast'; known: thesis, quick"
+    code, _, err = cli(capsys, "bench", "--all", "--epochs", "0", "--out", str(tmp_path / "o"), "--device", "cpu")
+    assert code == 1 and err == "Error: --epochs must be at least 1, not 0"
+    code, _, err = cli(capsys, "bench", "--all", "--precision", "fp16", "--out", str(tmp_path / "o"), "--device", "cpu")
+    assert code == 1 and err == "Error: --precision must be auto, bf16 or fp32, not 'fp16'"
 
 
 def test_bench_without_models_is_a_usage_error(capsys):

@@ -32,6 +32,7 @@ def bench(
     input_size: Annotated[Optional[int], typer.Option("--input-size", help="Override every model's input side in px.")] = None,
     jobs: Annotated[Optional[int], typer.Option("--jobs", "-j", help="Runs at once (default: 3 on CUDA, 1 on CPU).")] = None,
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Override the protocol's batch size (64).")] = None,
+    precision: Annotated[str, typer.Option("--precision", help="auto (bf16 autocast + channels-last on CUDA, fp32 on CPU), bf16 or fp32.")] = "auto",
     data_dir: DataDir = DEFAULT_DATA_DIR,
 ) -> None:
     """Train and evaluate the six baselines on a split and report them beside the thesis.
@@ -53,7 +54,7 @@ def bench(
     cfg = BenchConfig(
         data_dir=data_dir, out=out, models=() if all_models else tuple(model or ()), protocol=protocol,
         epochs=epochs, seeds=seeds, device=device, threads=threads, split=split, dataset=dataset, eval_on=eval_on,
-        pretrained=not no_pretrained, input_size=input_size, jobs=jobs, batch_size=batch_size,
+        pretrained=not no_pretrained, input_size=input_size, jobs=jobs, batch_size=batch_size, precision=precision,
     )
     with _progress() as on_event:
         result = run_bench(cfg, on_event=on_event)
