@@ -360,3 +360,26 @@ def test_a_second_bench_into_the_same_out_keeps_the_first(bench_store, tmp_path,
     (previous,) = out.glob("previous-*")
     assert (previous / "results.jsonl").read_text() == first and (previous / "checkpoints" / "model3.pt").exists()
     assert sorted(r["seed"] for r in read_jsonl(out / "results.jsonl")) == [0, 1]
+
+
+def test_a_hub_dataset_that_cannot_be_reached_is_a_clear_error(tmp_path, capsys, monkeypatch):
+    # The edge of the network: the Hub client in offline mode, as on a machine without internet.
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    import datasets  # noqa: F401  (reads the setting at import; set it for this process too)
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+    code, _, err = cli(capsys, "bench", "--model", "model3", "--dataset", "someone/lr-fp", "--out", str(tmp_path / "o"),
+                       "--device", "cpu")
+    assert code == 1 and err.startswith("Error: cannot load dataset 'someone/lr-fp': ")
+
+
+def test_list_prints_the_registry(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["bench", "--list"])
+    out = capsys.readouterr().out
+    assert e.value.code == 0
+    names = [line.split("│")[1].strip() for line in out.splitlines() if line.startswith("│") and line.split("│")[1].strip()]
+    assert names[:6] == ["model1", "model2", "model3", "vgg16", "resnet18", "alexnet"]
+    assert "224 / 64 / 63" in out  # alexnet: thesis / quick / minimum input
