@@ -140,7 +140,8 @@ def plan_runs(cfg: BenchConfig, protocol: Protocol, device: str, bf16: bool | No
                     model=spec.name, norm=norm, seed=seed, epochs=epochs, eval_epochs=budgets, input_size=size,
                     optimizer=spec.optimizer, lr=protocol.lr, momentum=protocol.momentum,
                     batch_size=cfg.batch_size or protocol.batch_size, pretrained=cfg.pretrained and spec.pretrained,
-                    rotation_degrees=protocol.rotation_degrees, device=device, amp=bf16, channels_last=bf16,
+                    rotation_degrees=protocol.rotation_degrees, device=device, amp=bf16,
+                    channels_last=bf16 or (device == "cpu" and spec.cpu_channels_last),
                     protocol=protocol.name,
                 ))
     return runs
@@ -227,7 +228,7 @@ def run_bench(cfg: BenchConfig, on_event: Event | None = None) -> BenchResult:
         "split": data.audit.get("split", data.name), "data": data.name, "data_kind": data.kind,
         "split_leaked_groups": data.audit.get("leaked_groups"), "device": device, "device_name": device_name(device),
         "torch_version": torch.__version__, "threads": torch.get_num_threads(), "jobs": jobs,
-        "precision": "bf16 autocast + channels-last" if runs and runs[0].amp else "fp32",
+        "precision": "bf16 autocast + channels-last" if runs and runs[0].amp else "fp32 (channels-last for Models 1-3 on CPU)" if device == "cpu" else "fp32",
     }
     meta = {
         **context, "protocol": protocol.name, "protocol_summary": protocol.summary, "counts": data.counts(),

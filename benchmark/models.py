@@ -96,7 +96,7 @@ class ThesisCNN(nn.Module):
         return self.classifier(self.features(x))
 
 
-@register_model("model1", input_size=224, quick_input_size=64, min_input_size=8, optimizer="sgd", norms=("bn", "bcn", "bcn_ws"))
+@register_model("model1", input_size=224, quick_input_size=64, min_input_size=8, optimizer="sgd", norms=("bn", "bcn", "bcn_ws"), cpu_channels_last=True)
 def model1(*, norm: str, pretrained: bool = False, input_size: int = 224, num_classes: int = 2) -> nn.Module:
     """Thesis Model 1: conv5x5, conv3x3+norm, conv3x3 (16/32/64), FC 128, FC 2; input 224."""
     features = nn.Sequential(
@@ -105,7 +105,7 @@ def model1(*, norm: str, pretrained: bool = False, input_size: int = 224, num_cl
     return ThesisCNN(features, (128,), input_size, num_classes)
 
 
-@register_model("model2", input_size=224, quick_input_size=64, min_input_size=32, optimizer="sgd", norms=("bn", "bcn", "bcn_ws"))
+@register_model("model2", input_size=224, quick_input_size=64, min_input_size=32, optimizer="sgd", norms=("bn", "bcn", "bcn_ws"), cpu_channels_last=True)
 def model2(*, norm: str, pretrained: bool = False, input_size: int = 224, num_classes: int = 2) -> nn.Module:
     """Thesis Model 2: conv5x5, conv3x3+norm, conv3x3, conv3x3+norm, conv3x3 (16/32/64/128/128), FC 128, FC 2."""
     features = nn.Sequential(
@@ -115,7 +115,7 @@ def model2(*, norm: str, pretrained: bool = False, input_size: int = 224, num_cl
     return ThesisCNN(features, (128,), input_size, num_classes)
 
 
-@register_model("model3", input_size=64, quick_input_size=64, min_input_size=14, optimizer="adam")
+@register_model("model3", input_size=64, quick_input_size=64, min_input_size=14, optimizer="adam", cpu_channels_last=True)
 def model3(*, norm: str | None = None, pretrained: bool = False, input_size: int = 64, num_classes: int = 2) -> nn.Module:
     """Thesis Model 3: conv3x3, conv2x2, conv2x2 (32/64/64), FC 256, FC 128, FC 2; input 64; Adam."""
     features = nn.Sequential(
