@@ -9,14 +9,14 @@ import contextlib
 import functools
 import http.server
 import os
-import socket
 import subprocess
 import sys
-import threading
 import time
 import zipfile
 from pathlib import Path
 from typing import Iterator
+
+from net_helpers import closed_port, running  # noqa: F401 (closed_port: used by the fetch tests)
 
 from lrfp.fetch.models import MODELS
 
@@ -103,22 +103,8 @@ class _Server(http.server.ThreadingHTTPServer):
 @contextlib.contextmanager
 def serve(folder: Path) -> Iterator[str]:
     """An HTTP server for `folder` on 127.0.0.1 in a thread; yields its base URL."""
-    handler = functools.partial(_Handler, directory=str(folder))
-    server = _Server(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-def closed_port() -> int:
-    """A port on 127.0.0.1 with nothing listening."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    with running(_Server(("127.0.0.1", 0), functools.partial(_Handler, directory=str(folder)))) as url:
+        yield url
 
 
 def write_manifest(path: Path, rows: list[dict[str, str]]) -> Path:

@@ -9,36 +9,18 @@ the second.
 from __future__ import annotations
 
 import contextlib
-import functools
 import http.server
 import json
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
+from fetch_helpers import serve
+from net_helpers import closed_port, running  # noqa: F401 (closed_port: used by the publish tests)
 
 CLIPS = ("intel_face-demographics-walking-and-pause.gif", "face_recognition_short_hamilton_clip.mp4")
 CLIP_LICENSES = {"intel": "cc-by-4.0", "hamilton": "mit"}  # as stated in ../shared/data/videos/SOURCE.md
-
-
-class _Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@contextlib.contextmanager
-def serve_folder(folder: Path) -> Iterator[str]:
-    """Serve `folder` over HTTP on 127.0.0.1; yields the base URL."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(folder)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def fetched_video_store(data_dir: Path, shared: Path, smfd_with_mask: Path | None = None):
@@ -54,7 +36,7 @@ def fetched_video_store(data_dir: Path, shared: Path, smfd_with_mask: Path | Non
     from lrfp.store import open_store
 
     videos = shared / "data" / "videos"
-    with serve_folder(videos) as base:
+    with serve(videos) as base:
         manifest = data_dir.parent / "manifest.csv"
         lines = ["url,id,license,title"]
         for name, clip in zip(CLIP_LICENSES, CLIPS):
@@ -147,23 +129,8 @@ def fake_hub(status_for_whoami: int = 200, remote_files: list[str] | None = None
             pass  # lrfp's reachability check connects and closes without a request
 
     server = Server(("127.0.0.1", 0), Handler)
-    hub.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with running(server) as hub.url:
         yield hub
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-def closed_port() -> int:
-    """A 127.0.0.1 port nothing listens on (bound, then released)."""
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

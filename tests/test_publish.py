@@ -16,7 +16,8 @@ import yaml
 
 from lrfp.errors import PublishError
 from lrfp.publish import FEATURE_NAMES, PublishConfig, PushConfig, export_dataset, publish_dataset
-from lrfp.split import SplitConfig, face_px, grouped_split
+from lrfp.split import SplitConfig, grouped_split
+from lrfp.store import face_px
 from publish_helpers import closed_port, fake_hub, video_store  # noqa: F401 (a fixture)
 
 SECRET = "hf_testtoken_never_shown_0123456789"

@@ -11,7 +11,7 @@ from textual.widgets import Footer, Static
 
 from lrfp.label.render import load_image
 from lrfp.label.session import LabelSession
-from lrfp.label.widgets import PixelImage, label_text, progress_text
+from lrfp.label.widgets import LABEL_BINDINGS, UNDO_BINDINGS, PixelImage, label_text, progress_text
 
 CELL_COLS = 20  # 18 image columns + border
 CELL_ROWS = 12  # 9 image rows (18 px) + label line + border
@@ -63,15 +63,10 @@ class GridScreen(Screen):
     """
 
     BINDINGS = [
-        Binding("m", "label('with_mask')", "with mask"),
-        Binding("n", "label('without_mask')", "without"),
-        Binding("x", "label('unusable')", "unusable"),
-        Binding("s", "label('skip')", "skip"),
-        Binding("space", "label('skip')", "skip", show=False),
+        *LABEL_BINDINGS,
         Binding("a", "label_rest", "rest of page"),
         Binding("enter", "next_page", "next page"),
-        Binding("u", "undo", "undo"),
-        Binding("backspace", "undo", "undo", show=False),
+        *UNDO_BINDINGS,
         Binding("left", "move(-1, 0)", "move", show=False),
         Binding("right", "move(1, 0)", "move", show=False),
         Binding("up", "move(0, -1)", "move", show=False),

@@ -11,7 +11,7 @@ from textual.widgets import Footer, Static
 
 from lrfp.label.render import LoadedImage, context_region, load_image
 from lrfp.label.session import CropInfo, LabelSession
-from lrfp.label.widgets import PixelImage, label_text, progress_text
+from lrfp.label.widgets import LABEL_BINDINGS, UNDO_BINDINGS, PixelImage, label_text, progress_text
 
 KEY_LABELS = {"m": "with_mask", "n": "without_mask", "x": "unusable", "s": "skip"}
 
@@ -30,13 +30,8 @@ class SingleScreen(Screen):
     """
 
     BINDINGS = [
-        Binding("m", "label('with_mask')", "with mask"),
-        Binding("n", "label('without_mask')", "without"),
-        Binding("x", "label('unusable')", "unusable"),
-        Binding("s", "label('skip')", "skip"),
-        Binding("space", "label('skip')", "skip", show=False),
-        Binding("u", "undo", "undo"),
-        Binding("backspace", "undo", "undo", show=False),
+        *LABEL_BINDINGS,
+        *UNDO_BINDINGS,
         Binding("left", "previous", "prev"),
         Binding("right", "next", "next"),
         Binding("g", "grid", "grid"),

@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 from rich.text import Text
+from textual.binding import Binding
 from textual.strip import Strip
 from textual.widget import Widget
 
 from lrfp import LABELS, SKIPPED, UNUSABLE
 from lrfp.label.render import HalfBlocks, LoadedImage, half_block_cells
 from lrfp.label.session import LabelSession
+
+LABEL_BINDINGS = [
+    Binding("m", "label('with_mask')", "with mask"),
+    Binding("n", "label('without_mask')", "without"),
+    Binding("x", "label('unusable')", "unusable"),
+    Binding("s", "label('skip')", "skip"),
+    Binding("space", "label('skip')", "skip", show=False),
+]
+"""The label keys, the same in every view."""
+UNDO_BINDINGS = [Binding("u", "undo", "undo"), Binding("backspace", "undo", "undo", show=False)]
 
 LABEL_STYLE = {
     "with_mask": ("with mask", "bold black on green"),
