@@ -99,8 +99,7 @@ def _check_classes(name: str, subsets: dict[str, Subset], required: tuple[str, .
 
 def load_store_split(data_dir: Path | str, split: str | None = None, progress: Callable[[int, int], None] | None = None) -> BenchData:
     """Load a split of the store (default: the last one `lrfp split` wrote); only crops labeled with a class."""
-    from lrfp.split import face_px
-    from lrfp.store import open_store
+    from lrfp.store import face_px, open_store
 
     with open_store(data_dir, create=False) as store:
         name = store.resolve_split(split)
@@ -147,6 +146,9 @@ def load_store_split(data_dir: Path | str, split: str | None = None, progress: C
         "split": name, "split_seed": info["seed"], "groups": len(groups), "leaked_groups": len(leaked),
         "leaked_examples": leaked[:5], "videos_in_several_subsets": sum(len(v) > 1 for v in videos.values()),
         "dropped": dict(dropped), "split_report": info["report"],
+        # what `lrfp split` itself checked (near-duplicate pairs across subsets by perceptual hash)
+        "split_near_duplicate_pairs": ((info["report"].get("leakage") or {}).get("near_duplicates") or {}).get("pairs"),
+        "split_group_by": info["report"].get("group_by"),
     }
     if dropped:
         log.info("split %s: left out %s (not a class label)", name, dict(dropped))

@@ -226,7 +226,8 @@ def run_bench(cfg: BenchConfig, on_event: Event | None = None) -> BenchResult:
 
     context = {
         "split": data.audit.get("split", data.name), "data": data.name, "data_kind": data.kind,
-        "split_leaked_groups": data.audit.get("leaked_groups"), "device": device, "device_name": device_name(device),
+        "split_leaked_groups": data.audit.get("leaked_groups"),
+        "split_near_duplicate_pairs": data.audit.get("split_near_duplicate_pairs"), "device": device, "device_name": device_name(device),
         "torch_version": torch.__version__, "threads": torch.get_num_threads(), "jobs": jobs,
         "precision": "bf16 autocast + channels-last" if runs and runs[0].amp else "fp32 (channels-last for Models 1-3 on CPU)" if device == "cpu" else "fp32",
     }

@@ -383,3 +383,22 @@ def test_list_prints_the_registry(capsys):
     names = [line.split("│")[1].strip() for line in out.splitlines() if line.startswith("│") and line.split("│")[1].strip()]
     assert names[:6] == ["model1", "model2", "model3", "vgg16", "resnet18", "alexnet"]
     assert "224 / 64 / 63" in out  # alexnet: thesis / quick / minimum input
+
+
+def test_bench_on_the_split_lrfp_split_writes(smfd_dir, tmp_path, capsys):
+    """The real pipeline: import -> `lrfp split` -> `lrfp bench` on its (last) split."""
+    build_store(tmp_path / "data", smfd_dir, n_groups=60, max_side=32).close()
+    assert cli(capsys, "split", "-d", str(tmp_path / "data"))[0] == 0
+    code, _, err = cli(capsys, "bench", "--model", "model3", "--protocol", "quick", "--epochs", "1", "-d",
+                       str(tmp_path / "data"), "--out", str(tmp_path / "o"), "--device", "cpu")
+    assert code == 0, err
+    (row,) = read_jsonl(tmp_path / "o" / "results.jsonl")
+    assert row["split"] == "default" and row["split_leaked_groups"] == 0 and row["split_near_duplicate_pairs"] == 0
+    assert row["n_train"] + row["n_val"] + row["n_test"] == open_split_all(tmp_path / "data")
+
+
+def open_split_all(data_dir: Path) -> int:
+    from lrfp.store import open_store
+
+    with open_store(data_dir, create=False) as store:
+        return len(store.split_crops(store.resolve_split()))
