@@ -221,3 +221,34 @@ def test_kill_during_import_then_rerun_completes_without_duplicates(smfd_dir: Pa
             with Image.open(path) as im:
                 im.load()
         assert not list((data / "crops").glob("*/*.tmp"))
+
+
+def test_ctrl_c_during_import_keeps_what_was_stored_and_says_so(smfd_dir: Path, tmp_path: Path) -> None:
+    from conftest import smfd_subset
+
+    folder, _ = smfd_subset(smfd_dir, tmp_path / "src", n_groups=60, seed=4)
+    data = tmp_path / "d"
+    cmd = [sys.executable, "-m", "lrfp", "import", str(folder), "--source", "s", "-d", str(data)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+        try:
+            con = sqlite3.connect(data / "lrfp.sqlite", timeout=5)
+            stored = con.execute("SELECT COUNT(*) FROM crops").fetchone()[0]
+            con.close()
+        except sqlite3.OperationalError:
+            continue
+        if stored >= 5:
+            proc.send_signal(signal.SIGINT)
+            break
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines()[-1] == "Interrupted: what was stored stays; rerun the same command to finish."
+    with open_store(data) as s:
+        kept = s.count_crops()
+    assert kept >= 5
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    with open_store(data) as s:
+        assert s.count_crops() == distinct_files(folder)

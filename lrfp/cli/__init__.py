@@ -60,6 +60,9 @@ def _register() -> None:
 _register()
 
 
+INTERRUPTED = "Interrupted: what was stored stays; rerun the same command to finish."
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: runs the app and turns LrfpError into `Error: <message>` and an exit code."""
     debug = os.environ.get("LRFP_DEBUG") == "1"
@@ -71,7 +74,7 @@ def main(argv: list[str] | None = None) -> None:
         typer.echo(f"Error: {e}", err=True)
         sys.exit(e.exit_code)
     except (typer.Abort, KeyboardInterrupt):
-        typer.echo("Interrupted.", err=True)
+        typer.echo(INTERRUPTED, err=True)
         sys.exit(130)
     except TyperException as e:  # usage errors: typer's (vendored click) exceptions know how to show themselves
         e.show()
@@ -81,4 +84,6 @@ def main(argv: list[str] | None = None) -> None:
             raise
         typer.echo(f"Error: unexpected {type(e).__name__}: {e} (rerun with LRFP_DEBUG=1 for the traceback)", err=True)
         sys.exit(1)
+    if rv == 130:  # typer turns Ctrl-C inside a command into exit code 130
+        typer.echo(INTERRUPTED, err=True)
     sys.exit(rv if isinstance(rv, int) else 0)

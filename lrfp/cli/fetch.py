@@ -60,8 +60,7 @@ def fetch(
     for table in summary_tables(result):
         out.print(table)
     if result.interrupted:
-        err.print("Interrupted: what was stored stays; rerun the same command to finish.")
-        raise typer.Exit(130)
+        raise typer.Exit(130)  # main() says what an interruption means
     if not result.all_ok:
         raise typer.Exit(1)
 
