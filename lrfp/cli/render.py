@@ -46,16 +46,20 @@ def stats_tables(s: dict[str, Any]) -> list[Table]:
     tables = [overview]
 
     src = Table(title="sources", title_justify="left")
-    for col in ("name", "kind", "status", "crops", "with / without / unlabeled", "license", "error"):
-        src.add_column(col, justify="right" if col == "crops" else "left", overflow="fold")
+    for col in ("name", "kind", "status", "crops", "with", "without", "unlabeled"):
+        src.add_column(col, justify="right" if col not in ("name", "kind", "status") else "left", overflow="fold")
     for x in s["sources"]:
         n = x["labels"]
-        src.add_row(
-            x["name"], x["kind"], x["status"], str(x["crops"]),
-            f"{n['with_mask']} / {n['without_mask']} / {n['unlabeled']}",
-            x["license"] or "[red]unknown[/red]", (x["error"] or "")[:80],
-        )
-    tables.append(src)
+        src.add_row(x["name"], x["kind"], x["status"], str(x["crops"]),
+                    str(n["with_mask"]), str(n["without_mask"]), str(n["unlabeled"]))
+    notes = Table(show_header=False, box=None, title_justify="left", padding=(0, 1))
+    notes.add_column(style="bold", no_wrap=True)
+    notes.add_column(overflow="fold")
+    for x in s["sources"]:
+        notes.add_row(x["name"], f"license: {x['license'] or '[red]unknown[/red]'}")
+        if x["error"]:
+            notes.add_row("", f"[red]error:[/red] {x['error']}")
+    tables.extend([src, notes])
 
     for name, sp in s["splits"].items():
         t = Table(title=f"split {name}" + (" (last used)" if name == s.get("last_split") else ""), title_justify="left")
