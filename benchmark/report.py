@@ -287,13 +287,7 @@ def write_plots(out: Path, rows: list[dict[str, Any]], history: list[dict[str, A
         ax.set_xlabel("epochs")
         ax.set_ylabel("test accuracy (x: thesis)")
         ax.set_ylim(0.4, 1.0)
-        ax.legend(fontsize=7, ncol=2)
-        ax.grid(alpha=0.3)
-        fig.tight_layout()
-        path = out / PLOTS[1]
-        fig.savefig(path, dpi=90)
-        plt.close(fig)
-        written.append(path)
+        written.append(_save(fig, ax, out / PLOTS[1]))
 
         last = max(s["epochs"] for s in summary)
         final = [s for s in summary if s["epochs"] == last]
@@ -303,14 +297,20 @@ def write_plots(out: Path, rows: list[dict[str, Any]], history: list[dict[str, A
             for i, s in enumerate(final):
                 ax.plot(bands, [s[f"acc_face_{b}"] for b in bands], marker="o", color=f"C{i % 10}", label=s["config"])
             ax.set_xticks(range(len(bands)), [f"{b}\n(n={final[0][f'n_face_{b}']})" for b in bands])
-            ax.set_xlabel("face size: shorter side of the crop (px)")
+            ax.set_xlabel("face size: shorter side of the face box, or of the crop for imported images (px)")
             ax.set_ylabel(f"test accuracy after {last} epochs")
             ax.set_ylim(0.4, 1.0)
-            ax.legend(fontsize=7, ncol=2)
-            ax.grid(alpha=0.3)
-            fig.tight_layout()
-            path = out / PLOTS[2]
-            fig.savefig(path, dpi=90)
-            plt.close(fig)
-            written.append(path)
+            written.append(_save(fig, ax, out / PLOTS[2]))
     return written
+
+
+def _save(fig, ax, path: Path) -> Path:
+    """Finish a plot the same way everywhere (legend, grid, layout), write it, free it."""
+    import matplotlib.pyplot as plt
+
+    ax.legend(fontsize=7, ncol=2)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path

@@ -51,3 +51,13 @@ def events(store: Store, kind: str | None = None) -> list[tuple[int, str | None,
         sql += " WHERE kind = ?"
         args = (kind,)
     return [tuple(r) for r in store.query(sql + " ORDER BY id", args)]
+
+
+def source_time_order(store: Store, source: str | None = None) -> list[int]:
+    """Crop ids in the app's default order (source, then time), optionally of one source."""
+    sql = "SELECT c.id FROM crops c JOIN sources s ON s.id = c.source_id"
+    args = ()
+    if source:
+        sql += " WHERE s.name = ?"
+        args = (source,)
+    return [r[0] for r in store.query(sql + " ORDER BY c.source_id, c.time_s", args)]

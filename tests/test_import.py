@@ -31,6 +31,22 @@ def distinct_files(folder: Path) -> int:
     return len({hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.rglob("*.jpg")})
 
 
+def signal_once_stored(proc: subprocess.Popen, data: Path, n_crops: int, sig: int) -> None:
+    """Send `sig` to a running `lrfp import` as soon as its store holds n_crops crops (within 2 minutes)."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+        try:
+            con = sqlite3.connect(data / "lrfp.sqlite", timeout=5)
+            stored = con.execute("SELECT COUNT(*) FROM crops").fetchone()[0]
+            con.close()
+        except sqlite3.OperationalError:  # the store is not created yet
+            continue
+        if stored >= n_crops:
+            proc.send_signal(sig)
+            return
+
+
 def test_whole_smfd_imports_with_duplicates_and_groups_and_reimport_adds_nothing(smfd_dir: Path, tmp_path: Path) -> None:
     data = tmp_path / "d"
     groups = smfd_dir / "smfd_groups.csv"
@@ -191,19 +207,7 @@ def test_kill_during_import_then_rerun_completes_without_duplicates(smfd_dir: Pa
     data = tmp_path / "d"
     cmd = [sys.executable, "-m", "lrfp", "import", str(folder), "--source", "s", "--groups", str(groups), "-d", str(data)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    stored = 0
-    while time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-        try:
-            con = sqlite3.connect(data / "lrfp.sqlite", timeout=5)
-            stored = con.execute("SELECT COUNT(*) FROM crops").fetchone()[0]
-            con.close()
-        except sqlite3.OperationalError:
-            continue
-        if stored >= 10:
-            proc.send_signal(signal.SIGKILL)
-            break
+    signal_once_stored(proc, data, 10, signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, "the import finished before it could be killed: use more files"
 
@@ -230,18 +234,7 @@ def test_ctrl_c_during_import_keeps_what_was_stored_and_says_so(smfd_dir: Path, 
     data = tmp_path / "d"
     cmd = [sys.executable, "-m", "lrfp", "import", str(folder), "--source", "s", "-d", str(data)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-        try:
-            con = sqlite3.connect(data / "lrfp.sqlite", timeout=5)
-            stored = con.execute("SELECT COUNT(*) FROM crops").fetchone()[0]
-            con.close()
-        except sqlite3.OperationalError:
-            continue
-        if stored >= 5:
-            proc.send_signal(signal.SIGINT)
-            break
+    signal_once_stored(proc, data, 5, signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert err.strip().splitlines()[-1] == "Interrupted: what was stored stays; rerun the same command to finish."

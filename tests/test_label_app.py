@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from label_helpers import events, unlabeled_store
+from label_helpers import events, source_time_order, unlabeled_store
 
 from lrfp.label.app import LabelApp
 from lrfp.label.grid_screen import GridCell, GridScreen
@@ -22,21 +22,12 @@ def store(tmp_path, smfd_dir):
     s.close()
 
 
-def order(store, source=None):
-    sql = "SELECT c.id FROM crops c JOIN sources s ON s.id = c.source_id"
-    args = ()
-    if source:
-        sql += " WHERE s.name = ?"
-        args = (source,)
-    return [r[0] for r in store.query(sql + " ORDER BY c.source_id, c.time_s", args)]
-
-
 def app_for(store, **cfg) -> LabelApp:
     return LabelApp(LabelSession(store, LabelConfig(**{"annotator": "ana", **cfg})))
 
 
 async def test_keys_label_and_auto_advance(store):
-    ids = order(store)
+    ids = source_time_order(store)
     app = app_for(store)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("m", "n", "x", "s", "space")
@@ -50,7 +41,7 @@ async def test_keys_label_and_auto_advance(store):
 
 
 async def test_undo_and_backspace_restore_and_go_back(store):
-    ids = order(store)
+    ids = source_time_order(store)
     app = app_for(store)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("m", "n", "u")
@@ -66,7 +57,7 @@ async def test_undo_and_backspace_restore_and_go_back(store):
 
 
 async def test_left_right_move_without_labeling_and_relabel(store):
-    ids = order(store)
+    ids = source_time_order(store)
     app = app_for(store)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("m", "right", "right", "left", "left", "left")
@@ -78,7 +69,7 @@ async def test_left_right_move_without_labeling_and_relabel(store):
 
 
 async def test_grid_page_label_rest_and_enter(store):
-    ids = order(store)
+    ids = source_time_order(store)
     app = app_for(store)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("g")
@@ -113,7 +104,7 @@ async def test_grid_a_needs_a_label_first(store):
 
 
 async def test_filters_source_and_label(store):
-    cam_b = order(store, "cam-b")
+    cam_b = source_time_order(store, "cam-b")
     app = app_for(store, source="cam-b")
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("m", "n", "m")
@@ -126,7 +117,7 @@ async def test_filters_source_and_label(store):
 
 
 async def test_review_mode_is_blind_and_writes_review_events(store):
-    ids = order(store)
+    ids = source_time_order(store)
     app = app_for(store)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("m", "n", "m")
@@ -165,7 +156,7 @@ async def test_context_strip_shows_the_frame_and_metadata(store):
 
 
 async def test_missing_and_corrupt_crop_files_can_be_marked_x(store):
-    ids = order(store)
+    ids = source_time_order(store)
     store.crop_file(store.crop(ids[0])).unlink()
     store.crop_file(store.crop(ids[1])).write_bytes(b"\x89PNG\r\n\x1a\ngarbage")
     app = app_for(store)
@@ -196,7 +187,7 @@ async def test_terminal_too_small_says_the_minimum_and_ignores_label_keys(store)
 
 
 async def test_nothing_left_shows_all_done_and_undo_still_works(store):
-    ids = order(store, "cam-a")
+    ids = source_time_order(store, "cam-a")
     app = app_for(store, source="cam-a")
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press(*["n"] * len(ids))
@@ -220,7 +211,7 @@ async def test_help_screen_lists_the_keys(store):
 
 
 async def test_two_apps_on_one_store_lose_nothing(store, tmp_path):
-    ids = order(store)
+    ids = source_time_order(store)
     with open_store(store.root) as second:
         a, b = app_for(store), app_for(second, annotator="bob")
         async with a.run_test(size=SIZE) as pa, b.run_test(size=SIZE) as pb:

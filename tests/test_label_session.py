@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from label_helpers import events, unlabeled_store
+from label_helpers import events, source_time_order, unlabeled_store
 
 from lrfp.errors import NotFoundError, UsageError
 from lrfp.label.agreement import agreement, cohen_kappa
@@ -16,15 +16,6 @@ def store(tmp_path, smfd_dir):
     s = unlabeled_store(tmp_path / "data", smfd_dir, n=12)
     yield s
     s.close()
-
-
-def source_time_order(store, source=None):
-    sql = "SELECT c.id FROM crops c JOIN sources s ON s.id = c.source_id"
-    args = ()
-    if source:
-        sql += " WHERE s.name = ?"
-        args = (source,)
-    return [r[0] for r in store.query(sql + " ORDER BY c.source_id, c.time_s", args)]
 
 
 def test_default_order_is_source_then_time_and_each_label_is_committed_at_once(store):
