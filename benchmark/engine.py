@@ -91,7 +91,10 @@ def train_one_epoch(
     model: torch.nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
     cfg: RunConfig, generator: torch.Generator,
 ) -> dict[str, float]:
-    """One pass over (x uint8 on device, y on device) in shuffled batches; returns loss, accuracy, images, seconds."""
+    """One pass over (x uint8 on device, y on device) in shuffled batches.
+
+    Returns loss, accuracy, images, seconds and fp32_retries (CPU bf16 steps redone in fp32, see below).
+    """
     model.train()
     n = x.shape[0]
     _sync(cfg.device)
@@ -101,6 +104,8 @@ def train_one_epoch(
     correct = torch.zeros((), device=x.device, dtype=torch.long)
     seen = 0
     memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    cpu_guard = not cfg.device.startswith("cuda")
+    fp32_retries = 0
     for i in range(0, n, cfg.batch_size):
         idx = perm[i : i + cfg.batch_size]
         if len(idx) < 2:  # BatchNorm cannot train on a batch of one; drop such a remainder
@@ -108,18 +113,37 @@ def train_one_epoch(
         xb = prepare_batch(x[idx], train=True, generator=generator, degrees=cfg.rotation_degrees)
         xb = xb.contiguous(memory_format=memory_format)
         yb = y[idx]
-        with _autocast(cfg):
-            logits = model(xb)
-        loss = F.cross_entropy(logits.float(), yb)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        logits, loss = _forward_backward(model, optimizer, xb, yb, cfg.device, cfg.amp)
+        # On a CPU, oneDNN's bf16 weight gradients sometimes come out NaN (torch 2.14.1: odd batch sizes such
+        # as a remainder batch of 41, never a full 64 in our trials): such a step is recomputed in fp32 before
+        # the optimizer sees it, and counted.
+        if cfg.amp and cpu_guard and not _grads_finite(model):
+            logits, loss = _forward_backward(model, optimizer, xb, yb, cfg.device, False)
+            fp32_retries += 1
         optimizer.step()
         loss_sum += loss.detach() * len(idx)
         correct += (logits.detach().argmax(1) == yb).sum()
         seen += len(idx)
     _sync(cfg.device)
     seconds = time.perf_counter() - t0
-    return {"loss": float(loss_sum) / seen, "accuracy": int(correct) / seen, "images": seen, "seconds": seconds}
+    return {"loss": float(loss_sum) / seen, "accuracy": int(correct) / seen, "images": seen, "seconds": seconds,
+            "fp32_retries": fp32_retries}
+
+
+def _forward_backward(
+    model: torch.nn.Module, optimizer: torch.optim.Optimizer, xb: torch.Tensor, yb: torch.Tensor, device: str, amp: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    with torch.autocast(device.split(":")[0], dtype=torch.bfloat16, enabled=amp):
+        logits = model(xb)
+    loss = F.cross_entropy(logits.float(), yb)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    return logits, loss
+
+
+def _grads_finite(model: torch.nn.Module) -> bool:
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    return bool(torch.isfinite(torch.nn.utils.get_total_norm(grads)))
 
 
 @torch.no_grad()
@@ -205,7 +229,7 @@ def run(
     }
     result = RunResult()
     best: tuple[tuple[float, float], dict[str, Any], int] | None = None
-    train_seconds, train_images = 0.0, 0
+    train_seconds, train_images, fp32_retries = 0.0, 0, 0
     budgets = set(cfg.eval_epochs)
     for epoch in range(1, cfg.epochs + 1):
         tr = train_one_epoch(model, optimizer, xtr, ytr, cfg, generator)
@@ -213,6 +237,7 @@ def run(
             raise FloatingPointError(f"training loss became {tr['loss']} in epoch {epoch}")
         train_seconds += tr["seconds"]
         train_images += tr["images"]
+        fp32_retries += tr["fp32_retries"]
         va = evaluate(model, xva, yva, cfg)
         if not math.isfinite(va["loss"]):  # the last step of the epoch left non-finite weights
             raise FloatingPointError(f"validation loss became {va['loss']} after epoch {epoch}")
@@ -220,7 +245,7 @@ def run(
             "run": cfg.run_name, "config": cfg.config_name, "model": cfg.model, "norm": cfg.norm or "",
             "seed": cfg.seed, "epoch": epoch, "epochs": cfg.epochs, "train_loss": tr["loss"],
             "train_accuracy": tr["accuracy"], "val_loss": va["loss"], "val_accuracy": va["accuracy"],
-            "epoch_seconds": tr["seconds"],
+            "epoch_seconds": tr["seconds"], "fp32_retries": tr["fp32_retries"],
         }
         result.history.append(entry)
         key = (va["accuracy"], -va["loss"])
@@ -241,6 +266,7 @@ def run(
                 "train_seconds": round(train_seconds, 3),
                 "train_images_per_s": round(train_images / train_seconds, 1) if train_seconds else None,
                 "infer_images_per_s": round(len(y) / ev["seconds"], 1) if ev["seconds"] else None,
+                "fp32_retries": fp32_retries,
                 "error": "",
             }
             result.rows.append(row)

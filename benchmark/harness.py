@@ -43,7 +43,7 @@ class BenchConfig:
     input_size: int | None = None  # override every model's input side
     jobs: int | None = None  # concurrent runs; None: 3 on CUDA, 1 on CPU
     batch_size: int | None = None
-    precision: str = "auto"  # auto | bf16 | fp32 (auto: bf16 on CUDA, fp32 on CPU)
+    precision: str = "auto"  # auto | bf16 | fp32 (auto: bf16 on CUDA and on AMX CPUs, else fp32)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir))
@@ -82,16 +82,30 @@ def resolve_device(device: str) -> str:
 def resolve_precision(precision: str, device: str) -> bool:
     """Whether to train under bf16 autocast (with channels-last memory format).
 
-    auto = CUDA only. On this project's AMX CPU bf16 trains Model 3 3x faster, but oneDNN (torch 2.14.1)
-    returned NaN weight gradients for some batch sizes (41, 45), so on a CPU it is opt-in (`bf16`).
+    auto = bf16 on CUDA, and on a CPU with AMX (bf16 matrix units: there Model 3 trains ~2x faster than
+    fp32, measured by benchmark/train_speed); fp32 on other CPUs, where bf16 is emulated and slower. On a
+    CPU the engine keeps the remainder batch in fp32 and redoes any bf16 step with non-finite gradients in
+    fp32 (oneDNN bug in torch 2.14.1), counting them in the results' `fp32_retries`.
     """
     if precision == "fp32":
         return False
     if precision == "bf16":
         return True
     if precision == "auto":
-        return device.startswith("cuda")
+        return device.startswith("cuda") or cpu_has_amx()
     raise BenchError(f"--precision must be auto, bf16 or fp32, not {precision!r}")
+
+
+def cpu_has_amx() -> bool:
+    """Whether this CPU has AMX bf16 tiles (Linux: the `amx_bf16` flag in /proc/cpuinfo)."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    return "amx_bf16" in line.split()
+    except OSError:
+        pass
+    return False
 
 
 def device_name(device: str) -> str:

@@ -106,6 +106,34 @@ def test_norm_variants_build_what_they_claim(model):
     assert {"BatchChannelNorm2d", "WSConv2d"} <= ws and "Conv2d" not in ws  # every conv standardized
 
 
+
+@pytest.mark.parametrize("name", ["model1", "model3"])
+def test_pooling_before_relu_is_the_tables_order_in_values_and_gradients(name):
+    """The stages run conv -> [norm] -> max-pool -> ReLU (faster); the thesis's conv -> [norm] -> ReLU -> max-pool
+    must give the same outputs and the same weight gradients, odd sizes and negative windows included."""
+    torch.manual_seed(0)
+    ours = create_model(name, norm="bn" if name == "model1" else None, input_size=37).double()
+    mods = list(ours.features)
+    pools = [i for i, m in enumerate(mods) if isinstance(m, nn.MaxPool2d)]
+    assert len(pools) == 3
+    for i in pools:
+        assert isinstance(mods[i + 1], nn.ReLU)  # every pool is followed by its ReLU
+        mods[i], mods[i + 1] = mods[i + 1], mods[i]
+    tables = nn.Sequential(*mods)  # the same modules (same weights) in the tables' order
+    x = torch.randn(6, 3, 37, 37, dtype=torch.float64) - 0.3
+
+    def grads(features):
+        ours.zero_grad()
+        out = ours.classifier(features(x))
+        out.square().sum().backward()
+        return out.detach(), [p.grad.clone() for p in ours.parameters()]
+
+    out_a, g_a = grads(ours.features)
+    out_b, g_b = grads(tables)
+    assert torch.equal(out_a, out_b)
+    assert all(torch.allclose(a, b, rtol=0, atol=1e-12) for a, b in zip(g_a, g_b))
+    assert any(a.abs().sum() > 0 for a in g_a)
+
 def test_count_macs_by_hand():
     m = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.Flatten(), nn.Linear(8 * 8 * 8, 2))
     assert count_macs(m, 8) == 8 * 8 * 8 * (3 * 3 * 3) + 512 * 2

@@ -318,6 +318,44 @@ def test_the_gpu_settings_train_too_bf16_autocast_and_channels_last_on_cpu(bench
     row = result.rows[0]
     assert row["amp"] == "bf16" and row["channels_last"] is True
     assert row["accuracy"] >= 0.7 and row["acc_ci_low"] > 0.5, row
+    assert row["fp32_retries"] == sum(h["fp32_retries"] for h in result.history)
+
+
+def test_cpu_bf16_steps_with_non_finite_gradients_are_redone_in_fp32():
+    """oneDNN (torch 2.14.1) can return NaN bf16 weight gradients on a CPU: such a step is recomputed in fp32
+    before the optimizer sees it, and counted."""
+    import torch
+    from torch import nn
+
+    from benchmark.engine import RunConfig, train_one_epoch
+
+    class NonFiniteUnderAutocast(nn.Module):
+        """A tiny net whose gradients are NaN exactly when it runs under CPU autocast."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(3 * 8 * 8, 2)
+            self.calls = {"bf16": 0, "fp32": 0}
+
+        def forward(self, x):
+            amp = torch.is_autocast_enabled("cpu")
+            self.calls["bf16" if amp else "fp32"] += 1
+            out = self.fc(x.flatten(1))
+            return out * torch.sqrt(torch.tensor(-1.0)) if amp else out
+
+    torch.manual_seed(0)
+    model = NonFiniteUnderAutocast()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    x = torch.randint(0, 256, (100, 3, 8, 8), dtype=torch.uint8)
+    y = torch.randint(0, 2, (100,))
+    cfg = RunConfig(model="m", norm=None, seed=0, epochs=1, eval_epochs=(1,), input_size=8, optimizer="sgd",
+                    device="cpu", amp=True, batch_size=32)
+    stats = train_one_epoch(model, opt, x, y, cfg, torch.Generator().manual_seed(0))
+    # batches of 32, 32, 32 and 4: each one in bf16, then redone in fp32
+    assert stats["fp32_retries"] == 4
+    assert model.calls == {"bf16": 4, "fp32": 4}
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    assert stats["images"] == 100 and stats["loss"] == stats["loss"]  # finite, not NaN
 
 
 def test_a_failing_run_is_a_row_with_its_error_and_the_grid_goes_on(bench_store, tmp_path):

@@ -32,7 +32,7 @@ def bench(
     input_size: Annotated[Optional[int], typer.Option("--input-size", help="Override every model's input side in px.")] = None,
     jobs: Annotated[Optional[int], typer.Option("--jobs", "-j", help="Runs at once (default: 3 on CUDA, 1 on CPU).")] = None,
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Override the protocol's batch size (64).")] = None,
-    precision: Annotated[str, typer.Option("--precision", help="auto (bf16 autocast + channels-last on CUDA, fp32 on CPU), bf16 or fp32.")] = "auto",
+    precision: Annotated[str, typer.Option("--precision", help="auto (bf16 autocast + channels-last on CUDA and on CPUs with AMX, else fp32), bf16 or fp32. The chosen one is in the results.")] = "auto",
     data_dir: DataDir = DEFAULT_DATA_DIR,
 ) -> None:
     """Train and evaluate the six baselines on a split and report them beside the thesis.
