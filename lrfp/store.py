@@ -9,12 +9,14 @@ Layout of a data directory::
 Crash safety: a crop is written to a temporary name, fsynced, renamed into place, and its row is
 committed right after. A kill before the rename leaves only a `*.tmp` file (removed on the next
 open); a kill between rename and commit leaves a file without a row, which the next write of the
-same content simply reuses. There is never a row without its file.
+same content simply reuses. There is never a row without its file. `add_frames_and_crops` does the
+same for a batch: every file written and renamed, one sync of the filesystem, then one commit.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import datetime as _dt
 import hashlib
 import json
@@ -174,6 +176,56 @@ class CropOrigin:
     track_id: str | None = None
     group_id: str | None = None
     meta: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class NewFrame:
+    """A sampled video frame to record, with its context image (JPEG bytes) if any."""
+
+    frame_index: int
+    time_s: float | None
+    width: int
+    height: int
+    image: bytes | None = None
+    ext: str = "jpg"
+
+
+@dataclass(frozen=True)
+class NewCrop:
+    """A crop to store: PNG bytes, size, and origin (its frame named by origin.frame_index)."""
+
+    png: bytes
+    width: int
+    height: int
+    origin: CropOrigin
+
+
+def _same_content(path: Path, data: bytes) -> bool:
+    """Whether `path` already holds exactly `data` (a content-addressed file left by an earlier run)."""
+    try:
+        if path.stat().st_size != len(data):
+            return False
+        return path.read_bytes() == data
+    except OSError:
+        return False
+
+
+def _syncfs(path: Path) -> bool:
+    """syncfs(2) the filesystem holding `path` (Linux): one call makes every file written so far durable.
+    Returns False where it is not available."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        syncfs = libc.syncfs
+    except (OSError, AttributeError):
+        return False
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        if syncfs(fd) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"syncfs failed: {os.strerror(err)}", str(path))
+        return True
+    finally:
+        os.close(fd)
 
 
 class Store:
@@ -337,17 +389,45 @@ class Store:
         rel = crop if isinstance(crop, str) else crop["path"]
         return self.root / rel
 
-    def _write_file_atomically(self, rel: str, data: bytes) -> None:
+    def _write_file_atomically(self, rel: str, data: bytes, *, sync: bool = True) -> Path | None:
+        """Write `data` at `rel` through a temporary name. Returns the path written (None: already there).
+
+        sync=False leaves syncing to the caller (`_sync_files`), which must happen before any commit of a
+        row that names the file.
+        """
         final = self.root / rel
         final.parent.mkdir(parents=True, exist_ok=True)
-        if final.exists() and final.stat().st_size == len(data):
-            return  # same content-addressed name: left by an earlier run that was killed before commit
+        if _same_content(final, data):
+            return None  # left by an earlier run that was killed before its commit
         tmp = final.with_name(f"{final.name}.{os.getpid()}.tmp")
         with open(tmp, "wb") as fh:
             fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+            if sync:
+                fh.flush()
+                os.fsync(fh.fileno())
         os.replace(tmp, final)
+        return final
+
+    def _sync_files(self, paths: Sequence[Path]) -> None:
+        """Make the written files (data and renames) durable: one syncfs() of the store's filesystem on
+        Linux, else an fsync of each file and of each folder they were renamed into."""
+        if not paths:
+            return
+        if _syncfs(self.root):
+            return
+        for p in paths:
+            fd = os.open(p, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        for d in {p.parent for p in paths}:
+            with contextlib.suppress(OSError):  # folders cannot be opened for fsync on every platform
+                fd = os.open(d, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
 
     def add_crop(
         self,
@@ -427,6 +507,80 @@ class Store:
                     "SELECT id FROM frames WHERE source_id = ? AND frame_index = ?", (source_id, frame_index)
                 ).fetchone()[0]
             )
+
+    def add_frames_and_crops(
+        self, source_id: int, frames: Sequence[NewFrame], crops: Sequence[NewCrop],
+    ) -> list[tuple[int, bool]]:
+        """Store a batch of frames and crops of one source: what `add_frame` and `add_crop` do one by one,
+        with one filesystem sync and one transaction for the whole batch (the fetch writer's path).
+
+        Each crop's origin names its frame by `frame_index` (its `frame_id` is filled in here). Files are
+        written and renamed, synced once, and only then are the rows committed: never a row without its file.
+        Returns (crop_id, created) per crop, in order; a crop whose PNG is already stored is not stored again.
+        """
+        written: list[Path] = []
+        frame_paths: dict[int, str | None] = {}
+        for f in frames:
+            rel = None
+            if f.image is not None:
+                rel = f"{FRAMES_DIR}/{source_id}/{f.frame_index:09d}.{f.ext}"
+                if (p := self._write_file_atomically(rel, f.image, sync=False)) is not None:
+                    written.append(p)
+            frame_paths[f.frame_index] = rel
+        digests = [sha256_bytes(c.png) for c in crops]
+        known = self._crop_ids_by_sha256(digests)
+        for c, digest in zip(crops, digests):
+            if digest not in known:
+                p = self._write_file_atomically(f"{CROPS_DIR}/{digest[:2]}/{digest}.png", c.png, sync=False)
+                if p is not None:
+                    written.append(p)
+        self._sync_files(written)
+        out: list[tuple[int, bool]] = []
+        with self.transaction():
+            frame_ids: dict[int, int] = {}
+            for f in frames:
+                self.conn.execute(
+                    """INSERT INTO frames(source_id, frame_index, time_s, width, height, path) VALUES (?, ?, ?, ?, ?, ?)
+                       ON CONFLICT(source_id, frame_index) DO UPDATE SET path = COALESCE(excluded.path, frames.path)""",
+                    (source_id, f.frame_index, f.time_s, f.width, f.height, frame_paths[f.frame_index]),
+                )
+            wanted = sorted({c.origin.frame_index for c in crops if c.origin.frame_id is None and c.origin.frame_index is not None})
+            if wanted:  # this batch's frames and those stored by earlier batches
+                frame_ids = dict(self.conn.execute(
+                    f"SELECT frame_index, id FROM frames WHERE source_id = ? AND frame_index IN ({','.join('?' * len(wanted))})",
+                    (source_id, *wanted),
+                ).fetchall())
+            known = self._crop_ids_by_sha256(digests)  # again, under the write lock: other processes may have stored some
+            for c, digest in zip(crops, digests):
+                if digest in known:
+                    out.append((known[digest], False))
+                    continue
+                o = c.origin
+                frame_id = o.frame_id if o.frame_id is not None else frame_ids.get(o.frame_index)
+                box = o.box or (None, None, None, None)
+                cur = self.conn.execute(
+                    """INSERT INTO crops(source_id, path, sha256, width, height, original, frame_id, frame_index,
+                           time_s, box_x, box_y, box_w, box_h, score, detector, model_sha256, track_id, group_id,
+                           meta, created_at)
+                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                    (
+                        source_id, f"{CROPS_DIR}/{digest[:2]}/{digest}.png", digest, c.width, c.height, o.original,
+                        frame_id, o.frame_index, o.time_s, *box, o.score, o.detector, o.model_sha256, o.track_id,
+                        o.group_id, json.dumps(o.meta or {}, sort_keys=True), now(),
+                    ),
+                )
+                known[digest] = int(cur.lastrowid)
+                out.append((known[digest], True))
+        return out
+
+    def _crop_ids_by_sha256(self, digests: Sequence[str]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        unique = list(dict.fromkeys(digests))
+        for i in range(0, len(unique), 500):  # stay under SQLite's limit on bound parameters
+            chunk = unique[i : i + 500]
+            found.update(self.conn.execute(
+                f"SELECT sha256, id FROM crops WHERE sha256 IN ({','.join('?' * len(chunk))})", chunk).fetchall())
+        return found
 
     # -- labels ----------------------------------------------------------------------------------
 

@@ -198,3 +198,107 @@ def test_two_processes_write_one_store_without_loss(tmp_path: Path) -> None:
         assert len(s.sources()) == 1
         for row in s.query("SELECT path, sha256 FROM crops"):
             assert hashlib.sha256((data / row["path"]).read_bytes()).hexdigest() == row["sha256"]
+
+
+# -- the fetch writer's batch path --------------------------------------------------------------------
+
+
+def _batch(n: int, frame_index: int = 10) -> tuple[list, list]:
+    from lrfp.store import NewCrop, NewFrame
+
+    frames = [NewFrame(frame_index, 0.4, 64, 48, png_bytes((5, 5, 5), 16), ext="png"), NewFrame(frame_index + 1, 0.44, 64, 48)]
+    crops = [NewCrop(png_bytes((i, 100, 200)), 8, 8, CropOrigin(frame_index=frame_index + i % 2, time_s=0.4, box=(1, 2, 3, 4),
+                                                              score=0.8, track_id=f"v:t{i}")) for i in range(n)]
+    return frames, crops
+
+
+def test_batch_of_frames_and_crops_is_stored_once_with_links(tmp_path: Path) -> None:
+    with open_store(tmp_path / "d") as s:
+        src = s.upsert_source("v", "video", url="https://example.org/v.mp4")
+        frames, crops = _batch(5)
+        crops.append(crops[0])  # the same PNG twice in one batch
+        out = s.add_frames_and_crops(src, frames, crops)
+        assert [created for _, created in out] == [True] * 5 + [False]
+        assert out[5][0] == out[0][0]
+        assert s.count_crops() == 5
+        for (crop_id, _), c in zip(out, crops):
+            row = s.crop(crop_id)
+            assert s.crop_file(row).read_bytes() == c.png
+            frame = s.conn.execute("SELECT * FROM frames WHERE id = ?", (row["frame_id"],)).fetchone()
+            assert frame["frame_index"] == c.origin.frame_index and row["track_id"] == c.origin.track_id
+        with_image = s.conn.execute("SELECT path FROM frames WHERE frame_index = 10").fetchone()[0]
+        assert (s.root / with_image).read_bytes() == frames[0].image
+        assert s.conn.execute("SELECT path FROM frames WHERE frame_index = 11").fetchone()[0] is None
+        again = s.add_frames_and_crops(src, frames, crops)  # a rerun of the same video
+        assert again == [(i, False) for i, _ in out]
+        assert s.count_crops() == 5 and s.conn.execute("SELECT COUNT(*) FROM frames").fetchone()[0] == 2
+        assert not list(s.root.rglob("*.tmp"))
+
+
+def test_a_batch_that_fails_commits_no_row_and_a_retry_reuses_its_files(tmp_path: Path, monkeypatch) -> None:
+    with open_store(tmp_path / "d") as s:
+        src = s.upsert_source("v", "video", url="https://example.org/v.mp4")
+        frames, crops = _batch(4)
+        real = s._crop_ids_by_sha256
+        calls = []
+
+        def fail_under_the_lock(digests):
+            calls.append(1)
+            if len(calls) == 2:  # the second lookup runs inside the transaction, after the frames' rows
+                raise KeyboardInterrupt
+            return real(digests)
+
+        monkeypatch.setattr(s, "_crop_ids_by_sha256", fail_under_the_lock)
+        with pytest.raises(KeyboardInterrupt):
+            s.add_frames_and_crops(src, frames, crops)
+        assert s.count_crops() == 0 and s.conn.execute("SELECT COUNT(*) FROM frames").fetchone()[0] == 0
+        assert len(list((s.root / "crops").rglob("*.png"))) == 4  # files without rows: harmless, reused
+        monkeypatch.setattr(s, "_crop_ids_by_sha256", real)
+        out = s.add_frames_and_crops(src, frames, crops)
+        assert all(created for _, created in out) and s.count_crops() == 4
+
+
+def test_a_torn_file_of_the_right_size_is_rewritten(tmp_path: Path) -> None:
+    """After a power cut a renamed file can hold zeros: same size is not the same content."""
+    with open_store(tmp_path / "d") as s:
+        src = s.upsert_source("v", "video", url="https://example.org/v.mp4")
+        frames, crops = _batch(1)
+        digest = hashlib.sha256(crops[0].png).hexdigest()
+        torn = s.root / "crops" / digest[:2] / f"{digest}.png"
+        torn.parent.mkdir(parents=True)
+        torn.write_bytes(b"\0" * len(crops[0].png))
+        (crop_id, created), = s.add_frames_and_crops(src, frames, crops)
+        assert created and s.crop_file(s.crop(crop_id)).read_bytes() == crops[0].png
+
+
+def test_without_syncfs_each_file_is_fsynced(tmp_path: Path, monkeypatch) -> None:
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(store_mod, "_syncfs", lambda path: False)
+    monkeypatch.setattr(store_mod.os, "fsync", lambda fd: (synced.append(os.readlink(f"/proc/self/fd/{fd}")), real_fsync(fd)))
+    with open_store(tmp_path / "d") as s:
+        src = s.upsert_source("v", "video", url="https://example.org/v.mp4")
+        frames, crops = _batch(3)
+        out = s.add_frames_and_crops(src, frames, crops)
+        files = {str(s.crop_file(s.crop(i))) for i, _ in out}
+    assert files <= set(synced)
+    assert any(p.endswith("/crops/" + Path(f).parent.name) for p in synced for f in files)  # their folders too
+
+
+def test_syncfs_is_used_on_linux(tmp_path: Path) -> None:
+    if not Path("/proc/self").exists():
+        pytest.skip("Linux only")
+    assert store_mod._syncfs(tmp_path) is True
+
+
+def test_a_crop_links_to_its_frame_stored_by_an_earlier_batch(tmp_path: Path) -> None:
+    from lrfp.store import NewCrop
+
+    with open_store(tmp_path / "d") as s:
+        src = s.upsert_source("v", "video", url="https://example.org/v.mp4")
+        frames, crops = _batch(1)
+        s.add_frames_and_crops(src, frames, crops)
+        later = NewCrop(png_bytes((7, 7, 7)), 8, 8, CropOrigin(frame_index=10, time_s=0.4, track_id="v:t9"))
+        (crop_id, created), = s.add_frames_and_crops(src, [], [later])
+        frame = s.conn.execute("SELECT frame_index FROM frames WHERE id = ?", (s.crop(crop_id)["frame_id"],)).fetchone()
+        assert created and frame is not None and frame[0] == 10

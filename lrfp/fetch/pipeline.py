@@ -377,7 +377,7 @@ def detect_and_store(
     """The frame loop. Returns True if it was stopped before the end.
 
     Finished tracks go to a writer thread (with its own store connection) that encodes and stores their
-    crops, so that file syncs overlap with decoding and detection.
+    crops in batches (one filesystem sync and one commit per batch), overlapping decoding and detection.
     """
     import cv2
 
@@ -450,7 +450,7 @@ class _CropWriter:
 
         self.data_dir, self.source_id, self.name, self.info, self.cfg, self.model, self.res = (
             data_dir, source_id, name, info, cfg, model, res)
-        self.frame_ids: dict[int, int] = {}
+        self.frames_stored: set[int] = set()  # frame indexes whose row (and context JPEG) is stored
         self.queue: queue.Queue = queue.Queue(maxsize=256)  # bounded: the frame loop waits if storing lags
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, name=f"lrfp-writer-{name}", daemon=True)
@@ -470,38 +470,53 @@ class _CropWriter:
             raise self.error
 
     def _run(self) -> None:
+        import queue
+
         try:
             with open_store(self.data_dir) as store:
-                while (item := self.queue.get()) is not None:
-                    if self.error is None:
-                        self._write(store, *item)
+                closing = False
+                while not closing:
+                    batch = [self.queue.get()]  # wait for one track, then take whatever else is waiting
+                    with contextlib.suppress(queue.Empty):
+                        while len(batch) < 64 and batch[-1] is not None:
+                            batch.append(self.queue.get_nowait())
+                    if batch[-1] is None:
+                        closing = True
+                        batch.pop()
+                    if batch and self.error is None:
+                        self._write(store, batch)
         except BaseException as e:  # handed to the frame loop by put()/close()
             self.error = e
             while self.queue.get() is not None:  # let put() and close() return
                 pass
 
-    def _write(self, store: Store, track: Any, images: dict[int, Any]) -> None:
+    def _write(self, store: Store, batch: list[tuple[Any, dict[int, Any]]]) -> None:
+        """Encode and store the kept crops of a batch of finished tracks, with one sync and one commit."""
         from lrfp.fetch.crop import encode_context_jpeg, encode_png
+        from lrfp.store import NewCrop, NewFrame
 
-        for c in track.kept:
-            square, pixels = c.payload
-            frame_id = self.frame_ids.get(c.frame_index)
-            if frame_id is None:
-                small = images.get(c.frame_index)
-                jpeg = encode_context_jpeg(small, CONTEXT_WIDTH) if small is not None else None
-                frame_id = store.add_frame(self.source_id, c.frame_index, c.time_s, self.info.width, self.info.height, jpeg)
-                self.frame_ids[c.frame_index] = frame_id
-            meta: dict[str, Any] = {
-                "crop_box": list(square), "margin": self.cfg.margin, "frame_size": [self.info.width, self.info.height],
-                "track_seen": track.seen, "track_span_s": [track.first_s, track.last_s],
-            }
-            if self.info.downscaled:
-                meta["downscaled_from"] = [self.info.native_width, self.info.native_height]
-            origin = CropOrigin(
-                frame_id=frame_id, frame_index=c.frame_index, time_s=c.time_s, box=tuple(c.box), score=round(c.score, 4),
-                detector=f"mediapipe-blazeface-{self.model.model.name}", model_sha256=self.model.model.sha256,
-                track_id=f"{self.name}:t{track.number}", meta=meta,
-            )
-            _, created = store.add_crop(self.source_id, encode_png(pixels), square[2], square[3], origin)
-            self.res.crops_kept += 1
-            self.res.crops_new += int(created)
+        frames: dict[int, NewFrame] = {}
+        crops: list[NewCrop] = []
+        for track, images in batch:
+            for c in track.kept:
+                square, pixels = c.payload
+                if c.frame_index not in self.frames_stored and c.frame_index not in frames:
+                    small = images.get(c.frame_index)
+                    jpeg = encode_context_jpeg(small, CONTEXT_WIDTH) if small is not None else None
+                    frames[c.frame_index] = NewFrame(c.frame_index, c.time_s, self.info.width, self.info.height, jpeg)
+                meta: dict[str, Any] = {
+                    "crop_box": list(square), "margin": self.cfg.margin, "frame_size": [self.info.width, self.info.height],
+                    "track_seen": track.seen, "track_span_s": [track.first_s, track.last_s],
+                }
+                if self.info.downscaled:
+                    meta["downscaled_from"] = [self.info.native_width, self.info.native_height]
+                origin = CropOrigin(
+                    frame_index=c.frame_index, time_s=c.time_s, box=tuple(c.box), score=round(c.score, 4),
+                    detector=f"mediapipe-blazeface-{self.model.model.name}", model_sha256=self.model.model.sha256,
+                    track_id=f"{self.name}:t{track.number}", meta=meta,
+                )
+                crops.append(NewCrop(encode_png(pixels), square[2], square[3], origin))
+        results = store.add_frames_and_crops(self.source_id, list(frames.values()), crops)
+        self.frames_stored.update(frames)
+        self.res.crops_kept += len(results)
+        self.res.crops_new += sum(created for _, created in results)
