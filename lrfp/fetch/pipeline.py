@@ -36,6 +36,8 @@ UNFINISHED = ("pending", "running", "interrupted")
 
 DOWNLOADS_DIR = "downloads"
 CONTEXT_WIDTH = 480  # width of the context JPEG saved for each frame that yields a crop
+WRITER_BATCH_S = 1.0  # the writer stores what finished within this long in one batch (one sync, one commit)
+WRITER_BATCH_TRACKS = 64
 
 
 @dataclass(frozen=True)
@@ -476,10 +478,14 @@ class _CropWriter:
             with open_store(self.data_dir) as store:
                 closing = False
                 while not closing:
-                    batch = [self.queue.get()]  # wait for one track, then take whatever else is waiting
+                    # Wait for one track, then gather more for up to WRITER_BATCH_S (or until the end): each
+                    # batch costs one filesystem sync and one commit. A kill loses at most the open batch,
+                    # which the rerun redoes.
+                    batch = [self.queue.get()]
+                    deadline = time.monotonic() + WRITER_BATCH_S
                     with contextlib.suppress(queue.Empty):
-                        while len(batch) < 64 and batch[-1] is not None:
-                            batch.append(self.queue.get_nowait())
+                        while batch[-1] is not None and len(batch) < WRITER_BATCH_TRACKS:
+                            batch.append(self.queue.get(timeout=max(0.0, deadline - time.monotonic())))
                     if batch[-1] is None:
                         closing = True
                         batch.pop()
