@@ -300,6 +300,87 @@ def test_ctrl_c_stops_cleanly_and_a_rerun_finishes(media: Path, base: str, model
     check_every_crop_has_its_file(data)
 
 
+def test_a_second_ctrl_c_quits_at_once_and_loses_nothing(media: Path, base: str, models: str, tmp_path: Path) -> None:
+    rows = [
+        {"url": f"{base}/{CORRIDOR_GIF}", "id": "corridor"},
+        {"url": f"{base}/slow/arcade480.mp4", "id": "slow"},
+    ]
+    manifest = write_manifest(tmp_path / "m.csv", rows)
+    data = tmp_path / "data"
+    proc = cli_subprocess(["fetch", str(manifest), "-d", str(data), "--models-dir", models, "--retries", "0"],
+                          start_new_session=True)
+    try:
+        wait_for(lambda: db_count(data, "SELECT COUNT(*) FROM sources WHERE (name='slow' AND status='running') "
+                                        "OR (name='corridor' AND status='ok')") == 2, 120, proc)
+        os.killpg(proc.pid, signal.SIGINT)
+        os.killpg(proc.pid, signal.SIGINT)  # the impatient second Ctrl-C
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    st = statuses(data)
+    assert st["corridor"] == ("ok", None) and st["slow"][0] == "interrupted"
+    n = db_count(data, "SELECT COUNT(*) FROM crops")
+    assert n > 0
+    check_every_crop_has_its_file(data, tmp_left=True)
+    with slow_path_at_full_speed():
+        assert fetch(manifest, data, models) == 0
+    assert statuses(data)["slow"] == ("ok", None) and db_count(data, "SELECT COUNT(*) FROM crops") > n
+    check_every_crop_has_its_file(data)
+
+
+def _worker_pids(parent: int) -> list[int]:
+    """The process-pool workers of `parent` (spawned interpreters; not multiprocessing's resource tracker)."""
+    pids = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == parent and "spawn_main" in cmd and "resource_tracker" not in cmd:
+            pids.append(int(d.name))
+    return pids
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the worker processes through /proc")
+def test_a_worker_process_that_dies_fails_its_videos_and_the_rest_goes_on(media: Path, base: str, models: str, tmp_path: Path) -> None:
+    rows = [
+        {"url": f"{base}/slow/arcade480.mp4", "id": "slow-a"},  # both workers busy downloading for seconds
+        {"url": f"{base}/slow/{STAGE_360}", "id": "slow-b"},
+        {"url": f"{base}/{CORRIDOR_GIF}", "id": "corridor"},  # not started when the worker dies
+        {"url": f"{base}/{STAGE_360}", "id": "stage"},
+    ]
+    manifest = write_manifest(tmp_path / "m.csv", rows)
+    data = tmp_path / "data"
+    proc = cli_subprocess(["fetch", str(manifest), "-d", str(data), "--models-dir", models, "--retries", "0",
+                           "--workers", "2"], start_new_session=True)
+    try:
+        wait_for(lambda: db_count(data, "SELECT COUNT(*) FROM sources WHERE status = 'running'") == 2, 120, proc)
+        workers = _worker_pids(proc.pid)
+        assert len(workers) == 2, workers
+        os.kill(workers[0], signal.SIGKILL)  # a crash: out of memory, a native library, a kill
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 1, err  # some rows failed, after the summary
+    st = statuses(data)
+    assert st["corridor"] == ("ok", None) and st["stage"] == ("ok", None)  # the rest went on, in new workers
+    for name in ("slow-a", "slow-b"):  # the pool stops every worker when one dies: both videos were cut short
+        assert st[name][0] == "error" and "a worker process died" in st[name][1]
+    assert "a worker process died" in out + err
+    check_every_crop_has_its_file(data, tmp_left=True)
+    with slow_path_at_full_speed():
+        assert fetch(manifest, data, models, "--retry-failed") == 0
+    assert {v[0] for v in statuses(data).values()} == {"ok"}
+    check_every_crop_has_its_file(data)
+
+
 def test_bad_options_and_name_conflicts_exit_2(base: str, models: str, tmp_path: Path, smfd_small, capsys) -> None:
     manifest = write_manifest(tmp_path / "m.csv", [{"url": f"{base}/{CORRIDOR_GIF}", "id": "smfd"}])
     data = tmp_path / "data"

@@ -234,6 +234,17 @@ def _worker_fetch(data_dir: Path, row: ManifestRow, cfg: FetchConfig, model: Res
 
 
 def _run_pool(data_dir, todo, cfg, model, emit, stop, results) -> bool:
+    """Run the rows in `cfg.workers` processes. If a worker process dies (out of memory, a crash in a native
+    library, a kill), the videos that were being processed get status `error` with that reason, and a new
+    pool goes on with the rows not started yet."""
+    left = list(todo)
+    while left and not stop.is_set():
+        left = _run_pool_once(data_dir, left, cfg, model, emit, stop, results)
+    return stop.is_set()
+
+
+def _run_pool_once(data_dir, todo, cfg, model, emit, stop, results) -> list[ManifestRow]:
+    """One process pool over `todo`. Returns the rows not started because the pool broke (else [])."""
     import multiprocessing as mp
     import queue as queue_mod
     from concurrent.futures.process import BrokenProcessPool
@@ -241,6 +252,7 @@ def _run_pool(data_dir, todo, cfg, model, emit, stop, results) -> bool:
     ctx = mp.get_context("spawn")  # no fork after threads/native libraries
     stop_event, q = ctx.Event(), ctx.Queue()
     pending: dict[Future, ManifestRow] = {}
+    broken: list[ManifestRow] = []
 
     def drain() -> None:
         while True:
@@ -263,9 +275,8 @@ def _run_pool(data_dir, todo, cfg, model, emit, stop, results) -> bool:
                     try:
                         r = fut.result()
                     except BrokenProcessPool:
-                        r = VideoResult(row.name, row.url, "error", "a worker process died (out of memory or a crash)")
-                        with open_store(data_dir) as store:
-                            store.upsert_source(row.name, "video", status=r.status, error=r.error)
+                        broken.append(row)
+                        continue
                     results[row.name] = r
                     if not r.skipped:
                         emit(FetchEvent("done", row.name, result=r))
@@ -273,7 +284,32 @@ def _run_pool(data_dir, todo, cfg, model, emit, stop, results) -> bool:
             if stop.is_set():
                 stop_event.set()
             drain()
-    return stop.is_set()
+    if not broken:
+        return []
+    # The store tells which of them a worker had started (status running) and which never began (pending).
+    not_started = []
+    with open_store(data_dir) as store:
+        for row in broken:
+            src = store.find_source(row.name)
+            if src is not None and src["status"] == "pending":
+                not_started.append(row)
+                continue
+            r = VideoResult(row.name, row.url, "error",
+                            "a worker process died while this video was being processed (out of memory, a crash, or a kill; "
+                            "every worker of the pool is stopped then, so it may have been another video's); "
+                            "rerun with --retry-failed")
+            store.upsert_source(row.name, "video", status=r.status, error=r.error)
+            results[row.name] = r
+            emit(FetchEvent("done", row.name, result=r))
+    if len(not_started) == len(broken):  # the pool broke before any video began: do not loop on it
+        for row in not_started:
+            results[row.name] = r = VideoResult(row.name, row.url, "error", "the worker processes died before they started")
+            with open_store(data_dir) as store:
+                store.upsert_source(row.name, "video", status=r.status, error=r.error)
+            emit(FetchEvent("done", row.name, result=r))
+        return []
+    emit(FetchEvent("message", message=f"a worker process died; going on with {len(not_started)} video(s) in new workers"))
+    return not_started
 
 
 # -- one video -----------------------------------------------------------------------------------------
