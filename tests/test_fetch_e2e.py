@@ -420,3 +420,47 @@ def test_fetch_obtains_missing_models_itself_and_says_so(shared_dir: Path, base:
     )
     assert (cache / MODELS["full"].filename).is_file()
     assert statuses(tmp_path / "data") == {"corridor": ("ok", None)}
+
+
+class _RecordingProxy:
+    """An HTTP proxy on 127.0.0.1 that records each request line (CONNECT host:port for HTTPS) and refuses it:
+    the edge of the network, where this machine's tests must stop (no internet here)."""
+
+    def __init__(self) -> None:
+        import socketserver
+        import threading
+
+        self.requests: list[str] = []
+        outer = self
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self) -> None:
+                line = self.rfile.readline().decode("latin-1").strip()
+                outer.requests.append(line)
+                while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                    pass
+                self.wfile.write(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_youtube_row_goes_through_the_real_youtube_extractor_up_to_the_network(models: str, tmp_path: Path) -> None:
+    """YouTube is out of reach here: the request is taken to a local proxy, which must see the tunnel to YouTube."""
+    proxy = _RecordingProxy()
+    try:
+        manifest = write_manifest(tmp_path / "m.csv", [{"url": "https://www.youtube.com/watch?v=e4RsX2h2QIc", "city": "Lima"}])
+        code = fetch(manifest, tmp_path / "data", models, "--proxy", proxy.url, "--sleep", "0")
+    finally:
+        proxy.close()
+    assert code == 1
+    assert proxy.requests and all(r.startswith("CONNECT www.youtube.com:443 ") for r in proxy.requests), proxy.requests
+    status, error = statuses(tmp_path / "data")["youtube-e4RsX2h2QIc"]
+    assert status == "download_failed"
+    assert "Tunnel connection failed: 403" in error and "please report" not in error

@@ -310,6 +310,11 @@ def test_models_list_shows_where_each_model_is_found(shared_dir: Path, no_models
     ("ERROR: [youtube] e4RsX2h2QIc: Sign in to confirm you're not a bot. Use --cookies-from-browser or --cookies",
      "download_failed", "Sign in to confirm you're not a bot. Use --cookies-from-browser or --cookies"),
     ("ERROR: Unsupported URL: http://h/page.html", "not_a_video", "no video found at this URL (yt-dlp: Unsupported URL: http://h/page.html)"),
+    ("ERROR: [youtube] e4RsX2h2QIc: Unable to download API page: <urlopen error Tunnel connection failed: 403 Forbidden> "
+     "(caused by ProxyError('<urlopen error Tunnel connection failed: 403 Forbidden>')); please report this issue on  "
+     "https://github.com/yt-dlp/yt-dlp/issues?q= , filling out the appropriate issue template. Confirm you are on the "
+     "latest version using  yt-dlp -U",
+     "download_failed", "Unable to download API page: <urlopen error Tunnel connection failed: 403 Forbidden>"),
 ])
 def test_ytdlp_errors_become_statuses(message: str, status: str, reason: str) -> None:
     from yt_dlp.utils import DownloadError

@@ -34,6 +34,9 @@ def fetch(
     ] = None,
     sleep: Annotated[float, typer.Option("--sleep", help="Seconds yt-dlp waits before each download/request.")] = 0.0,
     retries: Annotated[int, typer.Option("--retries", help="yt-dlp retries per download.")] = 3,
+    proxy: Annotated[
+        Optional[str], typer.Option("--proxy", help="HTTP/HTTPS/SOCKS proxy for yt-dlp, e.g. socks5://127.0.0.1:1080.")
+    ] = None,
     data_dir: DataDir = DEFAULT_DATA_DIR,
 ) -> None:
     """Download each video below 720p, sample frames, detect faces, store crops with provenance.
@@ -53,7 +56,7 @@ def fetch(
         every_s=every, min_face=min_face, min_score=min_score, margin=margin, per_track=per_track, model=model,
         models_dir=models_dir, workers=workers, retry_failed=retry_failed, keep_videos=keep_videos,
         download=DownloadOptions(cookies=cookies, cookies_from_browser=cookies_from_browser, sleep_s=sleep,
-                                 retries=retries, downscale=downscale),
+                                 retries=retries, downscale=downscale, proxy=proxy),
     )
     with _Display(err) as display:
         result = fetch_manifest(manifest, data_dir, cfg, on_event=display.on_event)

@@ -31,6 +31,7 @@ class DownloadOptions:
     retries: int = 3
     socket_timeout_s: float = 30.0
     downscale: bool = False
+    proxy: str | None = None
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,8 @@ def ytdlp_options(dest_dir: Path, key: str, opts: DownloadOptions, hook: Callabl
         o["cookiefile"] = str(opts.cookies)
     if opts.cookies_from_browser:
         o["cookiesfrombrowser"] = (opts.cookies_from_browser,)
+    if opts.proxy:
+        o["proxy"] = opts.proxy
     if opts.sleep_s > 0:
         o["sleep_interval"] = opts.sleep_s
         o["sleep_interval_requests"] = opts.sleep_s
@@ -153,6 +156,7 @@ def classify_ytdlp_error(e: Exception) -> tuple[str, str]:
     msg = _ANSI_RE.sub("", str(e)).strip()
     msg = re.sub(r"^ERROR:\s*", "", msg)
     msg = re.sub(r"^\[[\w:]+\] [^:]*: ", "", msg)  # "[generic] video: " prefix
+    msg = re.sub(r";?\s*please report this issue on .*$", "", msg, flags=re.S)  # yt-dlp's bug-report boilerplate
     msg = re.sub(r" \(caused by .*\)$", "", msg, flags=re.S)
     if msg.startswith("Unsupported URL"):
         return "not_a_video", f"no video found at this URL (yt-dlp: {msg})"
