@@ -69,11 +69,9 @@ class RunResult:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _autocast(cfg: RunConfig) -> contextlib.AbstractContextManager:
-    # bf16 autocast is what the harness turns on for CUDA; CPU takes it too (that is how tests cover this path).
-    if cfg.amp:
-        return torch.autocast(cfg.device.split(":")[0], dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+def _autocast(device: str, enabled: bool) -> contextlib.AbstractContextManager:
+    """bf16 autocast on the device's type (CUDA, or a CPU with AMX), or nothing."""
+    return torch.autocast(device.split(":")[0], dtype=torch.bfloat16) if enabled else contextlib.nullcontext()
 
 
 def _sync(device: str) -> None:
@@ -133,7 +131,7 @@ def train_one_epoch(
 def _forward_backward(
     model: torch.nn.Module, optimizer: torch.optim.Optimizer, xb: torch.Tensor, yb: torch.Tensor, device: str, amp: bool,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    with torch.autocast(device.split(":")[0], dtype=torch.bfloat16, enabled=amp):
+    with _autocast(device, amp):
         logits = model(xb)
     loss = F.cross_entropy(logits.float(), yb)
     optimizer.zero_grad(set_to_none=True)
@@ -156,7 +154,7 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: RunC
     probs, losses = [], []
     for i in range(0, x.shape[0], EVAL_BATCH):
         xb = prepare_batch(x[i : i + EVAL_BATCH], train=False).contiguous(memory_format=memory_format)
-        with _autocast(cfg):
+        with _autocast(cfg.device, cfg.amp):
             logits = model(xb).float()
         probs.append(logits.softmax(1))
         losses.append(F.cross_entropy(logits, y[i : i + EVAL_BATCH], reduction="none"))

@@ -200,6 +200,11 @@ class NewCrop:
     origin: CropOrigin
 
 
+def _crop_rel(digest: str) -> str:
+    """A crop's path in the store: content-addressed by the sha256 of its PNG bytes."""
+    return f"{CROPS_DIR}/{digest[:2]}/{digest}.png"
+
+
 def _same_content(path: Path, data: bytes) -> bool:
     """Whether `path` already holds exactly `data` (a content-addressed file left by an earlier run)."""
     try:
@@ -208,6 +213,14 @@ def _same_content(path: Path, data: bytes) -> bool:
         return path.read_bytes() == data
     except OSError:
         return False
+
+
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _syncfs(path: Path) -> bool:
@@ -416,18 +429,10 @@ class Store:
         if _syncfs(self.root):
             return
         for p in paths:
-            fd = os.open(p, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            _fsync_path(p)
         for d in {p.parent for p in paths}:
             with contextlib.suppress(OSError):  # folders cannot be opened for fsync on every platform
-                fd = os.open(d, os.O_RDONLY)
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
+                _fsync_path(d)
 
     def add_crop(
         self,
@@ -448,29 +453,17 @@ class Store:
         existing id is returned with created=False.
         """
         digest = sha256_bytes(png)
-        rel = f"{CROPS_DIR}/{digest[:2]}/{digest}.png"
+        rel = _crop_rel(digest)
         existing = self.conn.execute("SELECT id FROM crops WHERE sha256 = ?", (digest,)).fetchone()
         if existing is not None:
             return int(existing[0]), False
         self._write_file_atomically(rel, png)
-        box = origin.box or (None, None, None, None)
         ctx = contextlib.nullcontext() if conn_in_transaction else self.transaction()
         with ctx:
             existing = self.conn.execute("SELECT id FROM crops WHERE sha256 = ?", (digest,)).fetchone()
             if existing is not None:  # another process stored it meanwhile
                 return int(existing[0]), False
-            cur = self.conn.execute(
-                """INSERT INTO crops(source_id, path, sha256, width, height, original, frame_id, frame_index,
-                       time_s, box_x, box_y, box_w, box_h, score, detector, model_sha256, track_id, group_id,
-                       meta, created_at)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-                (
-                    source_id, rel, digest, width, height, origin.original, origin.frame_id, origin.frame_index,
-                    origin.time_s, *box, origin.score, origin.detector, origin.model_sha256, origin.track_id,
-                    origin.group_id, json.dumps(origin.meta or {}, sort_keys=True), now(),
-                ),
-            )
-            crop_id = int(cur.lastrowid)
+            crop_id = self._insert_crop_row(source_id, rel, digest, width, height, origin, origin.frame_id)
             if label is not None:
                 self.conn.execute(
                     "INSERT INTO labels(crop_id, label, annotator, kind, created_at) VALUES (?, ?, ?, ?, ?)",
@@ -497,11 +490,7 @@ class Store:
             rel = f"{FRAMES_DIR}/{source_id}/{frame_index:09d}.{ext}"
             self._write_file_atomically(rel, image)
         with self.transaction():
-            self.conn.execute(
-                """INSERT INTO frames(source_id, frame_index, time_s, width, height, path) VALUES (?, ?, ?, ?, ?, ?)
-                   ON CONFLICT(source_id, frame_index) DO UPDATE SET path = COALESCE(excluded.path, frames.path)""",
-                (source_id, frame_index, time_s, width, height, rel),
-            )
+            self._upsert_frame_row(source_id, frame_index, time_s, width, height, rel)
             return int(
                 self.conn.execute(
                     "SELECT id FROM frames WHERE source_id = ? AND frame_index = ?", (source_id, frame_index)
@@ -531,7 +520,7 @@ class Store:
         known = self._crop_ids_by_sha256(digests)
         for c, digest in zip(crops, digests):
             if digest not in known:
-                p = self._write_file_atomically(f"{CROPS_DIR}/{digest[:2]}/{digest}.png", c.png, sync=False)
+                p = self._write_file_atomically(_crop_rel(digest), c.png, sync=False)
                 if p is not None:
                     written.append(p)
         self._sync_files(written)
@@ -539,11 +528,7 @@ class Store:
         with self.transaction():
             frame_ids: dict[int, int] = {}
             for f in frames:
-                self.conn.execute(
-                    """INSERT INTO frames(source_id, frame_index, time_s, width, height, path) VALUES (?, ?, ?, ?, ?, ?)
-                       ON CONFLICT(source_id, frame_index) DO UPDATE SET path = COALESCE(excluded.path, frames.path)""",
-                    (source_id, f.frame_index, f.time_s, f.width, f.height, frame_paths[f.frame_index]),
-                )
+                self._upsert_frame_row(source_id, f.frame_index, f.time_s, f.width, f.height, frame_paths[f.frame_index])
             wanted = sorted({c.origin.frame_index for c in crops if c.origin.frame_id is None and c.origin.frame_index is not None})
             if wanted:  # this batch's frames and those stored by earlier batches
                 frame_ids = dict(self.conn.execute(
@@ -557,21 +542,34 @@ class Store:
                     continue
                 o = c.origin
                 frame_id = o.frame_id if o.frame_id is not None else frame_ids.get(o.frame_index)
-                box = o.box or (None, None, None, None)
-                cur = self.conn.execute(
-                    """INSERT INTO crops(source_id, path, sha256, width, height, original, frame_id, frame_index,
-                           time_s, box_x, box_y, box_w, box_h, score, detector, model_sha256, track_id, group_id,
-                           meta, created_at)
-                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-                    (
-                        source_id, f"{CROPS_DIR}/{digest[:2]}/{digest}.png", digest, c.width, c.height, o.original,
-                        frame_id, o.frame_index, o.time_s, *box, o.score, o.detector, o.model_sha256, o.track_id,
-                        o.group_id, json.dumps(o.meta or {}, sort_keys=True), now(),
-                    ),
-                )
-                known[digest] = int(cur.lastrowid)
+                known[digest] = self._insert_crop_row(source_id, _crop_rel(digest), digest, c.width, c.height, o, frame_id)
                 out.append((known[digest], True))
         return out
+
+    def _insert_crop_row(
+        self, source_id: int, rel: str, digest: str, width: int, height: int, o: CropOrigin, frame_id: int | None,
+    ) -> int:
+        box = o.box or (None, None, None, None)
+        cur = self.conn.execute(
+            """INSERT INTO crops(source_id, path, sha256, width, height, original, frame_id, frame_index,
+                   time_s, box_x, box_y, box_w, box_h, score, detector, model_sha256, track_id, group_id,
+                   meta, created_at)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            (
+                source_id, rel, digest, width, height, o.original, frame_id, o.frame_index, o.time_s, *box, o.score,
+                o.detector, o.model_sha256, o.track_id, o.group_id, json.dumps(o.meta or {}, sort_keys=True), now(),
+            ),
+        )
+        return int(cur.lastrowid)
+
+    def _upsert_frame_row(
+        self, source_id: int, frame_index: int, time_s: float | None, width: int, height: int, rel: str | None,
+    ) -> None:
+        self.conn.execute(
+            """INSERT INTO frames(source_id, frame_index, time_s, width, height, path) VALUES (?, ?, ?, ?, ?, ?)
+               ON CONFLICT(source_id, frame_index) DO UPDATE SET path = COALESCE(excluded.path, frames.path)""",
+            (source_id, frame_index, time_s, width, height, rel),
+        )
 
     def _crop_ids_by_sha256(self, digests: Sequence[str]) -> dict[str, int]:
         found: dict[str, int] = {}

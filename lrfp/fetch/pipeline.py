@@ -287,28 +287,22 @@ def _run_pool_once(data_dir, todo, cfg, model, emit, stop, results) -> list[Mani
     if not broken:
         return []
     # The store tells which of them a worker had started (status running) and which never began (pending).
-    not_started = []
     with open_store(data_dir) as store:
-        for row in broken:
-            src = store.find_source(row.name)
-            if src is not None and src["status"] == "pending":
-                not_started.append(row)
-                continue
-            r = VideoResult(row.name, row.url, "error",
-                            "a worker process died while this video was being processed (out of memory, a crash, or a kill; "
-                            "every worker of the pool is stopped then, so it may have been another video's); "
-                            "rerun with --retry-failed")
+        started = [r for r in broken if (src := store.find_source(r.name)) is None or src["status"] != "pending"]
+        not_started = [r for r in broken if r not in started]
+        if not started:  # the pool broke before any video began: do not loop on it
+            started, not_started = not_started, []
+            reason = "the worker processes died before they started"
+        else:
+            reason = ("a worker process died while this video was being processed (out of memory, a crash, or a kill; "
+                      "every worker of the pool is stopped then, so it may have been another video's); "
+                      "rerun with --retry-failed")
+        for row in started:
+            results[row.name] = r = VideoResult(row.name, row.url, "error", reason)
             store.upsert_source(row.name, "video", status=r.status, error=r.error)
-            results[row.name] = r
             emit(FetchEvent("done", row.name, result=r))
-    if len(not_started) == len(broken):  # the pool broke before any video began: do not loop on it
-        for row in not_started:
-            results[row.name] = r = VideoResult(row.name, row.url, "error", "the worker processes died before they started")
-            with open_store(data_dir) as store:
-                store.upsert_source(row.name, "video", status=r.status, error=r.error)
-            emit(FetchEvent("done", row.name, result=r))
-        return []
-    emit(FetchEvent("message", message=f"a worker process died; going on with {len(not_started)} video(s) in new workers"))
+    if not_started:
+        emit(FetchEvent("message", message=f"a worker process died; going on with {len(not_started)} video(s) in new workers"))
     return not_started
 
 
