@@ -71,3 +71,18 @@ def test_context_region_outlines_the_box():
     assert region.size == (30, 30)  # 10 px box + 10 px each side
     assert region.getpixel((9, 9)) == (255, 0, 255)  # outline just outside the box's corner
     assert region.getpixel((15, 15)) == BLACK
+
+
+def test_context_region_scales_a_video_box_to_the_shrunk_context_frame():
+    """`lrfp fetch` stores a 480-wide copy of an 854x480 frame; the box is in the video frame's pixels."""
+    video = Image.new("RGB", (854, 480), BLACK)
+    video.paste((200, 200, 200), (427, 240, 467, 280))  # a 40 px "face" at (427, 240)
+    small = video.resize((480, 270))
+    region = context_region(small, (427, 240, 40, 40), margin=1.0, box_frame_size=(854, 480))
+    sx = 480 / 854
+    side = round(40 * sx)
+    assert region.size == (3 * side, 3 * side)  # the face and one face-width each side, at the copy's scale
+    inner = region.getpixel((region.width // 2, region.height // 2))
+    assert inner[0] > 150 and inner == (inner[0],) * 3  # the face is in the middle, not somewhere else
+    unscaled = context_region(small, (427, 240, 40, 40), margin=1.0)  # what the labeler showed before
+    assert unscaled.getpixel((unscaled.width // 2, unscaled.height // 2)) == BLACK

@@ -130,9 +130,19 @@ def load_image(path: Path, shown_as: str | None = None) -> LoadedImage:
 BOX_COLOUR = (255, 0, 255)
 
 
-def context_region(frame: Image.Image, box: tuple[int, int, int, int], margin: float = 1.5) -> Image.Image:
-    """The box's surroundings in its frame (margin x box size on each side), with the box outlined."""
+def context_region(
+    frame: Image.Image, box: tuple[int, int, int, int], margin: float = 1.5, box_frame_size: tuple[int, int] | None = None,
+) -> Image.Image:
+    """The box's surroundings in its frame (margin x box size on each side), with the box outlined.
+
+    `box_frame_size` is the size of the frame the box's coordinates refer to (a video frame), when the stored
+    image is a smaller copy of it (`lrfp fetch` keeps a shrunk context JPEG): the box is scaled to the image.
+    """
     x, y, w, h = box
+    if box_frame_size is not None and box_frame_size != frame.size and box_frame_size[0] > 0 and box_frame_size[1] > 0:
+        sx, sy = frame.width / box_frame_size[0], frame.height / box_frame_size[1]
+        x, y = int(round(x * sx)), int(round(y * sy))
+        w, h = max(1, int(round(w * sx))), max(1, int(round(h * sy)))
     mx, my = int(w * margin), int(h * margin)
     left, top = max(0, x - mx), max(0, y - my)
     right, bottom = min(frame.width, x + w + mx), min(frame.height, y + h + my)

@@ -110,6 +110,7 @@ class CropInfo:
     score: float | None
     box: tuple[int, int, int, int] | None
     frame_file: Path | None
+    frame_size: tuple[int, int] | None  # the video frame's size, which the box refers to (the stored image may be smaller)
     original: str | None
     label: str | None
     """The label this session sees as the crop's state (own review label in review mode)."""
@@ -259,7 +260,7 @@ class LabelSession:
 
     def info(self, crop_id: int) -> CropInfo:
         row = self.store.query(
-            """SELECT c.*, s.name AS source_name, f.path AS frame_path FROM crops c
+            """SELECT c.*, s.name AS source_name, f.path AS frame_path, f.width AS frame_w, f.height AS frame_h FROM crops c
                JOIN sources s ON s.id = c.source_id LEFT JOIN frames f ON f.id = c.frame_id WHERE c.id = ?""",
             (crop_id,),
         )
@@ -278,7 +279,7 @@ class LabelSession:
             id=crop_id, file=self.store.crop_file(c["path"]), rel_path=c["path"], width=c["width"],
             height=c["height"], source=c["source_name"], time_s=c["time_s"], frame_index=c["frame_index"],
             score=c["score"], box=box, frame_file=self.store.root / c["frame_path"] if c["frame_path"] else None,
-            original=c["original"], label=self.state(crop_id), history=tuple(history),
+            frame_size=(c["frame_w"], c["frame_h"]) if c["frame_w"] and c["frame_h"] else None, original=c["original"], label=self.state(crop_id), history=tuple(history),
         )
 
     def progress(self) -> Progress:

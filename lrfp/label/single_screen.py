@@ -98,7 +98,7 @@ class SingleScreen(Screen):
         frame = load_image(info.frame_file)
         if frame.image is None:
             return None, f"(frame {frame.problem})"
-        return LoadedImage(context_region(frame.image, info.box)), ""
+        return LoadedImage(context_region(frame.image, info.box, box_frame_size=info.frame_size)), ""
 
     def _meta_text(self, info: CropInfo, loaded: LoadedImage) -> Text:
         s = self.session
