@@ -151,7 +151,10 @@ def test_fetch_end_to_end_statuses_provenance_and_reruns(media: Path, base: str,
             assert (r["detector"], r["model_sha256"], r["group_id"]) == ("mediapipe-blazeface-full", FULL_SHA, None)
             assert r["track_id"].startswith(f"{name}:t")
             assert r["f_index"] == r["frame_index"] and (data / r["frame_path"]).is_file()
-            assert cv2.imread(str(data / r["frame_path"])) is not None
+            context = cv2.imread(str(data / r["frame_path"]))
+            h, w = frames[r["frame_index"]].shape[:2]
+            k = -(-w // 480)  # the context JPEG: the frame shrunk by a whole factor to at most 480 wide
+            assert context.shape[:2] == (h // k, w // k)
             if name == "stage":
                 assert 2.0 <= r["time_s"] < 5.0
             per_track[r["track_id"]] = per_track.get(r["track_id"], 0) + 1

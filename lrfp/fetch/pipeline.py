@@ -35,7 +35,7 @@ UNFINISHED = ("pending", "running", "interrupted")
 """Never finished (new, killed or stopped): a rerun does them."""
 
 DOWNLOADS_DIR = "downloads"
-CONTEXT_WIDTH = 480  # width of the context JPEG saved for each frame that yields a crop
+CONTEXT_WIDTH = 480  # the context JPEG saved for each frame that yields a crop is at most this wide
 WRITER_BATCH_S = 1.0  # the writer stores what finished within this long in one batch (one sync, one commit)
 WRITER_BATCH_TRACKS = 64
 
@@ -464,13 +464,18 @@ def detect_and_store(
 
 
 def _small(image: Any) -> Any:
-    """The frame shrunk for the context JPEG (bilinear: it is only for a human to see where the face was)."""
+    """The frame shrunk by a whole factor to at most CONTEXT_WIDTH wide, for the context JPEG.
+
+    Area averaging over k x k blocks is OpenCV's fast path (half the time of a bilinear resize to an
+    arbitrary width, measured on an 854x480 frame) and looks better; the labeler scales the face box to it.
+    """
     import cv2
 
     h, w = image.shape[:2]
-    if w <= CONTEXT_WIDTH:
+    k = -(-w // CONTEXT_WIDTH)  # ceil
+    if k <= 1:
         return image
-    return cv2.resize(image, (CONTEXT_WIDTH, max(1, round(h * CONTEXT_WIDTH / w))), interpolation=cv2.INTER_LINEAR)
+    return cv2.resize(image, (max(1, w // k), max(1, h // k)), interpolation=cv2.INTER_AREA)
 
 
 class _CropWriter:
