@@ -170,3 +170,32 @@ def test_moving_past_the_end_does_not_claim_all_done(store):
     assert s.done
     assert s.empty_message() == (
         f"End of the queue, but crop {order[1]} and maybe others before it still wait: left goes back.")
+
+
+def test_a_fetched_crop_shows_its_face_in_the_middle_of_the_shrunk_context_frame(tmp_path):
+    """Like `lrfp fetch`: the box is in video pixels (854x480), the stored context JPEG is half as wide."""
+    import io
+
+    from PIL import Image
+
+    from lrfp.label.single_screen import SingleScreen
+    from lrfp.store import CropOrigin
+
+    video = Image.new("RGB", (854, 480), (0, 0, 0))
+    video.paste((255, 255, 255), (600, 300, 640, 340))  # a 40 px white "face"
+    small, crop = io.BytesIO(), io.BytesIO()
+    video.resize((427, 240), Image.Resampling.BOX).save(small, format="JPEG")
+    video.crop((590, 290, 650, 350)).save(crop, format="PNG")
+    with open_store(tmp_path / "data") as st:
+        src = st.upsert_source("clip", "video", url="https://example.org/clip.mp4", width=854, height=480)
+        frame_id = st.add_frame(src, 7, 0.25, 854, 480, small.getvalue())
+        st.add_crop(src, crop.getvalue(), 60, 60, CropOrigin(frame_id=frame_id, frame_index=7, time_s=0.25,
+                                                            box=(600, 300, 40, 40), score=0.9, track_id="clip:t0"))
+        s = LabelSession(st, LabelConfig(annotator="ana"))
+        info = s.info(s.current_id)
+        assert info.frame_size == (854, 480)
+        loaded, problem = SingleScreen._context_image(info)
+        assert problem == "" and loaded.image is not None
+        region = loaded.image
+        r, g, b = region.getpixel((region.width // 2, region.height // 2))
+        assert min(r, g, b) > 200  # the face, not the black around it
