@@ -139,7 +139,7 @@ def context_region(
     image is a smaller copy of it (`lrfp fetch` keeps a shrunk context JPEG): the box is scaled to the image.
     """
     x, y, w, h = box
-    if box_frame_size is not None and box_frame_size != frame.size and box_frame_size[0] > 0 and box_frame_size[1] > 0:
+    if box_frame_size and box_frame_size != frame.size:  # (sizes come from the store: positive)
         sx, sy = frame.width / box_frame_size[0], frame.height / box_frame_size[1]
         x, y = int(round(x * sx)), int(round(y * sy))
         w, h = max(1, int(round(w * sx))), max(1, int(round(h * sy)))

@@ -279,7 +279,8 @@ class LabelSession:
             id=crop_id, file=self.store.crop_file(c["path"]), rel_path=c["path"], width=c["width"],
             height=c["height"], source=c["source_name"], time_s=c["time_s"], frame_index=c["frame_index"],
             score=c["score"], box=box, frame_file=self.store.root / c["frame_path"] if c["frame_path"] else None,
-            frame_size=(c["frame_w"], c["frame_h"]) if c["frame_w"] and c["frame_h"] else None, original=c["original"], label=self.state(crop_id), history=tuple(history),
+            frame_size=(c["frame_w"], c["frame_h"]) if c["frame_w"] and c["frame_h"] else None,
+            original=c["original"], label=self.state(crop_id), history=tuple(history),
         )
 
     def progress(self) -> Progress:
