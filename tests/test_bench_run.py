@@ -440,3 +440,25 @@ def open_split_all(data_dir: Path) -> int:
 
     with open_store(data_dir, create=False) as store:
         return len(store.split_crops(store.resolve_split()))
+
+
+@pytest.mark.parametrize("amx,device,precision,bf16", [
+    (True, "cpu", "auto", True), (False, "cpu", "auto", False), (False, "cuda", "auto", True),
+    (True, "cpu", "fp32", False), (False, "cpu", "bf16", True),
+])
+def test_auto_precision_is_bf16_on_cuda_and_on_amx_cpus_only(monkeypatch, amx, device, precision, bf16):
+    from benchmark import harness
+
+    monkeypatch.setattr(harness, "cpu_has_amx", lambda: amx)
+    assert harness.resolve_precision(precision, device) is bf16
+
+
+def test_amx_is_read_from_the_cpu_flags(monkeypatch, tmp_path):
+    from benchmark import harness
+
+    flags = tmp_path / "cpuinfo"
+    real_open = open
+    for text, want in (("flags\t\t: fpu avx512f amx_bf16 amx_tile\n", True), ("flags\t\t: fpu avx2 avx512f\n", False)):
+        flags.write_text("processor\t: 0\n" + text)
+        monkeypatch.setattr("builtins.open", lambda p, *a, **k: real_open(flags if p == "/proc/cpuinfo" else p, *a, **k))
+        assert harness.cpu_has_amx() is want
