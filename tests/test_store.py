@@ -302,3 +302,17 @@ def test_a_crop_links_to_its_frame_stored_by_an_earlier_batch(tmp_path: Path) ->
         (crop_id, created), = s.add_frames_and_crops(src, [], [later])
         frame = s.conn.execute("SELECT frame_index FROM frames WHERE id = ?", (s.crop(crop_id)["frame_id"],)).fetchone()
         assert created and frame is not None and frame[0] == 10
+
+
+def test_a_crops_folder_removed_while_the_store_is_open_is_made_again(tmp_path: Path) -> None:
+    """The store remembers the folders it made; one removed meanwhile (a user's cleanup) is made again."""
+    import shutil
+
+    with open_store(tmp_path / "d") as s:
+        src = s.upsert_source("v", "video", url="https://example.org/v.mp4")
+        png = png_bytes((4, 5, 6))
+        digest = hashlib.sha256(png).hexdigest()
+        s._write_file_atomically(f"crops/{digest[:2]}/other.bin", b"x")  # the store now knows that folder
+        shutil.rmtree(s.root / "crops")
+        crop_id, created = s.add_crop(src, png, 8, 8)
+        assert created and s.crop_file(s.crop(crop_id)).read_bytes() == png
