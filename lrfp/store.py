@@ -5,10 +5,11 @@ Layout of a data directory::
     lrfp.sqlite            the index (WAL mode, foreign keys on, schema version in PRAGMA user_version)
     crops/ab/abcdef...png  crops, content-addressed by the sha256 of the PNG bytes
     frames/...             optional context frames written by `lrfp fetch`
+    tmp/                   files being written (renamed into crops/ or frames/ when complete)
 
-Crash safety: a crop is written to a temporary name, fsynced, renamed into place, and its row is
+Crash safety: a crop is written to a temporary name in tmp/, fsynced, renamed into place, and its row is
 committed right after. A kill before the rename leaves only a `*.tmp` file (removed on the next
-open); a kill between rename and commit leaves a file without a row, which the next write of the
+open, which lists tmp/ only: opening a store costs the same with a million crops as with none); a kill between rename and commit leaves a file without a row, which the next write of the
 same content simply reuses. There is never a row without its file. `add_frames_and_crops` does the
 same for a batch: every file written and renamed, one sync of the filesystem, then one commit.
 """
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 DB_NAME = "lrfp.sqlite"
 CROPS_DIR = "crops"
 FRAMES_DIR = "frames"
+TMP_DIR = "tmp"  # on the store's filesystem, so a rename out of it is atomic
 BUSY_TIMEOUT_MS = 60_000
 
 # Each entry migrates the schema from version i to i+1. Never edit a released entry: append.
@@ -252,6 +254,7 @@ class Store:
     def __init__(self, data_dir: Path | str, *, create: bool = True) -> None:
         self.root = Path(data_dir).expanduser().resolve()
         self._root_str = str(self.root)
+        self._tmp_str = os.path.join(self._root_str, TMP_DIR)
         self._folders: set[str] = set()  # folders this Store has made or found (files are written into them)
         self.db_path = self.root / DB_NAME
         if not self.root.exists():
@@ -332,8 +335,8 @@ class Store:
         return self.conn.execute("PRAGMA user_version").fetchone()[0]
 
     def _remove_stale_tmp(self) -> None:
-        # Frames are written the same way as crops: a kill can leave a temporary file of either.
-        for tmp in [*(self.root / CROPS_DIR).glob("*/*.tmp"), *(self.root / FRAMES_DIR).glob("*/*.tmp")]:
+        # Only tmp/ is listed (not every crop folder), so this stays cheap however large the store grows.
+        for tmp in (self.root / TMP_DIR).glob("*.tmp"):
             if _pid_alive(tmp):
                 continue  # another process is writing it right now
             with contextlib.suppress(OSError):
@@ -414,18 +417,18 @@ class Store:
         """
         final = os.path.join(self._root_str, rel)
         folder = os.path.dirname(final)
-        if folder not in self._folders:
-            os.makedirs(folder, exist_ok=True)
-            self._folders.add(folder)
+        self._ensure_folder(folder)
         if _same_content(final, data):
             return None  # left by an earlier run that was killed before its commit
-        tmp = f"{final}.{os.getpid()}.tmp"  # <name>.<pid>.tmp: see _pid_alive
+        # tmp/<rel with / as _>.<pid>.tmp: unique per file and process (see _pid_alive)
+        tmp = os.path.join(self._tmp_str, f"{rel.replace('/', '_')}.{os.getpid()}.tmp")
+        self._ensure_folder(self._tmp_str)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0)
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), 0o666)
-        except FileNotFoundError:  # the folder was removed since it was made
-            self._folders.discard(folder)
-            os.makedirs(folder, exist_ok=True)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), 0o666)
+            fd = os.open(tmp, flags, 0o666)
+        except FileNotFoundError:  # tmp/ was removed since it was made
+            self._ensure_folder(self._tmp_str, again=True)
+            fd = os.open(tmp, flags, 0o666)
         try:
             view = memoryview(data)
             while view:
@@ -434,8 +437,18 @@ class Store:
                 os.fsync(fd)
         finally:
             os.close(fd)
-        os.replace(tmp, final)
+        try:
+            os.replace(tmp, final)
+        except FileNotFoundError:  # its folder was removed since it was made (a user's cleanup)
+            self._ensure_folder(folder, again=True)
+            os.replace(tmp, final)
         return Path(final)
+
+    def _ensure_folder(self, folder: str, again: bool = False) -> None:
+        """Make `folder` once per Store (remembered: no system call on later writes); again=True rechecks."""
+        if again or folder not in self._folders:
+            os.makedirs(folder, exist_ok=True)
+            self._folders.add(folder)
 
     def _sync_files(self, paths: Sequence[Path]) -> None:
         """Make the written files (data and renames) durable: one syncfs() of the store's filesystem on

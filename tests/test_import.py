@@ -224,7 +224,7 @@ def test_kill_during_import_then_rerun_completes_without_duplicates(smfd_dir: Pa
             assert hashlib.sha256(path.read_bytes()).hexdigest() == r["sha256"]
             with Image.open(path) as im:
                 im.load()
-        assert not list((data / "crops").glob("*/*.tmp"))
+        assert not list(data.rglob("*.tmp"))
 
 
 def test_ctrl_c_during_import_keeps_what_was_stored_and_says_so(smfd_dir: Path, tmp_path: Path) -> None:

@@ -162,15 +162,31 @@ def test_opening_a_missing_store_for_reading_says_what_to_do(tmp_path: Path) -> 
 def test_stale_temporary_files_are_removed_but_live_ones_kept(tmp_path: Path) -> None:
     data = tmp_path / "d"
     open_store(data).close()
-    d = data / "crops" / "ab"
-    d.mkdir(parents=True)
-    dead = d / "x.png.999999999.tmp"
-    live = d / f"y.png.{os.getppid()}.tmp"
+    d = data / "tmp"
+    d.mkdir(exist_ok=True)
+    dead = d / "crops_ab_x.png.999999999.tmp"
+    live = d / f"crops_ab_y.png.{os.getppid()}.tmp"
     dead.write_bytes(b"half")
     live.write_bytes(b"half")
     open_store(data).close()
     assert not dead.exists()
     assert live.exists()
+
+
+def test_a_kill_before_the_rename_leaves_a_temporary_file_that_the_next_open_removes(tmp_path: Path, monkeypatch) -> None:
+    with open_store(tmp_path / "d") as s:
+        src = s.upsert_source("v", "folder")
+        monkeypatch.setattr(store_mod.os, "replace", lambda a, b: (_ for _ in ()).throw(KeyboardInterrupt))
+        with pytest.raises(KeyboardInterrupt):
+            s.add_crop(src, png_bytes((9, 9, 9)), 8, 8)
+        monkeypatch.undo()
+        left = list((s.root / "tmp").glob("*.tmp"))
+        assert len(left) == 1 and s.count_crops() == 0 and not list((s.root / "crops").rglob("*.png"))
+    # The same process opening again: its own pid's leftovers are stale too (nothing of it is writing them).
+    with open_store(tmp_path / "d") as s:
+        assert not list((s.root / "tmp").glob("*.tmp"))
+        crop_id, created = s.add_crop(src, png_bytes((9, 9, 9)), 8, 8)
+        assert created and s.crop_file(s.crop(crop_id)).read_bytes() == png_bytes((9, 9, 9))
 
 
 def _writer(data_dir: str, worker: int, n: int) -> None:
@@ -312,7 +328,8 @@ def test_a_crops_folder_removed_while_the_store_is_open_is_made_again(tmp_path: 
         src = s.upsert_source("v", "video", url="https://example.org/v.mp4")
         png = png_bytes((4, 5, 6))
         digest = hashlib.sha256(png).hexdigest()
-        s._write_file_atomically(f"crops/{digest[:2]}/other.bin", b"x")  # the store now knows that folder
+        s._write_file_atomically(f"crops/{digest[:2]}/other.bin", b"x")  # the store now knows both folders
         shutil.rmtree(s.root / "crops")
+        shutil.rmtree(s.root / "tmp")
         crop_id, created = s.add_crop(src, png, 8, 8)
         assert created and s.crop_file(s.crop(crop_id)).read_bytes() == png
