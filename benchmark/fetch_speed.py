@@ -10,7 +10,8 @@ process pinned to one CPU core:
 
 - decode:   OpenCV grab() of every frame of the file (the least any sampler must do for inter-coded video)
 - detect:   MediaPipe detection alone on the sampled frames (decoded and converted beforehand), plus
-            setup: creating, warming and closing the detector, which the pipeline does once per video
+            setup: creating, warming and closing the detector, which a one-video run does once (a run of
+            several videos, or a worker process, shares one detector between its videos)
             (reported apart as detect_setup_s; overhead_excl_setup_pct leaves it out of the necessary work)
 - pipeline: lrfp's frame loop (sampling, conversion, detection, cropping, tracking, PNG/JPEG encoding,
             hashing and storing into a real store), i.e. everything after the download
@@ -22,7 +23,9 @@ process pinned to one CPU core:
 - x realtime: video seconds per wall second of the pipeline    goal: >= 30 on the 480p 30 fps clip
 - peak RSS of the process (ru_maxrss)
 
-Each number is the fastest of --repeat runs (3): the machine is shared, and slower runs measure the neighbours.
+Each number is the fastest of --repeat runs (3), taken round robin (decode, detect, plain, pipeline, again ...):
+the machine is shared, and slower runs measure the neighbours. The medians of the plain loop and the pipeline
+are reported too.
 
 Then `lrfp fetch` end to end (yt-dlp download from a local HTTP server included) on eight 56 s 480p 30 fps clips
 with --workers 1, --workers 1 pinned to one core, and --workers 2: the speed-up (goal: near 2 on 2 cores).
@@ -40,6 +43,7 @@ import json
 import os
 import platform
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -165,6 +169,7 @@ def measure_plain(path: Path, downscale: bool) -> dict:
 
 
 def measure_pipeline(path: Path, downscale: bool, end_s: float | None = None) -> dict:
+    from lrfp.fetch.detect import close_idle_detectors
     from lrfp.fetch.download import DownloadOptions
     from lrfp.fetch.frames import probe_video
     from lrfp.fetch.models import resolve_model
@@ -183,14 +188,10 @@ def measure_pipeline(path: Path, downscale: bool, end_s: float | None = None) ->
         t0 = time.perf_counter()
         info = probe_video(path, downscale)
         detect_and_store(store, sid, row, info, path, cfg, model, res, lambda *a, **k: None, lambda: False, None)
+        close_idle_detectors()  # as `lrfp fetch` does at the end: a one-video run creates and closes its detector
         dt = time.perf_counter() - t0
     return {"sampled": res.frames_sampled, "faces": res.faces_found, "tracks": res.tracks, "crops": res.crops_kept,
             "video_s": info.duration_s, "seconds": dt}
-
-
-def best_of(n: int, kind: str, path: Path, downscale: bool, end_s: float | None = None) -> dict:
-    """The fastest of n runs (the machine is shared: slower runs measure the neighbours)."""
-    return min((run_one(kind, path, downscale, end_s) for _ in range(n)), key=lambda r: r["seconds"])
 
 
 def run_one(kind: str, path: Path, downscale: bool, end_s: float | None = None) -> dict:
@@ -270,13 +271,19 @@ def main(argv: list[str] | None = None) -> None:
         clips = make_inputs(Path(tmp))
         for label, path in clips.items():
             downscale = "1080p" in label
-            dec = best_of(args.repeat, "decode", path, downscale)
-            det = best_of(args.repeat, "detect", path, downscale)
-            plain = best_of(args.repeat, "plain", path, downscale)
-            pipe = best_of(args.repeat, "pipeline", path, downscale)
-            fixed = best_of(args.repeat, "pipeline", path, downscale, end_s=EVERY)  # one sampled frame: per-video cost
+            # Round robin (decode, detect, plain, pipeline, fixed; again ...): every measurement sees the same
+            # spells of a noisy machine, so their ratios are fair.
+            runs: dict[str, list[dict]] = {k: [] for k in ("decode", "detect", "plain", "pipeline", "fixed")}
+            for _ in range(args.repeat):
+                for kind in runs:
+                    # fixed: the pipeline on one sampled frame, i.e. its per-video cost
+                    runs[kind].append(run_one("pipeline", path, downscale, EVERY) if kind == "fixed"
+                                      else run_one(kind, path, downscale))
+            dec, det, plain, pipe, fixed = (min(runs[k], key=lambda r: r["seconds"]) for k in runs)
+            pipe_median = statistics.median(r["seconds"] for r in runs["pipeline"])
+            plain_median = statistics.median(r["seconds"] for r in runs["plain"])
             video_s = pipe["video_s"] or dec["frames"] / 25
-            # Detection alone includes the detector's one-time setup (created, warmed, closed once per video,
+            # Detection alone includes the detector's one-time setup (created, warmed, closed once in a one-video run,
             # as the pipeline must); without it the overhead is the *_excl_setup columns.
             necessary = dec["seconds"] + det["seconds"] + det["setup_s"]
             necessary_excl_setup = dec["seconds"] + det["seconds"]
@@ -287,6 +294,8 @@ def main(argv: list[str] | None = None) -> None:
                 "detect_ms_per_frame": round(det["ms_per_frame"], 2), "pipeline_s": round(pipe["seconds"], 3),
                 "sampled_per_s": round(pipe["sampled"] / pipe["seconds"], 1),
                 "x_realtime": round(video_s / pipe["seconds"], 1),
+                "x_realtime_median": round(video_s / pipe_median, 1),
+                "plain_loop_x_realtime_median": round(video_s / plain_median, 1),
                 "decode_detect_x_realtime": round(video_s / necessary, 1),
                 "overhead_pct": round(100 * (pipe["seconds"] / necessary - 1), 1),
                 "overhead_excl_setup_pct": round(100 * (pipe["seconds"] / necessary_excl_setup - 1), 1),
@@ -307,11 +316,12 @@ def main(argv: list[str] | None = None) -> None:
 
     print(f"machine: {machine}")
     print(f"load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; after: {load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f}")
-    print(f"settings: --every {EVERY}, full-range BlazeFace, one core per measurement, fastest of {args.repeat}\n")
+    print(f"settings: --every {EVERY}, full-range BlazeFace, one core per measurement, fastest (and median) of {args.repeat}, round robin\n")
     cols = ["clip", "video_s", "sampled", "crops", "decode_s", "detect_s", "detect_setup_s", "plain_loop_s", "pipeline_s",
             "overhead_pct", "overhead_excl_setup_pct",
             "over_plain_loop_pct", "fixed_s", "overhead_excl_fixed_pct", "plain_loop_x_realtime",
-            "sampled_per_s", "x_realtime", "decode_detect_x_realtime", "peak_rss_mb"]
+            "plain_loop_x_realtime_median", "sampled_per_s", "x_realtime", "x_realtime_median", "decode_detect_x_realtime",
+            "peak_rss_mb"]
     print("| " + " | ".join(cols) + " |")
     print("|" + "---|" * len(cols))
     for r in rows:

@@ -186,15 +186,26 @@ def test_fetch_end_to_end_statuses_provenance_and_reruns(media: Path, base: str,
         assert r["width"] <= 480
 
 
-def test_all_ok_exits_0_and_workers_2_store_the_same_crops(media: Path, base: str, models: str, tmp_path: Path) -> None:
+def test_all_ok_exits_0_and_workers_2_store_the_same_crops(media: Path, base: str, models: str, tmp_path: Path, monkeypatch, capfd) -> None:
+    from lrfp.fetch import detect
+
     rows = [
         {"url": f"{base}/{CORRIDOR_GIF}", "id": "corridor"},
         {"url": f"{base}/arcade480.mp4", "id": "arcade"},
         {"url": f"{base}/{STAGE_360}", "id": "stage", "start": "1", "end": "4"},
     ]
     manifest = write_manifest(tmp_path / "m.csv", rows)
+    created = []
+    real_init = detect.FaceDetector.__init__
+    monkeypatch.setattr(detect.FaceDetector, "__init__", lambda self, *a, **k: (created.append(self), real_init(self, *a, **k))[1])
     assert fetch(manifest, tmp_path / "one", models) == 0
+    # One process, three videos: one detector for all of them, closed when the fetch ends.
+    assert len(created) == 1 and created[0]._detector is None and detect.close_idle_detectors() == 0
+    monkeypatch.undo()
+    capfd.readouterr()
     assert fetch(manifest, tmp_path / "two", models, "--workers", "2") == 0
+    err = capfd.readouterr().err  # the worker processes write to the same stderr: they close their detector cleanly
+    assert "Traceback" not in err and "Exception ignored" not in err, err
     one = {(r["source_name"], r["sha256"], r["track_id"], r["frame_index"]) for r in crop_rows(tmp_path / "one")}
     two = {(r["source_name"], r["sha256"], r["track_id"], r["frame_index"]) for r in crop_rows(tmp_path / "two")}
     assert one == two and len(one) >= 8

@@ -106,6 +106,42 @@ def test_full_range_finds_the_small_corridor_faces_short_range_finds_fewer(share
     assert counts["short"] < counts["full"]
 
 
+def _detections(det, frames) -> list:
+    import cv2
+
+    return [det.detect(cv2.cvtColor(f.image, cv2.COLOR_BGR2RGB)) for f in frames]
+
+
+def test_a_reused_detector_gives_exactly_what_a_new_one_gives(shared_dir: Path, videos: Path) -> None:
+    """Videos of one fetch share a detector: after another video's frames it must find the same boxes and scores."""
+    from lrfp.fetch.detect import FaceDetector, close_idle_detectors, reused_detector
+
+    model = shared_dir / "models" / M.MODELS["full"].filename
+    corridor = list(sample_frames(videos / CORRIDOR_GIF, probe_video(videos / CORRIDOR_GIF), every_s=1.0))
+    stage_path = videos / STAGE_360
+    stage = list(sample_frames(stage_path, probe_video(stage_path), every_s=1.0))
+    with FaceDetector(model, 0.5) as fresh:
+        expected = _detections(fresh, corridor)
+    assert sum(len(d) for d in expected) >= 2 * len(corridor)
+    try:
+        with reused_detector(model, 0.5) as first:
+            _detections(first, stage)  # another video first
+        with reused_detector(model, 0.5) as second:
+            assert second is first  # the same detector, handed back and reused
+            assert _detections(second, corridor) == expected
+        with reused_detector(model, 0.6) as other:
+            assert other is not first  # another threshold: another detector
+        with pytest.raises(RuntimeError):
+            with reused_detector(model, 0.5) as failing:
+                raise RuntimeError("a video failed")
+        assert failing._detector is None  # closed after the error, not reused
+        with reused_detector(model, 0.5) as after:
+            assert after is not failing and _detections(after, corridor) == expected
+    finally:
+        closed = close_idle_detectors()
+    assert closed == 2 and after._detector is None and other._detector is None  # the 0.6 one and the last 0.5 one
+
+
 # -- crops -----------------------------------------------------------------------------------------
 
 

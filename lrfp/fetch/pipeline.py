@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from lrfp.errors import InputError, UsageError
+from lrfp.fetch.detect import close_idle_detectors
 from lrfp.fetch.download import DownloadFailed, DownloadOptions, DownloadStopped, describe_file, download_key, download_video
 from lrfp.fetch.frames import NotAVideo, VideoInfo, probe_video, sample_frames
 from lrfp.fetch.models import MODELS, ResolvedModel, resolve_model
@@ -153,7 +154,10 @@ def fetch_manifest(manifest: Path, data_dir: Path, cfg: FetchConfig, on_event: E
     stop = threading.Event()
     with _first_ctrl_c_sets(stop, emit):
         if cfg.workers == 1 or len(todo) <= 1:
-            interrupted = _run_here(data_dir, todo, cfg, model, emit, stop, results)
+            try:
+                interrupted = _run_here(data_dir, todo, cfg, model, emit, stop, results)
+            finally:
+                close_idle_detectors()  # the videos shared one detector (workers close theirs when they exit)
         else:
             interrupted = _run_pool(data_dir, todo, cfg, model, emit, stop, results)
     ordered = [results.get(r.name) or VideoResult(r.name, r.url, "pending", skipped=True) for r in rows]
@@ -219,10 +223,14 @@ _W: dict[str, Any] = {}
 
 def _worker_init(stop_event: Any, queue: Any) -> None:
     import cv2
+    from multiprocessing import util
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent turns Ctrl-C into stop_event
     cv2.setNumThreads(1)  # one core per worker: N workers use N cores, without oversubscription
     _W["stop"], _W["queue"] = stop_event, queue
+    # The worker's videos share one detector; close it as the worker exits, while MediaPipe's threads still run
+    # (multiprocessing's finalizers run before thread shutdown and atexit).
+    util.Finalize(None, close_idle_detectors, exitpriority=10)
 
 
 def _worker_fetch(data_dir: Path, row: ManifestRow, cfg: FetchConfig, model: ResolvedModel) -> VideoResult:
@@ -414,7 +422,7 @@ def detect_and_store(
     import cv2
 
     from lrfp.fetch.crop import cut_crop, square_box
-    from lrfp.fetch.detect import FaceDetector
+    from lrfp.fetch.detect import reused_detector
     from lrfp.fetch.track import Candidate, IoUTracker
 
     start = row.start_s or 0.0
@@ -425,7 +433,7 @@ def detect_and_store(
     last_t = start
     writer = _CropWriter(store.root, source_id, row.name, info, cfg, model, res)
     try:
-        with FaceDetector(model.path, cfg.min_score) as detector:
+        with reused_detector(model.path, cfg.min_score) as detector:
             frames = sample_frames(path, info, cfg.every_s, row.start_s, row.end_s, threads=threads, should_stop=should_stop)
             try:
                 for sample, frame in enumerate(frames):
