@@ -8,10 +8,11 @@ Layout of a data directory::
     tmp/                   files being written (renamed into crops/ or frames/ when complete)
 
 Crash safety: a crop is written to a temporary name in tmp/, fsynced, renamed into place, and its row is
-committed right after. A kill before the rename leaves only a `*.tmp` file (removed on the next
-open, which lists tmp/ only: opening a store costs the same with a million crops as with none); a kill between rename and commit leaves a file without a row, which the next write of the
-same content simply reuses. There is never a row without its file. `add_frames_and_crops` does the
-same for a batch: every file written and renamed, one sync of the filesystem, then one commit.
+committed right after. A kill before the rename leaves only a `*.tmp` file, removed on the next open
+(which lists tmp/ only, so opening costs the same with a million crops as with none); a kill between
+rename and commit leaves a file without a row, which the next write of the same content simply reuses.
+There is never a row without its file. `add_frames_and_crops` does the same for a batch: every file
+written and renamed, one sync of the filesystem, then one commit.
 """
 
 from __future__ import annotations
