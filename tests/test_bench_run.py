@@ -111,7 +111,7 @@ def test_sigint_to_the_command_keeps_rows_and_exits_130(bench_store, tmp_path, j
     out = tmp_path / "out"
     proc = subprocess.Popen(
         [sys.executable, "-m", "lrfp", "bench", "--model", "model3", "--model", "model1", "--protocol", "quick",
-         "--epochs", "40", "--jobs", jobs, "--device", "cpu", "-d", str(bench_store), "--out", str(out)],
+         "--epochs", "200", "--jobs", jobs, "--device", "cpu", "-d", str(bench_store), "--out", str(out)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, start_new_session=True,
     )
     deadline = time.time() + 120
@@ -122,9 +122,16 @@ def test_sigint_to_the_command_keeps_rows_and_exits_130(bench_store, tmp_path, j
     t0 = time.time()
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
-    assert time.time() - t0 < 15  # stops now, not after the running runs finish
+    assert time.time() - t0 < 15  # stops now, not after the running runs finish (200 epochs take ~30 s)
     rows = read_jsonl(out / "results.jsonl")
-    assert rows and all(r["epochs"] == 3 and not r["error"] for r in rows) and len(rows) < 12
+    assert rows and not any(r["error"] for r in rows)
+    # Rows that arrived before the Ctrl-C are whole evaluations, in budget order. A fast model can reach
+    # its next budget (5, 8) between the first row and the signal; no run reached its end.
+    by_config: dict[str, list[int]] = {}
+    for r in rows:
+        by_config.setdefault(r["config"], []).append(r["epochs"])
+    for epochs in by_config.values():
+        assert epochs == [3, 5, 8, 200][: len(epochs)] and 200 not in epochs, by_config
     assert "INTERRUPTED" in (out / "results.md").read_text()
 
 
