@@ -17,7 +17,7 @@ from pathlib import Path
 
 from lrfp import LABELS, SKIPPED, UNUSABLE
 from lrfp.errors import NotFoundError, UsageError
-from lrfp.store import Store
+from lrfp.store import Store, face_px
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +111,7 @@ class CropInfo:
     box: tuple[int, int, int, int] | None
     frame_file: Path | None
     frame_size: tuple[int, int] | None  # the video frame's size, which the box refers to (the stored image may be smaller)
+    face_px: int  # face size by the rule every command uses (store.face_px)
     original: str | None
     label: str | None
     """The label this session sees as the crop's state (own review label in review mode)."""
@@ -279,7 +280,7 @@ class LabelSession:
             id=crop_id, file=self.store.crop_file(c["path"]), rel_path=c["path"], width=c["width"],
             height=c["height"], source=c["source_name"], time_s=c["time_s"], frame_index=c["frame_index"],
             score=c["score"], box=box, frame_file=self.store.root / c["frame_path"] if c["frame_path"] else None,
-            frame_size=(c["frame_w"], c["frame_h"]) if c["frame_w"] and c["frame_h"] else None,
+            frame_size=(c["frame_w"], c["frame_h"]) if c["frame_w"] and c["frame_h"] else None, face_px=face_px(c),
             original=c["original"], label=self.state(crop_id), history=tuple(history),
         )
 

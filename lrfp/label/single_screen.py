@@ -115,8 +115,7 @@ class SingleScreen(Screen):
             t.append(f"{info.time_s:.2f} s" + (f" (frame {info.frame_index})" if info.frame_index is not None else "")
                      + "\n")
         t.append("face    ", style="dim")
-        face = min(info.box[2:]) if info.box is not None else min(info.width, info.height)  # store.face_px's rule
-        t.append(f"{face} px (crop {info.width}x{info.height})\n")
+        t.append(f"{info.face_px} px (crop {info.width}x{info.height})\n")
         if info.score is not None:
             t.append("score   ", style="dim")
             t.append(f"{info.score:.2f}\n")
