@@ -83,7 +83,7 @@ def resolve_precision(precision: str, device: str) -> bool:
     """Whether to train under bf16 autocast (with channels-last memory format).
 
     auto = bf16 on CUDA, and on a CPU with AMX (bf16 matrix units: there Model 3 trains ~2x faster than
-    in fp32, measured by benchmark/train_speed); fp32 on other CPUs, where bf16 is emulated and slower. On a
+    in fp32, measured by perf/train_speed); fp32 on other CPUs, where bf16 is emulated and slower. On a
     CPU the engine redoes any bf16 step whose gradients are not finite in fp32 (a oneDNN bug in torch
     2.14.1), counting them in the results' `fp32_retries`.
     """

@@ -74,7 +74,7 @@ def _stage(norm: str | None, cin: int, cout: int, k: int, padding: int, with_nor
         layers.append(_norm(norm or "bn", cout))
     # ReLU(max-pool(x)) == max-pool(ReLU(x)) elementwise, and the gradients agree too: where a window's max is
     # positive both pass it to the same element, otherwise both pass zero. Pooling first runs ReLU and its
-    # backward on a quarter of the elements: Model 3 trains 1.5x faster on a CPU (measured, benchmark/train_speed).
+    # backward on a quarter of the elements: Model 3 trains 1.5x faster on a CPU (measured, perf/train_speed).
     layers += [nn.MaxPool2d(2), nn.ReLU(inplace=True)]
     return layers
 

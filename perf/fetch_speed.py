@@ -2,7 +2,7 @@
 
 Not a test: run it by hand and paste the table into the README.
 
-    .venv/bin/python -m benchmark.fetch_speed [--out results.json] [--skip-workers]
+    .venv/bin/python -m perf.fetch_speed [--out results.json] [--skip-workers]
 
 For each clip (the three in ../shared/data/videos, a 480p copy of the 1080p arcade clip, and a 480p 30 fps
 clip made from it, 14 s long) at the default settings (--every 0.5, full-range BlazeFace), each in a fresh
@@ -198,7 +198,7 @@ def run_one(kind: str, path: Path, downscale: bool, end_s: float | None = None) 
     """Runs one measurement in a fresh process pinned to one core; adds its peak RSS."""
     args = {"decode": "", "detect": f", {downscale!r}", "plain": f", {downscale!r}", "pipeline": f", {downscale!r}, {end_s!r}"}[kind]
     code = (
-        "import json, resource, sys; from pathlib import Path; import benchmark.fetch_speed as b; b._pin_one_core(); "
+        "import json, resource, sys; from pathlib import Path; import perf.fetch_speed as b; b._pin_one_core(); "
         f"r = b.measure_{kind}(Path({str(path)!r}){args}); "
         "r['peak_rss_mb'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024; print(json.dumps(r))"
     )

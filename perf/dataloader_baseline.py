@@ -1,4 +1,4 @@
-"""The thesis-era way to train, kept as the yardstick for `benchmark/train_speed.py`: torchvision `ImageFolder` +
+"""The thesis-era way to train, kept as the yardstick for `perf/train_speed.py`: torchvision `ImageFolder` +
 `DataLoader` worker processes + PIL transforms per image, fp32, no channels-last, no autocast."""
 
 from __future__ import annotations

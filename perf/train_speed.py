@@ -5,8 +5,8 @@ fastest epoch's training images/s of each (load from other jobs only slows epoch
 from those it extrapolates the whole grid (every config x seeds x epochs). With --grid it also runs the
 real `lrfp bench` grid (concurrent runs included) and times it end to end.
 
-    python -m benchmark.train_speed -d /tmp/benchstore --protocol quick --epochs 2 --workers 2
-    python -m benchmark.train_speed -d store --protocol thesis --device cuda --workers 8 --grid --out speed.json
+    python -m perf.train_speed -d /tmp/benchstore --protocol quick --epochs 2 --workers 2
+    python -m perf.train_speed -d store --protocol thesis --device cuda --workers 8 --grid --out speed.json
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def fastest(epochs: list[dict[str, float]]) -> float:
 
 def main(argv: list[str] | None = None) -> dict:
     from benchmark.data import load_store_split
-    from benchmark.dataloader_baseline import dataloader_trainer, export_image_folder
+    from perf.dataloader_baseline import dataloader_trainer, export_image_folder
     from benchmark.harness import BenchConfig, device_name, plan_runs, resolve_device, run_bench
     from benchmark.protocols import get_protocol
 

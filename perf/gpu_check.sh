@@ -4,9 +4,9 @@
 #
 # Here, once (the store travels with `carry`, ~18 MB):
 #   echo /.speedstore/ >> .git/info/exclude
-#   .venv/bin/python -m benchmark.speed_store .speedstore --n 2000
+#   .venv/bin/python -m perf.speed_store .speedstore --n 2000
 # On the GPU machine (its python3 has torch, torchvision, numpy, pillow, scikit-learn, matplotlib):
-#   run(command="bash benchmark/gpu_check.sh .speedstore/data", carry=[".speedstore"], timeout_s=600)
+#   run(command="bash perf/gpu_check.sh .speedstore/data", carry=[".speedstore"], timeout_s=600)
 #
 # 1. Per model, lrfp's loop vs the plain ImageFolder + DataLoader (8 workers) + PIL fp32 loop, 3 timed epochs
 #    each, alternating; the whole grid extrapolated for both (goal: lrfp >= 5x the DataLoader grid).
@@ -25,6 +25,6 @@ else
     ARGS=(--protocol thesis --device cuda --workers 8 --epochs 3)
 fi
 GRID=$(mktemp -d)/grid  # checkpoints (VGG-16: ~0.5 GB) stay on the machine; the tables and a plot come back
-"$PY" -m benchmark.train_speed -d "$STORE" "${ARGS[@]}" --grid --grid-out "$GRID" --out "$OUT/speed.json" 2>&1 \
+"$PY" -m perf.train_speed -d "$STORE" "${ARGS[@]}" --grid --grid-out "$GRID" --out "$OUT/speed.json" 2>&1 \
     | grep -v '━' | tee "$OUT/log.txt"
 cp "$GRID/results.md" "$GRID/results.csv" "$GRID/accuracy_vs_epochs.png" "$OUT/"

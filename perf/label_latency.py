@@ -10,8 +10,8 @@ Goal: p95 under 50 ms. Two ways to run the app:
 Latency = (time the app has written the frame that shows the new crop) - (time the key event was
 created from the input). Usage:
 
-  python -m benchmark.label_latency                       # builds /tmp/lrfp-latency-store once, both modes
-  python -m benchmark.label_latency --mode headless --keys 300 --json out.json
+  python -m perf.label_latency                       # builds /tmp/lrfp-latency-store once, both modes
+  python -m perf.label_latency --mode headless --keys 300 --json out.json
 """
 
 from __future__ import annotations
@@ -122,7 +122,7 @@ def run_tmux(data_dir: Path, keys: int, interval_s: float) -> list[float]:
     log = data_dir.parent / "latency-tmux.log"
     log.unlink(missing_ok=True)
     name = f"lrfp-latency-{os.getpid()}"
-    cmd = f"{sys.executable} -m benchmark.label_latency --serve --data-dir {data_dir} --log {log}"
+    cmd = f"{sys.executable} -m perf.label_latency --serve --data-dir {data_dir} --log {log}"
     subprocess.run(["tmux", "new-session", "-d", "-s", name, "-x", str(SIZE[0]), "-y", str(SIZE[1]), "-c", str(REPO),
                     cmd], check=True)
     try:

@@ -5,7 +5,7 @@ The crops are real pixels: every unique SMFD image (../shared/data/smfd) at seve
 temporary folder with a license recorded only there (SMFD must never be published: the output is
 deleted at the end). Prints one JSON row: crops, seconds per stage, bytes written, machine, load.
 
-    .venv/bin/python -m benchmark.publish_speed --crops 10000
+    .venv/bin/python -m perf.publish_speed --crops 10000
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Build a store of N crops for training-speed checks (a script, not a test), e.g. the issue's 2,000-crop GPU check.
 
-    .venv/bin/python -m benchmark.speed_store .speedstore --n 2000
+    .venv/bin/python -m perf.speed_store .speedstore --n 2000
 
 SMFD has 1,279 distinct images (exact duplicates are skipped); the rest are mirrored copies of them, each in its original's group, so
 that a split never separates an image from its mirror. Made through the real `lrfp import` and
