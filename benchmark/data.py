@@ -16,12 +16,11 @@ from typing import Any, Callable
 
 import numpy as np
 
-from lrfp import LABELS
+from lrfp import LABELS, SUBSETS
 from lrfp.errors import BenchError
 
 log = logging.getLogger(__name__)
 
-SUBSETS = ("train", "validation", "test")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 

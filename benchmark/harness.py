@@ -20,6 +20,7 @@ from typing import Any, Callable
 from benchmark.protocols import Protocol, get_protocol
 from benchmark.registry import check_input_size, get_spec, list_models
 from lrfp.errors import BenchError
+from lrfp.folders import probe_writable
 
 log = logging.getLogger(__name__)
 
@@ -126,9 +127,7 @@ def check_out(out: Path) -> None:
     """--out must be a folder we can create and write in (found now, not after an hour of training)."""
     try:
         out.mkdir(parents=True, exist_ok=True)
-        probe = out / f".lrfp-write-test.{os.getpid()}"
-        probe.write_text("")
-        probe.unlink()
+        probe_writable(out)
     except OSError as e:
         raise BenchError(f"--out {out} is not writable: {e.strerror or e}") from e
 

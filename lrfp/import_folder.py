@@ -7,10 +7,10 @@ import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from lrfp import LABELS
 from lrfp.errors import InputError
+from lrfp.events import ProgressCallback, ProgressEvent
 from lrfp.images import ImageDecodeError, downscale, encode_png, load_rgb
 from lrfp.store import CropOrigin, Store, sha256_bytes
 
@@ -144,7 +144,7 @@ def read_groups(csv_path: Path, relpaths: list[str], source: str) -> dict[str, s
 
 
 def import_folder(
-    store: Store, cfg: ImportConfig, progress: Callable[[int, int], None] | None = None
+    store: Store, cfg: ImportConfig, progress: ProgressCallback | None = None
 ) -> ImportResult:
     """Import every image below the class folders. Idempotent: files seen before are not re-read.
 
@@ -169,13 +169,7 @@ def import_folder(
         status="importing",
     )
     annotator = cfg.annotator or f"import:{cfg.source}"
-    done_before = {
-        r["relpath"]
-        for r in store.query(
-            "SELECT relpath FROM imported_files WHERE source_id = ? AND status IN ('imported', 'duplicate')",
-            (source_id,),
-        )
-    }
+    done_before = store.imported_relpaths(source_id)
     result = ImportResult(source=cfg.source, files=len(files))
     for i, (rel, path, label) in enumerate(files):
         if rel in done_before:
@@ -192,7 +186,7 @@ def import_folder(
             else:
                 result.skipped.append((rel, reason or status))
         if progress:
-            progress(i + 1, len(files))
+            progress(ProgressEvent("import", i + 1, len(files)))
     if groups:
         result.grouped = sum(1 for rel, _, _ in files if rel in groups)
         result.ungrouped = len(files) - result.grouped
@@ -209,21 +203,16 @@ def _import_one(
     except OSError as e:
         return _record_skip(store, source_id, rel, None, f"unreadable ({e.strerror})")
     file_sha = sha256_bytes(data)
-    with store.transaction() as conn:
-        if _already_done(conn, source_id, rel):  # another process importing the same folder got here first
+    with store.transaction():
+        if store.is_imported(source_id, rel):  # another process importing the same folder got here first
             return "already", None
-        dup = conn.execute(
-            """SELECT f.crop_id, f.relpath, s.name, cl.label FROM imported_files f
-               JOIN sources s ON s.id = f.source_id LEFT JOIN current_labels cl ON cl.crop_id = f.crop_id
-               WHERE f.file_sha256 = ? AND f.crop_id IS NOT NULL LIMIT 1""",
-            (file_sha,),
-        ).fetchone()
+        dup = store.imported_file_with_sha256(file_sha)
         if dup is not None:
             if dup["label"] is not None and dup["label"] != label:
                 reason = f"same bytes as {dup['name']}/{dup['relpath']}, which is labeled {dup['label']}"
-                _insert_file_row(conn, source_id, rel, file_sha, None, "conflict", reason)
+                store.record_imported_file(source_id, rel, file_sha, None, "conflict", reason)
                 return "conflict", reason
-            _insert_file_row(conn, source_id, rel, file_sha, dup["crop_id"], "duplicate", f"same bytes as {dup['relpath']}")
+            store.record_imported_file(source_id, rel, file_sha, dup["crop_id"], "duplicate", f"same bytes as {dup['relpath']}")
             return "duplicate", None
     try:
         image = downscale(load_rgb(data), cfg.max_side)
@@ -231,35 +220,19 @@ def _import_one(
         return _record_skip(store, source_id, rel, file_sha, str(e))
     png = encode_png(image)
     origin = CropOrigin(original=rel, group_id=group, meta={"file_sha256": file_sha})
-    with store.transaction() as conn:
-        if _already_done(conn, source_id, rel):
+    with store.transaction():
+        if store.is_imported(source_id, rel):
             return "already", None
         crop_id, created = store.add_crop(
             source_id, png, image.width, image.height, origin,
             label=label, annotator=annotator, label_kind="import", conn_in_transaction=True,
         )
         status = "imported" if created else "duplicate"
-        _insert_file_row(conn, source_id, rel, file_sha, crop_id, status, None if created else "same pixels as another file")
+        store.record_imported_file(source_id, rel, file_sha, crop_id, status, None if created else "same pixels as another file")
     return status, None
 
 
-def _already_done(conn, source_id: int, rel: str) -> bool:
-    return conn.execute(
-        "SELECT 1 FROM imported_files WHERE source_id = ? AND relpath = ? AND status IN ('imported', 'duplicate')",
-        (source_id, rel),
-    ).fetchone() is not None
-
-
 def _record_skip(store: Store, source_id: int, rel: str, file_sha: str | None, reason: str) -> tuple[str, str]:
-    with store.transaction() as conn:
-        _insert_file_row(conn, source_id, rel, file_sha, None, "skipped", reason)
+    with store.transaction():
+        store.record_imported_file(source_id, rel, file_sha, None, "skipped", reason)
     return "skipped", reason
-
-
-def _insert_file_row(conn, source_id: int, rel: str, file_sha: str | None, crop_id: int | None, status: str, reason: str | None) -> None:
-    conn.execute(
-        """INSERT INTO imported_files(source_id, relpath, file_sha256, crop_id, status, reason) VALUES (?, ?, ?, ?, ?, ?)
-           ON CONFLICT(source_id, relpath) DO UPDATE SET file_sha256 = excluded.file_sha256,
-               crop_id = excluded.crop_id, status = excluded.status, reason = excluded.reason""",
-        (source_id, rel, file_sha, crop_id, status, reason),
-    )

@@ -7,43 +7,16 @@ from collections import Counter
 from typing import Any
 
 from lrfp import LABELS, SKIPPED, UNUSABLE
+from lrfp.face_size import FACE_BANDS, face_band, face_px, quantiles  # noqa: F401 - quantiles re-exported
 from lrfp.label.agreement import agreement
-from lrfp.store import Store, face_px
-
-FACE_BANDS: list[tuple[str, int, int | None]] = [
-    ("<24", 0, 24), ("24-32", 24, 32), ("32-48", 32, 48), ("48-64", 48, 64), ("64-128", 64, 128), (">=128", 128, None),
-]
-"""Face-size bands by the crop's shorter side in px (lower bound inclusive)."""
-
-
-def face_band(shorter_side: int) -> str:
-    for name, lo, hi in FACE_BANDS:
-        if shorter_side >= lo and (hi is None or shorter_side < hi):
-            return name
-    raise ValueError(shorter_side)
-
-
-def quantiles(values: list[int], qs: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)) -> list[float] | None:
-    """Linear-interpolated quantiles (numpy's default method), without numpy."""
-    if not values:
-        return None
-    xs = sorted(values)
-    out = []
-    for q in qs:
-        pos = q * (len(xs) - 1)
-        lo = int(pos)
-        hi = min(lo + 1, len(xs) - 1)
-        out.append(xs[lo] + (xs[hi] - xs[lo]) * (pos - lo))
-    return out
+from lrfp.split import group_key
+from lrfp.store import Store
 
 
 def collect_stats(store: Store) -> dict[str, Any]:
     """Crops per source and label, split counts, face sizes and source statuses."""
     label_names = (*LABELS, UNUSABLE, SKIPPED)
-    rows = store.query(
-        """SELECT c.id, c.source_id, c.width, c.height, c.box_w, c.box_h, c.group_id, c.track_id, cl.label
-           FROM crops c LEFT JOIN current_labels cl ON cl.crop_id = c.id"""
-    )
+    rows = store.crops_with_labels()
     labels = Counter({name: 0 for name in (*label_names, "unlabeled")})
     per_source: dict[int, Counter] = {}
     sides: list[int] = []
@@ -56,7 +29,7 @@ def collect_stats(store: Store) -> dict[str, Any]:
         side = face_px(r)
         sides.append(side)
         bands[face_band(side)] += 1
-        groups.add(r["group_id"] or r["track_id"] or f"crop:{r['id']}")
+        groups.add(group_key(r)[1])  # as `lrfp split` groups by default (before near-duplicate merges)
 
     sources = []
     for s in store.sources():
@@ -69,13 +42,7 @@ def collect_stats(store: Store) -> dict[str, Any]:
 
     splits: dict[str, Any] = {}
     for name in store.split_names():
-        counts: dict[str, dict[str, int]] = {}
-        for r in store.query(
-            """SELECT a.subset, COALESCE(cl.label, 'unlabeled') AS label, COUNT(*) AS n FROM split_assignments a
-               LEFT JOIN current_labels cl ON cl.crop_id = a.crop_id WHERE a.split_name = ? GROUP BY 1, 2""",
-            (name,),
-        ):
-            counts.setdefault(r["subset"], {})[r["label"]] = r["n"]
+        counts = store.split_label_counts(name)
         info = store.split_info(name)
         splits[name] = {"counts": counts, "seed": info["seed"], "params": info["params"],
                         "leakage": info["report"].get("leakage")}

@@ -30,6 +30,8 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
 from lrfp.errors import DataDirError, NotFoundError, SchemaError
+from lrfp.face_size import face_px  # noqa: F401 - re-exported: callers import the rule from the store
+from lrfp.folders import probe_writable
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,9 @@ CROPS_DIR = "crops"
 FRAMES_DIR = "frames"
 TMP_DIR = "tmp"  # on the store's filesystem, so a rename out of it is atomic
 BUSY_TIMEOUT_MS = 60_000
+IN_LIST_CHUNK = 500
+"""Most values bound in one `IN (...)` list: SQLite before 3.32 allows 999 parameters per statement,
+and a query may bind a few more than its list."""
 
 # Each entry migrates the schema from version i to i+1. Never edit a released entry: append.
 MIGRATIONS: list[str] = [
@@ -150,14 +155,6 @@ def latest_schema_version() -> int:
 def now() -> str:
     """UTC timestamp with microseconds, ISO 8601: sorts as text."""
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="microseconds")
-
-
-def face_px(row: Any) -> int:
-    """Face size in px, the one rule every command uses: the shorter side of the detected face box,
-    else (an imported image, which is the face) the shorter side of the crop."""
-    if row["box_w"] is not None and row["box_h"] is not None:
-        return int(min(row["box_w"], row["box_h"]))
-    return int(min(row["width"], row["height"]))
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -348,13 +345,6 @@ class Store:
     def get_setting(self, key: str, default: str | None = None) -> str | None:
         row = self.conn.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
         return row[0] if row else default
-
-    def set_setting(self, key: str, value: str) -> None:
-        with self.transaction():
-            self.conn.execute(
-                "INSERT INTO settings(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                (key, value),
-            )
 
     # -- sources ---------------------------------------------------------------------------------
 
@@ -604,8 +594,8 @@ class Store:
     def _crop_ids_by_sha256(self, digests: Sequence[str]) -> dict[str, int]:
         found: dict[str, int] = {}
         unique = list(dict.fromkeys(digests))
-        for i in range(0, len(unique), 500):  # stay under SQLite's limit on bound parameters
-            chunk = unique[i : i + 500]
+        for i in range(0, len(unique), IN_LIST_CHUNK):
+            chunk = unique[i : i + IN_LIST_CHUNK]
             found.update(self.conn.execute(
                 f"SELECT sha256, id FROM crops WHERE sha256 IN ({','.join('?' * len(chunk))})", chunk).fetchall())
         return found
@@ -677,8 +667,13 @@ class Store:
         }
 
     def split_crops(self, name: str, subset: str | None = None) -> list[sqlite3.Row]:
-        """Crops of a split with their current label and subset, in a stable order."""
-        sql = """SELECT c.*, a.subset, cl.label, s.name AS source_name
+        """Crops of a split with their current label and subset, in a stable order (subset, crop id).
+
+        Each row: every crops column, plus subset, label (None when cleared), source_name, source_kind,
+        source_url and source_license -- what publish and the bench need, from one query.
+        """
+        sql = """SELECT c.*, a.subset, cl.label, s.name AS source_name, s.kind AS source_kind,
+                        s.url AS source_url, s.license AS source_license
                  FROM split_assignments a
                  JOIN crops c ON c.id = a.crop_id
                  JOIN sources s ON s.id = c.source_id
@@ -690,9 +685,129 @@ class Store:
             args.append(subset)
         return self.conn.execute(sql + " ORDER BY a.subset, c.id", args).fetchall()
 
+    def split_label_counts(self, name: str) -> dict[str, dict[str, int]]:
+        """{subset: {current label or "unlabeled": crops}} of the split `name`."""
+        counts: dict[str, dict[str, int]] = {}
+        for r in self.conn.execute(
+            """SELECT a.subset, COALESCE(cl.label, 'unlabeled') AS label, COUNT(*) AS n FROM split_assignments a
+               LEFT JOIN current_labels cl ON cl.crop_id = a.crop_id WHERE a.split_name = ? GROUP BY 1, 2""",
+            (name,),
+        ):
+            counts.setdefault(r["subset"], {})[r["label"]] = r["n"]
+        return counts
+
+    def split_label_events(self, name: str) -> list[sqlite3.Row]:
+        """Every label event (crop_id, label, annotator, kind) of the crops of split `name`, oldest first."""
+        return self.conn.execute(
+            """SELECT l.crop_id, l.label, l.annotator, l.kind FROM labels l
+               JOIN split_assignments a ON a.crop_id = l.crop_id AND a.split_name = ? ORDER BY l.id""",
+            (name,),
+        ).fetchall()
+
+    # -- reads shared by stats, split, label and publish -----------------------------------------
+
+    def crops_with_labels(self) -> list[sqlite3.Row]:
+        """Every crop with its source and current label, by crop id (the join `lrfp stats` and split share).
+
+        Each row: id, path, sha256, width, height, box_w, box_h, track_id, group_id, source_id,
+        source_name, source_kind, label (None when unlabeled or cleared).
+        """
+        return self.conn.execute(
+            """SELECT c.id, c.path, c.sha256, c.width, c.height, c.box_w, c.box_h, c.track_id, c.group_id,
+                      c.source_id, s.name AS source_name, s.kind AS source_kind, cl.label
+               FROM crops c JOIN sources s ON s.id = c.source_id
+               LEFT JOIN current_labels cl ON cl.crop_id = c.id ORDER BY c.id"""
+        ).fetchall()
+
+    def count_unlabeled(self) -> int:
+        """Crops with no current label (never labeled, or cleared by an undo)."""
+        return self.conn.execute(
+            "SELECT COUNT(*) FROM crops c LEFT JOIN current_labels cl ON cl.crop_id = c.id WHERE cl.label IS NULL"
+        ).fetchone()[0]
+
+    def crop_in_context(self, crop_id: int) -> sqlite3.Row:
+        """One crop with its source name and its frame's path and size (frame_path, frame_w, frame_h;
+        None when no frame was kept). Raises NotFoundError for an unknown id."""
+        row = self.conn.execute(
+            """SELECT c.*, s.name AS source_name, f.path AS frame_path, f.width AS frame_w, f.height AS frame_h
+               FROM crops c JOIN sources s ON s.id = c.source_id LEFT JOIN frames f ON f.id = c.frame_id
+               WHERE c.id = ?""",
+            (crop_id,),
+        ).fetchone()
+        if row is None:
+            raise NotFoundError(f"no crop with id {crop_id}")
+        return row
+
+    def frames_per_source(self) -> dict[int, int]:
+        """{source id: frames recorded} for every source with at least one frame."""
+        return {r[0]: r[1] for r in self.conn.execute("SELECT source_id, COUNT(*) FROM frames GROUP BY 1")}
+
+    def has_reviews(self) -> bool:
+        """Whether any review event (`lrfp label --review`) was written."""
+        return self.conn.execute("SELECT 1 FROM labels WHERE kind = 'review' LIMIT 1").fetchone() is not None
+
+    def latest_reviews(self) -> list[sqlite3.Row]:
+        """Each reviewer's latest review of each crop beside the crop's current label, by crop and reviewer.
+
+        Each row: crop_id, reviewer, review, label and annotator (of the current label; None when the crop
+        has none), path.
+        """
+        return self.conn.execute(
+            """SELECT r.crop_id, r.annotator AS reviewer, r.label AS review, cl.label AS label,
+                      cl.annotator AS annotator, c.path
+               FROM labels r
+               JOIN crops c ON c.id = r.crop_id
+               LEFT JOIN current_labels cl ON cl.crop_id = r.crop_id
+               WHERE r.kind = 'review'
+                 AND r.id = (SELECT MAX(id) FROM labels WHERE crop_id = r.crop_id AND kind = 'review'
+                             AND annotator = r.annotator)
+               ORDER BY r.crop_id, r.annotator"""
+        ).fetchall()
+
+    # -- imports ---------------------------------------------------------------------------------
+
+    def imported_relpaths(self, source_id: int) -> set[str]:
+        """Paths (below the import folder) an import of this source has already stored or counted as duplicate."""
+        return {r[0] for r in self.conn.execute(
+            "SELECT relpath FROM imported_files WHERE source_id = ? AND status IN ('imported', 'duplicate')",
+            (source_id,),
+        )}
+
+    def is_imported(self, source_id: int, relpath: str) -> bool:
+        """Whether this file of this source is already stored (or counted as a duplicate)."""
+        return self.conn.execute(
+            "SELECT 1 FROM imported_files WHERE source_id = ? AND relpath = ? AND status IN ('imported', 'duplicate')",
+            (source_id, relpath),
+        ).fetchone() is not None
+
+    def imported_file_with_sha256(self, file_sha256: str) -> sqlite3.Row | None:
+        """An imported file with these bytes that became a crop: crop_id, relpath, name (its source) and
+        label (the crop's current label), or None."""
+        return self.conn.execute(
+            """SELECT f.crop_id, f.relpath, s.name, cl.label FROM imported_files f
+               JOIN sources s ON s.id = f.source_id LEFT JOIN current_labels cl ON cl.crop_id = f.crop_id
+               WHERE f.file_sha256 = ? AND f.crop_id IS NOT NULL LIMIT 1""",
+            (file_sha256,),
+        ).fetchone()
+
+    def record_imported_file(
+        self, source_id: int, relpath: str, file_sha256: str | None, crop_id: int | None, status: str,
+        reason: str | None,
+    ) -> None:
+        """Record what an import did with one file (status imported, duplicate, conflict or skipped).
+        Call inside `transaction()`: the caller commits it with the crop it belongs to."""
+        self.conn.execute(
+            """INSERT INTO imported_files(source_id, relpath, file_sha256, crop_id, status, reason) VALUES (?, ?, ?, ?, ?, ?)
+               ON CONFLICT(source_id, relpath) DO UPDATE SET file_sha256 = excluded.file_sha256,
+                   crop_id = excluded.crop_id, status = excluded.status, reason = excluded.reason""",
+            (source_id, relpath, file_sha256, crop_id, status, reason),
+        )
+
     # -- queries ---------------------------------------------------------------------------------
 
-    def query(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
+    def query(self, sql: str, args: Sequence[Any] | dict[str, Any] = ()) -> list[sqlite3.Row]:
+        """Raw SQL, for the label session's state queries only (lrfp/label/session.py says why they stay there).
+        Anything else reads through a named method above."""
         return self.conn.execute(sql, args).fetchall()
 
 
@@ -710,11 +825,8 @@ def _split_sql(script: str) -> list[str]:
 
 
 def _check_writable(root: Path) -> None:
-    """Try a real write: os.access says yes to root on read-only mounts and no-permission dirs alike."""
-    probe = root / f".lrfp-write-probe.{os.getpid()}"
     try:
-        probe.write_bytes(b"")
-        probe.unlink()
+        probe_writable(root)
     except OSError as e:
         raise DataDirError(f"data directory {root} is not writable: {e.strerror}") from e
 

@@ -19,5 +19,5 @@ DEFAULT_DATA_DIR = Path("lrfp-data")
 SplitName = Annotated[
     str | None, typer.Option("--split", help="Split to use (default: the last one `lrfp split` wrote).")
 ]
-Seed = Annotated[int, typer.Option("--seed", help="Random seed: same store + seed gives the same result.")]
+Seed = Annotated[int, typer.Option("--seed", help="Random seed (split, --shuffle, the --review sample): same store + seed gives the same result.")]
 JsonOut = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")]

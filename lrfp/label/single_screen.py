@@ -13,8 +13,6 @@ from lrfp.label.render import LoadedImage, context_region, load_image
 from lrfp.label.session import CropInfo, LabelSession
 from lrfp.label.widgets import LABEL_BINDINGS, UNDO_BINDINGS, PixelImage, label_text, progress_text
 
-KEY_LABELS = {"m": "with_mask", "n": "without_mask", "x": "unusable", "s": "skip"}
-
 
 class SingleScreen(Screen):
     """Label one crop at a time; every key commits and moves on."""

@@ -9,12 +9,14 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from lrfp import LABELS
+from lrfp import LABELS, SUBSETS
 from lrfp.errors import NotFoundError, PublishError
-from lrfp.split import SUBSETS, group_key
-from lrfp.store import Store, face_px
+from lrfp.events import ProgressCallback, ProgressEvent
+from lrfp.face_size import face_px
+from lrfp.split import group_key
+from lrfp.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -74,16 +76,7 @@ def features(annotations_only: bool):
 
 def split_rows(store: Store, split: str) -> tuple[list[Any], dict[str, int]]:
     """Rows of the split whose current label is still a class, and counts of those left out."""
-    rows = store.query(
-        """SELECT c.*, a.subset, cl.label, s.name AS source_name, s.kind AS source_kind, s.url AS source_url,
-                  s.license AS source_license
-           FROM split_assignments a
-           JOIN crops c ON c.id = a.crop_id
-           JOIN sources s ON s.id = c.source_id
-           LEFT JOIN current_labels cl ON cl.crop_id = c.id
-           WHERE a.split_name = ? ORDER BY a.subset, c.id""",
-        (split,),
-    )
+    rows = store.split_crops(split)
     kept = [r for r in rows if r["label"] in LABELS]
     left_out = {}
     if len(kept) < len(rows):
@@ -151,7 +144,7 @@ def _record(row: Any, image: bool, store: Store, group_by: str, merged_into: dic
 
 
 def export_dataset(
-    store: Store, cfg: PublishConfig, progress: Callable[[int, int], None] | None = None,
+    store: Store, cfg: PublishConfig, progress: ProgressCallback | None = None,
 ) -> PublishResult:
     """Write `cfg.out`: data/{train,validation,test}-NNNNN-of-NNNNN.parquet and README.md.
 
@@ -203,7 +196,7 @@ def export_dataset(
                 records.append(_record(r, not cfg.annotations_only, store, group_by, merged_into))
                 done += 1
                 if progress and (done % 100 == 0 or done == len(rows)):
-                    progress(done, len(rows))
+                    progress(ProgressEvent("export", done, len(rows)))
             ds = Dataset.from_list(records, features=feats)
             n_shards = max(1, math.ceil(ds.data.nbytes / cfg.max_shard_bytes))
             for i in range(n_shards):

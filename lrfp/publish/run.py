@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
-
+from lrfp.events import ProgressCallback
 from lrfp.publish.export import PublishConfig, PublishResult, export_dataset
 from lrfp.publish.push import PushConfig, check_ready, push_to_hub
 from lrfp.store import Store
@@ -11,7 +10,7 @@ from lrfp.store import Store
 
 def publish_dataset(
     store: Store, cfg: PublishConfig, push: PushConfig | None = None,
-    progress: Callable[[int, int], None] | None = None,
+    progress: ProgressCallback | None = None,
 ) -> PublishResult:
     """Export the split to `cfg.out`, then upload it when `push` is given.
 

@@ -1,0 +1,51 @@
+"""The rules defined once (lrfp.face_size, the PNG encoder): the places that had drifted agree now."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from benchmark.metrics import band_of
+from lrfp.face_size import FACE_BANDS, face_band
+from lrfp.images import encode_png
+from lrfp.stats import collect_stats
+from lrfp.store import CropOrigin, open_store
+
+
+def test_band_edges_are_lower_inclusive() -> None:
+    sizes = (0, 23, 24, 31, 32, 47, 48, 63, 64, 127, 128, 4000)
+    assert [face_band(x) for x in sizes] == [
+        "<24", "<24", "24-32", "24-32", "32-48", "32-48", "48-64", "48-64", "64-128", "64-128", ">=128", ">=128"]
+    with pytest.raises(ValueError, match="not in any band"):
+        face_band(-1)
+
+
+def test_stats_and_bench_rows_put_each_boundary_face_in_the_same_band(tmp_path: Path) -> None:
+    # stats used [48, 64) and the bench rows [48, 65): a 64 px face was "64-128" in one and "48-64" in the other.
+    sides = [23, 24, 47, 48, 63, 64, 65, 127, 128]
+    with open_store(tmp_path / "d") as store:
+        src = store.upsert_source("v", "video")
+        for i, side in enumerate(sides):
+            png = encode_png(Image.new("RGB", (side, side), (i, 2 * i, 3 * i)))
+            store.add_crop(src, png, side, side, CropOrigin(box=(0, 0, side, side)))
+        bands = collect_stats(store)["face_px"]["bands"]
+    expected = {name: 0 for name, _, _ in FACE_BANDS}
+    for side in sides:
+        expected[band_of(side)] += 1
+    assert bands == expected
+    assert bands["64-128"] == 3 and bands["48-64"] == 2
+
+
+def test_one_png_encoder_for_imported_and_fetched_pixels() -> None:
+    # Import hands a PIL RGB image, fetch an OpenCV BGR array: the same pixels must give the same bytes,
+    # since the store is content-addressed by them.
+    rgb = np.random.default_rng(0).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    from_pil = encode_png(Image.fromarray(rgb))
+    from_bgr = encode_png(np.ascontiguousarray(rgb[:, :, ::-1]))
+    assert from_pil == from_bgr
+    with Image.open(io.BytesIO(from_pil)) as im:
+        assert im.mode == "RGB" and np.array_equal(np.asarray(im), rgb)
