@@ -9,7 +9,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from lrfp.label.render import LoadedImage, context_region, load_image
+from lrfp.label.halfblock import LoadedImage, context_region, load_image
 from lrfp.label.session import CropInfo, LabelSession
 from lrfp.label.widgets import LABEL_BINDINGS, UNDO_BINDINGS, PixelImage, label_text, progress_text
 
