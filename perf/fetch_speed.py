@@ -1,6 +1,6 @@
 """How fast `lrfp fetch` processes video, beside the two pieces of necessary work measured alone.
 
-Not a test: run it by hand and paste the table into the README.
+Not a test: run it by hand and paste the table into docs/measurements.md.
 
     .venv/bin/python -m perf.fetch_speed [--out results.json] [--skip-workers]
 

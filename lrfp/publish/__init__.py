@@ -1,6 +1,6 @@
 """`lrfp publish`: a split as a Hugging Face Hub dataset (parquet + card), and its push.
 
-export.py writes the folder, card.py its README.md, push.py uploads it, run.py chains them.
+export.py writes the folder, card.py its README.md, push.py uploads it, export_and_push.py chains them.
 """
 
 from lrfp.publish.export import FEATURE_NAMES, PublishConfig, PublishResult, export_dataset
