@@ -1,4 +1,4 @@
-"""The rules defined once (lrfp.face_size, the PNG encoder): the places that had drifted agree now."""
+"""Rules defined once (face size and its bands, the PNG encoder, the group of a crop): the places that had drifted agree now."""
 
 from __future__ import annotations
 
@@ -49,3 +49,25 @@ def test_one_png_encoder_for_imported_and_fetched_pixels() -> None:
     assert from_pil == from_bgr
     with Image.open(io.BytesIO(from_pil)) as im:
         assert im.mode == "RGB" and np.array_equal(np.asarray(im), rgb)
+
+
+def test_stats_counts_the_groups_split_forms_and_bench_audits_the_same_groups(small_store) -> None:
+    from benchmark.data import load_store_split
+    from lrfp.split import SplitConfig, grouped_split, usable_crops
+
+    crops, _ = usable_crops(small_store, SplitConfig())
+    grouped_split(small_store, SplitConfig(dedupe="off"))
+    assert collect_stats(small_store)["groups"] == len({c.group for c in crops}) == 12
+    assert load_store_split(small_store.root).audit["leaked_groups"] == 0
+
+    # Move one crop of a train group into test (what a hand-edited split would do): the bench's audit
+    # names that group, by the key split gave it.
+    subset_of = {r["id"]: r["subset"] for r in small_store.split_crops("default")}
+    by_group: dict[str, list[int]] = {}
+    for c in crops:
+        by_group.setdefault(c.group, []).append(c.id)
+    group, ids = next((g, ids) for g, ids in sorted(by_group.items()) if len(ids) > 1 and subset_of[ids[0]] == "train")
+    with small_store.transaction() as conn:
+        conn.execute("UPDATE split_assignments SET subset = 'test' WHERE crop_id = ?", (ids[0],))
+    audit = load_store_split(small_store.root).audit
+    assert audit["leaked_groups"] == 1 and audit["leaked_examples"] == [group]
