@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lrfp import LABELS
-from lrfp.errors import InputError
+from lrfp.errors import InputError, UsageError
 from lrfp.events import ProgressCallback, ProgressEvent
 from lrfp.images import ImageDecodeError, downscale, encode_png, load_rgb
 from lrfp.store import CropOrigin, Store, sha256_bytes
@@ -29,6 +29,16 @@ class ImportConfig:
     license: str | None = None
     max_side: int | None = None
     annotator: str | None = None
+
+    def check(self) -> None:
+        """Raise UsageError naming the option when a field is unusable (called by import_folder)."""
+        if not self.source or not self.source.strip():
+            raise UsageError("--source must not be empty")
+        if self.max_side is not None and self.max_side < 1:
+            raise UsageError(f"--max-side {self.max_side}: must be a positive number of pixels")
+        bad = sorted(f"{folder}={label}" for folder, label in self.class_map.items() if label not in (*LABELS, IGNORE))
+        if bad:
+            raise UsageError(f"--map {bad[0]}: label must be one of {', '.join((*LABELS, IGNORE))}")
 
 
 @dataclass
@@ -149,8 +159,10 @@ def import_folder(
     """Import every image below the class folders. Idempotent: files seen before are not re-read.
 
     Each file is committed on its own (crop file, crop row, label, bookkeeping row in one step),
-    so an interrupted import keeps what it stored and a rerun completes it.
+    so an interrupted import keeps what it stored and a rerun completes it. Raises UsageError for a bad
+    `cfg`, InputError for a missing folder, unmapped class folders or a bad groups CSV.
     """
+    cfg.check()
     folder = cfg.folder.expanduser().resolve()
     cfg = ImportConfig(**{**cfg.__dict__, "folder": folder})
     class_dirs = _class_folders(cfg)

@@ -44,6 +44,7 @@ def import_(
         folder=folder, source=source, class_map=parse_class_map(class_map or []),
         groups_csv=groups, license=license, max_side=max_side,
     )
+    cfg.check()  # before the store is created: bad options leave no empty data directory behind
     with open_store(data_dir) as store, progress_bar(f"import {source}") as bar:
         result = import_folder(store, cfg, progress=bar)
     out.print(import_summary(result))
