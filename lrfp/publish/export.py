@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from lrfp import LABELS, SUBSETS
-from lrfp.errors import NotFoundError, PublishError
+from lrfp.errors import NotFoundError, PublishError, UsageError
 from lrfp.events import ProgressCallback, ProgressEvent
 from lrfp.face_size import face_px
 from lrfp.split import group_key
@@ -35,6 +35,13 @@ class PublishConfig:
     annotations_only: bool = False
     pretty_name: str = "Low-Res Faces in Peru (lrfp)"
     max_shard_bytes: int = MAX_SHARD_BYTES
+
+    def check(self) -> None:
+        """Raise UsageError naming the option when a field is unusable (called by export_dataset)."""
+        if not self.pretty_name or not self.pretty_name.strip():
+            raise UsageError("--pretty-name must not be empty: it is the dataset card's title")
+        if self.max_shard_bytes < 1:
+            raise UsageError(f"max_shard_bytes {self.max_shard_bytes}: must be at least 1 byte")
 
 
 @dataclass
@@ -150,8 +157,9 @@ def export_dataset(
 
     Nothing is written on refusal (no split, unknown license, non-empty --out). The files are
     built beside --out and moved into place at the end, so a failure leaves --out as it was;
-    --overwrite replaces only README.md and data/ in it.
+    --overwrite replaces only README.md and data/ in it. Raises UsageError for a bad `cfg`.
     """
+    cfg.check()
     import datasets
     from datasets import Dataset
 

@@ -15,8 +15,9 @@ def publish_dataset(
     """Export the split to `cfg.out`, then upload it when `push` is given.
 
     Repo id, token and network are checked before the export, so a push that cannot work fails
-    in seconds and writes nothing.
+    in seconds and writes nothing; a bad `cfg` (UsageError) fails before any of that.
     """
+    cfg.check()
     token = check_ready(push) if push is not None else None
     result = export_dataset(store, cfg, progress)
     if push is not None:
