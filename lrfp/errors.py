@@ -49,3 +49,18 @@ class ModelsError(LrfpError):
 
 class BenchError(LrfpError):
     """The benchmark cannot run as asked (no split, unknown model, no weights, no CUDA...)."""
+
+
+class ImageFileError(LrfpError):
+    """An image file lrfp needs (a stored crop, an --eval-on image) is missing, unreadable or undecodable.
+
+    `path` is the file; the message names it and says what is wrong with it.
+    """
+
+    def __init__(self, path, reason: str, hint: str = "") -> None:  # noqa: ANN001 - str or Path
+        self.path, self.reason = path, reason
+        super().__init__(f"{path}: {reason}" + (f"; {hint}" if hint else ""))
+
+
+class CropFileError(ImageFileError):
+    """A stored crop's PNG is missing or damaged under the store (deleted or truncated by hand)."""

@@ -162,12 +162,13 @@ def perceptual_hashes(store: Store, crops: list[Crop], progress: Callable[[int, 
     """64-bit pHash of each crop, as a numpy uint64 array in the order of `crops`."""
     import imagehash
     import numpy as np
-    from PIL import Image
+
+    from lrfp.crop_files import open_crop
 
     out = np.zeros(len(crops), dtype=np.uint64)
     for i, c in enumerate(crops):
-        with Image.open(store.crop_file(c.path)) as im:
-            out[i] = int(str(imagehash.phash(im)), 16)
+        im = open_crop(store.root, {"id": c.id, "path": c.path})  # CropFileError naming the crop when its file is gone or damaged
+        out[i] = int(str(imagehash.phash(im)), 16)
         if progress and (i % 200 == 0 or i + 1 == len(crops)):
             progress(i + 1, len(crops))
     return out

@@ -501,6 +501,27 @@ class Store:
                 )
         return crop_id, True
 
+    def restore_crop_file(self, crop: sqlite3.Row, png: bytes) -> None:
+        """Write a crop's PNG again (it was deleted or damaged under the store). `png` must hash to its sha256."""
+        if sha256_bytes(png) != crop["sha256"]:
+            raise ValueError(f"crop {crop['id']}: these bytes are not its PNG")
+        self._write_file_atomically(crop["path"], png)
+
+    def delete_crops(self, crop_ids: Sequence[int]) -> None:
+        """Remove crops: their rows (labels and split assignments go with them) and then their files."""
+        if not crop_ids:
+            return
+        paths = []
+        with self.transaction():
+            for i in range(0, len(crop_ids), 900):
+                chunk = list(crop_ids[i:i + 900])
+                marks = ",".join("?" * len(chunk))
+                paths += [r[0] for r in self.conn.execute(f"SELECT path FROM crops WHERE id IN ({marks})", chunk)]
+                self.conn.execute(f"DELETE FROM crops WHERE id IN ({marks})", chunk)
+        for rel in paths:
+            with contextlib.suppress(FileNotFoundError):
+                (self.root / rel).unlink()
+
     def crop(self, crop_id: int) -> sqlite3.Row:
         row = self.conn.execute("SELECT * FROM crops WHERE id = ?", (crop_id,)).fetchone()
         if row is None:

@@ -17,6 +17,9 @@ def import_summary(r: ImportResult) -> Table:
     t.add_row("imported", str(r.imported) + (f"  ({', '.join(f'{k} {v}' for k, v in sorted(r.per_label.items()))})" if r.per_label else ""))
     t.add_row("exact duplicates (stored once)", str(r.duplicates))
     t.add_row("already imported before", str(r.already_imported))
+    if r.unchanged or r.replaced:
+        t.add_row("--redo: identical, kept with labels", str(r.unchanged))
+        t.add_row("--redo: old crops replaced", str(r.replaced))
     t.add_row("skipped", str(len(r.skipped)))
     for reason, n in sorted(r.skipped_reasons.items()):
         t.add_row(f"  {reason}", str(n))

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from lrfp import LABELS
+from lrfp.crop_files import read_crop_bytes
 from lrfp.errors import NotFoundError, PublishError
 from lrfp.split import SUBSETS, group_key
 from lrfp.store import Store, face_px
@@ -146,7 +147,7 @@ def _record(row: Any, image: bool, store: Store, group_by: str, merged_into: dic
         "track": row["track_id"],
     }
     if image:
-        rec = {"image": {"bytes": store.crop_file(row).read_bytes(), "path": None}, **rec}
+        rec = {"image": {"bytes": read_crop_bytes(store.root, row), "path": None}, **rec}
     return rec
 
 
