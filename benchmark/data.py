@@ -102,7 +102,7 @@ def load_store_split(data_dir: Path | str, split: str | None = None, progress: C
     from lrfp.crop_files import open_crop
     from lrfp.store import face_px, open_store
 
-    with open_store(data_dir, create=False) as store:
+    with open_store(data_dir, create=False, read_only=True) as store:
         name = store.resolve_split(split)
         info = store.split_info(name)
         rows = store.split_crops(name)

@@ -40,6 +40,8 @@ class ImportConfig:
         check_input_folder(self.folder, "folder")
         if self.groups_csv is not None:
             check_input_file(self.groups_csv, "groups CSV")
+        if self.license is not None and not self.license.strip():
+            raise InputError("--license must not be empty: give the images' license, e.g. --license CC-BY-4.0")
         if self.max_side is not None and self.max_side < 8:
             raise InputError(f"--max-side {self.max_side}: must be at least 8 (px)")
 

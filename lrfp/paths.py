@@ -25,3 +25,26 @@ def check_input_folder(path: Path, what: str) -> None:
         raise InputError(f"{what} {path} does not exist")
     if not path.is_dir():
         raise InputError(f"{what} {path} is not a folder")
+
+
+def umask_mode(mode: int = 0o777) -> int:
+    """`mode` less the process umask: what mkdir() gives, for folders made by tempfile.mkdtemp (always 0700)."""
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    return mode & ~mask
+
+
+def make_staging_dir(parent: Path, prefix: str) -> Path:
+    """A fresh folder in `parent` to build output in and later rename into place.
+
+    tempfile.mkdtemp makes it 0700 (private), which the renamed output folder would keep; it gets the
+    mode a plain mkdir gives instead (0755 under umask 022). Raises OSError like mkdtemp.
+    """
+    import os
+    import tempfile
+
+    tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    os.chmod(tmp, umask_mode())
+    return tmp

@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterable
 
 from lrfp import LABELS
 from lrfp.errors import SplitError, UsageError
+from lrfp.names import NAME_RULE, name_problem
 from lrfp.stats import quantiles
 from lrfp.store import Store, face_px
 
@@ -69,6 +70,9 @@ class SplitConfig:
             raise UsageError(f"--hash-distance {self.hash_distance}: must be between 0 and 64 (bits of a 64-bit pHash)")
         if not self.name or not self.name.strip():
             raise UsageError("--name must not be empty")
+        problem = name_problem(self.name)
+        if problem:  # the same rule as source names (lrfp.names): a split's name is shown and typed back
+            raise UsageError(f"--name {self.name!r} {problem}: {NAME_RULE}")
 
 
 def parse_ratios(text: str) -> tuple[float, float, float]:

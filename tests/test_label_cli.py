@@ -45,7 +45,7 @@ def test_nothing_left_to_label(capsys, small_store):
     (["--label", "masked"], 2, "Error: --label 'masked': choose one of with_mask, without_mask, unusable, skip"),
     (["--sample", "0.1"], 2, "Error: --sample only applies with --review"),
     (["--review", "--sample", "0"], 2, "Error: --sample 0.0: must be a fraction in (0, 1], e.g. 0.1"),
-    (["--source", "zzz"], 1, "Error: no source named 'zzz' in the store (known: smfd)"),
+    (["--source", "zzz"], 2, "Error: no source named 'zzz' in the store (known: smfd)"),
 ])
 def test_bad_options(capsys, small_store, args, code, message):
     got_code, _, err = cli(capsys, "label", "-d", str(small_store.root), *args)

@@ -60,6 +60,33 @@ def _register() -> None:
 _register()
 
 
+def _hide_flag_types(cmd) -> None:  # noqa: ANN001 - a click Command or Group
+    """Flags take no value: show no type after them in --help (typer shows `<bool>` as if they took one)."""
+    for param in cmd.params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    make_help = cmd.get_help_option  # -h/--help is made per call, outside cmd.params
+
+    def get_help_option(ctx, _make=make_help):  # noqa: ANN001, ANN202
+        option = _make(ctx)
+        if option is not None and option.metavar is None:
+            option.metavar = ""
+        return option
+
+    cmd.get_help_option = get_help_option
+    for sub in getattr(cmd, "commands", {}).values():
+        _hide_flag_types(sub)
+
+
+def command():  # noqa: ANN201 - the click command `lrfp` runs
+    """The click command tree of `app`, with every command's flags shown without a value type."""
+    import typer.main
+
+    cmd = typer.main.get_command(app)
+    _hide_flag_types(cmd)
+    return cmd
+
+
 INTERRUPTED = "Interrupted: what was stored stays; rerun the same command to finish."
 
 
@@ -67,7 +94,7 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: runs the app and turns LrfpError into `Error: <message>` and an exit code."""
     debug = os.environ.get("LRFP_DEBUG") == "1"
     try:
-        rv = app(args=argv, standalone_mode=False, prog_name="lrfp")
+        rv = command()(args=argv, standalone_mode=False, prog_name="lrfp")
     except LrfpError as e:
         if debug:
             raise

@@ -46,7 +46,20 @@ def stats_tables(s: dict[str, Any]) -> list[Table]:
     if q:
         overview.add_row("face px, shorter side (min/p25/median/p75/max)", " / ".join(f"{v:g}" for v in q.values()))
     overview.add_row("face px bands", "  ".join(f"{k}: {v}" for k, v in s["face_px"]["bands"].items()))
+    files = s.get("crop_files") or {}
+    if files.get("problems"):
+        overview.add_row("[red]crop files missing / damaged[/red]", f"{files['missing']} / {files['damaged']}")
     tables = [overview]
+    if files.get("problems"):
+        bad = Table(title="crop files missing or damaged (restore them from a backup, or `lrfp import ... --redo`)",
+                    title_justify="left")
+        for col in ("crop", "problem", "path"):
+            bad.add_column(col, overflow="fold")
+        for p in files["problems"][:20]:
+            bad.add_row(str(p["crop_id"]), p["problem"], p["path"])
+        if len(files["problems"]) > 20:
+            bad.caption = f"{len(files['problems']) - 20} more in `lrfp stats --json`"
+        tables.append(bad)
 
     src = Table(title="sources", title_justify="left")
     for col in ("name", "kind", "status", "crops", "with", "without", "unlabeled"):
