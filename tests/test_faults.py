@@ -214,3 +214,26 @@ def test_pyproject_license_is_an_spdx_string():
 
     project = tomllib.loads((REPO / "pyproject.toml").read_text())
     assert project["project"]["license"] == "MIT"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["import", "IN", "--source", "s", "--max-side", "32", "--max-side", "48"],
+     "Error: --max-side 32 and --max-side 48 contradict each other: give the option once"),
+    (["split", "--seed", "1", "--seed=2"], "Error: --seed 1 and --seed 2 contradict each other: give the option once"),
+    (["label", "--source", "a", "--source", "b"],
+     "Error: --source a and --source b contradict each other: give the option once"),
+])
+def test_a_single_value_option_given_twice_differently_is_refused(capsys, tmp_path, argv, message):
+    from lrfp.cli import main
+
+    argv = [str(tmp_path) if a == "IN" else a for a in argv] + ["-d", str(tmp_path / "d")]
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert (e.value.code, capsys.readouterr().err.strip()) == (2, message)
+    assert not (tmp_path / "d").exists()
+
+
+def test_the_same_value_twice_is_fine():
+    from lrfp.cli import command, refuse_conflicting_repeats
+
+    refuse_conflicting_repeats(command(), ["split", "--seed", "1", "--seed=1", "--balance", "--balance"])
