@@ -7,22 +7,10 @@ from collections import Counter
 from typing import Any
 
 from lrfp import LABELS, SKIPPED, UNUSABLE
+from lrfp.bands import FACE_BANDS, face_band
 from lrfp.crop_files import crop_file_problem
 from lrfp.label.agreement import agreement
 from lrfp.store import Store, face_px
-
-FACE_BANDS: list[tuple[str, int, int | None]] = [
-    ("<24", 0, 24), ("24-32", 24, 32), ("32-48", 32, 48), ("48-64", 48, 64), ("64-128", 64, 128), (">=128", 128, None),
-]
-"""Face-size bands by the crop's shorter side in px (lower bound inclusive)."""
-
-
-def face_band(shorter_side: int) -> str:
-    for name, lo, hi in FACE_BANDS:
-        if shorter_side >= lo and (hi is None or shorter_side < hi):
-            return name
-    raise ValueError(shorter_side)
-
 
 def quantiles(values: list[int], qs: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)) -> list[float] | None:
     """Linear-interpolated quantiles (numpy's default method), without numpy."""
