@@ -166,12 +166,14 @@ def _label_index(value: Any, names: list[str] | None) -> int:
 
 
 def _subset_from_hf(ds: Any, subset: str) -> Subset:
+    from lrfp.images import to_rgb
+
     feat = ds.features.get("label")
     names = list(getattr(feat, "names", []) or []) or None
     has_face = "face_px" in ds.column_names
     images, labels, face, keys = [], [], [], []
     for i, ex in enumerate(ds):
-        arr = np.asarray(ex["image"].convert("RGB")).copy()
+        arr = np.asarray(to_rgb(ex["image"])).copy()  # 16-bit, alpha, CMYK...: by what the values mean
         images.append(arr)
         labels.append(_label_index(ex["label"], names))
         face.append(int(ex["face_px"]) if has_face and ex["face_px"] is not None else min(arr.shape[:2]))

@@ -135,3 +135,31 @@ def test_import_stores_a_16_bit_png_as_the_face_and_skips_a_bomb(capsys, tmp_pat
         assert abs(np.asarray(crop.convert("L")).mean() - np.asarray(face.convert("L")).mean()) < 1  # ~64, not 254.8
         (skip,) = s.query("SELECT relpath, reason FROM imported_files WHERE status = 'skipped'")
         assert skip["relpath"] == "with_mask/huge.png" and skip["reason"].startswith("image too large to open")
+
+
+def test_eval_on_a_bomb_names_the_file_and_a_16_bit_face_loads_right(tmp_path, face):
+    from benchmark.data import load_eval_set
+
+    for label in ("with_mask", "without_mask"):
+        (tmp_path / "ev" / label).mkdir(parents=True)
+        gray16(face).save(tmp_path / "ev" / label / "face16.png")
+    name, sub = load_eval_set(str(tmp_path / "ev"))
+    assert abs(sub.images[0].mean() - np.asarray(face.convert("L")).mean()) < 1  # not all white
+    bomb = bomb_png(tmp_path / "ev" / "with_mask" / "huge.png")
+    with pytest.raises(ImageFileError) as e:
+        load_eval_set(str(tmp_path / "ev"))
+    assert str(e.value).startswith(f"{bomb}: image too large to open (")
+
+
+def test_eval_on_a_file_says_it_is_not_a_folder(tmp_path):
+    from lrfp.errors import InputError
+
+    from benchmark.data import load_eval_set
+
+    f = tmp_path / "x.png"
+    f.write_bytes(b"x")
+    with pytest.raises(InputError) as e:
+        load_eval_set(str(f))
+    assert e.value.exit_code == 2
+    assert str(e.value) == (f"--eval-on {f} is a file, not a folder: give a folder with class subfolders with_mask, "
+                            "without_mask/ or a dataset folder written by `lrfp publish`")
