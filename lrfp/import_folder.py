@@ -122,15 +122,20 @@ def _class_folders(cfg: ImportConfig) -> list[tuple[Path, str]]:
         )
     unmapped = [p.name for p in subdirs if p.name not in cfg.class_map]
     if unmapped:
-        guess = guess_label(unmapped[0])
-        other = {"with_mask": "without_mask", "without_mask": "with_mask"}.get(guess or "")
-        hint = (f"use --map {unmapped[0]}={guess} (or {other}, or ignore)" if guess else
-                f"use --map {unmapped[0]}=with_mask or --map {unmapped[0]}=without_mask (or ignore)")
-        raise InputError(f"folder {folder}: subfolder(s) {', '.join(unmapped)} not mapped to a class; {hint}")
+        raise InputError(f"folder {folder}: subfolder(s) {', '.join(unmapped)} not mapped to a class; "
+                         + "; ".join(_map_hint(name) for name in unmapped))
     pairs = [(p, cfg.class_map[p.name]) for p in subdirs if cfg.class_map[p.name] != IGNORE]
     if not pairs:
         raise InputError(f"folder {folder}: every subfolder is mapped to 'ignore'")
     return pairs
+
+
+def _map_hint(name: str) -> str:
+    guess = guess_label(name)
+    other = {"with_mask": "without_mask", "without_mask": "with_mask"}.get(guess or "")
+    if guess:
+        return f"use --map {name}={guess} (or {other}, or ignore)"
+    return f"use --map {name}=with_mask or --map {name}=without_mask (or ignore)"
 
 
 def _list_files(folder: Path, class_dirs: list[tuple[Path, str]]) -> list[tuple[str, Path, str]]:

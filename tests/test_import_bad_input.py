@@ -99,6 +99,14 @@ def test_unmapped_folder_hint_guesses_the_right_class(capsys, tmp_path, smfd_dir
     assert err == f"Error: folder {folder.resolve()}: subfolder(s) {folder_name} not mapped to a class; {hint}"
 
 
+def test_each_unmapped_folder_gets_its_own_hint(capsys, tmp_path, smfd_dir):
+    folder = tree(tmp_path / "in", smfd_dir, {"Masked": "with_mask", "NO-MASK": "without_mask"}, n=1)
+    code, _, err = cli(capsys, "import", str(folder), "--source", "s", "-d", str(tmp_path / "d"))
+    assert (code, err) == (2, f"Error: folder {folder.resolve()}: subfolder(s) Masked, NO-MASK not mapped to a class; "
+                              "use --map Masked=with_mask (or without_mask, or ignore); "
+                              "use --map NO-MASK=without_mask (or with_mask, or ignore)")
+
+
 def test_groups_folder_and_missing_paths_say_what_they_are(capsys, tmp_path, smfd_dir):
     folder = tree(tmp_path / "in", smfd_dir, {"with_mask": "with_mask"}, n=1)
     code, _, err = cli(capsys, "import", str(folder), "--source", "s", "-d", str(tmp_path / "d"), "--groups", str(tmp_path))
