@@ -89,7 +89,18 @@ def stats_tables(s: dict[str, Any]) -> list[Table]:
         tables.append(t)
     if "agreement" in s:
         tables.extend(agreement_tables(s["agreement"]))
+    for t in tables:
+        _title_on_one_line(t)
     return tables
+
+
+def _title_on_one_line(t: Table) -> None:
+    """Rich wraps a title to its table's width; a long store path or a long CPU name would then break
+    the title's words over lines (and tests that read it would depend on the machine)."""
+    from rich.text import Text
+
+    if t.title:
+        t.min_width = max(t.min_width or 0, Text.from_markup(str(t.title)).cell_len)
 
 
 def agreement_tables(a: dict[str, Any], max_listed: int = 20) -> list[Table]:
