@@ -15,7 +15,7 @@ from lrfp.errors import InputError
 from lrfp.names import NAME_RULE, name_problem
 from lrfp.paths import check_input_file, check_input_folder
 from lrfp.images import ImageDecodeError, downscale, encode_png, load_rgb
-from lrfp.store import CropOrigin, Store, sha256_bytes
+from lrfp.store import CropOrigin, Store, now, sha256_bytes
 
 log = logging.getLogger(__name__)
 
@@ -224,19 +224,23 @@ def import_folder(
         raise InputError(
             f"source {cfg.source!r} already exists in the store for {where}; pick another --source name"
         )
-    settings = import_settings(cfg)
+    settings = import_settings(cfg, class_dirs)
     meta = json.loads(existing["meta"] or "{}") if existing is not None else {}
     done_before = _done_files(store, int(existing["id"])) if existing is not None else {}
     recorded = meta.get("import_settings")
-    if done_before and not cfg.redo and recorded is not None and recorded != settings:
+    changed = changed_settings(recorded, settings) if recorded is not None else []
+    if done_before and not cfg.redo and changed:
+        was = "; ".join(old for old, _ in changed)
+        now = "; ".join(new for _, new in changed)
         raise InputError(
-            f"source {cfg.source!r}: its {len(done_before)} stored files were imported with "
-            f"{describe_settings(recorded)}, this run asks for {describe_settings(settings)}. Rerun with --redo "
-            "to import them again with the new settings (crops that come out identical keep their labels), "
-            "or import under another --source name"
+            f"source {cfg.source!r}: its {len(done_before)} stored files were imported with {was}, this run asks "
+            f"for {now}. Rerun with --redo to import them again with the new settings (crops that come out "
+            "identical keep their labels), or import under another --source name"
         )
     if not done_before or cfg.redo:
         meta["import_settings"] = settings
+    elif recorded is not None:  # a new class folder since the last run: remember its mapping too
+        meta["import_settings"] = {**recorded, "class_map": {**recorded.get("class_map", {}), **settings["class_map"]}}
     source_id = store.upsert_source(
         cfg.source, "folder", path=str(folder), title=folder.name,
         license=cfg.license if cfg.license is not None else (existing["license"] if existing else None),
@@ -281,14 +285,36 @@ def import_folder(
     return result
 
 
-def import_settings(cfg: ImportConfig) -> dict[str, object]:
-    """The options that decide a crop's pixels, recorded with the source to notice a re-import that differs."""
-    return {"max_side": cfg.max_side}
+def import_settings(cfg: ImportConfig, class_dirs: list[tuple[Path, str]]) -> dict[str, object]:
+    """The options that decide what a file becomes, recorded with the source so that a re-import with other
+    ones is noticed: --max-side (pixels), each class folder's label (--map), the groups CSV (its sha256)."""
+    return {
+        "max_side": cfg.max_side,
+        "class_map": {d.name: label for d, label in class_dirs},
+        "groups_sha256": sha256_bytes(cfg.groups_csv.read_bytes()) if cfg.groups_csv else None,
+    }
 
 
-def describe_settings(settings: dict[str, object]) -> str:
-    side = settings.get("max_side")
+def changed_settings(old: dict[str, object], new: dict[str, object]) -> list[tuple[str, str]]:
+    """(was, now) descriptions of each setting that differs; a class folder new in this run is no change."""
+    out = []
+    if old.get("max_side") != new.get("max_side"):
+        out.append((_side(old.get("max_side")), _side(new.get("max_side"))))
+    old_map, new_map = old.get("class_map") or {}, new.get("class_map") or {}
+    for folder in sorted(set(old_map) & set(new_map)):
+        if old_map[folder] != new_map[folder]:
+            out.append((f"--map {folder}={old_map[folder]}", f"--map {folder}={new_map[folder]}"))
+    if "groups_sha256" in old and old.get("groups_sha256") != new.get("groups_sha256"):
+        out.append((_groups(old.get("groups_sha256")), _groups(new.get("groups_sha256"))))
+    return out
+
+
+def _side(side: object) -> str:
     return f"--max-side {side}" if side else "no --max-side (full size)"
+
+
+def _groups(digest: object) -> str:
+    return f"a groups CSV with sha256 {str(digest)[:12]}" if digest else "no groups CSV"
 
 
 def _done_files(store: Store, source_id: int) -> dict[str, int | None]:
@@ -326,6 +352,8 @@ def _redo_one(
             label=label, annotator=annotator, label_kind="import", conn_in_transaction=True,
         )
         status = "imported" if created else "unchanged" if crop_id == old_crop else "duplicate"
+        if status == "unchanged":
+            _apply_new_folder_settings(store, conn, crop_id, label, group, annotator)
         _insert_file_row(conn, source_id, rel, file_sha, crop_id, "duplicate" if status == "duplicate" else "imported",
                          "same pixels as another file" if status == "duplicate" else None)
     if not created:
@@ -333,6 +361,17 @@ def _redo_one(
         if crop_file_problem(store.crop_file(row)) is not None:
             store.restore_crop_file(row, png)
     return status, None
+
+
+def _apply_new_folder_settings(store: Store, conn, crop_id: int, label: str, group: str | None,  # noqa: ANN001
+                               annotator: str) -> None:
+    """--redo on a pixel-identical crop: its label follows a changed --map only while it is still the
+    import's own label (a person's label stays), and its group follows the groups CSV."""
+    current = conn.execute("SELECT label, annotator FROM current_labels WHERE crop_id = ?", (crop_id,)).fetchone()
+    if current is not None and current["annotator"] == annotator and current["label"] != label:
+        conn.execute("INSERT INTO labels(crop_id, label, annotator, kind, created_at) VALUES (?, ?, ?, 'import', ?)",
+                     (crop_id, label, annotator, now()))
+    conn.execute("UPDATE crops SET group_id = ? WHERE id = ? AND group_id IS NOT ?", (group, crop_id, group))
 
 
 def _remove_orphan_crops(store: Store, source_id: int) -> int:

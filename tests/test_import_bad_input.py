@@ -146,3 +146,36 @@ def test_reimport_with_another_max_side_is_refused_then_redone_keeping_identical
             assert s.crop_file(r).exists()
         assert len(list((Path(d) / "crops").rglob("*.png"))) == 7  # the old 48 px files are gone
     assert cli(capsys, "import", str(folder), "--source", "s", "-d", d, "--max-side", "32")[0] == 0
+
+
+def test_reimport_with_another_map_or_groups_is_refused_then_redone(capsys, tmp_path, smfd_dir):
+    from lrfp.store import sha256_bytes
+
+    folder = tree(tmp_path / "in", smfd_dir, {"masked": "with_mask"}, n=3)
+    d = str(tmp_path / "d")
+    assert cli(capsys, "import", str(folder), "--source", "s", "-d", d, "--map", "masked=with_mask")[0] == 0
+    with open_store(d, create=False) as s:
+        ids = [r["id"] for r in s.query("SELECT id FROM crops ORDER BY id")]
+        s.add_label(ids[0], "unusable", "ana")  # a person's label: --redo must keep it
+    code, _, err = cli(capsys, "import", str(folder), "--source", "s", "-d", d, "--map", "masked=without_mask")
+    assert (code, err) == (2, "Error: source 's': its 3 stored files were imported with --map masked=with_mask, this "
+                              "run asks for --map masked=without_mask. Rerun with --redo to import them again with the "
+                              "new settings (crops that come out identical keep their labels), or import under "
+                              "another --source name")
+    with open_store(d, create=False) as s:
+        assert [s.current_label(i) for i in ids] == ["unusable", "with_mask", "with_mask"]
+    assert cli(capsys, "import", str(folder), "--source", "s", "-d", d, "--map", "masked=without_mask", "--redo")[0] == 0
+    with open_store(d, create=False) as s:
+        assert [r["id"] for r in s.query("SELECT id FROM crops ORDER BY id")] == ids  # same pixels, same crops
+        assert [s.current_label(i) for i in ids] == ["unusable", "without_mask", "without_mask"]
+    groups = tmp_path / "g.csv"
+    names = sorted(p.name for p in (folder / "masked").iterdir())
+    groups.write_text("file,group_id\n" + "".join(f"{n},7\n" for n in names))
+    code, _, err = cli(capsys, "import", str(folder), "--source", "s", "-d", d, "--map", "masked=without_mask",
+                       "--groups", str(groups))
+    assert code == 2 and err.startswith("Error: source 's': its 3 stored files were imported with no groups CSV, this "
+                                        f"run asks for a groups CSV with sha256 {sha256_bytes(groups.read_bytes())[:12]}.")
+    assert cli(capsys, "import", str(folder), "--source", "s", "-d", d, "--map", "masked=without_mask",
+               "--groups", str(groups), "--redo")[0] == 0
+    with open_store(d, create=False) as s:
+        assert {r["group_id"] for r in s.query("SELECT group_id FROM crops")} == {"s:7"}
