@@ -170,6 +170,13 @@ def read_groups(csv_path: Path, relpaths: list[str], source: str) -> dict[str, s
             f"groups CSV {csv_path}: missing column(s) {', '.join(missing)} "
             f"(found: {', '.join(columns) or 'no header'}; need file,group_id)"
         )
+    dup = sorted({c for c in columns if c and columns.count(c) > 1})
+    if dup:
+        raise InputError(f"{csv_path}:{records[0].line}: column(s) named twice in the header: {', '.join(dup)}")
+    long = [f"{csv_path}:{rec.line}: {len(rec.fields)} fields but the header has {len(columns)} "
+            "(quote fields that contain commas)" for rec in records[1:] if len(rec.fields) > len(columns)]
+    if long:
+        raise InputError(f"groups CSV {csv_path} is not valid CSV:\n" + "\n".join(long))
     rows = [(dict(zip(columns, rec.fields)), rec.line) for rec in records[1:]]
     by_name: dict[str, list[str]] = {}
     known = set(relpaths)

@@ -65,6 +65,19 @@ def test_groups_csv_with_an_unbalanced_quote_is_a_file_line_error(capsys, tmp_pa
                                 '(close it, or double a quote inside a quoted field as "")']
 
 
+@pytest.mark.parametrize("text, message", [
+    ("file,file,group_id\na.jpg,b.jpg,1\n", "{g}:1: column(s) named twice in the header: file"),
+    ("file,group_id\na.jpg,1,extra\n",
+     "groups CSV {g} is not valid CSV:\n{g}:2: 3 fields but the header has 2 (quote fields that contain commas)"),
+])
+def test_groups_csv_shape_faults_are_file_line_errors(capsys, tmp_path, smfd_dir, text, message):
+    folder = tree(tmp_path / "in", smfd_dir, {"with_mask": "with_mask"}, n=1)
+    groups = tmp_path / "g.csv"
+    groups.write_text(text)
+    code, _, err = cli(capsys, "import", str(folder), "--source", "s", "-d", str(tmp_path / "d"), "--groups", str(groups))
+    assert (code, err) == (2, "Error: " + message.format(g=groups))
+
+
 @pytest.mark.parametrize("source, problem", [
     ("", "is empty"),
     ("a/b", "contains '/'"),
