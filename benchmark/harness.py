@@ -20,7 +20,7 @@ from typing import Any, Callable
 from benchmark.protocols import Protocol, get_protocol
 from benchmark.registry import check_input_size, get_spec, list_models
 from lrfp.errors import BenchError
-from lrfp.folders import probe_writable
+from lrfp.paths import probe_writable
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from lrfp.face_size import FACE_BANDS, face_band
+from lrfp.bands import FACE_BANDS, face_band  # the one band rule, shared with `lrfp stats`
 
 CONFIDENCE = 0.95
 """Confidence level of the accuracy interval (Wilson score interval)."""
@@ -81,7 +81,7 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
 
 
 def band_of(face_px: int) -> str:
-    """The face-size band of a face of `face_px` px (lrfp.face_size.FACE_BANDS, shared with `lrfp stats`)."""
+    """The face-size band of `face_px` (lrfp.bands.face_band, shared with `lrfp stats`)."""
     return face_band(face_px)
 
 
@@ -91,7 +91,7 @@ def band_accuracy(face_px: Sequence[int], y_true: Sequence[int], y_pred: Sequenc
     correct = np.asarray(y_true) == np.asarray(y_pred)
     out = {}
     for name, lo, hi in FACE_BANDS:
-        m = (face >= lo) & (face < hi) if hi is not None else face >= lo
+        m = (face >= lo) & (face < hi)
         n = int(m.sum())
         out[name] = (float(correct[m].mean()) if n else float("nan"), n)
     return out

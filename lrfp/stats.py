@@ -7,14 +7,17 @@ from collections import Counter
 from typing import Any
 
 from lrfp import LABELS, SKIPPED, UNUSABLE
-from lrfp.face_size import FACE_BANDS, face_band, face_px, quantiles  # noqa: F401 - quantiles re-exported
+from lrfp.bands import FACE_BANDS, face_band
+from lrfp.crop_files import crop_file_problem
+from lrfp.face_size import face_px, quantiles  # noqa: F401 - quantiles re-exported for older callers
 from lrfp.label.agreement import agreement
 from lrfp.split import group_key
 from lrfp.store import Store
 
 
 def collect_stats(store: Store) -> dict[str, Any]:
-    """Crops per source and label, split counts, face sizes and source statuses."""
+    """Crops per source and label, split counts, face sizes, source statuses, and crop files that are
+    missing or damaged under the store (`crop_files`: counts and one entry per crop)."""
     label_names = (*LABELS, UNUSABLE, SKIPPED)
     rows = store.crops_with_labels()
     labels = Counter({name: 0 for name in (*label_names, "unlabeled")})
@@ -22,7 +25,11 @@ def collect_stats(store: Store) -> dict[str, Any]:
     sides: list[int] = []
     bands = Counter({name: 0 for name, _, _ in FACE_BANDS})
     groups = set()
+    file_problems: list[dict[str, Any]] = []
     for r in rows:
+        problem = crop_file_problem(store.crop_file(r["path"]))
+        if problem is not None:
+            file_problems.append({"crop_id": r["id"], "path": r["path"], "problem": problem})
         lab = r["label"] or "unlabeled"
         labels[lab] += 1
         per_source.setdefault(r["source_id"], Counter())[lab] += 1
@@ -56,6 +63,11 @@ def collect_stats(store: Store) -> dict[str, Any]:
         "labeled": sum(labels[k] for k in LABELS),
         "unlabeled": labels["unlabeled"],
         "groups": len(groups),
+        "crop_files": {
+            "missing": sum(p["problem"] == "missing" for p in file_problems),
+            "damaged": sum(p["problem"] != "missing" for p in file_problems),
+            "problems": file_problems,
+        },
         "face_px": {
             "shorter_side": dict(zip(("min", "p25", "median", "p75", "max"), q)) if q else None,
             "bands": dict(bands),

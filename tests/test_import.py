@@ -250,14 +250,15 @@ def test_ctrl_c_during_import_keeps_what_was_stored_and_says_so(smfd_dir: Path, 
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"source": "  "}, "--source must not be empty"),
-        ({"max_side": 0}, "--max-side 0: must be a positive number of pixels"),
+        ({"source": "  "}, "--source '  ' contains ' ': use letters, digits, '.', '_' or '-' (at most 80, starting with a letter or digit)"),
+        ({"max_side": 0}, "--max-side 0: must be at least 8 (px)"),
         ({"class_map": {"mask": "masked"}}, "--map mask=masked: label must be one of with_mask, without_mask, ignore"),
     ],
 )
 def test_import_checks_its_config_first_and_stores_nothing(smfd_dir: Path, tmp_path: Path, kwargs: dict, message: str) -> None:
+    # A library caller's config is checked at the top of import_folder (the CLI checks it before the store exists).
     with open_store(tmp_path / "d") as store:
-        with pytest.raises(UsageError) as e:
+        with pytest.raises((InputError, UsageError)) as e:
             import_folder(store, ImportConfig(**{"folder": smfd_dir, "source": "smfd", **kwargs}))
         assert str(e.value) == message
         assert store.count_crops() == 0 and store.sources() == []
@@ -267,5 +268,6 @@ def test_cli_import_with_an_empty_source_exits_2_and_creates_no_store(smfd_dir: 
     r = subprocess.run([sys.executable, "-m", "lrfp", "import", str(smfd_dir), "--source", "", "-d", str(tmp_path / "d")],
                        capture_output=True, text=True)
     assert r.returncode == 2
-    assert r.stderr.strip().splitlines()[-1] == "Error: --source must not be empty"
+    assert r.stderr.strip().splitlines()[-1] == (
+        "Error: --source '' is empty: use letters, digits, '.', '_' or '-' (at most 80, starting with a letter or digit)")
     assert not (tmp_path / "d").exists()

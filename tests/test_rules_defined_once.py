@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from benchmark.metrics import band_of
-from lrfp.face_size import FACE_BANDS, face_band
+from lrfp.bands import FACE_BANDS, face_band
 from lrfp.images import encode_png
 from lrfp.stats import collect_stats
 from lrfp.store import CropOrigin, open_store
@@ -20,7 +20,7 @@ def test_band_edges_are_lower_inclusive() -> None:
     sizes = (0, 23, 24, 31, 32, 47, 48, 63, 64, 127, 128, 4000)
     assert [face_band(x) for x in sizes] == [
         "<24", "<24", "24-32", "24-32", "32-48", "32-48", "48-64", "48-64", "64-128", "64-128", ">=128", ">=128"]
-    with pytest.raises(ValueError, match="not in any band"):
+    with pytest.raises(ValueError, match="outside every band"):
         face_band(-1)
 
 
@@ -71,3 +71,40 @@ def test_stats_counts_the_groups_split_forms_and_bench_audits_the_same_groups(sm
         conn.execute("UPDATE split_assignments SET subset = 'test' WHERE crop_id = ?", (ids[0],))
     audit = load_store_split(small_store.root).audit
     assert audit["leaked_groups"] == 1 and audit["leaked_examples"] == [group]
+
+
+def test_redo_keeps_a_crop_an_older_encoder_stored_with_its_label(smfd_dir: Path, tmp_path: Path) -> None:
+    # Stores imported before encode_png was the one encoder hold PIL zlib-level-6 bytes. `--redo` decides
+    # "identical" by pixels, so such a crop is kept with a person's label instead of being replaced.
+    import shutil
+
+    from lrfp.import_folder import ImportConfig, import_folder
+    from lrfp.store import sha256_bytes
+
+    folder = tmp_path / "in"
+    for cls in ("with_mask", "without_mask"):
+        (folder / cls).mkdir(parents=True)
+        for src in sorted((smfd_dir / cls).glob("*.jpg"))[:2]:
+            shutil.copy(src, folder / cls / src.name)
+    cfg = ImportConfig(folder=folder, source="s", max_side=32)
+    with open_store(tmp_path / "d") as store:
+        import_folder(store, cfg)
+        row = store.crops_with_labels()[0]
+        with Image.open(store.crop_file(row)) as im:
+            buf = io.BytesIO()
+            im.convert("RGB").save(buf, format="PNG", optimize=False, compress_level=6)  # the old encoder
+        old_png = buf.getvalue()
+        assert old_png != store.crop_file(row).read_bytes()
+        old_rel = f"crops/{sha256_bytes(old_png)[:2]}/{sha256_bytes(old_png)}.png"
+        (store.root / old_rel).parent.mkdir(parents=True, exist_ok=True)
+        (store.root / old_rel).write_bytes(old_png)
+        store.crop_file(row).unlink()
+        with store.transaction() as conn:  # the row as an older lrfp wrote it
+            conn.execute("UPDATE crops SET path = ?, sha256 = ? WHERE id = ?", (old_rel, sha256_bytes(old_png), row["id"]))
+        store.add_label(row["id"], "unusable", "ana")
+
+        result = import_folder(store, ImportConfig(folder=folder, source="s", max_side=32, redo=True))
+        assert result.replaced == 0 and result.unchanged == 4
+        kept = store.crop(row["id"])
+        assert kept["sha256"] == sha256_bytes(old_png) and store.current_label(row["id"]) == "unusable"
+        assert store.count_crops() == 4

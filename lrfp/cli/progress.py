@@ -20,11 +20,23 @@ def make_progress() -> Progress:
 
 @contextlib.contextmanager
 def progress_bar(description: str) -> Iterator[ProgressCallback]:
-    """Yields a callback(ProgressEvent) that advances one bar on stderr."""
-    with make_progress() as progress:
-        task = progress.add_task(description, total=None)
+    """Yields a callback(ProgressEvent) that advances one bar on stderr.
 
-        def update(event: ProgressEvent) -> None:
-            progress.update(task, completed=event.done, total=event.total)
+    The bar appears at the first event, so an error raised while inputs are still being checked
+    is the only thing printed.
+    """
+    progress = make_progress()
+    task = None
 
+    def update(event: ProgressEvent) -> None:
+        nonlocal task
+        if task is None:
+            progress.start()
+            task = progress.add_task(description, total=None)
+        progress.update(task, completed=event.done, total=event.total)
+
+    try:
         yield update
+    finally:
+        if task is not None:
+            progress.stop()

@@ -90,6 +90,33 @@ class LabelApp(App):
             self.call_after_refresh(lambda: self.latency_probe(key_time, time.monotonic(), crop_id))
 
 
+NOT_A_TERMINAL = ("lrfp label needs an interactive terminal: its {which} is not one (a pipe, a file, "
+                  "/dev/null or cron). Run it in a terminal window; nothing was drawn or stored.")
+
+
+def require_terminal(stdin=None, stdout=None) -> None:
+    """Refuse to start the app unless both stdin and stdout are terminals.
+
+    Piped keys would become stored labels and escape codes would go into a file, so this runs before
+    the app draws or reads anything. Raises UsageError (exit 2) naming the stream(s) that are not terminals.
+    """
+    import sys
+
+    from lrfp.errors import UsageError
+
+    streams = {"standard input": stdin or sys.stdin, "standard output": stdout or sys.stdout}
+    bad = [name for name, stream in streams.items() if not _is_tty(stream)]
+    if bad:
+        raise UsageError(NOT_A_TERMINAL.format(which=" and ".join(bad)))
+
+
+def _is_tty(stream) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # closed or replaced streams
+        return False
+
+
 @dataclass(frozen=True)
 class LabelRunResult:
     """How `lrfp label` ended: `message` says why the app did not start (nothing to show), else None and
@@ -102,7 +129,8 @@ class LabelRunResult:
 def run_label_app(store_dir, cfg: LabelConfig, *, grid: bool = False) -> LabelRunResult:
     """Open the store, build the session and run the app until the user quits.
 
-    Raises UsageError for a bad `cfg`, DataDirError when there is no store at `store_dir`.
+    Raises UsageError for a bad `cfg`, or when stdin or stdout is not a terminal (see `require_terminal`),
+    before the app draws anything or any label is stored; DataDirError when there is no store at `store_dir`.
     """
     from lrfp.store import open_store
 
@@ -111,6 +139,7 @@ def run_label_app(store_dir, cfg: LabelConfig, *, grid: bool = False) -> LabelRu
         message = session.empty_message()
         if message is not None:
             return LabelRunResult(message=message)
+        require_terminal()
         LabelApp(session, grid=grid).run()
         session.refresh_counts()
         return LabelRunResult(summary=session.summary())
