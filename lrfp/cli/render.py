@@ -135,6 +135,9 @@ def fetch_summary(result: FetchResult) -> list[Table]:
     totals.add_row("faces found", str(int(result.total("faces_found"))))
     totals.add_row("face tracks", str(int(result.total("tracks"))))
     totals.add_row("crops kept (new in the store)", f"{int(result.total('crops_kept'))} ({int(result.total('crops_new'))})")
+    removed, kept = int(result.total("crops_removed")), int(result.total("labeled_kept"))
+    if removed or kept:
+        totals.add_row("crops of earlier settings removed / labeled kept", f"{removed} / {kept}")
     totals.add_row("video seconds processed", f"{result.total('video_s'):.1f}")
     totals.add_row("time", f"{result.wall_s:.1f} s")
     totals.add_row("video-seconds per wall-second", f"{result.speed:.1f}" if result.speed else "-")
@@ -146,3 +149,9 @@ def fetch_summary(result: FetchResult) -> list[Table]:
 def _short(text: str | None, n: int = 90) -> str:
     text = " ".join((text or "").split())
     return text if len(text) <= n else text[: n - 3] + "..."
+
+
+def describe_changes(changed: dict[str, tuple[Any, Any]]) -> str:
+    """'every_s 0.5 -> 1.0, margin 0.25 -> 0.4' (None shown as 'none')."""
+    show = lambda v: "none" if v is None else f"{v:g}" if isinstance(v, float) else str(v)  # noqa: E731
+    return ", ".join(f"{k} {show(a)} -> {show(b)}" for k, (a, b) in changed.items())

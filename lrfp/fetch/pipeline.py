@@ -9,6 +9,7 @@ stoppable (Ctrl-C: the current frame finishes, the video is marked `interrupted`
 from __future__ import annotations
 
 import contextlib
+import json
 import signal
 import threading
 import time
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from lrfp.errors import InputError
-from lrfp.fetch.config import DONE, FAILED, FetchConfig, VideoStatus
+from lrfp.fetch.config import DONE, FAILED, FetchConfig, VideoStatus, changed_settings
 from lrfp.fetch.detect import close_idle_detectors
 from lrfp.fetch.models import resolve_model
 from lrfp.fetch.results import Emit, FetchEvent, FetchResult, VideoResult
@@ -56,7 +57,12 @@ def fetch_manifest(manifest: Path, data_dir: Path, cfg: FetchConfig, on_event: E
 
 
 def plan(store: Store, rows: list[ManifestRow], cfg: FetchConfig, manifest: Path) -> tuple[list[ManifestRow], list[VideoResult]]:
-    """Split rows into those to process now and those skipped (final status, or failed without --retry-failed)."""
+    """Split rows into those to process now and those skipped (final status, or failed without --retry-failed).
+
+    A video done earlier with other settings (config.changed_settings) is skipped with `changed` set, or
+    redone with --redo: its crops that come out identical keep their ids and labels; those that no longer
+    come out are removed unless labeled or in a split (Store.prune_source_crops), and counted.
+    """
     conflicts = []
     todo: list[ManifestRow] = []
     skipped: list[VideoResult] = []
@@ -67,8 +73,11 @@ def plan(store: Store, rows: list[ManifestRow], cfg: FetchConfig, manifest: Path
             conflicts.append(f"{manifest}:{row.line}: source name {row.name!r} is already {what} in the store; give this row another id")
             continue
         status = src["status"] if src is not None else None
-        if status in DONE or (status in FAILED and not cfg.retry_failed):
-            skipped.append(VideoResult(row.name, row.url, status, src["error"], skipped=True))
+        changed = changed_settings(json.loads(src["meta"] or "{}"), cfg, row.meta()) if status in DONE else {}
+        if changed and cfg.redo:
+            todo.append(row)
+        elif status in DONE or (status in FAILED and not cfg.retry_failed):
+            skipped.append(VideoResult(row.name, row.url, status, src["error"], skipped=True, changed=changed or None))
         else:
             todo.append(row)
     if conflicts:
