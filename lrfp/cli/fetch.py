@@ -57,9 +57,7 @@ def fetch(
       lrfp fetch manifests/sample.csv --downscale --workers 2
     """
     from lrfp.cli.console import err, out
-    from rich.markup import escape
-
-    from lrfp.cli.render import describe_changes, fetch_summary
+    from lrfp.cli.render import fetch_notes, fetch_summary
     from lrfp.fetch import DownloadOptions, FetchConfig, fetch_manifest
 
     cfg = FetchConfig(
@@ -72,15 +70,8 @@ def fetch(
         result = fetch_manifest(manifest, data_dir, cfg, on_event=display.on_event)
     for table in fetch_summary(result):
         out.print(table)
-    if result.stale:
-        listed = "; ".join(f"{v.name} ({describe_changes(v.changed or {})})" for v in result.stale[:5])
-        more = f"; ... {len(result.stale) - 5} more" if len(result.stale) > 5 else ""
-        err.print(f"[yellow]{len(result.stale)} stored video(s) were made with other settings and were skipped: "
-                  f"{escape(listed + more)}.[/yellow] Rerun with --redo to reprocess them (labels of crops that "
-                  "come out identical are kept; labeled crops that no longer come out are kept too).", soft_wrap=True)
-    if result.offline:
-        err.print("[red]This machine seems to be offline (no DNS): every download failed to look up its host name.[/red] "
-                  "Check the network connection (or --proxy) and rerun the same command.", soft_wrap=True)
+    for note in fetch_notes(result):
+        err.print(note, soft_wrap=True)
     if result.interrupted:
         raise typer.Exit(130)  # main() says what an interruption means
     if not result.all_ok:

@@ -151,6 +151,22 @@ def _short(text: str | None, n: int = 90) -> str:
     return text if len(text) <= n else text[: n - 3] + "..."
 
 
+def fetch_notes(result: FetchResult) -> list[str]:
+    """What the user should know after the tables: videos made with other settings, an offline machine."""
+    notes = []
+    if result.stale:
+        listed = "; ".join(f"{v.name} ({describe_changes(v.changed or {})})" for v in result.stale[:5])
+        more = f"; ... {len(result.stale) - 5} more" if len(result.stale) > 5 else ""
+        notes.append(
+            f"[yellow]{len(result.stale)} stored video(s) were made with other settings and were skipped: "
+            f"{escape(listed + more)}.[/yellow] Rerun with --redo to reprocess them (labels of crops that come out "
+            "identical are kept; labeled crops that no longer come out are kept too).")
+    if result.offline:
+        notes.append("[red]This machine seems to be offline (no DNS): every download failed to look up its host "
+                     "name.[/red] Check the network connection (or --proxy) and rerun the same command.")
+    return notes
+
+
 def describe_changes(changed: dict[str, tuple[Any, Any]]) -> str:
     """'every_s 0.5 -> 1.0, margin 0.25 -> 0.4' (None shown as 'none')."""
     show = lambda v: "none" if v is None else f"{v:g}" if isinstance(v, float) else str(v)  # noqa: E731

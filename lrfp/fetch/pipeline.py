@@ -21,7 +21,7 @@ from lrfp.fetch.config import DONE, FAILED, FetchConfig, VideoStatus, changed_se
 from lrfp.fetch.detect import close_idle_detectors
 from lrfp.fetch.models import resolve_model
 from lrfp.fetch.results import Emit, FetchEvent, FetchResult, VideoResult
-from lrfp.fetch.video import fetch_video
+from lrfp.fetch.video import fetch_video, run_level_error
 from lrfp.manifest import ManifestRow, read_manifest
 from lrfp.store import Store, open_store
 
@@ -33,8 +33,13 @@ def fetch_manifest(manifest: Path, data_dir: Path, cfg: FetchConfig, on_event: E
     emit = on_event or (lambda e: None)
     cfg.check()
     rows = read_manifest(manifest)
-    with open_store(data_dir) as store:
-        todo, skipped = plan(store, rows, cfg, manifest)
+    try:
+        with open_store(data_dir) as store:
+            todo, skipped = plan(store, rows, cfg, manifest)
+    except Exception as e:
+        if (run_error := run_level_error(e, Path(data_dir).expanduser().resolve())) is not None and run_error is not e:
+            raise run_error from e  # the disk is full before any video began
+        raise
     model = resolve_model(cfg.model, cfg.models_dir, on_pull=lambda m: emit(FetchEvent("message", message=m)))
     for r in skipped:
         emit(FetchEvent("done", r.name, result=r))

@@ -116,7 +116,7 @@ def fetch_video(
         finish(VideoStatus.interrupted, "interrupted by the user; rerun to finish (crops stored so far are kept)")
         raise
     except Exception as e:
-        run_error = _run_level_error(e, store.root)
+        run_error = run_level_error(e, store.root)
         if run_error is None:  # a failure of one video is data: record it and go on with the next
             log.exception("fetching %s failed", row.url)
             return finish(VideoStatus.error, f"{type(e).__name__}: {e}")
@@ -137,6 +137,7 @@ def process_video_file(
     The same code `fetch_video` runs after its download; the file is never removed. Returns the video's
     result (status as in the store: ok, no_faces, not_a_video, too_high_res, bad_range, interrupted, error).
     """
+    cfg.check()
     res = VideoResult(row.name, row.url, VideoStatus.running)
     source_id = store.upsert_source(row.name, "video", url=row.url, title=row.title, license=row.license,
                                     status=VideoStatus.running, error=None, meta={"manifest": row.meta()})
@@ -225,8 +226,9 @@ def disk_full(e: BaseException) -> bool:
     return False
 
 
-def _run_level_error(e: BaseException, root: Path) -> LrfpError | None:
-    """The error that must end the whole run (not just this video), or None."""
+def run_level_error(e: BaseException, root: Path) -> LrfpError | None:
+    """The error that must end the whole run (not just this video), or None: an LrfpError as it is, a full
+    disk as a DataDirError naming the data folder."""
     if isinstance(e, LrfpError):
         return e
     if disk_full(e):
