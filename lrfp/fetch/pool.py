@@ -77,6 +77,7 @@ def _run_pool_once(data_dir, todo, cfg, model, emit, stop, results) -> list[Mani
             if stop.is_set():
                 pool.request_stop()
             pool.drain(emit)
+    pool.drain(emit)  # what the workers sent just before they exited
     if not broken:
         return []
     # The store tells which of them a worker had started (status running) and which never began (pending).
