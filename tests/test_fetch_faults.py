@@ -294,6 +294,8 @@ def test_ctrl_c_during_a_stalled_download_exits_at_once(models: str, tmp_path: P
     (["--cookies", "JSONCOOKIES"], "Error: cookies file JSONCOOKIES is not in Netscape format"),
     (["--cookies", "BADCOOKIES"], "Error: cookies file BADCOOKIES is not in Netscape format"),
     (["--models-dir", "/typo"], "Error: --models-dir /typo is not a folder (it does not exist)"),
+    (["--cookies", "FOLDER"], "Error: cookies file FOLDER is a folder; give the cookies.txt file itself"),
+    (["--sleep", "-1"], "Error: --sleep must be 0 or more seconds (got -1.0)"),
 ])
 def test_bad_download_options_exit_2_before_any_work(args: list[str], message: str, tmp_path: Path, models: str, capsys) -> None:
     good = tmp_path / "cookies.txt"
@@ -302,9 +304,10 @@ def test_bad_download_options_exit_2_before_any_work(args: list[str], message: s
     as_json.write_text('[{"domain": ".example.com", "name": "a", "value": "b"}]\n')
     header = tmp_path / "cookies-header.txt"
     header.write_text("name=value; other=1\n")
-    subst = {"COOKIES": str(good), "JSONCOOKIES": str(as_json), "BADCOOKIES": str(header)}
+    subst = {"COOKIES": str(good), "JSONCOOKIES": str(as_json), "BADCOOKIES": str(header), "FOLDER": str(tmp_path)}
     args = [subst.get(a, a) for a in args]
-    message = message.replace("JSONCOOKIES", str(as_json)).replace("BADCOOKIES", str(header))
+    for name, value in subst.items():
+        message = message.replace(name, value) if name != "COOKIES" else message
     manifest = write_manifest(tmp_path / "m.csv", [{"url": "http://127.0.0.1:9/v.mp4", "id": "v"}])
     data = tmp_path / "data"
     extra = [] if "--models-dir" in args else ["--models-dir", models]
@@ -329,9 +332,19 @@ def test_every_row_failing_on_dns_says_the_machine_seems_offline(models: str, tm
                                                    {"url": "http://videos.lrfp.invalid/b.mp4", "id": "b"}])
     assert fetch(manifest, tmp_path / "data", models) == 1
     err = capsys.readouterr().err
-    assert "This machine seems to be offline (no DNS)" in err
+    assert "This machine seems to be offline (no DNS)" in err and "rerun with --retry-failed" in err
     st = statuses(tmp_path / "data")
     assert {v[0] for v in st.values()} == {"download_failed"}
+
+
+def test_a_proxy_that_refuses_every_download_is_named(models: str, tmp_path: Path, capsys) -> None:
+    from net_helpers import closed_port
+
+    manifest = write_manifest(tmp_path / "m.csv", [{"url": "http://videos.lrfp.invalid/a.mp4", "id": "a"}])
+    proxy = f"http://127.0.0.1:{closed_port()}"
+    assert fetch(manifest, tmp_path / "data", models, "--proxy", proxy) == 1
+    err = capsys.readouterr().err
+    assert f"Every download failed to connect through --proxy {proxy}." in err and "offline" not in err
 
 
 def test_one_dns_failure_among_other_failures_is_not_called_offline(models: str, tmp_path: Path, capsys) -> None:

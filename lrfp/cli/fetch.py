@@ -70,7 +70,7 @@ def fetch(
         result = fetch_manifest(manifest, data_dir, cfg, on_event=display.on_event)
     for table in fetch_summary(result):
         out.print(table)
-    for note in fetch_notes(result):
+    for note in fetch_notes(result, proxy):
         err.print(note, soft_wrap=True)
     if result.interrupted:
         raise typer.Exit(130)  # main() says what an interruption means

@@ -151,8 +151,9 @@ def _short(text: str | None, n: int = 90) -> str:
     return text if len(text) <= n else text[: n - 3] + "..."
 
 
-def fetch_notes(result: FetchResult) -> list[str]:
-    """What the user should know after the tables: videos made with other settings, an offline machine."""
+def fetch_notes(result: FetchResult, proxy: str | None = None) -> list[str]:
+    """What the user should know after the tables: videos made with other settings, an offline machine, a
+    proxy that every download failed to get through."""
     notes = []
     if result.stale:
         listed = "; ".join(f"{v.name} ({describe_changes(v.changed or {})})" for v in result.stale[:5])
@@ -163,7 +164,11 @@ def fetch_notes(result: FetchResult) -> list[str]:
             "identical are kept; labeled crops that no longer come out are kept too).")
     if result.offline:
         notes.append("[red]This machine seems to be offline (no DNS): every download failed to look up its host "
-                     "name.[/red] Check the network connection (or --proxy) and rerun the same command.")
+                     "name.[/red] Check the network connection (or --proxy), then rerun with --retry-failed (a plain rerun "
+                     "skips failed rows).")
+    elif proxy and result.unreachable:
+        notes.append(f"[red]Every download failed to connect through --proxy {escape(proxy)}.[/red] Check that the proxy "
+                     "runs, then rerun with --retry-failed (a plain rerun skips failed rows).")
     return notes
 
 

@@ -131,6 +131,8 @@ def check_cookies_file(path: Path) -> None:
     import http.cookiejar
     import io
 
+    if path.is_dir():
+        raise InputError(f"cookies file {path} is a folder; give the cookies.txt file itself")
     if not path.is_file():
         raise InputError(f"cookies file {path} does not exist")
     from yt_dlp.cookies import YoutubeDLCookieJar

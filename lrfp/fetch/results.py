@@ -15,8 +15,17 @@ DNS_ERRORS = ("Name or service not known", "Temporary failure in name resolution
 """What the OS's resolver says (glibc, macOS, Windows) when a host name cannot be looked up."""
 
 
+CONNECTION_ERRORS = ("Connection refused", "timed out", "Network is unreachable", "No route to host",
+                     "Connection reset", "Unable to connect to proxy", "ProxyError")
+"""What a download says when it reached no server at all (the machine, its network or its proxy)."""
+
+
 def dns_failure(error: str | None) -> bool:
     return bool(error) and any(m in error for m in DNS_ERRORS)
+
+
+def connection_failure(error: str | None) -> bool:
+    return dns_failure(error) or (bool(error) and any(m in error for m in CONNECTION_ERRORS))
 
 
 @dataclass
@@ -85,8 +94,16 @@ class FetchResult:
     def offline(self) -> bool:
         """True when every video that failed in this run failed to look up its host name (DNS): the machine
         seems to be offline, rather than each URL being bad."""
+        return self._all_failed(dns_failure)
+
+    @property
+    def unreachable(self) -> bool:
+        """True when every video that failed in this run reached no server (refused, timed out, no DNS)."""
+        return self._all_failed(connection_failure)
+
+    def _all_failed(self, why: Callable[[str | None], bool]) -> bool:
         ran = [v for v in self.videos if not v.skipped and v.status not in DONE and v.status != VideoStatus.interrupted]
-        return bool(ran) and all(v.status == VideoStatus.download_failed and dns_failure(v.error) for v in ran)
+        return len(ran) > 0 and all(v.status == VideoStatus.download_failed and why(v.error) for v in ran)
 
     @property
     def speed(self) -> float | None:
