@@ -255,15 +255,19 @@ class _Stalls(_Quiet):
         self.release.wait(120)
 
 
-def test_ctrl_c_during_a_stalled_download_exits_at_once(models: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_ctrl_c_during_a_stalled_download_exits_at_once(models: str, tmp_path: Path, workers: str) -> None:
+    _Stalls.release.clear()
     with running(_Server(("127.0.0.1", 0), _Stalls)) as base:
-        manifest = write_manifest(tmp_path / "m.csv", [{"url": f"{base}/stalls.mp4", "id": "stalls"}])
+        rows = [{"url": f"{base}/stalls.mp4", "id": "stalls"}, {"url": f"{base}/stalls2.mp4", "id": "stalls2"}]
+        manifest = write_manifest(tmp_path / "m.csv", rows)
         data = tmp_path / "data"
-        proc = cli_subprocess(["fetch", str(manifest), "-d", str(data), "--models-dir", models, "--retries", "3"],
-                              start_new_session=True)
+        proc = cli_subprocess(["fetch", str(manifest), "-d", str(data), "--models-dir", models, "--retries", "3",
+                               "--workers", workers], start_new_session=True)
         try:
             t0 = time.monotonic()
-            while not (data / "downloads").is_dir() or not any((data / "downloads").iterdir()):
+            downloads = data / "downloads"
+            while not downloads.is_dir() or len(list(downloads.iterdir())) < int(workers):  # each worker's download began
                 assert time.monotonic() - t0 < 60 and proc.poll() is None, "the download did not start"
                 time.sleep(0.05)
             time.sleep(1.0)  # stalled now: yt-dlp waits on its socket (30 s timeout, then retries)
@@ -278,7 +282,9 @@ def test_ctrl_c_during_a_stalled_download_exits_at_once(models: str, tmp_path: P
     assert proc.returncode == 130, err
     assert took < 15, f"took {took:.1f} s to stop"
     assert "Traceback" not in err
-    assert statuses(data)["stalls"] == ("interrupted", "stopped by the user during the download; rerun to finish")
+    st = statuses(data)
+    assert st["stalls"] == ("interrupted", "stopped by the user during the download; rerun to finish")
+    assert st["stalls2"][0] == ("interrupted" if workers == "2" else "pending")  # both were downloading / not begun
 
 
 # -- 5. options checked before any work -------------------------------------------------------------------------
