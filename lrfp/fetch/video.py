@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from lrfp.errors import DataDirError, LrfpError
-from lrfp.fetch.config import DONE, FetchConfig, VideoStatus, too_high_res
+from lrfp.fetch.config import DONE, DOWNSCALE_LINES, MAX_LINES, FetchConfig, VideoStatus, too_high_res
 from lrfp.fetch.download import DownloadFailed, DownloadStopped, describe_file, download_key, download_video
 from lrfp.fetch.frames import DecodeReport, NotAVideo, VideoInfo, probe_video, sample_frames
 from lrfp.fetch.models import ResolvedModel
@@ -166,8 +166,8 @@ def _process(store: Store, source_id: int, row: ManifestRow, path: Path, cfg: Fe
     if too_high_res(info.native_width, info.native_height) and not cfg.download.downscale:
         return finish(
             VideoStatus.too_high_res,
-            f"{info.native_width}x{info.native_height} is 720p or more (lrfp keeps videos below 720p); "
-            "rerun with --retry-failed --downscale to resize its frames to 480 lines",
+            f"{info.native_width}x{info.native_height} is {MAX_LINES}p or more (lrfp keeps videos below {MAX_LINES}p); "
+            f"rerun with --retry-failed --downscale to resize its frames to {DOWNSCALE_LINES} lines",
         )
     if row.start_s is not None and info.duration_s is not None and row.start_s >= info.duration_s:
         return finish(VideoStatus.bad_range, f"start {row.start_s:g} s is past the end of the video ({info.duration_s:.1f} s)")
