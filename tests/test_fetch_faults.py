@@ -96,15 +96,21 @@ def _tmpfs(path: Path, size: str) -> bool:
                           capture_output=True).returncode == 0
 
 
-def test_a_full_disk_ends_the_run_with_an_error_and_the_row_not_running(shared_dir: Path, models: str, tmp_path: Path) -> None:
-    """The issue's case: a 900 KB tmpfs as the data folder, one 614 KB video. It used to hang forever."""
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_full_disk_ends_the_run_with_an_error_and_no_row_running(shared_dir: Path, models: str, tmp_path: Path, workers: str) -> None:
+    """The issue's case: a 900 KB tmpfs as the data folder, a 614 KB video (it used to hang forever); with
+    two workers, a 1.9 MB GIF beside it fills the disk during its download."""
     full = tmp_path / "full"
     if not _tmpfs(full, "900k"):
         pytest.skip("needs root to mount a 900 KB tmpfs; test_a_writer_error_ends_the_run covers the writer path")
     try:
         with serve(shared_dir / "data" / "videos") as base:
-            manifest = write_manifest(tmp_path / "m.csv", [{"url": f"{base}/{STAGE_360}", "id": "stage"}])
-            proc = cli_subprocess(["fetch", str(manifest), "-d", str(full / "data"), "--models-dir", models, "--retries", "0"])
+            rows = [{"url": f"{base}/{STAGE_360}", "id": "stage"}]
+            if workers == "2":
+                rows.append({"url": f"{base}/{CORRIDOR_GIF}", "id": "corridor"})
+            manifest = write_manifest(tmp_path / "m.csv", rows)
+            proc = cli_subprocess(["fetch", str(manifest), "-d", str(full / "data"), "--models-dir", models,
+                                   "--retries", "0", "--workers", workers])
             try:
                 _, err = proc.communicate(timeout=90)
             finally:
@@ -112,8 +118,9 @@ def test_a_full_disk_ends_the_run_with_an_error_and_the_row_not_running(shared_d
                     proc.kill()
         assert proc.returncode == 1, err
         assert "Error: " in err and "No space left on device" in err and "Traceback" not in err, err
-        status, error = statuses(full / "data")["stage"]
-        assert status == "error" and "No space left on device" in error
+        st = statuses(full / "data")
+        assert not [name for name, (status, _) in st.items() if status == "running"], st
+        assert any(status == "error" and "No space left on device" in error for status, error in st.values()), st
     finally:
         subprocess.run(["umount", str(full)], capture_output=True)
 
