@@ -309,6 +309,8 @@ def test_ctrl_c_during_a_stalled_download_exits_at_once(models: str, tmp_path: P
     (["--models-dir", "/typo"], "Error: --models-dir /typo is not a folder (it does not exist)"),
     (["--cookies", "FOLDER"], "Error: cookies file FOLDER is a folder; give the cookies.txt file itself"),
     (["--sleep", "-1"], "Error: --sleep must be 0 or more seconds (got -1.0)"),
+    (["--sleep", "inf"], "Error: --sleep must be 0 or more seconds (got inf)"),
+    (["--every", "nan"], "Error: --every must be more than 0 seconds (got nan)"),
 ])
 def test_bad_download_options_exit_2_before_any_work(args: list[str], message: str, tmp_path: Path, models: str, capsys) -> None:
     good = tmp_path / "cookies.txt"

@@ -3,6 +3,7 @@ resolution rule, each defined once and used by download, frames, the per-video c
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -93,7 +94,7 @@ class DownloadOptions:
         would then be stored as download_failed and skipped by the next run)."""
         if self.retries < 0:
             raise UsageError(f"--retries must be 0 or more (got {self.retries})")
-        if not self.sleep_s >= 0:
+        if not 0 <= self.sleep_s < math.inf:
             raise UsageError(f"--sleep must be 0 or more seconds (got {self.sleep_s})")
         if self.proxy is not None:
             check_proxy(self.proxy)
@@ -194,7 +195,7 @@ class FetchConfig:
 
     def check(self) -> None:
         """Raises UsageError (a bad value) or InputError (a missing file) before any work is done."""
-        if not self.every_s > 0:
+        if not 0 < self.every_s < math.inf:
             raise UsageError(f"--every must be more than 0 seconds (got {self.every_s})")
         if self.min_face < 1:
             raise UsageError(f"--min-face must be at least 1 px (got {self.min_face})")
