@@ -173,6 +173,13 @@ def fetch_notes(result: FetchResult, proxy: str | None = None) -> list[str]:
 
 
 def describe_changes(changed: dict[str, tuple[Any, Any]]) -> str:
-    """'every_s 0.5 -> 1.0, margin 0.25 -> 0.4' (None shown as 'none')."""
-    show = lambda v: "none" if v is None else f"{v:g}" if isinstance(v, float) else str(v)  # noqa: E731
+    """'every_s 0.5 -> 1, margin 0.25 -> 0.4' (None shown as 'none', a sha256 by its first 12 digits)."""
+    def show(v: Any) -> str:
+        if v is None:
+            return "none"
+        if isinstance(v, float):
+            return f"{v:g}"
+        text = str(v)
+        return text[:12] if len(text) == 64 and all(c in "0123456789abcdef" for c in text) else text
+
     return ", ".join(f"{k} {show(a)} -> {show(b)}" for k, (a, b) in changed.items())

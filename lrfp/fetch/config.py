@@ -50,21 +50,18 @@ ROW_SETTINGS = ("start_s", "end_s")
 """The manifest columns a video's crops depend on (compared with the source's meta 'manifest')."""
 
 
-def changed_settings(stored_meta: dict[str, Any], cfg: FetchConfig, row_meta: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
-    """{setting: (stored, now)} for each setting a stored video was made with that differs from this run's.
-    A setting the store does not record (an older lrfp) is not compared."""
-    diffs: dict[str, tuple[Any, Any]] = {}
-    stored = stored_meta.get("settings") or {}
-    for key, now in cfg.settings().items():
-        if key in stored and stored[key] != now and key != "model_sha256":
-            diffs[key] = (stored[key], now)
-    if "model_sha256" in stored and stored["model_sha256"] != cfg.settings()["model_sha256"] and "model" not in diffs:
-        diffs["model_sha256"] = (stored["model_sha256"][:12], cfg.settings()["model_sha256"][:12])
-    if "settings" in stored_meta:
-        made_with = stored_meta.get("manifest") or {}
-        for key in ROW_SETTINGS:
-            if made_with.get(key) != row_meta.get(key):
-                diffs[key] = (made_with.get(key), row_meta.get(key))
+def changed_settings(stored_meta: dict[str, Any], current: dict[str, Any], row_meta: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """{setting: (stored, now)} for each setting a stored video was made with (its meta 'settings' and the
+    manifest row's start/end in meta 'manifest') that differs from this run's `current` settings. A setting
+    the store does not record (an older lrfp) or that this run leaves open (None) is not compared."""
+    stored = stored_meta.get("settings")
+    if not stored:
+        return {}
+    diffs = {k: (stored[k], now) for k, now in current.items() if now is not None and k in stored and stored[k] != now}
+    made_with = stored_meta.get("manifest") or {}
+    for key in ROW_SETTINGS:
+        if made_with.get(key) != row_meta.get(key):
+            diffs[key] = (made_with.get(key), row_meta.get(key))
     return diffs
 
 
@@ -183,15 +180,6 @@ class FetchConfig:
     redo: bool = False  # reprocess videos done earlier with other settings (see pipeline.plan)
     keep_videos: bool = False
     download: DownloadOptions = field(default_factory=DownloadOptions)
-
-    def settings(self) -> dict[str, Any]:
-        """The settings a video's crops depend on, stored in its source's meta and compared on the next run
-        (a manifest row's start/end are compared too, from the source's meta 'manifest')."""
-        model = MODELS[self.model]
-        return {
-            "every_s": self.every_s, "min_face": self.min_face, "min_score": self.min_score, "margin": self.margin,
-            "per_track": self.per_track, "model": model.filename, "model_sha256": model.sha256,
-        }
 
     def check(self) -> None:
         """Raises UsageError (a bad value) or InputError (a missing file) before any work is done."""

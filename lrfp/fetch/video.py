@@ -238,9 +238,12 @@ def run_level_error(e: BaseException, root: Path) -> LrfpError | None:
 
 
 def settings(cfg: FetchConfig, model: ResolvedModel) -> dict[str, Any]:
-    """The settings a video's crops depend on, stored in its source's meta (FetchConfig.settings, with the
-    model file actually used)."""
-    return {**cfg.settings(), "model": model.model.filename, "model_sha256": model.model.sha256}
+    """The settings a video's crops depend on, stored in its source's meta and compared by the next run's
+    plan (config.changed_settings)."""
+    return {
+        "every_s": cfg.every_s, "min_face": cfg.min_face, "min_score": cfg.min_score, "margin": cfg.margin,
+        "per_track": cfg.per_track, "model": model.model.filename, "model_sha256": model.model.sha256,
+    }
 
 
 def _remove_downloads(downloads: Path, url: str) -> None:
