@@ -49,3 +49,7 @@ class ModelsError(LrfpError):
 
 class BenchError(LrfpError):
     """The benchmark cannot run as asked (no split, unknown model, no weights, no CUDA...)."""
+
+
+class CheckpointError(InputError):
+    """A checkpoint file cannot be used: not one `lrfp bench` wrote, another version's, or other classes (exit 2)."""
