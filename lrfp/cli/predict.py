@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
@@ -65,13 +66,17 @@ def predict(
         faces=FaceSettings(every_s=every, min_face=min_face, min_score=min_score, margin=margin, model=detector,
                            models_dir=models_dir, downscale=downscale),
     )
-    with make_progress() as progress:
+    with contextlib.ExitStack() as stack:
+        # The bar starts with the first progress event: an error found by the checks is then the only output.
         tasks: dict[str, Any] = {}
+        bars: list[Any] = []
 
         def on_progress(stage: str, done: float, total: float | None) -> None:
+            if not bars:
+                bars.append(stack.enter_context(make_progress()))
             if stage not in tasks:
-                tasks[stage] = progress.add_task(stage, total=total)
-            progress.update(tasks[stage], completed=done, total=total)
+                tasks[stage] = bars[0].add_task(stage, total=total)
+            bars[0].update(tasks[stage], completed=done, total=total)
 
         run = run_predict(cfg, progress=on_progress, on_message=lambda m: err.print(m))
     for line in _summary(run):
