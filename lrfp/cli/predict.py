@@ -32,7 +32,7 @@ def predict(
     config: ConfigOpt = None,
     all_crops: Annotated[bool, typer.Option("--all", help="Store: every crop, labeled ones too (default: the unlabeled ones).")] = False,
     device: Annotated[str, typer.Option("--device", help="auto (CUDA where present), cpu, cuda or cuda:N.")] = "auto",
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Crops classified per batch.")] = 256,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Crops per forward pass (default: 8 on a CPU, 256 on CUDA).")] = None,
     out: Annotated[Path, typer.Option("--out", "-o", file_okay=False, help="Folder for a video's or folder's outputs (CSV, Parquet, PNG).")] = Path("predictions"),
     video_out: Annotated[Optional[Path], typer.Option("--video-out", dir_okay=False, help="Video: also write the sampled frames, boxes coloured by class, as this MP4.")] = None,
     every: Annotated[float, typer.Option("--every", help="Video: classify one frame every N seconds (as `lrfp fetch --every`).")] = 0.5,

@@ -49,7 +49,7 @@ class PredictConfig:
     data_dir: Path = Path("lrfp-data")
     all_crops: bool = False
     device: str = "auto"
-    batch_size: int = 256
+    batch_size: int | None = None  # None: 8 on a CPU, 256 on CUDA (lrfp.predict.infer.default_batch)
     out: Path = Path("predictions")
     video_out: Path | None = None
     faces: FaceSettings = field(default_factory=FaceSettings)
@@ -84,7 +84,7 @@ def run_predict(
     from lrfp.predict.infer import Classifier, resolve_device
 
     kind = target_kind(cfg.target)
-    if cfg.batch_size < 1:
+    if cfg.batch_size is not None and cfg.batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1 (got {cfg.batch_size})")
     if cfg.all_crops and kind != "store":
         raise UsageError("--all is for the store's crops (no TARGET); a folder or video is predicted whole")

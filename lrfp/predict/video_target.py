@@ -30,7 +30,8 @@ from lrfp.predict.infer import Classifier
 
 log = logging.getLogger(__name__)
 
-FRAMES_PER_BATCH = 16  # frames whose crops are classified together (fewer when their crops fill a batch first)
+FRAMES_PER_BATCH = 16  # frames whose crops are handed to the classifier together (it runs them in batches)
+MAX_BUFFERED_FACES = 256  # ... or fewer frames, once they hold this many faces (bounds the memory held)
 POSITIVE = "with_mask"  # the class whose share of tracks is plotted
 COLORS_BGR = {"with_mask": (60, 180, 60), "without_mask": (40, 40, 220)}  # green, red
 OTHER_COLORS_BGR = [(220, 140, 40), (40, 200, 220), (200, 60, 200)]
@@ -66,6 +67,7 @@ class VideoPredictResult:
     decode_s: float = 0.0
     detect_s: float = 0.0
     classify_s: float = 0.0
+    write_s: float = 0.0  # writing the CSV, Parquet and PNG files (the annotated MP4 is written during the loop)
     detector: str = ""
 
     @property
@@ -127,7 +129,7 @@ def predict_video(
             res.frames += 1
             res.video_s = fr.time_s + cfg.faces.every_s
             buffer.append(fr)
-            if len(buffer) >= FRAMES_PER_BATCH or sum(len(b.faces) for b in buffer) >= classifier.batch_size:
+            if len(buffer) >= FRAMES_PER_BATCH or sum(len(b.faces) for b in buffer) >= MAX_BUFFERED_FACES:
                 flush()
             if progress:
                 progress(fr.time_s, video.duration_s)
@@ -137,6 +139,7 @@ def predict_video(
             writer.close()
     if video.duration_s is not None:
         res.video_s = min(res.video_s, video.duration_s)
+    t_write = time.perf_counter()
     res.faces = len(rows)
     res.tracks = decide_tracks(rows, classes)
     _write_csv(faces_csv, columns, rows)
@@ -155,6 +158,7 @@ def predict_video(
         res.files.append(plot_masked_share(out_dir / f"{stem}.masked_share.png", res.tracks, classes, source))
     if writer is not None and cfg.video_out is not None:
         res.files.append(Path(cfg.video_out))
+    res.write_s = time.perf_counter() - t_write
     res.decode_s, res.detect_s = times.decode_s, times.detect_s
     res.classify_s = classifier.seconds - classify_s0
     res.wall_s = time.perf_counter() - t_start
