@@ -352,3 +352,36 @@ def test_a_gpu_asked_for_where_there_is_none_is_refused_before_any_work(capsys, 
     assert code == 2
     assert "--device cuda asked for, but no CUDA device is available" in err and "use --device cpu" in err
     assert store.count_predicted_crops() == 0
+
+
+def test_a_url_goes_through_fetchs_download_and_gives_the_files_faces(
+    capsys, clip: Path, ckpt_path: Path, shared_dir: Path, tmp_path: Path,
+) -> None:
+    """yt-dlp really downloads from a server on 127.0.0.1 (the network's edge); a dead URL is a clear failure."""
+    from fetch_helpers import closed_port, serve
+
+    from lrfp.predict.checkpoint import load_checkpoint
+    from lrfp.predict.faces import FaceSettings
+    from lrfp.predict.infer import Classifier
+    from lrfp.predict.video_target import VideoPredictConfig, predict_video
+
+    clf = Classifier(load_checkpoint(ckpt_path))
+    faces = FaceSettings(models_dir=shared_dir / "models")
+    local = predict_video(str(clip), clf, VideoPredictConfig(out_dir=tmp_path / "a", faces=faces))
+    with serve(clip.parent) as base:
+        remote = predict_video(f"{base}/{clip.name}", clf, VideoPredictConfig(out_dir=tmp_path / "b", faces=faces))
+    assert (remote.frames, remote.faces, len(remote.tracks)) == (local.frames, local.faces, len(local.tracks))
+    code, _, err = cli(capsys, "predict", f"http://127.0.0.1:{closed_port()}/v.mp4", "-c", str(ckpt_path),
+                       "--models-dir", str(shared_dir / "models"), "-o", str(tmp_path / "c"))
+    assert code == 1 and err.startswith(f"Error: cannot download http://127.0.0.1:") and "(download_failed)" in err
+
+
+def test_export_refuses_a_bad_checkpoint_and_an_unchecked_export(capsys, ckpt_path: Path, tmp_path: Path) -> None:
+    text = _bad(tmp_path, ckpt_path, "text")
+    code, _, err = cli(capsys, "export", "-c", str(text), "-o", str(tmp_path / "m.onnx"), "--check-on", str(tmp_path))
+    assert code == 2 and "is not a checkpoint: it is a text file" in err
+    code, _, err = cli(capsys, "export", "-c", str(ckpt_path), "-o", str(tmp_path / "m.onnx"), "-d", str(tmp_path / "none"))
+    assert code == 2 and "no crops to check the export on" in err and "--check-on FOLDER" in err
+    code, _, err = cli(capsys, "export", "-c", str(ckpt_path), "-o", str(tmp_path / "m.pt"), "--check-on", str(tmp_path))
+    assert code == 2 and "give a file name ending in .onnx" in err
+    assert not (tmp_path / "m.onnx").exists()

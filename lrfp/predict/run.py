@@ -143,8 +143,8 @@ def run_export(cfg: ExportConfig) -> Any:
 
     if Path(cfg.out).suffix.lower() != ".onnx":
         raise UsageError(f"--out {cfg.out}: give a file name ending in .onnx")
-    images = _check_images(cfg)
     ckpt = load_checkpoint(cfg.checkpoint.resolve())
+    images = _check_images(cfg)
     return export_onnx(ckpt, Path(cfg.out), images)
 
 
