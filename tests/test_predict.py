@@ -385,3 +385,19 @@ def test_export_refuses_a_bad_checkpoint_and_an_unchecked_export(capsys, ckpt_pa
     code, _, err = cli(capsys, "export", "-c", str(ckpt_path), "-o", str(tmp_path / "m.pt"), "--check-on", str(tmp_path))
     assert code == 2 and "give a file name ending in .onnx" in err
     assert not (tmp_path / "m.onnx").exists()
+
+
+@pytest.mark.gpu
+def test_on_cuda_the_probabilities_are_the_cpus(ckpt_path: Path, smfd_small) -> None:
+    import numpy as np
+    from PIL import Image
+
+    from lrfp.predict.checkpoint import load_checkpoint
+    from lrfp.predict.infer import Classifier, resolve_device
+
+    folder, _ = smfd_small
+    images = [np.asarray(Image.open(p).convert("RGB")) for p in sorted(folder.rglob("*.jpg"))[:20]]
+    assert resolve_device("auto") == "cuda"
+    cpu = Classifier(load_checkpoint(ckpt_path), "cpu").predict_proba(images)
+    gpu = Classifier(load_checkpoint(ckpt_path), "cuda").predict_proba(images)
+    assert float(np.abs(cpu - gpu).max()) < 1e-3

@@ -55,6 +55,7 @@ class OpenedVideo:
     duration_s: float | None
     detector: str  # detector name and model file sha256, for the outputs' provenance
     detector_path: Path
+    info: Any = None  # lrfp.fetch.frames.VideoInfo, as probed
 
 
 @dataclass
@@ -117,6 +118,7 @@ def open_video(spec: str, work_dir: Path, settings: FaceSettings, on_message: Ca
     return OpenedVideo(
         source=spec, path=path, width=info.width, height=info.height, fps=info.fps, duration_s=info.duration_s,
         detector=f"mediapipe-blazeface-{model.model.name} sha256:{model.model.sha256[:12]}", detector_path=model.path,
+        info=info,
     )
 
 
@@ -129,11 +131,11 @@ def video_faces(
 
     from lrfp.fetch.crop import cut_crop, square_box
     from lrfp.fetch.detect import FaceDetector
-    from lrfp.fetch.frames import probe_video, sample_frames
+    from lrfp.fetch.frames import sample_frames
     from lrfp.fetch.track import Candidate, IoUTracker
 
     times = times if times is not None else FaceTimes()
-    info = probe_video(video.path, settings.downscale)
+    info = video.info
     tracker = IoUTracker(per_track=1)  # only its track numbers are used here; it keeps no crops for us
     with FaceDetector(video.detector_path, settings.min_score) as detector:
         frames = sample_frames(video.path, info, settings.every_s, should_stop=should_stop)

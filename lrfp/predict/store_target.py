@@ -27,12 +27,12 @@ class StorePredictResult:
     seconds: float = 0.0  # classification time (preprocessing included)
 
 
-def crops_to_predict(store: Store, all_crops: bool) -> list[int]:
-    """Crop ids in id order: those without a current label (all_crops=False), or every crop."""
+def crops_to_predict(store: Store, all_crops: bool) -> list[tuple[int, str]]:
+    """(crop id, stored path) in id order: the crops without a current label (all_crops=False), or every crop."""
     if all_crops:
-        return [r[0] for r in store.query("SELECT id FROM crops ORDER BY id")]
-    return [r[0] for r in store.query(
-        "SELECT c.id FROM crops c LEFT JOIN current_labels cl ON cl.crop_id = c.id "
+        return [(r[0], r[1]) for r in store.query("SELECT id, path FROM crops ORDER BY id")]
+    return [(r[0], r[1]) for r in store.query(
+        "SELECT c.id, c.path FROM crops c LEFT JOIN current_labels cl ON cl.crop_id = c.id "
         "WHERE cl.label IS NULL ORDER BY c.id"
     )]
 
@@ -57,9 +57,9 @@ def predict_store(
     for start in range(0, len(ids), CHUNK):
         chunk = ids[start : start + CHUNK]
         images, kept = [], []
-        for crop_id in chunk:
+        for crop_id, rel in chunk:
             try:
-                images.append(np.asarray(load_rgb(store.crop_file(store.crop(crop_id)).read_bytes())))
+                images.append(np.asarray(load_rgb(store.crop_file(rel).read_bytes())))
                 kept.append(crop_id)
             except (OSError, ImageDecodeError) as e:
                 res.unreadable.append((crop_id, str(e)))
