@@ -401,3 +401,15 @@ def test_on_cuda_the_probabilities_are_the_cpus(ckpt_path: Path, smfd_small) -> 
     cpu = Classifier(load_checkpoint(ckpt_path), "cpu").predict_proba(images)
     gpu = Classifier(load_checkpoint(ckpt_path), "cuda").predict_proba(images)
     assert float(np.abs(cpu - gpu).max()) < 1e-3
+
+
+def test_a_crop_file_gone_missing_is_listed_and_the_others_are_predicted(store_with_unlabeled, ckpt_path: Path) -> None:
+    from lrfp.predict.checkpoint import load_checkpoint
+    from lrfp.predict.infer import Classifier
+    from lrfp.predict.store_target import predict_store
+
+    store, unlabeled, _ = store_with_unlabeled
+    store.crop_file(store.crop(unlabeled[1])).unlink()
+    res = predict_store(store, Classifier(load_checkpoint(ckpt_path)))
+    assert [u[0] for u in res.unreadable] == [unlabeled[1]] and "No such file" in res.unreadable[0][1]
+    assert sorted(store.latest_predictions()) == sorted(set(unlabeled) - {unlabeled[1]})
