@@ -371,6 +371,7 @@ def test_a_url_goes_through_fetchs_download_and_gives_the_files_faces(
     with serve(clip.parent) as base:
         remote = predict_video(f"{base}/{clip.name}", clf, VideoPredictConfig(out_dir=tmp_path / "b", faces=faces))
     assert (remote.frames, remote.faces, len(remote.tracks)) == (local.frames, local.faces, len(local.tracks))
+    assert list((tmp_path / "b" / "downloads").iterdir()) == []  # the download is removed once done
     code, _, err = cli(capsys, "predict", f"http://127.0.0.1:{closed_port()}/v.mp4", "-c", str(ckpt_path),
                        "--models-dir", str(shared_dir / "models"), "-o", str(tmp_path / "c"))
     assert code == 1 and err.startswith(f"Error: cannot download http://127.0.0.1:") and "(download_failed)" in err

@@ -16,6 +16,7 @@ weight bounded (the consensus used for video-level decisions from frame scores, 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import logging
 import time
@@ -25,7 +26,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from lrfp.errors import UsageError
-from lrfp.predict.faces import FaceSettings, FaceTimes, FrameFaces, OpenedVideo, open_video, video_faces
+from lrfp.predict.faces import FaceSettings, FaceTimes, FrameFaces, OpenedVideo, is_url, open_video, video_faces
 from lrfp.predict.infer import Classifier
 
 log = logging.getLogger(__name__)
@@ -137,6 +138,9 @@ def predict_video(
     finally:
         if writer is not None:
             writer.close()
+        if is_url(source):  # the download was only a means (as `lrfp fetch` without --keep-videos)
+            with contextlib.suppress(OSError):
+                Path(video.path).unlink()
     if video.duration_s is not None:
         res.video_s = min(res.video_s, video.duration_s)
     t_write = time.perf_counter()
