@@ -316,7 +316,7 @@ def test_a_bad_checkpoint_is_refused_with_exit_2_and_the_store_keeps_everything(
     assert store.count_predicted_crops() == 0
 
 
-def test_usage_errors_name_the_fix(capsys, bench_out: Path, ckpt_path: Path, tmp_path: Path) -> None:
+def test_usage_errors_name_the_fix(capsys, bench_out: Path, ckpt_path: Path, clip: Path, smfd_small, tmp_path: Path) -> None:
     cases = [
         ((), "name the model: --checkpoint PATH"),
         (("--from", str(bench_out)), "--from BENCH_OUT needs --config NAME"),
@@ -326,6 +326,9 @@ def test_usage_errors_name_the_fix(capsys, bench_out: Path, ckpt_path: Path, tmp
         (("-c", str(tmp_path / "absent.pt")), "no checkpoint file at"),
         (("-c", str(ckpt_path), str(tmp_path / "absent.mp4")), "no such file or folder"),
         (("-c", str(ckpt_path), "--device", "tpu"), "--device must be auto, cpu, cuda or cuda:N"),
+        (("-c", str(ckpt_path), str(clip), "--video-out", str(tmp_path / "a.avi")), "give a file name ending in .mp4"),
+        (("-c", str(ckpt_path), str(smfd_small[0]), "--all"), "--all is for the store's crops"),
+        (("-c", str(ckpt_path), "--batch-size", "0"), "--batch-size must be at least 1"),
     ]
     for args, words in cases:
         code, _, err = cli(capsys, "predict", *args, "-d", str(tmp_path / "no-store"))

@@ -90,6 +90,8 @@ def run_predict(
         raise UsageError("--all is for the store's crops (no TARGET); a folder or video is predicted whole")
     if cfg.video_out is not None and kind != "video":
         raise UsageError("--video-out is for a video TARGET")
+    if cfg.video_out is not None and Path(cfg.video_out).suffix.lower() != ".mp4":
+        raise UsageError(f"--video-out {cfg.video_out}: give a file name ending in .mp4")
     if kind == "video":
         cfg.faces.check()
         if not is_url(cfg.target) and not Path(cfg.target).expanduser().exists():

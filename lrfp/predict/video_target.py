@@ -102,7 +102,7 @@ def predict_video(
     columns = ["frame", "time_s", "track", "x", "y", "w", "h", "score", *[f"p_{c}" for c in classes], "predicted"]
     rows: list[dict[str, Any]] = []
     times = FaceTimes()
-    writer = _Annotator(cfg.video_out, video, cfg.faces.every_s, classes) if cfg.video_out else None
+    writer: _Annotator | None = None
     classify_s0 = classifier.seconds
     buffer: list[FrameFaces] = []
 
@@ -127,6 +127,8 @@ def predict_video(
         buffer.clear()
 
     try:
+        if cfg.video_out:
+            writer = _Annotator(cfg.video_out, video, cfg.faces.every_s, classes)
         for fr in video_faces(video, cfg.faces, times):
             res.frames += 1
             res.video_s = fr.time_s + cfg.faces.every_s
