@@ -48,6 +48,9 @@ def stats_tables(s: dict[str, Any]) -> list[Table]:
     if q:
         overview.add_row("face px, shorter side (min/p25/median/p75/max)", " / ".join(f"{v:g}" for v in q.values()))
     overview.add_row("face px bands", "  ".join(f"{k}: {v}" for k, v in s["face_px"]["bands"].items()))
+    if "predictions" in s:
+        overview.add_row("crops with a model prediction", str(s["predictions"]["crops"]))
+        overview.add_row("  predictions disagreeing with the label", str(s["predictions"]["disagree_with_label"]))
     files = s.get("crop_files") or {}
     if files.get("problems"):
         overview.add_row("[red]crop files missing / damaged[/red]", f"{files['missing']} / {files['damaged']}")
