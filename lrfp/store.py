@@ -626,6 +626,37 @@ class Store:
             with contextlib.suppress(FileNotFoundError):
                 (self.root / rel).unlink()
 
+    def prune_source_crops(self, source_id: int, keep: set[int]) -> tuple[int, int]:
+        """Remove the crops of a source that are not in `keep` (what its latest complete run produced), unless
+        a person labeled or reviewed them or a split holds them; frames no crop uses any more go too.
+
+        One transaction holds the write lock from the check to the delete (unlike `delete_crops`), so a label
+        given meanwhile by a labeler in another process is never deleted with its crop. Rows go before files
+        (a file without a row is harmless, never the reverse).
+        Returns (crops removed, crops kept because they are labeled or in a split).
+        """
+        with self.transaction():
+            rows = self.conn.execute(
+                """SELECT c.id, c.path,
+                          EXISTS (SELECT 1 FROM labels l WHERE l.crop_id = c.id)
+                          OR EXISTS (SELECT 1 FROM split_assignments a WHERE a.crop_id = c.id) AS held
+                   FROM crops c WHERE c.source_id = ?""", (source_id,)).fetchall()
+            obsolete = [r for r in rows if r["id"] not in keep]
+            gone = [r for r in obsolete if not r["held"]]
+            for i in range(0, len(gone), 500):
+                chunk = [r["id"] for r in gone[i : i + 500]]
+                self.conn.execute(f"DELETE FROM crops WHERE id IN ({','.join('?' * len(chunk))})", chunk)
+            frames = self.conn.execute(
+                """SELECT id, path FROM frames f WHERE f.source_id = ?
+                   AND NOT EXISTS (SELECT 1 FROM crops c WHERE c.frame_id = f.id)""", (source_id,)).fetchall()
+            self.conn.execute(
+                """DELETE FROM frames WHERE source_id = ?
+                   AND NOT EXISTS (SELECT 1 FROM crops c WHERE c.frame_id = frames.id)""", (source_id,))
+        for rel in [r["path"] for r in gone] + [f["path"] for f in frames if f["path"]]:
+            with contextlib.suppress(OSError):
+                (self.root / rel).unlink()
+        return len(gone), len(obsolete) - len(gone)
+
     def crop(self, crop_id: int) -> sqlite3.Row:
         row = self.conn.execute("SELECT * FROM crops WHERE id = ?", (crop_id,)).fetchone()
         if row is None:
