@@ -403,7 +403,7 @@ def test_bad_options_and_name_conflicts_exit_2(base: str, models: str, tmp_path:
     assert fetch(manifest, data, models, "--every", "0") == 2
     assert capsys.readouterr().err.strip() == "Error: --every must be more than 0 seconds (got 0.0)"
     assert fetch(manifest, data, models, "--model", "tiny") == 2
-    assert capsys.readouterr().err.strip() == "Error: --model must be one of full, short (got 'tiny')"
+    assert capsys.readouterr().err.strip() == "Error: --model must be one of full (got 'tiny')"
     assert not data.exists()  # options are checked before anything is created
 
     folder, groups = smfd_small
