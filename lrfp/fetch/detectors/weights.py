@@ -98,10 +98,17 @@ def search_dirs(models_dir: Path | None) -> list[tuple[str, Path]]:
     return dirs
 
 
+class CorruptModelFile(ModelsError):
+    """A model file in a models folder has the wrong sha256 (exit 2: the user must delete or replace it)."""
+
+    exit_code = 2
+
+
 def verify(path: Path, model: ModelFile) -> None:
+    """Raises CorruptModelFile unless the file's sha256 is the model's."""
     digest = file_sha256(path)
     if digest != model.sha256:
-        raise ModelsError(
+        raise CorruptModelFile(
             f"{path} has sha256 {digest}, expected {model.sha256} for {model.filename}: "
             "the file is corrupt or a different model; delete it and run `lrfp models pull`"
         )
