@@ -80,7 +80,10 @@ def match_frame(gt_boxes: list[dict], dets: list[tuple[float, float, float, floa
     return out
 
 
-def evaluate(gt_dir: Path, frames: list[dict], detector: str, tiles: str, min_score: float, models_dir: Path | None) -> dict:
+def evaluate(gt_dir: Path, frames: list[dict], detector: str, tiles: str, min_score: float, models_dir: Path | None,
+             run_at: float | None = None) -> dict:
+    """One detector and tiling over the frames. run_at: the score the detector runs at, if lower than min_score
+    (as `lrfp fetch` does: lrfp.fetch.detect.SCORE_FLOOR); detections under min_score are then dropped."""
     import cv2
 
     from lrfp.fetch.detect import DetectorSettings, FrameDetector
@@ -90,7 +93,7 @@ def evaluate(gt_dir: Path, frames: list[dict], detector: str, tiles: str, min_sc
 
     spec = get_detector(detector)
     weights = find_model("full", models_dir) if spec.needs_weights_file else None
-    settings = DetectorSettings(detector, weights, min_score, parse_tiles(tiles))
+    settings = DetectorSettings(detector, weights, min_score if run_at is None else run_at, parse_tiles(tiles))
     faces: dict[str, int] = {}
     hits: dict[str, int] = {}
     fp: dict[str, int] = {}
@@ -102,7 +105,7 @@ def evaluate(gt_dir: Path, frames: list[dict], detector: str, tiles: str, min_sc
             img = cv2.imread(str(gt_dir / "frames" / fr["frame"]))
             fd.detect(img) if not ms else None  # first call of a size: allocation and native notices, not timed
             t0 = time.perf_counter()
-            dets = fd.detect(img)
+            dets = [d for d in fd.detect(img) if d.score >= min_score]
             ms.append((time.perf_counter() - t0) * 1000)
             m = match_frame(fr["boxes"], [d.box for d in dets])
             for k, acc in (("faces", faces), ("hits", hits), ("fp", fp), ("tp_det", tp_det)):
@@ -111,7 +114,7 @@ def evaluate(gt_dir: Path, frames: list[dict], detector: str, tiles: str, min_sc
             r1640[0] += sum(1 for s in m["sizes_hit"] if 16 <= s < 40)
             r1640[1] += sum(1 for s in m["sizes_all"] if 16 <= s < 40)
     row = {
-        "detector": detector, "tiles": tiles, "min_score": min_score, "frames": len(frames),
+        "detector": detector, "tiles": tiles, "min_score": min_score, "run_at": run_at, "frames": len(frames),
         "faces": sum(faces.values()), "hits": sum(hits.values()), "false_positives": sum(fp.values()),
         "recall_16_40": r1640[0] / r1640[1] if r1640[1] else None, "faces_16_40": r1640[1],
         "ms_per_frame_median": statistics.median(ms) if ms else None,
@@ -144,7 +147,8 @@ def markdown(rows: list[dict], command: str) -> str:
             "false pos.", "ms/frame"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
-        cells = [r["detector"], r["tiles"], f"{r['min_score']:g}", *[pct(r[f"recall {b}"]) for b, _, _ in BANDS],
+        score = f"{r['min_score']:g}" + (f" (run at {r['run_at']:g})" if r.get("run_at") is not None else "")
+        cells = [r["detector"], r["tiles"], score, *[pct(r[f"recall {b}"]) for b, _, _ in BANDS],
                  f"**{pct(r['recall_16_40'])}**", pct(r["precision"]), str(r["false_positives"]),
                  f"{r['ms_per_frame_median']:.1f}"]
         lines.append("| " + " | ".join(cells) + " |")
@@ -162,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--gt", type=Path, default=Path("../shared/data/faces_gt"))
     p.add_argument("--models-dir", type=Path, default=Path("../shared/models"))
     p.add_argument("--runs", nargs="+", default=["blazeface:off:0.5", "blazeface:auto:0.5", "yunet:off:0.5"],
-                   help="DETECTOR:TILES:MIN_SCORE triples")
+                   help="DETECTOR:TILES:MIN_SCORE[@RUN_AT] (RUN_AT: the score the detector runs at, then filtered)")
     p.add_argument("--frames", nargs="*", default=None, help="only these frame files")
     p.add_argument("--json", type=Path)
     p.add_argument("--markdown", type=Path)
@@ -176,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for run in a.runs:
         det, tiles, score = run.split(":")
-        row = evaluate(a.gt, frames, det, tiles, float(score), a.models_dir)
+        score, _, run_at = score.partition("@")
+        row = evaluate(a.gt, frames, det, tiles, float(score), a.models_dir, float(run_at) if run_at else None)
         rows.append(row)
         print(json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()}), flush=True)
     command = "python " + " ".join([Path(sys.argv[0]).as_posix(), *(argv if argv is not None else sys.argv[1:])])
