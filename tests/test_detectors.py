@@ -146,16 +146,19 @@ def test_small_and_degenerate_frames(shared_dir: Path) -> None:
 
 
 def test_a_face_on_a_tile_border_is_found_once(shared_dir: Path, gt: dict) -> None:
-    """A real 25 px face moved onto the border between the first two tiles (and onto a row border)."""
+    """A real 25 px face moved into the overlap of two tiles and of four (each sees it whole: NMS must merge
+    them), and onto a tile's inner edge (cut there: that tile's box is dropped)."""
     import cv2
     import numpy as np
 
     frame = "hamilton_000_640x360.png"
     face = next(b["box"] for b in gt[frame]["boxes"] if b["box"][2] < 30)
     image = read(shared_dir, frame)
-    (x0, y0, x1, y1), right = tile_windows(640, 360, 3, 2)[0], tile_windows(640, 360, 3, 2)[1]
+    wins = tile_windows(640, 360, 3, 2)
+    (x0, y0, x1, y1), right, below = wins[0], wins[1], wins[3]
+    mid_x, mid_y = (right[0] + x1) / 2, (below[1] + y1) / 2  # inside the overlap: whole in two (or four) tiles
     with FrameDetector(settings(shared_dir)) as det:
-        for tx, ty in [(x1, face[1] + face[3] / 2), (right[0], face[1] + face[3] / 2), (x1, y1)]:
+        for tx, ty in [(mid_x, face[1] + face[3] / 2), (mid_x, mid_y), (x1, face[1] + face[3] / 2), (right[0], y1)]:
             dx, dy = tx - (face[0] + face[2] / 2), ty - (face[1] + face[3] / 2)
             moved = cv2.warpAffine(image, np.float32([[1, 0, dx], [0, 1, dy]]), (640, 360), borderMode=cv2.BORDER_REFLECT)
             want = (face[0] + dx, face[1] + dy, face[2], face[3])
