@@ -27,7 +27,7 @@ def fetch(
         "(more of the smallest faces, less precise). `lrfp models list` shows each one's licence and sizes."))] = "blazeface",
     tiles: Annotated[str, typer.Option("--tiles", help=(
         "Also detect on overlapping tiles of each frame, so small faces fill more of the detector's input: "
-        "auto (a grid of near-square tiles from the frame's shape, 3x2 on 16:9), off (whole frame only, ~7x "
+        "auto (a grid of near-square tiles from the frame's shape, 3x2 on 16:9), off (whole frame only, ~5x "
         "faster, finds about half the 16-40 px faces), or COLSxROWS such as 4x3."))] = "auto",
     model: Annotated[str, typer.Option("--model", hidden=True, help="BlazeFace weights: full (the only one left).")] = "full",
     models_dir: Annotated[
