@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from lrfp.errors import LrfpError
 from lrfp.fetch.detectors import DEFAULT_DETECTOR, create_detector, get_detector
 from lrfp.fetch.detectors.base import MIN_IMAGE_SIDE, Detection, quiet_native_stderr  # noqa: F401  (re-exported)
 from lrfp.fetch.detectors.tiles import Tiles, detect_tiled, grid_for_frame
@@ -22,8 +21,9 @@ from lrfp.fetch.detectors.tiles import Tiles, detect_tiled, grid_for_frame
 log = logging.getLogger(__name__)
 
 
-class FrameTooSmall(LrfpError):
-    """A video's frames are too small for any detector (a side under MIN_IMAGE_SIDE px)."""
+class FrameTooSmall(ValueError):
+    """A video's frames are too small for any detector (a side under MIN_IMAGE_SIDE px). A failure of that one
+    video, recorded as its status (like frames.NotAVideo), not an LrfpError that would end the run."""
 
 
 def check_frame_size(width: int, height: int) -> None:
