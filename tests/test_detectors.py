@@ -204,16 +204,18 @@ def test_no_native_message_reaches_the_terminal(shared_dir: Path, tmp_path: Path
     """MediaPipe/LiteRT write to fd 2 (InitGoogle, memory alignment, model warnings, stack traces): on creation,
     on each new input size (every frame and tile size), and on close. None of it may reach the terminal."""
     code = textwrap.dedent(f"""
-        import numpy as np
+        import cv2
         from pathlib import Path
         from lrfp.fetch.detect import DetectorSettings, FrameDetector, close_idle_detectors, reused_detector
         from lrfp.fetch.detectors.tiles import parse_tiles
-        rng = np.random.default_rng(0)
-        for tiles in ("auto", "off", "8x8"):
-            s = DetectorSettings("blazeface", Path({str(shared_dir / "models" / FULL)!r}), 0.5, parse_tiles(tiles))
+        frame = cv2.imread({str(shared_dir / "data" / "faces_gt" / "frames" / "facenet_014_640x360.png")!r})
+        weights = Path({str(shared_dir / "models" / FULL)!r})
+        sizes = [(640, 360), (426, 240), (480, 270), (320, 180), (853, 480), (64, 36), (158, 17), (17, 300), (1280, 1000)]
+        for name, tiles, some in (("blazeface", "auto", sizes), ("blazeface", "off", sizes), ("yunet", "off", sizes[-4:-1])):
+            s = DetectorSettings(name, weights if name == "blazeface" else None, 0.5, parse_tiles(tiles))
             with reused_detector(s) as det:
-                for w, h in [(640, 360), (426, 240), (480, 270), (320, 180), (853, 480), (64, 36), (158, 17), (17, 300)]:
-                    det.detect(rng.integers(0, 255, (h, w, 3), dtype=np.uint8))
+                for w, h in some:
+                    det.detect(cv2.resize(frame, (w, h)))
         close_idle_detectors()
         print("done")
     """)
