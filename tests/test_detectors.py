@@ -256,3 +256,17 @@ def test_default_detector_keeps_its_recall_on_faces_gt_frames(shared_dir: Path, 
     assert total == 22
     assert hits / total >= 0.9, (hits, total)
     assert false_pos <= 0.1 * dets_total, (false_pos, dets_total)
+
+
+def test_resolved_detectors_record_what_runs(shared_dir: Path) -> None:
+    """Crops record the detector, its weights' sha256 and the tiling that actually ran."""
+    from lrfp.fetch.detect import SCORE_FLOOR, resolve_detector
+
+    blaze = resolve_detector("blazeface", parse_tiles("auto"), 0.5, shared_dir / "models")
+    assert blaze.provenance(640, 360) == {
+        "detector": "blazeface", "weights": FULL, "tiles": "auto", "tile_grid": [3, 2],
+        "weights_sha256": "2c3728e6da56f21e21a320433396fb06d40d9088f2247c05e5635a688d45dfe1"}
+    assert blaze.settings.min_score == SCORE_FLOOR and blaze.settings.weights == shared_dir / "models" / FULL
+    yunet = resolve_detector("yunet", parse_tiles("auto"), 0.5)
+    assert yunet.provenance(640, 360)["tiles"] == "off" and yunet.provenance(640, 360)["tile_grid"] == [1, 1]
+    assert len(yunet.weights_sha256 or "") == 64  # the installed libfacedetection library

@@ -118,6 +118,7 @@ def test_fetch_end_to_end_statuses_provenance_and_reruns(media: Path, base: str,
         assert (src["width"], src["height"], src["fps"], src["duration_s"]) == (854, 480, 25.0, 4.2)
         settings = json.loads(src["meta"])["settings"]
         assert (settings["detector"], settings["weights_sha256"], settings["tiles"]) == ("blazeface", FULL_SHA, "auto")
+        assert settings["tile_grid"] == [3, 2]  # 854x480
         assert set(json.loads(src["meta"])["dropped"]) == {"min_score", "min_face"}
         assert json.loads(s.source("stage")["meta"])["manifest"] == {"start_s": 2.0, "end_s": 5.0}
         assert s.source("ceiling")["title"] == "../../../../tmp/evil-title"  # kept as data only

@@ -102,10 +102,13 @@ class ResolvedDetector:
     def name(self) -> str:
         return self.settings.name
 
-    def provenance(self) -> dict[str, Any]:
-        """Stored in each source's settings and each crop's meta."""
-        return {"detector": self.name, "weights": self.weights_file, "weights_sha256": self.weights_sha256,
-                "tiles": str(self.settings.tiles)}
+    def provenance(self, width: int | None = None, height: int | None = None) -> dict[str, Any]:
+        """Stored in each source's settings (with the tile grid used on its width x height frames)."""
+        out = {"detector": self.name, "weights": self.weights_file, "weights_sha256": self.weights_sha256,
+               "tiles": str(self.settings.tiles)}
+        if width and height:
+            out["tile_grid"] = list(grid_for_frame(self.settings.tiles, width, height))
+        return out
 
 
 def resolve_detector(
@@ -120,6 +123,8 @@ def resolve_detector(
 
     spec = check_available(name)
     run_at = min(SCORE_FLOOR, min_score)
+    if tiles.mode == "auto" and not spec.tiles_help:
+        tiles = Tiles("off")  # recorded as what runs
     if spec.needs_weights_file:
         model = next(m for m in MODELS.values() if m.filename == spec.weights_file)
         found = resolve_model(model.name, models_dir, on_pull=on_pull)

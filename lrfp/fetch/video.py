@@ -138,7 +138,7 @@ def _process(store: Store, source_id: int, row: ManifestRow, path: Path, cfg: Fe
         return finish(VideoStatus.not_a_video, f"not a video: the URL served {describe_file(path)}; {e}")
     if info.duration_s is None and download_info.get("duration"):  # some containers do not tell OpenCV
         info = replace(info, duration_s=float(download_info["duration"]))
-    meta: dict[str, Any] = {"manifest": row.meta(), "download": download_info, "settings": settings(cfg, model)}
+    meta: dict[str, Any] = {"manifest": row.meta(), "download": download_info, "settings": settings(cfg, model, info)}
     if info.downscaled:
         meta["downscale"] = {"from": [info.native_width, info.native_height], "to": [info.width, info.height]}
     store.upsert_source(
@@ -174,11 +174,12 @@ def _process(store: Store, source_id: int, row: ManifestRow, path: Path, cfg: Fe
     return finish(VideoStatus.ok, None)
 
 
-def settings(cfg: FetchConfig, model: ResolvedDetector) -> dict[str, Any]:
+def settings(cfg: FetchConfig, model: ResolvedDetector, info: VideoInfo | None = None) -> dict[str, Any]:
     """The settings a video's crops depend on, stored in its source's meta."""
+    size = (info.width, info.height) if info is not None else (None, None)
     return {
         "every_s": cfg.every_s, "min_face": cfg.min_face, "min_score": cfg.min_score, "margin": cfg.margin,
-        "per_track": cfg.per_track, **model.provenance(),
+        "per_track": cfg.per_track, **model.provenance(*size),
     }
 
 
