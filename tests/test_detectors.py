@@ -169,9 +169,11 @@ def test_a_face_on_a_tile_border_is_found_once(shared_dir: Path, gt: dict) -> No
 # -- the frame's edge -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("past", [20, 40])
-def test_a_face_past_the_left_edge_is_clipped_not_moved(shared_dir: Path, past: int) -> None:
-    """A real ~160 px face of the stage clip, shifted so that `past` px of its box lie left of the frame."""
+@pytest.mark.parametrize("edge,past", [("left", 20), ("left", 40), ("right", 20), ("right", 40)])
+def test_a_face_past_the_frame_edge_is_clipped_not_moved(shared_dir: Path, edge: str, past: int) -> None:
+    """A real ~160 px face of the stage clip, shifted so that `past` px of its box lie outside the frame.
+    (Cut at the top, BlazeFace finds this face at some shifts only, and with boxes up to 1.5x too wide: a
+    property of the model, so the top edge is not asserted here; its box is handled as the left edge's.)"""
     import cv2
     import numpy as np
 
@@ -182,17 +184,24 @@ def test_a_face_past_the_left_edge_is_clipped_not_moved(shared_dir: Path, past: 
     ok, image = cap.read()
     cap.release()
     assert ok
+    if edge == "right":  # the same face mirrored: cut on its other side, BlazeFace does not find it here
+        image = cv2.flip(image, 1)
     with FrameDetector(settings(shared_dir, "off")) as det:
         whole = max(det.detect(image), key=lambda d: d.box[2])
         x, y, w, h = whole.box
         assert w > 120
-        moved = cv2.warpAffine(image, np.float32([[1, 0, -(x + past)], [0, 1, 0]]), (640, 360))
-        found = [d for d in det.detect(moved) if d.box[0] < w]
+        dx, dy = {"left": (-(x + past), 0), "right": (640 + past - (x + w), 0)}[edge]
+        moved = cv2.warpAffine(image, np.float32([[1, 0, dx], [0, 1, dy]]), (640, 360))
+        want = (x + dx, y + dy, w, h)  # the whole face's box, partly outside
+        found = [d for d in det.detect(moved) if iou(d.box, want) >= 0.3]
     assert len(found) == 1
     fx, fy, fw, fh = found[0].box
-    assert fx == 0
-    # The visible part is w - past wide; the detector's box on a cut face varies by ~10%.
-    assert abs(fw - (w - past)) <= 0.15 * w, (found[0].box, w, past)
+    assert 0 <= fx and 0 <= fy and fx + fw <= 640 and fy + fh <= 360
+    # The box is the visible part of the face (w - past wide); the detector's box on a cut face varies by ~10%.
+    if edge == "left":
+        assert fx == 0 and abs(fw - (w - past)) <= 0.15 * w, (found[0].box, w, past)
+    elif edge == "right":  # MediaPipe does not clamp this side; its boxes at the edge are up to ~20% larger
+        assert fx + fw == 640 and abs(fx - want[0]) <= 0.25 * w, (found[0].box, want)
     sx, sy, side, _ = square_box(found[0].box, 640, 360, 0.25)
     assert 0 <= sx and 0 <= sy and sx + side <= 640 and sy + side <= 360
 
