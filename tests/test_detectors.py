@@ -169,7 +169,7 @@ def test_a_face_on_a_tile_border_is_found_once(shared_dir: Path, gt: dict) -> No
 # -- the frame's edge -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("edge,past", [("left", 20), ("left", 40), ("right", 20), ("right", 40)])
+@pytest.mark.parametrize("edge,past", [("left", 20), ("left", 40), ("right", 10), ("right", 20)])
 def test_a_face_past_the_frame_edge_is_clipped_not_moved(shared_dir: Path, edge: str, past: int) -> None:
     """A real ~160 px face of the stage clip, shifted so that `past` px of its box lie outside the frame.
     (Cut at the top, BlazeFace finds this face at some shifts only, and with boxes up to 1.5x too wide: a
