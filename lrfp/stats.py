@@ -39,7 +39,9 @@ def collect_stats(store: Store) -> dict[str, Any]:
         groups.add(group_key(r)[1])  # as `lrfp split` groups by default (before near-duplicate merges)
 
     sources = []
+    dropped = Counter({"min_score": 0, "min_face": 0})  # detections `lrfp fetch` threw away, per filter
     for s in store.sources():
+        dropped.update((json.loads(s["meta"]) if s["meta"] else {}).get("dropped") or {})
         counts = per_source.get(s["id"], Counter())
         sources.append({
             "name": s["name"], "kind": s["kind"], "url": s["url"], "path": s["path"], "license": s["license"],
@@ -74,8 +76,13 @@ def collect_stats(store: Store) -> dict[str, Any]:
         },
         "sources": sources,
         "source_status": dict(Counter(s["status"] for s in sources)),
+        "fetch_dropped": dict(dropped),
         "splits": splits,
         "last_split": store.get_setting("last_split"),
+        "predictions": {  # `lrfp predict`: crops with a model prediction, and those whose label says otherwise
+            "crops": store.count_predicted_crops(),
+            "disagree_with_label": store.count_prediction_disagreements(),
+        },
     }
     review = agreement(store)  # None until `lrfp label --review` has written a review
     if review is not None:
