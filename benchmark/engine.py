@@ -22,9 +22,9 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 
-from benchmark.data import BenchData, Subset, prepare_batch
+from benchmark.data import IMAGENET_MEAN, IMAGENET_STD, BenchData, Subset, prepare_batch
 from benchmark.metrics import classification_metrics
-from benchmark.models import count_macs, count_params
+from benchmark.baselines import count_macs, count_params
 from benchmark.registry import create_model
 from lrfp import LABELS
 
@@ -166,8 +166,25 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: RunC
             "loss": float(loss.mean())}
 
 
-def _on_device(sub: Subset, size: int, device: str) -> tuple[torch.Tensor, torch.Tensor]:
+def to_device(sub: Subset, size: int, device: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """A subset as (uint8 N,3,size,size, int64 labels N), both on `device`."""
     return sub.tensor(size).to(device), torch.as_tensor(sub.labels, device=device)
+
+
+def row_identity(cfg: RunConfig, context: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The keys that say which run a result row belongs to (a failed run's row has these and `error`)."""
+    return {
+        "protocol": cfg.protocol, "model": cfg.model, "norm": cfg.norm or "", "config": cfg.config_name,
+        "seed": cfg.seed, "input_size": cfg.input_size, "pretrained": cfg.pretrained, "optimizer": cfg.optimizer,
+        "lr": cfg.lr, "momentum": cfg.momentum if cfg.optimizer == "sgd" else None, "batch_size": cfg.batch_size,
+        "amp": "bf16" if cfg.amp else "fp32", "channels_last": cfg.channels_last, **(context or {}),
+    }
+
+
+def error_row(cfg: RunConfig, context: dict[str, Any] | None, error: BaseException) -> dict[str, Any]:
+    """The result row of a run that failed: its identity, its last budget, and the error (type: message)."""
+    return {**row_identity(cfg, context), "epochs": cfg.epochs, "eval_set": "test",
+            "error": f"{type(error).__name__}: {error}"[:500]}
 
 
 def save_best_checkpoint(path: Path, state: dict[str, Any], meta: dict[str, Any]) -> bool:
@@ -212,19 +229,13 @@ def run(
     generator = torch.Generator(device=device)
     generator.manual_seed(cfg.seed)
 
-    xtr, ytr = _on_device(data.subsets["train"], cfg.input_size, device)
-    xva, yva = _on_device(data.subsets["validation"], cfg.input_size, device)
-    xte, yte = _on_device(data.subsets["test"], cfg.input_size, device)
-    extra = {name: (_on_device(sub, cfg.input_size, device), sub) for name, sub in (eval_sets or {}).items()}
+    xtr, ytr = to_device(data.subsets["train"], cfg.input_size, device)
+    xva, yva = to_device(data.subsets["validation"], cfg.input_size, device)
+    xte, yte = to_device(data.subsets["test"], cfg.input_size, device)
+    extra = {name: (to_device(sub, cfg.input_size, device), sub) for name, sub in (eval_sets or {}).items()}
 
-    base = {
-        "protocol": cfg.protocol, "model": cfg.model, "norm": cfg.norm or "", "config": cfg.config_name,
-        "seed": cfg.seed, "input_size": cfg.input_size, "pretrained": cfg.pretrained, "optimizer": cfg.optimizer,
-        "lr": cfg.lr, "momentum": cfg.momentum if cfg.optimizer == "sgd" else None, "batch_size": cfg.batch_size,
-        "amp": "bf16" if cfg.amp else "fp32", "channels_last": cfg.channels_last,
-        "params": params, "macs": macs, "n_train": len(ytr), "n_val": len(yva), "n_test": len(yte),
-        **(context or {}),
-    }
+    base = {**row_identity(cfg), "params": params, "macs": macs, "n_train": len(ytr), "n_val": len(yva),
+            "n_test": len(yte), **(context or {})}
     result = RunResult()
     best: tuple[tuple[float, float], dict[str, Any], int] | None = None
     train_seconds, train_images, fp32_retries = 0.0, 0, 0
@@ -274,7 +285,7 @@ def run(
         (val_acc, neg_loss), state, epoch = best
         meta = {"config": asdict(cfg), "epoch": epoch, "val_accuracy": val_acc, "val_loss": -neg_loss,
                 "classes": list(LABELS), "input_size": cfg.input_size,
-                "normalization": {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]},
+                "normalization": {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)},
                 "split": (context or {}).get("split")}
         save_best_checkpoint(checkpoint_dir / f"{cfg.config_name}.pt", state, meta)
     return result

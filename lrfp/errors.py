@@ -49,3 +49,7 @@ class ModelsError(LrfpError):
 
 class BenchError(LrfpError):
     """The benchmark cannot run as asked (no split, unknown model, no weights, no CUDA...)."""
+
+
+class BenchUsageError(BenchError, UsageError):
+    """A bench option or input that cannot work (unknown model, --epochs 0, --device tpu...): exit 2."""

@@ -21,6 +21,14 @@ from lrfp.cli import main
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def precision_cache(tmp_path_factory):
+    """The `--precision auto` probe caches its timings under XDG_CACHE_HOME: a folder of this module's, not ~/.cache."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+        yield
+
+
 @pytest.fixture(scope="module")
 def bench_store(smfd_dir, tmp_path_factory) -> Path:
     """~270 real SMFD crops (100 whole groups) downscaled to 32 px, with a seeded grouped split."""
@@ -91,8 +99,10 @@ def test_ctrl_c_keeps_the_finished_rows(bench_store, tmp_path):
 
     out = tmp_path / "out"
 
-    def on_event(kind, payload):
-        if kind == "row":  # the user presses Ctrl-C right after the first budget's row
+    from benchmark.events import RowWritten
+
+    def on_event(event):
+        if isinstance(event, RowWritten):  # the user presses Ctrl-C right after the first budget's row
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
@@ -164,7 +174,7 @@ def test_split_with_an_empty_class(smfd_dir, tmp_path, capsys):
 
 def test_unknown_model_name_lists_the_known(tmp_path, capsys):
     code, _, err = cli(capsys, "bench", "--model", "model3", "--model", "lenet", "--out", str(tmp_path / "o"), "--device", "cpu")
-    assert code == 1
+    assert code == 2
     assert err.strip() == "Error: unknown model 'lenet'; known models: model1, model2, model3, vgg16, resnet18, alexnet"
     assert not (tmp_path / "o").exists()  # nothing was started
 
@@ -172,7 +182,7 @@ def test_unknown_model_name_lists_the_known(tmp_path, capsys):
 def test_input_size_a_model_cannot_take(tmp_path, capsys):
     code, _, err = cli(capsys, "bench", "--model", "alexnet", "--input-size", "48", "--out", str(tmp_path / "o"),
                        "--device", "cpu")
-    assert code == 1 and err.strip().startswith("Error: alexnet cannot take 48 px inputs: it needs at least 63 px")
+    assert code == 2 and err.strip().startswith("Error: alexnet cannot take 48 px inputs: it needs at least 63 px")
 
 
 def test_cuda_asked_for_but_absent(tmp_path, capsys):
@@ -217,20 +227,23 @@ def test_no_pretrained_is_recorded(bench_store, tmp_path, capsys):
     out = tmp_path / "o"
     code, stdout, _ = cli(capsys, "bench", "--model", "resnet18", "--no-pretrained", "--epochs", "1", "--seeds", "1", "--input-size", "32",
                           "-d", str(bench_store), "--out", str(out), "--device", "cpu", "--precision", "fp32")
-    assert code == 0 and "NO pretrained weights" in stdout.replace("\n", " ")
+    assert code == 0 and "NO pretrained weights (resnet18)" in stdout
     rows = read_jsonl(out / "results.jsonl")
     assert len(rows) == 1 and rows[0]["pretrained"] is False and rows[0]["input_size"] == 32
     assert rows[0]["amp"] == "fp32" and rows[0]["channels_last"] is False
-    assert "NO (--no-pretrained" in (out / "results.md").read_text()
+    md = (out / "results.md").read_text()
+    assert "- pretrained ImageNet weights: NO for resnet18 (--no-pretrained" in md
+    assert "after 1 epoch." in md and "after 1 epochs" not in md and "(here  epochs)" not in md
+    assert "none matches these budgets" in md
 
 
 def test_unknown_protocol_and_bad_numbers(tmp_path, capsys):
     code, _, err = cli(capsys, "bench", "--all", "--protocol", "fast", "--out", str(tmp_path / "o"), "--device", "cpu")
-    assert code == 1 and err == "Error: unknown protocol 'fast'; known: thesis, quick"
+    assert code == 2 and err == "Error: unknown protocol 'fast'; known: thesis, quick"
     code, _, err = cli(capsys, "bench", "--all", "--epochs", "0", "--out", str(tmp_path / "o"), "--device", "cpu")
-    assert code == 1 and err == "Error: --epochs must be at least 1, not 0"
+    assert code == 2 and err == "Error: --epochs must be at least 1, not 0"
     code, _, err = cli(capsys, "bench", "--all", "--precision", "fp16", "--out", str(tmp_path / "o"), "--device", "cpu")
-    assert code == 1 and err == "Error: --precision must be auto, bf16 or fp32, not 'fp16'"
+    assert code == 2 and err == "Error: --precision must be auto, bf16 or fp32, not 'fp16'"
 
 
 def test_bench_without_models_is_a_usage_error(capsys):
@@ -307,11 +320,16 @@ def test_concurrent_runs_in_worker_processes(bench_store, tmp_path):
 def test_missing_dataset_and_eval_folders_are_clear_errors(bench_store, tmp_path, capsys):
     code, _, err = cli(capsys, "bench", "--model", "model3", "--dataset", str(tmp_path / "nope"), "--out", str(tmp_path / "o"),
                        "--device", "cpu")
-    assert code == 1 and err == (f"Error: no dataset folder at {tmp_path / 'nope'} (give a folder written by "
+    assert code == 2 and err == (f"Error: no dataset folder at {tmp_path / 'nope'} (give a folder written by "
                                  "`lrfp publish`, or a Hub repo id owner/name)")
     code, _, err = cli(capsys, "bench", "--model", "model3", "-d", str(bench_store), "--eval-on", str(tmp_path / "gone"),
                        "--out", str(tmp_path / "o"), "--device", "cpu")
-    assert code == 1 and err.startswith(f"Error: --eval-on {tmp_path / 'gone'}: no such folder")
+    assert code == 2 and err.startswith(f"Error: --eval-on {tmp_path / 'gone'}: no such folder")
+    a_file = tmp_path / "list.txt"
+    a_file.write_text("x")
+    code, _, err = cli(capsys, "bench", "--model", "model3", "-d", str(bench_store), "--eval-on", str(a_file),
+                       "--out", str(tmp_path / "o"), "--device", "cpu")
+    assert code == 2 and err.startswith(f"Error: --eval-on {a_file} is a file, not a folder")
 
 
 def test_the_gpu_settings_train_too_bf16_autocast_and_channels_last_on_cpu(bench_store):
@@ -449,23 +467,34 @@ def open_split_all(data_dir: Path) -> int:
         return len(store.split_crops(store.resolve_split()))
 
 
-@pytest.mark.parametrize("amx,device,precision,bf16", [
-    (True, "cpu", "auto", True), (False, "cpu", "auto", False), (False, "cuda", "auto", True),
-    (True, "cpu", "fp32", False), (False, "cpu", "bf16", True),
+@pytest.mark.parametrize("device,precision,bf16", [
+    ("cpu", "auto", None), ("cuda", "auto", True), ("cuda:1", "auto", True), ("cpu", "fp32", False), ("cpu", "bf16", True),
 ])
-def test_auto_precision_is_bf16_on_cuda_and_on_amx_cpus_only(monkeypatch, amx, device, precision, bf16):
+def test_auto_precision_is_bf16_on_cuda_and_probed_on_cpus(device, precision, bf16):
     from benchmark import harness
 
-    monkeypatch.setattr(harness, "cpu_has_amx", lambda: amx)
     assert harness.resolve_precision(precision, device) is bf16
 
 
-def test_amx_is_read_from_the_cpu_flags(monkeypatch, tmp_path):
-    from benchmark import harness
+def test_bf16_is_chosen_only_when_clearly_faster():
+    from benchmark.precision import choose_bf16
 
-    flags = tmp_path / "cpuinfo"
-    real_open = open
-    for text, want in (("flags\t\t: fpu avx512f amx_bf16 amx_tile\n", True), ("flags\t\t: fpu avx2 avx512f\n", False)):
-        flags.write_text("processor\t: 0\n" + text)
-        monkeypatch.setattr("builtins.open", lambda p, *a, **k: real_open(flags if p == "/proc/cpuinfo" else p, *a, **k))
-        assert harness.cpu_has_amx() is want
+    assert choose_bf16(fp32_ms=100.0, bf16_ms=90.0) is True  # 1.11x
+    assert choose_bf16(fp32_ms=100.0, bf16_ms=95.0) is False  # 1.05x: not worth bf16's rounding
+    assert choose_bf16(fp32_ms=100.0, bf16_ms=180.0) is False  # emulated bf16
+
+
+def test_the_precision_probe_times_both_and_is_cached(monkeypatch, tmp_path):
+    from benchmark import precision
+    from benchmark.engine import RunConfig
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    cfg = RunConfig(model="model3", norm=None, seed=0, epochs=1, eval_epochs=(1,), input_size=16, optimizer="adam",
+                    batch_size=4, device="cpu")
+    first = precision.probe(cfg)
+    assert not first.cached and first.fp32_ms > 0 and first.bf16_ms > 0
+    cache = json.loads((tmp_path / "cache" / "lrfp" / "precision.json").read_text())
+    (entries,) = cache.values()
+    assert entries == {"model3|16px|batch 4|adam": {"fp32_ms": first.fp32_ms, "bf16_ms": first.bf16_ms}}
+    again = precision.probe(cfg)
+    assert again.cached and (again.fp32_ms, again.bf16_ms) == (first.fp32_ms, first.bf16_ms)
