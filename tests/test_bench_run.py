@@ -498,3 +498,139 @@ def test_the_precision_probe_times_both_and_is_cached(monkeypatch, tmp_path):
     assert entries == {"model3|16px|batch 4|adam": {"fp32_ms": first.fp32_ms, "bf16_ms": first.bf16_ms}}
     again = precision.probe(cfg)
     assert again.cached and (again.fp32_ms, again.bf16_ms) == (first.fp32_ms, first.bf16_ms)
+
+
+# -- issue 11: bad input exits 2 before anything is made; failed runs make the exit non-zero ------------
+
+
+@pytest.mark.parametrize("args,message", [
+    (("--batch-size", "0"), "--batch-size must be at least 2, not 0"),
+    (("--batch-size", "-1"), "--batch-size must be at least 2, not -1"),
+    (("--batch-size", "1"), "--batch-size must be at least 2, not 1"),
+    (("--input-size", "0"), "--input-size must be at least 1, not 0"),
+    (("--jobs", "0"), "--jobs must be at least 1, not 0"),
+    (("--seeds", "0"), "--seeds must be at least 1, not 0"),
+    (("--threads", "0"), "--threads must be at least 1, not 0"),
+    (("--device", "tpu"), "--device must be auto, cpu, cuda or cuda:N, not 'tpu'"),
+    (("--device", "cuda:x"), "--device must be auto, cpu, cuda or cuda:N, not 'cuda:x'"),
+    (("--dataset", "owner/name", "--split", "s1"), "--split picks a split of the store; it cannot be combined with --dataset"),
+])
+def test_options_that_cannot_work_exit_2_before_anything_is_made(tmp_path, capsys, args, message):
+    out = tmp_path / "o"
+    code, _, err = cli(capsys, "bench", "--model", "model3", "--out", str(out), "-d", str(tmp_path / "no-store"), *args)
+    assert (code, err) == (2, f"Error: {message}")
+    assert not out.exists() and not (tmp_path / "no-store").exists()
+
+
+def _diverging_model():
+    """Register a model whose forward raises, as a run that blows up looks to the harness; returns its remover."""
+    import torch
+
+    from benchmark import registry
+
+    class Diverges(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = torch.nn.Linear(3, 2)
+
+        def forward(self, x):
+            raise FloatingPointError("loss is NaN")
+
+    registry.register_model("diverges", input_size=16, quick_input_size=16, min_input_size=1)(lambda **kw: Diverges())
+    return lambda: registry._REGISTRY.pop("diverges")
+
+
+def test_a_bench_with_a_failed_run_exits_1_after_the_table(bench_store, tmp_path, capsys):
+    remove = _diverging_model()
+    try:
+        code, stdout, err = cli(capsys, "bench", "--model", "diverges", "--protocol", "quick", "--epochs", "1",
+                                "-d", str(bench_store), "--out", str(tmp_path / "o"), "--device", "cpu")
+    finally:
+        remove()
+    assert code == 1
+    assert "failed" in stdout and "FloatingPointError" in stdout  # the table came first
+    assert err == f"Error: 1 of 1 result rows are failed runs (see the table and {tmp_path / 'o' / 'results.md'})"
+    assert read_jsonl(tmp_path / "o" / "results.jsonl")[0]["error"] == "FloatingPointError: loss is NaN"
+
+
+def test_a_model3_only_bench_records_no_pretrained_weights(bench_store, tmp_path):
+    from benchmark.harness import BenchConfig, run_bench
+
+    run_bench(BenchConfig(data_dir=bench_store, out=tmp_path / "o", models=("model3",), protocol="quick", epochs=1,
+                          device="cpu", precision="fp32"))
+    md = (tmp_path / "o" / "results.md").read_text()
+    assert "- pretrained ImageNet weights: none (the models run have none" in md
+    assert "evaluated on test after 1 epoch." in md and "after 1 epochs" not in md
+    assert "(here  epochs)" not in md and "none matches these budgets" in md
+
+
+def test_the_cli_header_is_whole_on_any_terminal_width_and_time_zone(bench_store, tmp_path):
+    from benchmark.harness import device_name
+
+    env = {**os.environ, "COLUMNS": "40", "TZ": "Pacific/Kiritimati"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "lrfp", "bench", "--model", "resnet18", "--no-pretrained", "--epochs", "1", "--seeds", "1",
+         "--input-size", "32", "--precision", "fp32", "--device", "cpu", "-d", str(bench_store), "--out", str(tmp_path / "o")],
+        capture_output=True, text=True, cwd=REPO, env=env, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    header = (f"lrfp bench: protocol thesis, 1 seed(s), {device_name('cpu')}, NO pretrained weights (resnet18)")
+    assert header in proc.stdout.splitlines()
+
+
+def _png_header_only(path: Path, width: int, height: int) -> None:
+    """A valid PNG that declares width x height (what a decompression bomb looks like before decoding)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)  # 1-bit grayscale
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0")) + chunk(b"IEND", b""))
+
+
+def test_a_decompression_bomb_in_eval_on_is_left_out_with_its_reason(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from benchmark.data import load_eval_set
+    from lrfp.errors import BenchError
+
+    folder = tmp_path / "street"
+    rng = np.random.default_rng(0)
+    for label in ("with_mask", "without_mask"):
+        (folder / label).mkdir(parents=True)
+        for i in range(2):
+            Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(folder / label / f"{i}.png")
+    bomb = folder / "with_mask" / "huge.png"
+    _png_header_only(bomb, 20000, 20000)
+    name, sub = load_eval_set(str(folder))
+    assert name == "street" and len(sub) == 4
+    assert [p for p, _ in sub.skipped] == [str(bomb)] and "400000000 pixels" in sub.skipped[0][1]
+
+    only_bombs = tmp_path / "bombs"
+    for label in ("with_mask", "without_mask"):
+        (only_bombs / label).mkdir(parents=True)
+        _png_header_only(only_bombs / label / "huge.png", 20000, 20000)
+    with pytest.raises(BenchError) as e:
+        load_eval_set(str(only_bombs))
+    assert str(e.value).startswith(f"--eval-on {only_bombs}: none of its 2 images could be used; first: "
+                                   f"{only_bombs / 'with_mask' / 'huge.png'}: ")
+
+
+def test_a_crop_missing_under_the_store_is_named(smfd_dir, tmp_path, capsys):
+    from lrfp.store import open_store
+
+    store = build_store(tmp_path / "data", smfd_dir, n_groups=30, max_side=32)
+    grouped_split(store, "g", seed=0)
+    store.close()
+    with open_store(tmp_path / "data", create=False) as store:
+        row = store.split_crops("g", "test")[0]
+        path = store.root / row["path"]
+    path.unlink()
+    code, _, err = cli(capsys, "bench", "--model", "model3", "--epochs", "1", "--protocol", "quick", "--device", "cpu",
+                       "-d", str(tmp_path / "data"), "--out", str(tmp_path / "o"))
+    assert code == 1
+    assert err == (f"Error: crop {row['id']} of the split ({path}) is missing; restore the file or make the split again "
+                   "without it (`lrfp stats` lists missing crops)")
