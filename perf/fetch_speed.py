@@ -169,11 +169,9 @@ def measure_plain(path: Path, downscale: bool) -> dict:
 
 
 def measure_pipeline(path: Path, downscale: bool, end_s: float | None = None) -> dict:
+    from lrfp.fetch import DownloadOptions, FetchConfig, process_video_file
     from lrfp.fetch.detect import close_idle_detectors
-    from lrfp.fetch.download import DownloadOptions
-    from lrfp.fetch.frames import probe_video
     from lrfp.fetch.models import resolve_model
-    from lrfp.fetch.pipeline import FetchConfig, VideoResult, detect_and_store
     from lrfp.manifest import ManifestRow
     from lrfp.store import open_store
 
@@ -183,15 +181,13 @@ def measure_pipeline(path: Path, downscale: bool, end_s: float | None = None) ->
     model = resolve_model(cfg.model, MODELS)
     with tempfile.TemporaryDirectory() as tmp, open_store(Path(tmp) / "data") as store:
         row = ManifestRow(line=0, url=f"file://{path}", name="bench", end_s=end_s)
-        sid = store.upsert_source("bench", "video", url=row.url)
-        res = VideoResult("bench", row.url, "running")
         t0 = time.perf_counter()
-        info = probe_video(path, downscale)
-        detect_and_store(store, sid, row, info, path, cfg, model, res, lambda *a, **k: None, lambda: False, None)
+        res = process_video_file(store, row, path, cfg, model)  # probe, frame loop, crops stored, status
         close_idle_detectors()  # as `lrfp fetch` does at the end: a one-video run creates and closes its detector
         dt = time.perf_counter() - t0
+        video_s = store.find_source("bench")["duration_s"]
     return {"sampled": res.frames_sampled, "faces": res.faces_found, "tracks": res.tracks, "crops": res.crops_kept,
-            "video_s": info.duration_s, "seconds": dt}
+            "video_s": video_s, "seconds": dt}
 
 
 def run_one(kind: str, path: Path, downscale: bool, end_s: float | None = None) -> dict:

@@ -10,7 +10,7 @@ import typer
 from lrfp.cli.options import DEFAULT_DATA_DIR, DataDir
 
 if TYPE_CHECKING:
-    from lrfp.fetch.pipeline import FetchEvent, FetchResult
+    from lrfp.fetch.results import FetchEvent
 
 
 def fetch(
@@ -49,8 +49,8 @@ def fetch(
       lrfp fetch manifests/sample.csv --downscale --workers 2
     """
     from lrfp.cli.console import err, out
-    from lrfp.fetch.download import DownloadOptions
-    from lrfp.fetch.pipeline import FetchConfig, fetch_manifest
+    from lrfp.cli.render import fetch_summary
+    from lrfp.fetch import DownloadOptions, FetchConfig, fetch_manifest
 
     cfg = FetchConfig(
         every_s=every, min_face=min_face, min_score=min_score, margin=margin, per_track=per_track, model=model,
@@ -60,7 +60,7 @@ def fetch(
     )
     with _Display(err) as display:
         result = fetch_manifest(manifest, data_dir, cfg, on_event=display.on_event)
-    for table in summary_tables(result):
+    for table in fetch_summary(result):
         out.print(table)
     if result.interrupted:
         raise typer.Exit(130)  # main() says what an interruption means
@@ -91,6 +91,8 @@ class _Display:
     def on_event(self, e: "FetchEvent") -> None:
         from rich.markup import escape
 
+        from lrfp.fetch.config import DONE, VideoStatus
+
         if self.overall is None:  # started by the first event: a bad manifest shows no bar
             self.progress.__enter__()
             self.overall = self.progress.add_task("videos", total=None)
@@ -112,48 +114,7 @@ class _Display:
                 p.console.print(f"[dim]{escape(r.name)}: {r.status} earlier, skipped[/dim]")
                 return
             self.finished += 1
-            colour = "green" if r.status == "ok" else "yellow" if r.status in ("no_faces", "interrupted") else "red"
-            detail = f"{r.crops_kept} crops from {r.frames_sampled} frames" if r.status in ("ok", "no_faces") else (r.error or "")
+            colour = "green" if r.status == VideoStatus.ok else "yellow" if r.status in (VideoStatus.no_faces, VideoStatus.interrupted) else "red"
+            detail = f"{r.crops_kept} crops from {r.frames_sampled} frames" if r.status in DONE else (r.error or "")
             p.console.print(f"[{colour}]{escape(r.name)}: {r.status}[/{colour}]  {escape(detail)}", soft_wrap=True)
         p.update(self.overall, completed=self.finished, total=self.total or None)
-
-
-def summary_tables(result: "FetchResult") -> list[Any]:
-    """The end-of-run summary: videos by status (with reasons) and what this run did."""
-    from rich.markup import escape
-    from rich.table import Table
-
-    by_status = Table(title="videos by status", title_justify="left")
-    by_status.add_column("status")
-    by_status.add_column("videos", justify="right")
-    by_status.add_column("this run", justify="right")
-    by_status.add_column("reasons (first ones)")
-    for status, n in sorted(result.by_status.items(), key=lambda kv: (-kv[1], kv[0])):
-        vids = [v for v in result.videos if v.status == status]
-        ran = sum(1 for v in vids if not v.skipped)
-        with_error = [v for v in vids if v.error]
-        reasons = "\n".join(f"{v.name}: {_short(v.error)}" for v in with_error[:3])
-        if len(with_error) > 3:
-            reasons += f"\n... {len(with_error) - 3} more (lrfp stats)"
-        by_status.add_row(status, str(n), str(ran), escape(reasons))
-
-    totals = Table(title="this run", show_header=False, title_justify="left")
-    totals.add_column(style="bold")
-    totals.add_column(justify="right")
-    skipped = sum(1 for v in result.videos if v.skipped)
-    totals.add_row("videos processed / skipped", f"{len(result.videos) - skipped} / {skipped}")
-    totals.add_row("frames sampled", str(int(result.total("frames_sampled"))))
-    totals.add_row("faces found", str(int(result.total("faces_found"))))
-    totals.add_row("face tracks", str(int(result.total("tracks"))))
-    totals.add_row("crops kept (new in the store)", f"{int(result.total('crops_kept'))} ({int(result.total('crops_new'))})")
-    totals.add_row("video seconds processed", f"{result.total('video_s'):.1f}")
-    totals.add_row("time", f"{result.wall_s:.1f} s")
-    totals.add_row("video-seconds per wall-second", f"{result.speed:.1f}" if result.speed else "-")
-    if result.model is not None:
-        totals.add_row("detector", escape(f"{result.model.model.filename} ({result.model.path.parent})"))
-    return [by_status, totals]
-
-
-def _short(text: str | None, n: int = 90) -> str:
-    text = " ".join((text or "").split())
-    return text if len(text) <= n else text[: n - 3] + "..."

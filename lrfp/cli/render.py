@@ -1,11 +1,13 @@
-"""Rich renderings of library results for `import`, `stats` and `bench` (no logic, only presentation)."""
+"""Rich renderings of library results for `import`, `fetch`, `stats` and `bench` (no logic, only presentation)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 
+from lrfp.fetch.results import FetchResult
 from lrfp.import_folder import ImportResult
 
 
@@ -106,6 +108,44 @@ def agreement_tables(a: dict[str, Any], max_listed: int = 20) -> list[Table]:
     if len(a["disagreements"]) > max_listed:
         listed.caption = f"{len(a['disagreements']) - max_listed} more in `lrfp stats --json`"
     return [summary, confusion, listed] if a["disagreements"] else [summary, confusion]
+
+
+def fetch_summary(result: FetchResult) -> list[Table]:
+    """The end-of-run summary: videos by status (with reasons) and what this run did."""
+    by_status = Table(title="videos by status", title_justify="left")
+    by_status.add_column("status")
+    by_status.add_column("videos", justify="right")
+    by_status.add_column("this run", justify="right")
+    by_status.add_column("reasons (first ones)")
+    for status, n in sorted(result.by_status.items(), key=lambda kv: (-kv[1], kv[0])):
+        vids = [v for v in result.videos if v.status == status]
+        ran = sum(1 for v in vids if not v.skipped)
+        with_error = [v for v in vids if v.error]
+        reasons = "\n".join(f"{v.name}: {_short(v.error)}" for v in with_error[:3])
+        if len(with_error) > 3:
+            reasons += f"\n... {len(with_error) - 3} more (lrfp stats)"
+        by_status.add_row(status, str(n), str(ran), escape(reasons))
+
+    totals = Table(title="this run", show_header=False, title_justify="left")
+    totals.add_column(style="bold")
+    totals.add_column(justify="right")
+    skipped = sum(1 for v in result.videos if v.skipped)
+    totals.add_row("videos processed / skipped", f"{len(result.videos) - skipped} / {skipped}")
+    totals.add_row("frames sampled", str(int(result.total("frames_sampled"))))
+    totals.add_row("faces found", str(int(result.total("faces_found"))))
+    totals.add_row("face tracks", str(int(result.total("tracks"))))
+    totals.add_row("crops kept (new in the store)", f"{int(result.total('crops_kept'))} ({int(result.total('crops_new'))})")
+    totals.add_row("video seconds processed", f"{result.total('video_s'):.1f}")
+    totals.add_row("time", f"{result.wall_s:.1f} s")
+    totals.add_row("video-seconds per wall-second", f"{result.speed:.1f}" if result.speed else "-")
+    if result.model is not None:
+        totals.add_row("detector", escape(f"{result.model.model.filename} ({result.model.path.parent})"))
+    return [by_status, totals]
+
+
+def _short(text: str | None, n: int = 90) -> str:
+    text = " ".join((text or "").split())
+    return text if len(text) <= n else text[: n - 3] + "..."
 
 
 # -- bench ---------------------------------------------------------------------------------------

@@ -9,29 +9,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from lrfp.fetch.config import MAX_LINES, DownloadOptions, VideoStatus
+
 log = logging.getLogger(__name__)
 
-MAX_HEIGHT = 720  # videos must be strictly below this many lines
 # Video-only streams first (no audio needed, so no ffmpeg merge); `?` lets direct links with no declared
 # height through: those are probed with OpenCV after the download.
-FORMAT = "bv*[height<720]/b[height<720]/b[height<?720]"
+FORMAT = f"bv*[height<{MAX_LINES}]/b[height<{MAX_LINES}]/b[height<?{MAX_LINES}]"
 # With --downscale a 720p+ video is accepted: the smallest stream with video, resized on decode.
-FORMAT_DOWNSCALE = "bv*[height<720]/b[height<720]/b[height<?720]/wv*/w"
+FORMAT_DOWNSCALE = FORMAT + "/wv*/w"
 
 _ANSI_RE = re.compile(r"\x1b\[[0-9;]*m")
-
-
-@dataclass(frozen=True)
-class DownloadOptions:
-    """yt-dlp pass-through options users need (e.g. against YouTube's bot check)."""
-
-    cookies: Path | None = None
-    cookies_from_browser: str | None = None
-    sleep_s: float = 0.0
-    retries: int = 3
-    socket_timeout_s: float = 30.0
-    downscale: bool = False
-    proxy: str | None = None
 
 
 @dataclass(frozen=True)
@@ -45,7 +33,7 @@ class Downloaded:
 class DownloadFailed(Exception):
     """The URL could not be downloaded. `status` is the store status to record."""
 
-    def __init__(self, status: str, message: str) -> None:
+    def __init__(self, status: VideoStatus, message: str) -> None:
         super().__init__(message)
         self.status = status
 
@@ -137,12 +125,12 @@ def download_video(
             raise DownloadStopped("stopped") from e
         raise DownloadFailed(*classify_ytdlp_error(e)) from e
     if info is None:
-        raise DownloadFailed("download_failed", "yt-dlp returned nothing for this URL")
+        raise DownloadFailed(VideoStatus.download_failed, "yt-dlp returned nothing for this URL")
     if info.get("_type") == "playlist":
-        raise DownloadFailed("download_failed", "the URL is a playlist or channel; list its videos one per row")
+        raise DownloadFailed(VideoStatus.download_failed, "the URL is a playlist or channel; list its videos one per row")
     files = [d.get("filepath") for d in info.get("requested_downloads") or [] if d.get("filepath")]
     if not files or not Path(files[0]).is_file():
-        raise DownloadFailed("download_failed", "yt-dlp reported success but wrote no file")
+        raise DownloadFailed(VideoStatus.download_failed, "yt-dlp reported success but wrote no file")
     keep = ("id", "extractor", "webpage_url", "uploader", "channel", "upload_date", "format_id", "width",
             "height", "fps", "vcodec", "duration", "license")
     return Downloaded(
@@ -151,7 +139,7 @@ def download_video(
     )
 
 
-def classify_ytdlp_error(e: Exception) -> tuple[str, str]:
+def classify_ytdlp_error(e: Exception) -> tuple[VideoStatus, str]:
     """(status, message) for a yt-dlp error: a page without a video is `not_a_video`."""
     msg = _ANSI_RE.sub("", str(e)).strip()
     msg = re.sub(r"^ERROR:\s*", "", msg)
@@ -159,10 +147,10 @@ def classify_ytdlp_error(e: Exception) -> tuple[str, str]:
     msg = re.sub(r";?\s*please report this issue on .*$", "", msg, flags=re.S)  # yt-dlp's bug-report boilerplate
     msg = re.sub(r" \(caused by .*\)$", "", msg, flags=re.S)
     if msg.startswith("Unsupported URL"):
-        return "not_a_video", f"no video found at this URL (yt-dlp: {msg})"
+        return VideoStatus.not_a_video, f"no video found at this URL (yt-dlp: {msg})"
     if "Requested format is not available" in msg:
-        return "too_high_res", f"no format below {MAX_HEIGHT}p is offered; rerun with --downscale to accept a larger one"
-    return "download_failed", msg
+        return VideoStatus.too_high_res, f"no format below {MAX_LINES}p is offered; rerun with --downscale to accept a larger one"
+    return VideoStatus.download_failed, msg
 
 
 def describe_file(path: Path) -> str:

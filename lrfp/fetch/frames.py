@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from lrfp.fetch.config import DOWNSCALE_LINES, too_high_res
+
 log = logging.getLogger(__name__)
 
 # FFmpeg's own messages (e.g. "moov atom not found") would land on the terminal: errors are reported
@@ -15,7 +17,6 @@ log = logging.getLogger(__name__)
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
 
-DOWNSCALE_HEIGHT = 480  # --downscale resizes 720p+ frames to this many lines
 
 
 class NotAVideo(Exception):
@@ -80,10 +81,16 @@ def probe_video(path: Path, downscale: bool = False) -> VideoInfo:
     count = int(n) if n and 0 < n < 1e12 else None
     duration = count / fps if count and fps > 0 else None
     out_w, out_h = w, h
-    if downscale and h >= 720:
-        out_h = DOWNSCALE_HEIGHT
-        out_w = int(round(w * DOWNSCALE_HEIGHT / h / 2) * 2)
+    if downscale and too_high_res(w, h):
+        out_w, out_h = downscaled_size(w, h)
     return VideoInfo(out_w, out_h, fps, count, duration, w, h)
+
+
+def downscaled_size(width: int, height: int) -> tuple[int, int]:
+    """The frame size --downscale gives a 720p+ video: its shorter side DOWNSCALE_LINES, the other even."""
+    k = DOWNSCALE_LINES / min(width, height)
+    even = lambda x: int(round(x * k / 2) * 2)  # noqa: E731
+    return (DOWNSCALE_LINES, even(height)) if width < height else (even(width), DOWNSCALE_LINES)
 
 
 def sample_frames(
