@@ -13,7 +13,6 @@ import os
 import platform
 import re
 import time
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -236,30 +235,25 @@ def load_data(cfg: BenchConfig, progress: Callable[[int, int], None] | None = No
     return load_store_split(cfg.data_dir, cfg.split, progress=progress)
 
 
-# -- worker processes (jobs > 1) -----------------------------------------------------------------
-
-_WORKER: dict[str, Any] = {}
+# -- worker processes (jobs > 1), on lrfp.procpool.SpawnPool ------------------------------------
 
 
-def _worker_init(data: Any, eval_sets: dict[str, Any], queue: Any, threads: int | None) -> None:
-    import signal
-
+def _worker_init(data: Any, eval_sets: dict[str, Any], threads: int | None) -> None:
     import torch
 
-    # Ctrl-C is the parent's to handle: it keeps the finished rows and stops the workers itself.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from lrfp.procpool import WORKER
 
     if threads:
         torch.set_num_threads(threads)
-    _WORKER.update(data=data, eval_sets=eval_sets, queue=queue)
+    WORKER.update(data=data, eval_sets=eval_sets)
 
 
 def _worker_run(run_cfg: Any, ckpt_dir: Path, context: dict[str, Any]) -> None:
     from benchmark.engine import run
+    from lrfp.procpool import WORKER, report
 
-    q = _WORKER["queue"]
-    run(run_cfg, _WORKER["data"], eval_sets=_WORKER["eval_sets"], checkpoint_dir=ckpt_dir, context=context,
-        on_epoch=lambda e: q.put(EpochDone(e)), on_row=lambda r: q.put(RowWritten(r)))
+    run(run_cfg, WORKER["data"], eval_sets=WORKER["eval_sets"], checkpoint_dir=ckpt_dir, context=context,
+        on_epoch=lambda e: report(EpochDone(e)), on_row=lambda r: report(RowWritten(r)))
 
 
 def run_bench(cfg: BenchConfig, on_event: OnEvent | None = None) -> BenchResult:
@@ -366,53 +360,32 @@ def run_bench(cfg: BenchConfig, on_event: OnEvent | None = None) -> BenchResult:
 
 
 def _run_parallel(runs, data, eval_sets, ckpt_dir, context, jobs, threads, on_row, on_epoch, emit) -> None:
-    """Several runs at once, each in a worker process; their rows come back through a queue."""
-    import multiprocessing as mp
-    import queue as queue_mod
+    """Several runs at once, each in a worker process; their rows and epochs come back as they happen.
 
+    On Ctrl-C or an error the rows that already arrived are kept, then the workers are stopped at once.
+    """
     from benchmark.engine import error_row
+    from lrfp.procpool import SpawnPool
 
-    ctx = mp.get_context("spawn")  # CUDA cannot be forked
-    manager = ctx.Manager()
-    q = manager.Queue()
-    per_job = max(1, (threads or os.cpu_count() or 1) // jobs) if not runs[0].device.startswith("cuda") else 1
-    pending = {}
-    pool = ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init, initargs=(data, eval_sets, q, per_job))
-    try:
-        for run_cfg in runs:
-            pending[pool.submit(_worker_run, run_cfg, ckpt_dir, context)] = run_cfg
-        while pending:
-            done, _ = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-            _drain(q, on_row, on_epoch, queue_mod)
-            for fut in done:
-                run_cfg = pending.pop(fut)
-                err = fut.exception()
-                if isinstance(err, BenchError):
-                    raise err
-                if err is not None:
-                    on_row(error_row(run_cfg, context, err))
-                emit(RunEnded(run_cfg.run_name))
-        _drain(q, on_row, on_epoch, queue_mod)
-        pool.shutdown(wait=True)
-    except BaseException:
-        # Keep what already arrived, then stop the workers now (shutdown() alone would let the
-        # running runs finish first). ProcessPoolExecutor has no public way to do this.
-        _drain(q, on_row, on_epoch, queue_mod)
-        for proc in list((getattr(pool, "_processes", None) or {}).values()):
-            proc.terminate()
-        pool.shutdown(wait=False, cancel_futures=True)
-        raise
-    finally:
-        manager.shutdown()
-
-
-def _drain(q: Any, on_row: Callable, on_epoch: Callable, queue_mod: Any) -> None:
-    while True:
-        try:
-            event = q.get_nowait()
-        except queue_mod.Empty:
-            return
+    def handle(event: Any) -> None:
         if isinstance(event, RowWritten):
             on_row(event.row)
         else:
             on_epoch(event.entry)
+
+    per_job = max(1, (threads or os.cpu_count() or 1) // jobs) if not runs[0].device.startswith("cuda") else 1
+    # a manager queue: a report is in it before its run's future completes, so the last drain misses none
+    with SpawnPool(jobs, _worker_init, (data, eval_sets, per_job), manager_queue=True) as pool:
+        try:
+            pending = {pool.submit(_worker_run, run_cfg, ckpt_dir, context): run_cfg for run_cfg in runs}
+            while pending:
+                for fut in pool.wait_any(pending, handle, timeout=0.2):
+                    run_cfg = pending.pop(fut)
+                    err = fut.exception()
+                    if isinstance(err, BenchError):
+                        raise err
+                    if err is not None:
+                        on_row(error_row(run_cfg, context, err))
+                    emit(RunEnded(run_cfg.run_name))
+        finally:
+            pool.drain(handle)  # keep what already arrived, also on Ctrl-C

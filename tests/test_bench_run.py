@@ -565,11 +565,14 @@ def test_a_model3_only_bench_records_no_pretrained_weights(bench_store, tmp_path
 
 
 def test_the_cli_header_is_whole_on_any_terminal_width_and_time_zone(bench_store, tmp_path):
+    """Piped, COLUMNS=40, another time zone, and without datasets/mediapipe/imagehash (a GPU machine lacks them)."""
     from benchmark.harness import device_name
 
     env = {**os.environ, "COLUMNS": "40", "TZ": "Pacific/Kiritimati"}
+    block = "import sys; sys.modules.update(dict.fromkeys(['datasets', 'mediapipe', 'imagehash'])); " \
+            "from lrfp.cli import main; main()"
     proc = subprocess.run(
-        [sys.executable, "-m", "lrfp", "bench", "--model", "resnet18", "--no-pretrained", "--epochs", "1", "--seeds", "1",
+        [sys.executable, "-c", block, "bench", "--model", "resnet18", "--no-pretrained", "--epochs", "1", "--seeds", "1",
          "--input-size", "32", "--precision", "fp32", "--device", "cpu", "-d", str(bench_store), "--out", str(tmp_path / "o")],
         capture_output=True, text=True, cwd=REPO, env=env, timeout=300,
     )
