@@ -33,7 +33,7 @@ def _load() -> float:
 
 def lrfp_trainer(run_cfg, data):
     """A callable that trains one epoch with the engine's own loop and returns images, seconds, images/s."""
-    from benchmark.engine import _on_device, make_optimizer, train_one_epoch
+    from benchmark.engine import make_optimizer, to_device, train_one_epoch
     from benchmark.registry import create_model
 
     torch.manual_seed(run_cfg.seed)
@@ -43,7 +43,7 @@ def lrfp_trainer(run_cfg, data):
     opt = make_optimizer(model, run_cfg)
     gen = torch.Generator(device=run_cfg.device)
     gen.manual_seed(0)
-    x, y = _on_device(data.subsets["train"], run_cfg.input_size, run_cfg.device)
+    x, y = to_device(data.subsets["train"], run_cfg.input_size, run_cfg.device)
 
     def one_epoch() -> dict[str, float]:
         s = train_one_epoch(model, opt, x, y, run_cfg, gen)
@@ -60,7 +60,8 @@ def fastest(epochs: list[dict[str, float]]) -> float:
 def main(argv: list[str] | None = None) -> dict:
     from benchmark.data import load_store_split
     from perf.dataloader_baseline import dataloader_trainer, export_image_folder
-    from benchmark.harness import BenchConfig, device_name, plan_runs, resolve_device, run_bench
+    from benchmark.harness import (BenchConfig, choose_precision, device_name, plan_runs, resolve_device,
+                                   resolve_precision, run_bench)
     from benchmark.protocols import get_protocol
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -89,6 +90,8 @@ def main(argv: list[str] | None = None) -> dict:
                       models=tuple(args.model or ()), device=device, pretrained=False, seeds=args.seeds,
                       precision=args.precision)
     runs = [r for r in plan_runs(cfg, protocol, device) if r.seed == 0]
+    if resolve_precision(args.precision, device) is None:  # auto on a CPU: the bench's own timed probe
+        runs = choose_precision(runs, lambda event: print(event, file=sys.stderr))
     seeds = args.seeds or protocol.seeds
     data = load_store_split(cfg.data_dir, cfg.split)
     n_train = len(data.subsets["train"])
