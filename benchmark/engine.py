@@ -53,6 +53,9 @@ class RunConfig:
     amp: bool = False  # bf16 autocast (the harness sets it on CUDA)
     channels_last: bool = False
     protocol: str = "thesis"
+    # torch.compile the training forward ("" off; "default", "reduce-overhead" = with CUDA graphs). Opt-in:
+    # not yet measured on a GPU (issue 12), and on a CPU the compile time outweighs a short run.
+    compile: str = ""
 
     @property
     def config_name(self) -> str:
@@ -182,7 +185,8 @@ def row_identity(cfg: RunConfig, context: dict[str, Any] | None = None) -> dict[
         "protocol": cfg.protocol, "model": cfg.model, "norm": cfg.norm or "", "config": cfg.config_name,
         "seed": cfg.seed, "input_size": cfg.input_size, "pretrained": cfg.pretrained, "optimizer": cfg.optimizer,
         "lr": cfg.lr, "momentum": cfg.momentum if cfg.optimizer == "sgd" else None, "batch_size": cfg.batch_size,
-        "amp": "bf16" if cfg.amp else "fp32", "channels_last": cfg.channels_last, **(context or {}),
+        "amp": "bf16" if cfg.amp else "fp32", "channels_last": cfg.channels_last, "compile": cfg.compile or "off",
+        **(context or {}),
     }
 
 
@@ -233,6 +237,8 @@ def run(
     optimizer = make_optimizer(model, cfg)
     generator = torch.Generator(device=device)
     generator.manual_seed(cfg.seed)
+    # the compiled module shares the parameters; checkpoints and evaluation use `model` (no _orig_mod. keys)
+    train_model = torch.compile(model, mode=cfg.compile) if cfg.compile else model
 
     xtr, ytr = to_device(data.subsets["train"], cfg.input_size, device)
     xva, yva = to_device(data.subsets["validation"], cfg.input_size, device)
@@ -246,7 +252,7 @@ def run(
     train_seconds, train_images, fp32_retries = 0.0, 0, 0
     budgets = set(cfg.eval_epochs)
     for epoch in range(1, cfg.epochs + 1):
-        tr = train_one_epoch(model, optimizer, xtr, ytr, cfg, generator)
+        tr = train_one_epoch(train_model, optimizer, xtr, ytr, cfg, generator)
         if not math.isfinite(tr["loss"]):
             raise FloatingPointError(f"training loss became {tr['loss']} in epoch {epoch}")
         train_seconds += tr["seconds"]

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 
 PRECISIONS = ("auto", "bf16", "fp32")
+COMPILE_MODES = ("off", "default", "reduce-overhead")
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ class BenchConfig:
     jobs: int | None = None  # concurrent runs; None: 3 on CUDA, 1 on CPU
     batch_size: int | None = None
     precision: str = "auto"  # auto | bf16 | fp32 (auto: bf16 on CUDA; on a CPU whichever a short timed probe finds faster)
+    compile: str = "off"  # off | default | reduce-overhead (torch.compile; opt-in, unmeasured on a GPU so far)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir))
@@ -73,6 +75,8 @@ class BenchConfig:
                 raise BenchUsageError(f"{name} must be at least {least}, not {value}")
         if not _DEVICE.fullmatch(self.device):
             raise BenchUsageError(f"--device must be auto, cpu, cuda or cuda:N, not {self.device!r}")
+        if self.compile not in COMPILE_MODES:
+            raise BenchUsageError(f"--compile must be {', '.join(COMPILE_MODES)}, not {self.compile!r}")
         if self.precision not in PRECISIONS:
             raise BenchUsageError(f"--precision must be auto, bf16 or fp32, not {self.precision!r}")
         if self.dataset and self.split:
@@ -189,7 +193,7 @@ def plan_runs(cfg: BenchConfig, protocol: Protocol, device: str, bf16: bool | No
                     pretrained=cfg.pretrained and spec.pretrained,
                     rotation_degrees=protocol.rotation_degrees, device=device, amp=bf16,
                     channels_last=bf16 or (device == "cpu" and spec.cpu_channels_last),
-                    protocol=protocol.name,
+                    protocol=protocol.name, compile="" if cfg.compile == "off" else cfg.compile,
                 ))
     return runs
 

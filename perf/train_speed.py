@@ -77,6 +77,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--precision", default="auto", help="lrfp's loop: auto, bf16 or fp32 (the plain loop is always fp32)")
     ap.add_argument("--seeds", type=int, help="seeds in the extrapolated grid (default: the protocol's)")
     ap.add_argument("--grid", action="store_true", help="also run and time the real grid with `lrfp bench`")
+    ap.add_argument("--grid-only", action="store_true", help="only the real grid (no per-model comparison)")
     ap.add_argument("--jobs", type=int, help="concurrent runs for --grid")
     ap.add_argument("--grid-out", help="keep the --grid run's results (results.md, plots, checkpoints) in this folder")
     ap.add_argument("--out", help="write the numbers as JSON here")
@@ -100,8 +101,10 @@ def main(argv: list[str] | None = None) -> dict:
         "load_before": _load(), "threads": torch.get_num_threads(), "n_train": n_train, "protocol": protocol.name,
         "timed_epochs": args.epochs, "workers": args.workers, "models": [],
     }
+    if args.grid_only:
+        runs, args.grid = [], True
     with tempfile.TemporaryDirectory() as tmp:
-        folder = export_image_folder(data.subsets["train"], Path(tmp) / "train")
+        folder = export_image_folder(data.subsets["train"], Path(tmp) / "train") if runs else None
         for r in runs:
             ours = lrfp_trainer(r, data)
             plain = dataloader_trainer(r.model, r.norm, folder, r.input_size, device=device, workers=args.workers,
@@ -121,8 +124,8 @@ def main(argv: list[str] | None = None) -> dict:
     # One run per config and seed of protocol.epochs epochs over the train set (validation/test passes excluded).
     per_run_images = n_train * protocol.epochs * seeds
     result["grid_runs"] = len(runs) * seeds
-    result["grid_lrfp_seconds_extrapolated"] = round(sum(per_run_images / m["lrfp_images_per_s"] for m in result["models"]), 1)
-    result["grid_dataloader_seconds_extrapolated"] = round(
+    result["grid_lrfp_seconds_extrapolated"] = None if not runs else round(sum(per_run_images / m["lrfp_images_per_s"] for m in result["models"]), 1)
+    result["grid_dataloader_seconds_extrapolated"] = None if not runs else round(
         sum(per_run_images / m["dataloader_images_per_s"] for m in result["models"]), 1)
     if args.grid:
         with tempfile.TemporaryDirectory() as tmp:

@@ -513,6 +513,7 @@ def test_the_precision_probe_times_both_and_is_cached(monkeypatch, tmp_path):
     (("--threads", "0"), "--threads must be at least 1, not 0"),
     (("--device", "tpu"), "--device must be auto, cpu, cuda or cuda:N, not 'tpu'"),
     (("--device", "cuda:x"), "--device must be auto, cpu, cuda or cuda:N, not 'cuda:x'"),
+    (("--compile", "max"), "--compile must be off, default, reduce-overhead, not 'max'"),
     (("--dataset", "owner/name", "--split", "s1"), "--split picks a split of the store; it cannot be combined with --dataset"),
 ])
 def test_options_that_cannot_work_exit_2_before_anything_is_made(tmp_path, capsys, args, message):
@@ -637,3 +638,19 @@ def test_a_crop_missing_under_the_store_is_named(smfd_dir, tmp_path, capsys):
     assert code == 1
     assert err == (f"Error: crop {row['id']} of the split ({path}) is missing; restore the file or make the split again "
                    "without it (`lrfp stats` lists missing crops)")
+
+
+@pytest.mark.gpu
+def test_compiled_training_with_cuda_graphs_on_a_gpu(bench_store, tmp_path):
+    """Only where a GPU is present (not in the default run): --compile reduce-overhead trains and checkpoints."""
+    import torch
+
+    from benchmark.harness import BenchConfig, run_bench
+
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    result = run_bench(BenchConfig(data_dir=bench_store, out=tmp_path / "o", models=("model3",), protocol="quick",
+                                   epochs=3, device="cuda", compile="reduce-overhead", jobs=1))
+    assert not result.failed and result.rows[-1]["compile"] == "reduce-overhead"
+    ckpt = torch.load(tmp_path / "o" / "checkpoints" / "model3.pt", map_location="cpu")
+    assert not any(k.startswith("_orig_mod.") for k in ckpt["state_dict"])
