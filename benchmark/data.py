@@ -271,9 +271,10 @@ def check_local_folder(option: str, spec: str) -> None:
     path = Path(spec).expanduser()
     if not _looks_local(spec) and not path.exists():
         return
+    expected = ("a folder written by `lrfp publish`, or a Hub repo id owner/name" if option == "--dataset" else
+                f"a folder with class subfolders {', '.join(LABELS)}/ or a dataset written by `lrfp publish`")
     if path.is_file():
-        raise BenchUsageError(f"{option} {spec} is a file, not a folder (give a folder with class subfolders "
-                              f"{', '.join(LABELS)}/ or a dataset written by `lrfp publish`)")
+        raise BenchUsageError(f"{option} {spec} is a file, not a folder (give {expected})")
     if not path.is_dir():
         if option == "--dataset":
             raise BenchUsageError(f"no dataset folder at {spec} (give a folder written by `lrfp publish`, or a Hub repo id owner/name)")
