@@ -448,6 +448,16 @@ def test_list_prints_the_registry(capsys):
     assert "224 / 64 / 63" in out  # alexnet: thesis / quick / minimum input
 
 
+def test_list_piped_into_a_narrow_terminal_hides_nothing():
+    proc = subprocess.run([sys.executable, "-m", "lrfp", "bench", "--list"], capture_output=True, text=True, cwd=REPO,
+                          env={**os.environ, "COLUMNS": "40"}, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    rows = [[c.strip() for c in line.split("│")[1:-1]] for line in proc.stdout.splitlines() if line.startswith("│")]
+    alexnet = next(r for r in rows if r[0] == "alexnet")
+    assert alexnet[:5] == ["alexnet", "-", "224 / 64 / 63", "sgd", "ImageNet"]
+    assert alexnet[5].startswith("torchvision AlexNet, ImageNet weights, last layer -> 2 outputs")
+
+
 def test_bench_on_the_split_lrfp_split_writes(smfd_dir, tmp_path, capsys):
     """The real pipeline: import -> `lrfp split` -> `lrfp bench` on its (last) split."""
     build_store(tmp_path / "data", smfd_dir, n_groups=60, max_side=32).close()
