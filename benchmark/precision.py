@@ -5,7 +5,9 @@ with AMX (Intel), 1.8x with AVX-512-BF16 and no AMX (AMD EPYC) in issue 12's fig
 is emulated. So `auto` on a CPU times a few real training steps of each config both ways (`train_one_epoch` on
 random images, the run's own batch size and input size) and keeps bf16 only if it is clearly faster. The
 timings are cached per machine (CPU model, its flags, threads, torch version) in
-`$XDG_CACHE_HOME/lrfp/precision.json`, so the probe runs once per config and machine. On CUDA `auto` is bf16
+`$XDG_CACHE_HOME/lrfp/precision.json`, so the probe runs once per config and machine -- unless the machine
+was busy (load average above its cores: a probe on a shared, loaded CPU is noise), then the next run probes
+again. On CUDA `auto` is bf16
 (measured on an H200, issue 12).
 """
 
@@ -92,7 +94,10 @@ def probe(run_cfg: Any, *, use_cache: bool = True) -> ProbeResult:
         for name, step in trainers.items():
             times[name].append(step(PROBE_BATCHES))
     result = ProbeResult(round(min(times["fp32"]), 2), round(min(times["bf16"]), 2))
-    if use_cache:
+    if use_cache and _busy():
+        log.info("not caching the precision probe of %s: the machine is busy (load %.1f), the next run probes again",
+                 ckey, os.getloadavg()[0])
+    elif use_cache:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             cache.setdefault(key, {})[ckey] = {"fp32_ms": result.fp32_ms, "bf16_ms": result.bf16_ms}
@@ -102,6 +107,14 @@ def probe(run_cfg: Any, *, use_cache: bool = True) -> ProbeResult:
         except OSError as e:  # a read-only home only costs the next run another probe
             log.info("cannot cache the precision probe in %s: %s", path, e)
     return result
+
+
+def _busy() -> bool:
+    """More runnable work than cores (1-minute load average): a timing taken now is not worth keeping."""
+    try:
+        return os.getloadavg()[0] > (os.cpu_count() or 1)
+    except OSError:
+        return False
 
 
 def _trainer(run_cfg: Any):

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import copy
 import time
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 from torch import nn

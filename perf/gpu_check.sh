@@ -24,6 +24,7 @@ STORE=${1:?usage: gpu_check.sh STORE_DIR [--quick]}
 MODE=${2:-}
 OUT=${OUT:-gpu-check}
 BUDGET_S=${BUDGET_S:-560}
+PHASES=${PHASES:-grid compare overhead compile}  # a subset to run, e.g. PHASES="compare overhead"
 mkdir -p "$OUT"
 PY=${PYTHON:-python3}
 export PYTHONUNBUFFERED=1
@@ -32,6 +33,7 @@ left() { echo $(( BUDGET_S - ($(date +%s) - START) )); }
 log() { echo "[$(date -u +%H:%M:%S) +$(( $(date +%s) - START ))s] $*" | tee -a "$OUT/log.txt"; }
 phase() {  # phase NAME MIN_SECONDS CMD...: run CMD with the time left (minus a margin), output to $OUT/NAME.log
     local name=$1 need=$2; shift 2
+    [[ " $PHASES " == *" $name "* ]] || { log "skip $name: not in PHASES"; return 0; }
     local t=$(( $(left) - 15 ))
     if (( t < need )); then log "skip $name: ${t}s left, it needs ${need}s"; return 0; fi
     log "start $name (limit ${t}s): $*"

@@ -24,8 +24,11 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module", autouse=True)
 def precision_cache(tmp_path_factory):
     """The `--precision auto` probe caches its timings under XDG_CACHE_HOME: a folder of this module's, not ~/.cache."""
+    from benchmark import precision
+
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+        mp.setattr(precision, "_busy", lambda: False)  # keep each probe for the module's later runs, loaded or not
         yield
 
 
@@ -79,6 +82,15 @@ def test_short_training_beats_chance_and_writes_every_output(bench_store, tmp_pa
     md = (out / "results.md").read_text()
     assert "| model3 | - | 8 | 1 |" in md and "98.40% / 0.1288 (@80)" in md and "99.10% / 0.0312 (@30)" in md
     assert "[97.3, 99.7]" in md  # the thesis interval THESIS.md works out for 99.1% on 320 images
+    # the CLI's table shows the same thesis cells: both read them from the summary, computed once
+    from rich.console import Console
+
+    from lrfp.cli.render import bench_summary_table
+
+    console = Console(width=200, record=True, file=open(os.devnull, "w"))
+    console.print(bench_summary_table(result.summary, result.rows))
+    table = console.export_text()
+    assert "98.4%/0.13@80" in table and "99.1%/0.03@30" in table
     for png in ("learning_curves.png", "accuracy_vs_epochs.png", "accuracy_vs_face_size.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
     assert len(read_jsonl(out / "history.jsonl")) == 8
@@ -499,6 +511,7 @@ def test_the_precision_probe_times_both_and_is_cached(monkeypatch, tmp_path):
     from benchmark.engine import RunConfig
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(precision, "_busy", lambda: False)  # a quiet machine (this test must not depend on the load)
     cfg = RunConfig(model="model3", norm=None, seed=0, epochs=1, eval_epochs=(1,), input_size=16, optimizer="adam",
                     batch_size=4, device="cpu")
     first = precision.probe(cfg)
@@ -508,6 +521,11 @@ def test_the_precision_probe_times_both_and_is_cached(monkeypatch, tmp_path):
     assert entries == {"model3|16px|batch 4|adam": {"fp32_ms": first.fp32_ms, "bf16_ms": first.bf16_ms}}
     again = precision.probe(cfg)
     assert again.cached and (again.fp32_ms, again.bf16_ms) == (first.fp32_ms, first.bf16_ms)
+
+    monkeypatch.setattr(precision, "_busy", lambda: True)  # a probe on a loaded machine is not kept
+    other = RunConfig(**{**cfg.__dict__, "batch_size": 2})
+    precision.probe(other)
+    assert precision.probe(other).cached is False
 
 
 # -- issue 11: bad input exits 2 before anything is made; failed runs make the exit non-zero ------------
