@@ -1,9 +1,11 @@
 """`lrfp bench` as a library call: plan the grid, check every input up front, run it, write the results.
 
-`run_bench(BenchConfig(...), on_event=...)` is the one function the CLI calls. Checks run cheapest first
-(models, protocol, device, --out, data, weights) so that a bad option fails in seconds, not after a run.
-Runs go one after another, or several at once in worker processes (`jobs`, default 3 on CUDA: small models
-leave a GPU mostly idle at batch 64). Every finished row is on disk before the next one starts.
+`run_bench(BenchConfig(...), on_event=...)` is the one function the CLI calls. Checks run cheapest first:
+`BenchConfig.check()` (the options alone, exit 2), then the device, --out, the data and the weights (what
+the machine and the store allow), so that a bad option fails in seconds, not after a run. Progress comes
+as typed events (`benchmark.events`). Runs go one after another, or several at once in worker processes
+(`jobs`, default 3 on CUDA) on `lrfp.procpool.SpawnPool`. Every finished row is on disk before the next one
+starts.
 """
 
 from __future__ import annotations
@@ -174,9 +176,7 @@ def plan_runs(cfg: BenchConfig, protocol: Protocol, device: str, bf16: bool | No
     names = list(cfg.models) or list_models()
     specs = [get_spec(n) for n in dict.fromkeys(names)]  # unknown names fail here, listing the known ones
     epochs, budgets = protocol.budgets(cfg.epochs)
-    seeds = cfg.seeds if cfg.seeds is not None else protocol.seeds
-    if seeds < 1:
-        raise BenchUsageError(f"--seeds must be at least 1, not {seeds}")
+    seeds = cfg.seeds if cfg.seeds is not None else protocol.seeds  # >= 1: BenchConfig.check()
     if bf16 is None:
         bf16 = bool(resolve_precision(cfg.precision, device))
     runs = []
@@ -232,9 +232,7 @@ def preflight_weights(runs: list[Any]) -> None:
 def load_data(cfg: BenchConfig, progress: Callable[[int, int], None] | None = None) -> Any:
     from benchmark.data import load_published, load_store_split
 
-    if cfg.dataset:
-        if cfg.split:
-            raise BenchError("--split picks a split of the store; it cannot be combined with --dataset")
+    if cfg.dataset:  # cfg.check() refused --split with --dataset
         return load_published(cfg.dataset)
     return load_store_split(cfg.data_dir, cfg.split, progress=progress)
 
