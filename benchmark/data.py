@@ -17,7 +17,7 @@ from typing import Any, Callable
 import numpy as np
 
 from lrfp import LABELS
-from lrfp.errors import BenchError, BenchUsageError
+from lrfp.errors import BenchError, InputError
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,6 @@ class Subset:
     labels: np.ndarray
     face_px: np.ndarray  # face size in px: shorter side of the detected face box, else of the stored crop
     keys: list[str]  # crop id / file name, for tracing a prediction back
-    skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason) left out while loading
     _resized: dict[int, Any] = field(default_factory=dict, repr=False)
 
     def __len__(self) -> int:
@@ -73,33 +72,15 @@ class BenchData:
 
     def __getstate__(self) -> dict[str, Any]:  # worker processes get the decoded images, not the resized caches
         state = dict(self.__dict__)
-        state["subsets"] = {k: Subset(v.images, v.labels, v.face_px, v.keys, v.skipped) for k, v in self.subsets.items()}
+        state["subsets"] = {k: Subset(v.images, v.labels, v.face_px, v.keys) for k, v in self.subsets.items()}
         return state
 
 
 def _decode(path: Path) -> np.ndarray:
-    """HxWx3 uint8 of an image file (lrfp's own decoder: EXIF orientation, every mode to RGB).
+    """HxWx3 uint8. Raises lrfp.errors.ImageFileError naming the file (missing, damaged, too large)."""
+    from lrfp.images import open_rgb
 
-    Raises FileNotFoundError, or lrfp.images.ImageDecodeError saying why (not an image, corrupt, too large).
-    """
-    from lrfp.images import load_rgb
-
-    return np.asarray(load_rgb(path.read_bytes())).copy()
-
-
-def _decode_crop(root: Path, row: dict[str, Any]) -> np.ndarray:
-    """A stored crop's pixels; a crop missing or broken under the store is a BenchError naming it."""
-    from lrfp.images import ImageDecodeError
-
-    path = root / row["path"]
-    try:
-        return _decode(path)
-    except (OSError, ImageDecodeError) as e:
-        why = "is missing" if isinstance(e, FileNotFoundError) else f"cannot be read ({e})"
-        raise BenchError(
-            f"crop {row['id']} of the split ({path}) {why}; restore the file or make the split again without it "
-            "(`lrfp stats` lists missing crops)"
-        ) from e
+    return np.asarray(open_rgb(path)).copy()
 
 
 def _check_classes(name: str, subsets: dict[str, Subset], required: tuple[str, ...]) -> None:
@@ -118,9 +99,10 @@ def _check_classes(name: str, subsets: dict[str, Subset], required: tuple[str, .
 
 def load_store_split(data_dir: Path | str, split: str | None = None, progress: Callable[[int, int], None] | None = None) -> BenchData:
     """Load a split of the store (default: the last one `lrfp split` wrote); only crops labeled with a class."""
+    from lrfp.crop_files import open_crop
     from lrfp.store import face_px, open_store
 
-    with open_store(data_dir, create=False) as store:
+    with open_store(data_dir, create=False, read_only=True) as store:
         name = store.resolve_split(split)
         info = store.split_info(name)
         rows = store.split_crops(name)
@@ -152,7 +134,7 @@ def load_store_split(data_dir: Path | str, split: str | None = None, progress: C
         for s, srows in per_subset.items():
             images, labels, face, keys = [], [], [], []
             for r in srows:
-                images.append(_decode_crop(root, r))
+                images.append(np.asarray(open_crop(root, r)).copy())  # CropFileError names the crop and the fix
                 labels.append(LABELS.index(r["label"]))
                 face.append(face_px(r))
                 keys.append(str(r["id"]))
@@ -184,12 +166,14 @@ def _label_index(value: Any, names: list[str] | None) -> int:
 
 
 def _subset_from_hf(ds: Any, subset: str) -> Subset:
+    from lrfp.images import to_rgb
+
     feat = ds.features.get("label")
     names = list(getattr(feat, "names", []) or []) or None
     has_face = "face_px" in ds.column_names
     images, labels, face, keys = [], [], [], []
     for i, ex in enumerate(ds):
-        arr = np.asarray(ex["image"].convert("RGB")).copy()
+        arr = np.asarray(to_rgb(ex["image"])).copy()  # 16-bit, alpha, CMYK...: by what the values mean
         images.append(arr)
         labels.append(_label_index(ex["label"], names))
         face.append(int(ex["face_px"]) if has_face and ex["face_px"] is not None else min(arr.shape[:2]))
@@ -238,58 +222,53 @@ def load_published(dataset: str) -> BenchData:
 def load_image_folder(folder: Path) -> Subset:
     """A labeled folder with one subfolder per class (with_mask/, without_mask/), for `--eval-on`.
 
-    A file that is not a usable image (corrupt, or over Pillow's decompression-bomb limit) is left out and
-    listed in the subset's `skipped` with its reason.
+    Raises lrfp.errors.ImageFileError naming a file that cannot be used (damaged, or over Pillow's
+    decompression-bomb limit): an evaluation set is measured whole or not at all.
     """
-    from lrfp.images import ImageDecodeError, is_image_name
+    from lrfp.images import is_image_name
 
-    images, labels, face, keys, skipped = [], [], [], [], []
+    images, labels, face, keys = [], [], [], []
     for li, label in enumerate(LABELS):
         d = folder / label
         if not d.is_dir():
             continue
         for p in sorted(d.rglob("*")):
             if p.is_file() and is_image_name(p):
-                try:
-                    arr = _decode(p)
-                except (OSError, ImageDecodeError) as e:
-                    log.warning("skipping %s: %s", p, e)
-                    skipped.append((str(p), str(e) or type(e).__name__))
-                    continue
+                arr = _decode(p)
                 images.append(arr)
                 labels.append(li)
                 face.append(min(arr.shape[:2]))
                 keys.append(str(p.relative_to(folder)))
-    return Subset(images, np.asarray(labels, dtype=np.int64), np.asarray(face, dtype=np.int64), keys, skipped)
+    return Subset(images, np.asarray(labels, dtype=np.int64), np.asarray(face, dtype=np.int64), keys)
 
 
 def check_local_folder(option: str, spec: str) -> None:
     """`--eval-on`/`--dataset` given as a local path must be an existing folder (a Hub id `owner/name` is not checked).
 
-    Raises BenchUsageError saying whether it does not exist or is a file.
+    Raises InputError (exit 2) saying whether it does not exist or is a file.
     """
     path = Path(spec).expanduser()
     if not _looks_local(spec) and not path.exists():
         return
     expected = ("a folder written by `lrfp publish`, or a Hub repo id owner/name" if option == "--dataset" else
-                f"a folder with class subfolders {', '.join(LABELS)}/ or a dataset written by `lrfp publish`")
-    if path.is_file():
-        raise BenchUsageError(f"{option} {spec} is a file, not a folder (give {expected})")
+                f"a folder with class subfolders {', '.join(LABELS)}/ or a dataset folder written by `lrfp publish`")
+    if path.exists() and not path.is_dir():
+        raise InputError(f"{option} {spec} is a file, not a folder: give {expected}")
     if not path.is_dir():
         if option == "--dataset":
-            raise BenchUsageError(f"no dataset folder at {spec} (give a folder written by `lrfp publish`, or a Hub repo id owner/name)")
-        raise BenchUsageError(f"{option} {spec}: no such folder (expected class subfolders {', '.join(LABELS)}/ "
-                              "or a dataset written by `lrfp publish`)")
+            raise InputError(f"no dataset folder at {spec} (give a folder written by `lrfp publish`, or a Hub repo id owner/name)")
+        raise InputError(f"{option} {spec}: no such folder (expected class subfolders {', '.join(LABELS)}/ "
+                         "or a dataset written by `lrfp publish`)")
 
 
 def load_eval_set(target: str) -> tuple[str, Subset]:
     """`--eval-on`: a class-folder tree, or a published dataset (its test split, else all its splits)."""
     path = Path(target).expanduser()
+    check_local_folder("--eval-on", target)
     if path.is_dir() and any((path / label).is_dir() for label in LABELS):
         sub = load_image_folder(path)
         name = path.name
     else:
-        check_local_folder("--eval-on", target)
         dd = _load_hf(target)
         parts = ["test"] if "test" in dd else list(dd)
         subs = [_subset_from_hf(dd[p], p) for p in parts]
@@ -299,9 +278,6 @@ def load_eval_set(target: str) -> tuple[str, Subset]:
         )
         name = f"{path.name or target}:{'+'.join(parts)}"
     if len(sub) == 0:
-        if sub.skipped:
-            raise BenchError(f"--eval-on {target}: none of its {len(sub.skipped)} images could be used; first: "
-                             f"{sub.skipped[0][0]}: {sub.skipped[0][1]}")
         raise BenchError(f"--eval-on {target}: no images found (expected class subfolders {', '.join(LABELS)}/)")
     _check_classes(f"--eval-on {target}", {"eval": sub}, ("eval",))
     return name, sub

@@ -56,13 +56,5 @@ class RunEnded:
     run: str
 
 
-@dataclass(frozen=True)
-class FilesSkipped:
-    """Files of an `--eval-on` folder that could not be used, each with its reason."""
-
-    source: str
-    skipped: list[tuple[str, str]]  # (path, reason)
-
-
-BenchEvent = Union[DecodeProgress, PrecisionChosen, GridPlanned, RunStarted, EpochDone, RowWritten, RunEnded, FilesSkipped]
+BenchEvent = Union[DecodeProgress, PrecisionChosen, GridPlanned, RunStarted, EpochDone, RowWritten, RunEnded]
 OnEvent = Callable[[BenchEvent], None]

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from benchmark.events import (DecodeProgress, EpochDone, FilesSkipped, GridPlanned, OnEvent, PrecisionChosen,
-                              RowWritten, RunEnded, RunStarted)
+from benchmark.events import (DecodeProgress, EpochDone, GridPlanned, OnEvent, PrecisionChosen, RowWritten, RunEnded,
+                              RunStarted)
 from benchmark.protocols import Protocol, get_protocol
 from benchmark.registry import check_input_size, get_spec, list_models
 from lrfp.errors import BenchError, BenchUsageError
@@ -282,9 +282,6 @@ def run_bench(cfg: BenchConfig, on_event: OnEvent | None = None) -> BenchResult:
     jobs = cfg.jobs or (3 if device.startswith("cuda") else 1)
     data = load_data(cfg, progress=lambda d, t: emit(DecodeProgress(d, t)))
     eval_sets = dict([load_eval_set(cfg.eval_on)]) if cfg.eval_on else {}
-    for name, sub in eval_sets.items():
-        if sub.skipped:
-            emit(FilesSkipped(cfg.eval_on or name, list(sub.skipped)))
     preflight_weights(runs)
     if resolve_precision(cfg.precision, device) is None:
         runs = choose_precision(runs, emit)
@@ -307,7 +304,6 @@ def run_bench(cfg: BenchConfig, on_event: OnEvent | None = None) -> BenchResult:
         # the transfer models that actually ran with ImageNet weights (Models 1-3 have none to load)
         "pretrained": sorted({r.model for r in runs if r.pretrained}),
         "from_scratch": sorted({r.model for r in runs if not r.pretrained and get_spec(r.model).pretrained}),
-        "eval_skipped": {name: sub.skipped for name, sub in eval_sets.items() if sub.skipped},
     }
     archived = report.archive_previous(cfg.out)
     if archived:

@@ -182,9 +182,6 @@ def render_markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         + (": with a constant learning rate that equals separate runs of those lengths." if len(budgets) > 1 else "."),
         "",
     ]
-    if meta.get("eval_skipped"):
-        lines += [f"- `--eval-on` {name}: {len(sk)} file(s) left out, e.g. {sk[0][0]}: {sk[0][1]}"
-                  for name, sk in meta["eval_skipped"].items()] + [""]
     if budgets and any(b not in THESIS_EPOCHS for b in budgets):
         pairs = {s["epochs"]: s["thesis_epochs"] for s in summary if s.get("thesis_epochs")}
         if pairs:

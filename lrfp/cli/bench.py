@@ -89,7 +89,7 @@ def _print_unwrapped(console: Any, table: Any) -> None:
 
 @contextlib.contextmanager
 def _progress() -> Iterator[Callable[[Any], None]]:
-    from benchmark.events import DecodeProgress, EpochDone, FilesSkipped, GridPlanned, PrecisionChosen
+    from benchmark.events import DecodeProgress, EpochDone, GridPlanned, PrecisionChosen
     from lrfp.cli.console import err
     from lrfp.cli.progress import make_progress
 
@@ -105,9 +105,6 @@ def _progress() -> Iterator[Callable[[Any], None]]:
                 err.print(f"precision {event.config} @{event.input_size}px: {'bf16' if event.bf16 else 'fp32'} "
                           f"(a step: fp32 {event.fp32_ms:.0f} ms, bf16 {event.bf16_ms:.0f} ms"
                           f"{', cached' if event.cached else ''})", soft_wrap=True)
-            elif isinstance(event, FilesSkipped):
-                err.print(f"--eval-on {event.source}: left out {len(event.skipped)} file(s): "
-                          + "; ".join(f"{p}: {why}" for p, why in event.skipped[:3]), soft_wrap=True)
             elif isinstance(event, GridPlanned):
                 tasks["train"] = progress.add_task(
                     f"train {len(event.runs)} runs on {event.device_name}", total=event.total_epochs

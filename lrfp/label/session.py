@@ -159,9 +159,9 @@ class LabelSession:
             self.source_id = int(row["id"])
         self.ids: list[int] = self._queue()
         self.position = 0
-        self._undo: list[UndoEntry] = []
-        self.session_labels = 0
-        self.session_counts: Counter = Counter()
+        self._undo: list[list[UndoEntry]] = []  # one list per action: a key labels one crop, grid `a` a page
+        self._before: dict[int, str | None] = {}  # each crop's state before this session first labeled it
+        self._now: dict[int, str | None] = {}  # each touched crop's state after this session's last action
         self.started = time.monotonic()
         self._total, self._counts = self._count()
         # Resume: the first crop still waiting (for --only unlabeled, the first unlabeled one).
@@ -343,17 +343,42 @@ class LabelSession:
 
     # -- writing ---------------------------------------------------------------------------------
 
+    @property
+    def session_counts(self) -> Counter:
+        """Crops this session gave a label, by the label they have now (a crop relabeled counts once)."""
+        return Counter(v for k, v in self._now.items() if v is not None and v != self._before[k])
+
+    @property
+    def session_labels(self) -> int:
+        """How many crops this session labeled: crops, not key presses (x then s on one crop is one)."""
+        return sum(self.session_counts.values())
+
     def set_label(self, crop_id: int, label: str) -> int:
-        """Commit one label event for one crop now (annotator, time, kind). Returns the event id."""
+        """Commit one label event for one crop now (annotator, time, kind) as one undoable action.
+
+        Returns the event id. Raises UsageError for a value outside LABEL_VALUES.
+        """
+        return self.set_labels([crop_id], label)[0]
+
+    def set_labels(self, crop_ids: list[int], label: str) -> list[int]:
+        """Commit `label` for each crop, as ONE action: a single undo restores all of them. Returns event ids."""
         if label not in LABEL_VALUES:
             raise UsageError(f"unknown label {label!r}: choose one of {', '.join(LABEL_VALUES)}")
+        action, event_ids = [], []
+        for crop_id in crop_ids:
+            event_ids.append(self._commit(crop_id, label, action))
+        if action:
+            self._undo.append(action)
+        return event_ids
+
+    def _commit(self, crop_id: int, label: str, action: list[UndoEntry]) -> int:
         previous = self.state(crop_id)
         event_id = self.store.add_label(crop_id, label, self.cfg.annotator, self.cfg.kind)
         position = self.ids.index(crop_id) if crop_id in self.ids else self.position
-        self._undo.append(UndoEntry(crop_id, previous, position))
+        action.append(UndoEntry(crop_id, previous, position))
         self._account(previous, label)
-        self.session_labels += 1
-        self.session_counts[label] += 1
+        self._before.setdefault(crop_id, previous)
+        self._now[crop_id] = label
         log.info("crop %d: %s -> %s (%s, %s, event %d)", crop_id, previous, label, self.cfg.annotator,
                  self.cfg.kind, event_id)
         return event_id
@@ -368,21 +393,26 @@ class LabelSession:
         return event_id
 
     def undo(self) -> int | None:
-        """Append an event that restores the label before this session's last one; show that crop again.
+        """Undo this session's last action (one key's label, or a whole page after grid `a`).
 
-        Returns the crop id, or None when this session has nothing to undo.
+        Appends, per crop, an event restoring the label it had before; shows the first crop again.
+        Returns that crop's id, or None when this session has nothing to undo.
         """
+        crop_ids = self.undo_action()
+        return crop_ids[0] if crop_ids else None
+
+    def undo_action(self) -> list[int]:
+        """Like `undo`, returning every crop id the undone action had labeled (empty: nothing to undo)."""
         if not self._undo:
-            return None
-        entry = self._undo.pop()
-        before = self.state(entry.crop_id)
-        self.store.add_label(entry.crop_id, entry.previous, self.cfg.annotator, self.cfg.kind)
-        self._account(before, entry.previous)
-        self.session_labels = max(0, self.session_labels - 1)
-        if before is not None and self.session_counts[before] > 0:
-            self.session_counts[before] -= 1
-        self.position = entry.position
-        return entry.crop_id
+            return []
+        action = self._undo.pop()
+        for entry in reversed(action):
+            before = self.state(entry.crop_id)
+            self.store.add_label(entry.crop_id, entry.previous, self.cfg.annotator, self.cfg.kind)
+            self._account(before, entry.previous)
+            self._now[entry.crop_id] = entry.previous
+        self.position = action[0].position
+        return [e.crop_id for e in action]
 
     @property
     def can_undo(self) -> bool:
