@@ -47,7 +47,7 @@ def bench(
     if list_:
         from benchmark.registry import get_spec, list_models
 
-        _print_unwrapped(console, render.bench_models_table([get_spec(n) for n in list_models()]))
+        console.print(render.bench_models_table([get_spec(n) for n in list_models()]))
         return
     if not all_models and not model:
         raise UsageError("name the models: --model NAME (repeatable) or --all; --list shows them")
@@ -61,27 +61,13 @@ def bench(
     with _progress() as on_event:
         result = run_bench(cfg, on_event=on_event)
     console.print(render.bench_header(result.meta, result.summary), soft_wrap=True)
-    _print_unwrapped(console, render.bench_summary_table(result.summary, result.rows))
+    console.print(render.bench_summary_table(result.summary, result.rows))  # piped: never wrapped (cli/console.py)
     console.print(f"Results in {result.out}: " + ", ".join(p.name for p in result.files), soft_wrap=True)
     if result.meta.get("previous_results"):
         console.print(f"The earlier results there were moved to {result.meta['previous_results']}", soft_wrap=True)
     if result.failed:
         raise BenchError(f"{len(result.failed)} of {len(result.rows)} result rows are failed runs (see the table "
                          f"and {result.out / 'results.md'})")
-
-
-def _print_unwrapped(console: Any, table: Any) -> None:
-    """Piped or redirected output gets the table's full width (no column hidden or word split at 80 or
-    $COLUMNS); a terminal keeps its own width."""
-    if console.is_terminal:
-        console.print(table)
-        return
-    from rich.console import Console
-    from rich.measure import Measurement
-
-    width = Measurement.get(console, console.options.update(width=10_000), table).maximum
-    # Console.print(width=) cannot exceed the console's own width: a console as wide as the table, same file
-    Console(file=console.file, width=max(width, 20), highlight=False, color_system=None).print(table)
 
 
 # -- progress display (the work is in benchmark.harness) -----------------------------------------
