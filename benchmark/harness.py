@@ -53,6 +53,7 @@ class BenchConfig:
     batch_size: int | None = None
     precision: str = "auto"  # auto | bf16 | fp32 (auto: bf16 on CUDA; on a CPU whichever a short timed probe finds faster)
     compile: str = "off"  # off | default | reduce-overhead (torch.compile; opt-in, unmeasured on a GPU so far)
+    stack_seeds: bool = False  # train a config's seeds as one vmapped model (benchmark/stacked.py); opt-in, unmeasured on a GPU
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir))
@@ -81,6 +82,8 @@ class BenchConfig:
             raise BenchUsageError(f"--compile must be {', '.join(COMPILE_MODES)}, not {self.compile!r}")
         if self.precision not in PRECISIONS:
             raise BenchUsageError(f"--precision must be auto, bf16 or fp32, not {self.precision!r}")
+        if self.stack_seeds and self.jobs not in (None, 1):
+            raise BenchUsageError("--stack-seeds trains a config's seeds in one process; it cannot be combined with --jobs")
         if self.dataset and self.split:
             raise BenchUsageError("--split picks a split of the store; it cannot be combined with --dataset")
         for name in self.models or list_models():
@@ -279,7 +282,7 @@ def run_bench(cfg: BenchConfig, on_event: OnEvent | None = None) -> BenchResult:
     check_out(cfg.out)
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
-    jobs = cfg.jobs or (3 if device.startswith("cuda") else 1)
+    jobs = cfg.jobs or (1 if cfg.stack_seeds else 3 if device.startswith("cuda") else 1)
     data = load_data(cfg, progress=lambda d, t: emit(DecodeProgress(d, t)))
     eval_sets = dict([load_eval_set(cfg.eval_on)]) if cfg.eval_on else {}
     preflight_weights(runs)
@@ -325,7 +328,9 @@ def run_bench(cfg: BenchConfig, on_event: OnEvent | None = None) -> BenchResult:
     t0 = time.perf_counter()
     interrupted = False
     try:
-        if jobs == 1:
+        if jobs == 1 and cfg.stack_seeds:
+            _run_stacked_groups(runs, data, eval_sets, ckpt_dir, context, on_row, on_epoch, emit)
+        elif jobs == 1:
             from benchmark.engine import run
 
             for run_cfg in runs:
@@ -355,6 +360,48 @@ def run_bench(cfg: BenchConfig, on_event: OnEvent | None = None) -> BenchResult:
             except Exception:  # a plot must never cost the rows
                 log.exception("plotting failed")
     return BenchResult(out=cfg.out, rows=writer.rows, summary=report.summarize(writer.rows), files=files, meta=meta)
+
+
+def _run_stacked_groups(runs, data, eval_sets, ckpt_dir, context, on_row, on_epoch, emit) -> None:
+    """--stack-seeds: each config's seeds as one stacked model where that is exact (no Dropout; not CPU bf16,
+    whose per-step NaN guard is per model), the other configs one run at a time as usual."""
+    from benchmark.engine import error_row, run, run_stacked
+    from benchmark.registry import create_model
+    from benchmark.stacked import stackable
+
+    groups: dict[str, list[Any]] = {}
+    for r in runs:
+        groups.setdefault(r.config_name, []).append(r)
+    for group in groups.values():
+        r0 = group[0]
+        exact = (len(group) > 1 and not (r0.amp and r0.device == "cpu")
+                 and stackable(create_model(r0.model, norm=r0.norm, input_size=r0.input_size)))
+        if not exact:
+            for run_cfg in group:
+                emit(RunStarted(run_cfg.run_name))
+                try:
+                    run(run_cfg, data, eval_sets=eval_sets, checkpoint_dir=ckpt_dir, context=context,
+                        on_epoch=on_epoch, on_row=on_row)
+                except (KeyboardInterrupt, BenchError):
+                    raise
+                except Exception as e:
+                    log.warning("run %s failed: %s: %s", run_cfg.run_name, type(e).__name__, e)
+                    on_row(error_row(run_cfg, context, e))
+                emit(RunEnded(run_cfg.run_name))
+            continue
+        for run_cfg in group:
+            emit(RunStarted(run_cfg.run_name))
+        try:
+            run_stacked(group, data, eval_sets=eval_sets, checkpoint_dir=ckpt_dir, context=context,
+                        on_epoch=on_epoch, on_row=on_row)
+        except (KeyboardInterrupt, BenchError):
+            raise
+        except Exception as e:  # the stacked seeds fail together: one error row each
+            log.warning("stacked runs of %s failed: %s: %s", r0.config_name, type(e).__name__, e)
+            for run_cfg in group:
+                on_row(error_row(run_cfg, context, e))
+        for run_cfg in group:
+            emit(RunEnded(run_cfg.run_name))
 
 
 def _run_parallel(runs, data, eval_sets, ckpt_dir, context, jobs, threads, on_row, on_epoch, emit) -> None:

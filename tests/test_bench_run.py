@@ -542,6 +542,7 @@ def test_the_precision_probe_times_both_and_is_cached(monkeypatch, tmp_path):
     (("--device", "tpu"), "--device must be auto, cpu, cuda or cuda:N, not 'tpu'"),
     (("--device", "cuda:x"), "--device must be auto, cpu, cuda or cuda:N, not 'cuda:x'"),
     (("--compile", "max"), "--compile must be off, default, reduce-overhead, not 'max'"),
+    (("--stack-seeds", "--jobs", "2"), "--stack-seeds trains a config's seeds in one process; it cannot be combined with --jobs"),
     (("--dataset", "owner/name", "--split", "s1"), "--split picks a split of the store; it cannot be combined with --dataset"),
 ])
 def test_options_that_cannot_work_exit_2_before_anything_is_made(tmp_path, capsys, args, message):

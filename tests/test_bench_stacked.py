@@ -56,3 +56,28 @@ def test_models_with_dropout_are_not_stacked():
     assert not stackable(create_model("alexnet", input_size=64))
     with pytest.raises(ValueError, match="without Dropout"):
         StackedSeeds([create_model("vgg16", input_size=32)], "sgd", lr=0.001)
+
+
+def test_a_stacked_grid_gives_the_rows_of_separate_runs(tmp_path, smfd_dir):
+    from bench_helpers import grouped_split
+    from benchmark.harness import BenchConfig, run_bench
+    from conftest import build_store
+
+    store = build_store(tmp_path / "data", smfd_dir, n_groups=40, max_side=16)
+    grouped_split(store, "g", seed=0)
+    store.close()
+    common = dict(data_dir=tmp_path / "data", models=("model3",), protocol="quick", epochs=2, seeds=2, input_size=16,
+                  device="cpu", precision="fp32")
+    plain = run_bench(BenchConfig(out=tmp_path / "plain", **common))
+    stacked = run_bench(BenchConfig(out=tmp_path / "stacked", stack_seeds=True, **common))
+    assert not plain.failed and not stacked.failed
+    key = lambda r: (r["seed"], r["epochs"], r["eval_set"])  # noqa: E731
+    assert sorted(map(key, plain.rows)) == sorted(map(key, stacked.rows))
+    by_key = {key(r): r for r in plain.rows}
+    for r in stacked.rows:
+        p = by_key[key(r)]
+        assert r["stacked_seeds"] == 2 and "stacked_seeds" not in p
+        assert r["loss"] == pytest.approx(p["loss"], rel=1e-3, abs=1e-4)
+        assert r["val_loss"] == pytest.approx(p["val_loss"], rel=1e-3, abs=1e-4)
+        assert r["accuracy"] == p["accuracy"] and r["val_accuracy"] == p["val_accuracy"]
+    assert (tmp_path / "stacked" / "checkpoints" / "model3.pt").exists()
