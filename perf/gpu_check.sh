@@ -19,12 +19,13 @@
 # 3. per model: lrfp's loop vs the bare step on tensors in memory; 3 seeds stacked (torch.func) vs one after
 #    another; the same with torch.compile reduce-overhead (CUDA graphs). Both are opt-in in lrfp bench until
 #    these figures say they pay.
+# 4. (if time is left; put it first with PHASES in a second session) the grid again with --stack-seeds.
 set -uo pipefail
 STORE=${1:?usage: gpu_check.sh STORE_DIR [--quick]}
 MODE=${2:-}
 OUT=${OUT:-gpu-check}
 BUDGET_S=${BUDGET_S:-560}
-PHASES=${PHASES:-grid compare overhead compile}  # a subset to run, e.g. PHASES="compare overhead"
+PHASES=${PHASES:-grid compare overhead compile grid_stacked}  # a subset, e.g. PHASES="grid_stacked overhead"
 mkdir -p "$OUT"
 PY=${PYTHON:-python3}
 export PYTHONUNBUFFERED=1
@@ -70,6 +71,10 @@ phase overhead 60 "$PY" -m perf.loop_overhead "${DEV[@]}" "${OVER[@]}" --out "$O
 if (( ${#COMPILE[@]} )); then
     phase compile 90 "$PY" -m perf.loop_overhead "${DEV[@]}" "${COMPILE[@]}" --out "$OUT/compile.json"
 fi
+GRID="$OUT/grid_stacked"
+phase grid_stacked 120 "$PY" -m perf.train_speed -d "$STORE" --protocol "$PROTO" "${DEV[@]}" "${MODELS[@]}" --seeds "$SEEDS" \
+    --grid-only --stack-seeds --grid-out "$GRID" --out "$OUT/grid_stacked.json"
+rm -rf "$GRID/checkpoints"
 # the per-model JSON lines of every phase, in one file (they are also in each phase's log)
 grep -h '^{"config' "$OUT"/*.log > "$OUT/rows.jsonl" 2>/dev/null || true
 log "done in $(( $(date +%s) - START ))s; files: $(ls "$OUT" | tr '\n' ' ')"

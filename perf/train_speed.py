@@ -78,6 +78,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--seeds", type=int, help="seeds in the extrapolated grid (default: the protocol's)")
     ap.add_argument("--grid", action="store_true", help="also run and time the real grid with `lrfp bench`")
     ap.add_argument("--grid-only", action="store_true", help="only the real grid (no per-model comparison)")
+    ap.add_argument("--stack-seeds", action="store_true", help="the grid with `lrfp bench --stack-seeds`")
     ap.add_argument("--jobs", type=int, help="concurrent runs for --grid")
     ap.add_argument("--grid-out", help="keep the --grid run's results (results.md, plots, checkpoints) in this folder")
     ap.add_argument("--out", help="write the numbers as JSON here")
@@ -132,7 +133,7 @@ def main(argv: list[str] | None = None) -> dict:
             t0 = time.perf_counter()
             res = run_bench(BenchConfig(data_dir=cfg.data_dir, split=args.split, protocol=args.protocol,
                                         models=cfg.models, device=device, pretrained=False, seeds=args.seeds,
-                                        jobs=args.jobs, precision=args.precision,
+                                        jobs=args.jobs, precision=args.precision, stack_seeds=args.stack_seeds,
                                         out=Path(args.grid_out) if args.grid_out else Path(tmp) / "grid"))
             result["grid_lrfp_seconds_measured"] = round(time.perf_counter() - t0, 1)
             result["grid_rows"] = len(res.rows)
