@@ -11,7 +11,8 @@ only, so one optimizer over the stacked parameters is K independent optimizers. 
 Exact only where a seed's step is deterministic given its data: models with Dropout (VGG-16, AlexNet) draw
 their masks from the global generator, which vmap cannot split the way separate runs do, so `stackable`
 refuses them. BatchNorm works: its running statistics are stacked buffers updated in place per seed.
-Not measured on a GPU yet; `lrfp bench` does not use it (perf/loop_overhead.py --stacked K measures it).
+Not measured on a GPU yet, so opt-in: `lrfp bench --stack-seeds` (`engine.run_stacked`); perf/loop_overhead.py
+--stacked K and perf/gpu_check.sh measure it.
 """
 
 from __future__ import annotations
