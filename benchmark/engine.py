@@ -26,11 +26,14 @@ from benchmark.data import IMAGENET_MEAN, IMAGENET_STD, BenchData, Subset, prepa
 from benchmark.metrics import classification_metrics
 from benchmark.baselines import count_macs, count_params
 from benchmark.registry import create_model
-from lrfp import LABELS
+from lrfp import LABELS, __version__
 
 log = logging.getLogger(__name__)
 
 EVAL_BATCH = 256
+CHECKPOINT_FORMAT = 1
+"""Version of the checkpoint's layout (`lrfp predict` refuses a newer one). 1: state_dict, config, epoch,
+val_accuracy, val_loss, classes, input_size, normalization, split (lrfp 0.1.0 wrote these without the marker)."""
 
 
 @dataclass(frozen=True)
@@ -279,7 +282,8 @@ class _RunBook:
         cfg = self.cfg
         if self.checkpoint_dir is not None and self.best is not None:
             (val_acc, neg_loss), state, epoch = self.best
-            meta = {"config": asdict(cfg), "epoch": epoch, "val_accuracy": val_acc, "val_loss": -neg_loss,
+            meta = {"checkpoint_format": CHECKPOINT_FORMAT, "lrfp_version": __version__,
+                    "config": asdict(cfg), "epoch": epoch, "val_accuracy": val_acc, "val_loss": -neg_loss,
                     "classes": list(LABELS), "input_size": cfg.input_size,
                     "normalization": {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)},
                     "split": self.context.get("split")}

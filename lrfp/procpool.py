@@ -57,7 +57,8 @@ class SpawnPool:
         self.stop.set()
 
     def drain(self, handle: Callable[[Any], None]) -> None:
-        """Hand every item the workers reported so far to `handle`, in order."""
+        """Hand every item that has arrived from the workers to `handle`, in order. Items still in flight
+        (a worker's queue feeder thread sends them) arrive later: drain once more after the pool is closed."""
         while True:
             try:
                 item = self.queue.get_nowait()

@@ -96,6 +96,10 @@ def collect_stats(store: Store) -> dict[str, Any]:
         "source_status": dict(Counter(s["status"] for s in sources)),
         "splits": splits,
         "last_split": store.get_setting("last_split"),
+        "predictions": {  # `lrfp predict`: crops with a model prediction, and those whose label says otherwise
+            "crops": store.count_predicted_crops(),
+            "disagree_with_label": store.count_prediction_disagreements(),
+        },
     }
     review = agreement(store)  # None until `lrfp label --review` has written a review
     if review is not None:

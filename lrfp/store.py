@@ -139,6 +139,20 @@ MIGRATIONS: list[str] = [
     );
     CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT);
     """,
+    # v2: model predictions (`lrfp predict`), kept apart from the label history: a prediction is never a label.
+    """
+    CREATE TABLE predictions (
+        id                INTEGER PRIMARY KEY,
+        crop_id           INTEGER NOT NULL REFERENCES crops(id) ON DELETE CASCADE,
+        checkpoint_sha256 TEXT NOT NULL,
+        config            TEXT NOT NULL,
+        probs             TEXT NOT NULL,
+        predicted         TEXT NOT NULL,
+        confidence        REAL NOT NULL,
+        created_at        TEXT NOT NULL
+    );
+    CREATE INDEX predictions_crop ON predictions(crop_id, id);
+    """,
 ]
 
 
@@ -179,6 +193,42 @@ class CropOrigin:
     track_id: str | None = None
     group_id: str | None = None
     meta: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class NewPrediction:
+    """A model's class probabilities for one stored crop (`lrfp predict`). Never a label.
+
+    probs maps each of the checkpoint's classes to its probability, in the checkpoint's class order
+    (they sum to 1). The predicted class is the most probable one (the first of equals, in that order).
+    """
+
+    crop_id: int
+    checkpoint_sha256: str
+    config: str
+    probs: dict[str, float]
+
+    @property
+    def predicted(self) -> str:
+        return max(self.probs, key=self.probs.__getitem__)
+
+    @property
+    def confidence(self) -> float:
+        """The predicted class's probability, 0..1."""
+        return float(max(self.probs.values()))
+
+
+@dataclass(frozen=True)
+class StoredPrediction:
+    """A prediction as stored: NewPrediction's fields, the predicted class, its probability, and when (UTC)."""
+
+    crop_id: int
+    checkpoint_sha256: str
+    config: str
+    probs: dict[str, float]
+    predicted: str
+    confidence: float
+    created_at: str
 
 
 @dataclass(frozen=True)
@@ -286,6 +336,10 @@ class Store:
                 "Commands that only read it (lrfp stats, lrfp publish, lrfp bench) still work; to change it, "
                 "copy the folder to a writable place or remount it read-write"
             )
+        if read_only and _older_schema(self.db_path) and _check_writable(self.root) is None:
+            # An older store on a writable folder is upgraded as any command opening it would (schema migrations
+            # only add), so that a read-only command still works after an upgrade of lrfp.
+            Store(self.root, create=False).close()
         try:
             if read_only:
                 self.conn = self._connect_read_only()
@@ -572,6 +626,37 @@ class Store:
             with contextlib.suppress(FileNotFoundError):
                 (self.root / rel).unlink()
 
+    def prune_source_crops(self, source_id: int, keep: set[int]) -> tuple[int, int]:
+        """Remove the crops of a source that are not in `keep` (what its latest complete run produced), unless
+        a person labeled or reviewed them or a split holds them; frames no crop uses any more go too.
+
+        One transaction holds the write lock from the check to the delete (unlike `delete_crops`), so a label
+        given meanwhile by a labeler in another process is never deleted with its crop. Rows go before files
+        (a file without a row is harmless, never the reverse).
+        Returns (crops removed, crops kept because they are labeled or in a split).
+        """
+        with self.transaction():
+            rows = self.conn.execute(
+                """SELECT c.id, c.path,
+                          EXISTS (SELECT 1 FROM labels l WHERE l.crop_id = c.id)
+                          OR EXISTS (SELECT 1 FROM split_assignments a WHERE a.crop_id = c.id) AS held
+                   FROM crops c WHERE c.source_id = ?""", (source_id,)).fetchall()
+            obsolete = [r for r in rows if r["id"] not in keep]
+            gone = [r for r in obsolete if not r["held"]]
+            for i in range(0, len(gone), 500):
+                chunk = [r["id"] for r in gone[i : i + 500]]
+                self.conn.execute(f"DELETE FROM crops WHERE id IN ({','.join('?' * len(chunk))})", chunk)
+            frames = self.conn.execute(
+                """SELECT id, path FROM frames f WHERE f.source_id = ?
+                   AND NOT EXISTS (SELECT 1 FROM crops c WHERE c.frame_id = f.id)""", (source_id,)).fetchall()
+            self.conn.execute(
+                """DELETE FROM frames WHERE source_id = ?
+                   AND NOT EXISTS (SELECT 1 FROM crops c WHERE c.frame_id = frames.id)""", (source_id,))
+        for rel in [r["path"] for r in gone] + [f["path"] for f in frames if f["path"]]:
+            with contextlib.suppress(OSError):
+                (self.root / rel).unlink()
+        return len(gone), len(obsolete) - len(gone)
+
     def crop(self, crop_id: int) -> sqlite3.Row:
         row = self.conn.execute("SELECT * FROM crops WHERE id = ?", (crop_id,)).fetchone()
         if row is None:
@@ -701,6 +786,73 @@ class Store:
             "SELECT * FROM labels WHERE crop_id = ? ORDER BY id", (crop_id,)
         ).fetchall()
 
+    # -- predictions -----------------------------------------------------------------------------
+
+    def add_predictions(self, predictions: Sequence[NewPrediction]) -> int:
+        """Append predictions (one transaction: all or none). Returns how many were stored.
+
+        Labels are not touched. Raises ValueError for a prediction without classes, and
+        sqlite3.IntegrityError (nothing stored) for one naming a crop that does not exist.
+        """
+        ts = now()
+        rows = []
+        for p in predictions:
+            if not p.probs:
+                raise ValueError(f"prediction for crop {p.crop_id} has no class probabilities")
+            rows.append((
+                p.crop_id, p.checkpoint_sha256, p.config, json.dumps({k: float(v) for k, v in p.probs.items()}),
+                p.predicted, p.confidence, ts,
+            ))
+        with self.transaction():
+            self.conn.executemany(
+                """INSERT INTO predictions(crop_id, checkpoint_sha256, config, probs, predicted, confidence, created_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?)""",
+                rows,
+            )
+        return len(rows)
+
+    def latest_predictions(self, crop_ids: Sequence[int] | None = None) -> dict[int, StoredPrediction]:
+        """The latest prediction (last stored, whatever its checkpoint) of each crop that has one.
+
+        crop_ids=None: every predicted crop. Returns {crop_id: StoredPrediction}; crops without a prediction
+        are absent.
+        """
+        sql = """SELECT p.* FROM predictions p
+                 WHERE p.id = (SELECT MAX(id) FROM predictions WHERE crop_id = p.crop_id)"""
+        if crop_ids is None:
+            rows = self.conn.execute(sql).fetchall()
+        else:
+            rows = []
+            unique = list(dict.fromkeys(int(i) for i in crop_ids))
+            for i in range(0, len(unique), 500):  # stay under SQLite's limit on bound parameters
+                chunk = unique[i : i + 500]
+                rows += self.conn.execute(f"{sql} AND p.crop_id IN ({','.join('?' * len(chunk))})", chunk).fetchall()
+        return {
+            r["crop_id"]: StoredPrediction(
+                crop_id=r["crop_id"], checkpoint_sha256=r["checkpoint_sha256"], config=r["config"],
+                probs=json.loads(r["probs"]), predicted=r["predicted"], confidence=r["confidence"],
+                created_at=r["created_at"],
+            )
+            for r in rows
+        }
+
+    def count_predicted_crops(self) -> int:
+        """How many crops have at least one prediction."""
+        return self.conn.execute("SELECT COUNT(DISTINCT crop_id) FROM predictions").fetchone()[0]
+
+    def count_prediction_disagreements(self) -> int:
+        """How many crops' latest prediction differs from their current label (the latest non-review label
+        event, see `current_labels`). Only crops whose label is a class the prediction has count: a crop
+        labeled unusable or skip, or not labeled, neither agrees nor disagrees."""
+        return self.conn.execute(
+            """SELECT COUNT(*) FROM predictions p
+               JOIN current_labels cl ON cl.crop_id = p.crop_id
+               WHERE p.id = (SELECT MAX(id) FROM predictions WHERE crop_id = p.crop_id)
+                 AND cl.label IS NOT NULL
+                 AND json_type(p.probs, '$."' || cl.label || '"') IS NOT NULL
+                 AND cl.label != p.predicted"""
+        ).fetchone()[0]
+
     # -- splits ----------------------------------------------------------------------------------
 
     def save_split(
@@ -778,6 +930,19 @@ def _split_sql(script: str) -> list[str]:
                 statements.append(buf.strip())
             buf = ""
     return statements
+
+
+def _older_schema(db_path: Path) -> bool:
+    """Whether the lrfp store at db_path has a schema version below this lrfp's (read without writing)."""
+    try:
+        con = sqlite3.connect(f"{db_path.as_uri()}?mode=ro", uri=True)
+        try:
+            version = con.execute("PRAGMA user_version").fetchone()[0]
+        finally:
+            con.close()
+    except sqlite3.DatabaseError:
+        return False  # not readable as SQLite: the normal open says so
+    return 0 < version < latest_schema_version()
 
 
 def _check_writable(root: Path) -> str | None:

@@ -333,3 +333,112 @@ def test_a_crops_folder_removed_while_the_store_is_open_is_made_again(tmp_path: 
         shutil.rmtree(s.root / "tmp")
         crop_id, created = s.add_crop(src, png, 8, 8)
         assert created and s.crop_file(s.crop(crop_id)).read_bytes() == png
+
+
+def _two_crops(s: Store) -> tuple[int, int]:
+    src = s.upsert_source("f", "folder")
+    a, _ = s.add_crop(src, png_bytes((1, 1, 1)), 8, 8)
+    b, _ = s.add_crop(src, png_bytes((2, 2, 2)), 8, 8)
+    return a, b
+
+
+def test_predictions_are_stored_apart_from_labels_and_the_latest_wins(tmp_path: Path) -> None:
+    from lrfp.store import NewPrediction
+
+    with open_store(tmp_path / "d") as s:
+        a, b = _two_crops(s)
+        assert s.latest_predictions() == {} and s.count_predicted_crops() == 0
+        n = s.add_predictions([
+            NewPrediction(a, "sha-old", "model3", {"with_mask": 0.2, "without_mask": 0.8}),
+            NewPrediction(b, "sha-old", "model3", {"with_mask": 0.6, "without_mask": 0.4}),
+        ])
+        s.add_predictions([NewPrediction(a, "sha-new", "model1", {"with_mask": 0.9, "without_mask": 0.1})])
+        latest = s.latest_predictions()
+        assert n == 2 and set(latest) == {a, b}
+        pa = latest[a]
+        assert (pa.checkpoint_sha256, pa.config, pa.predicted) == ("sha-new", "model1", "with_mask")
+        assert pa.probs == {"with_mask": 0.9, "without_mask": 0.1} and pa.confidence == pytest.approx(0.9)
+        assert list(pa.probs) == ["with_mask", "without_mask"]  # the checkpoint's class order is kept
+        assert set(s.latest_predictions([b, 999])) == {b}
+        assert s.count_predicted_crops() == 2
+        assert s.current_label(a) is None and s.label_history(a) == []  # never a label
+
+
+def test_disagreements_count_only_crops_labeled_with_a_predicted_class(tmp_path: Path) -> None:
+    from lrfp.store import NewPrediction
+
+    with open_store(tmp_path / "d") as s:
+        a, b = _two_crops(s)
+        src = s.upsert_source("f", "folder")
+        c, _ = s.add_crop(src, png_bytes((3, 3, 3)), 8, 8)
+        d, _ = s.add_crop(src, png_bytes((4, 4, 4)), 8, 8)
+        s.add_predictions([NewPrediction(i, "sha", "model3", {"with_mask": 0.7, "without_mask": 0.3}) for i in (a, b, c, d)])
+        s.add_label(a, "with_mask", "ana")      # agrees
+        s.add_label(b, "without_mask", "ana")   # disagrees
+        s.add_label(c, "unusable", "ana")       # not a class: neither
+        s.add_label(d, "with_mask", "ana")
+        s.add_label(d, "without_mask", "bob", kind="review")  # a review is not the label: d agrees
+        assert s.count_prediction_disagreements() == 1
+        s.add_predictions([NewPrediction(b, "sha2", "model3", {"with_mask": 0.1, "without_mask": 0.9})])
+        assert s.count_prediction_disagreements() == 0  # the latest prediction is the one compared
+
+
+def test_a_batch_of_predictions_with_an_unknown_crop_stores_nothing(tmp_path: Path) -> None:
+    from lrfp.store import NewPrediction
+
+    with open_store(tmp_path / "d") as s:
+        a, _ = _two_crops(s)
+        with pytest.raises(sqlite3.IntegrityError):
+            s.add_predictions([
+                NewPrediction(a, "sha", "model3", {"with_mask": 0.5, "without_mask": 0.5}),
+                NewPrediction(12345, "sha", "model3", {"with_mask": 0.5, "without_mask": 0.5}),
+            ])
+        assert s.count_predicted_crops() == 0
+
+
+def test_a_v1_store_gains_the_predictions_table_and_keeps_its_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = tmp_path / "d"
+    monkeypatch.setattr(store_mod, "MIGRATIONS", store_mod.MIGRATIONS[:1])
+    with Store(data) as s:
+        src = s.upsert_source("f", "folder")
+        crop_id, _ = s.add_crop(src, png_bytes((9, 9, 9)), 8, 8, label="with_mask")
+        assert s.schema_version() == 1
+    monkeypatch.undo()
+    with open_store(data) as s:
+        assert s.schema_version() >= 2
+        assert s.current_label(crop_id) == "with_mask"
+        assert s.count_predicted_crops() == 0
+
+
+def test_stats_show_predicted_crops_and_disagreements(tmp_path: Path) -> None:
+    from lrfp.cli.render import stats_tables
+    from lrfp.stats import collect_stats
+    from lrfp.store import NewPrediction
+
+    with open_store(tmp_path / "d") as s:
+        a, b = _two_crops(s)
+        assert collect_stats(s)["predictions"] == {"crops": 0, "disagree_with_label": 0}
+        s.add_label(a, "without_mask", "ana")
+        s.add_predictions([NewPrediction(i, "sha", "model3", {"with_mask": 0.8, "without_mask": 0.2}) for i in (a, b)])
+        stats = collect_stats(s)
+    assert stats["predictions"] == {"crops": 2, "disagree_with_label": 1}
+    from rich.console import Console
+
+    console = Console(record=True, width=120)
+    for t in stats_tables(stats):
+        console.print(t)
+    text = console.export_text()
+    assert "crops with a model prediction" in text and "predictions disagreeing with the label" in text
+
+
+def test_a_read_only_command_on_an_older_writable_store_upgrades_it_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """lrfp stats (read-only) after upgrading lrfp: the v1 store gains the predictions table as any command would
+    migrate it, instead of refusing; on a read-only folder the refusal stays (tests/test_faults.py)."""
+    data = tmp_path / "d"
+    monkeypatch.setattr(store_mod, "MIGRATIONS", store_mod.MIGRATIONS[:1])
+    with Store(data) as s:
+        s.add_crop(s.upsert_source("f", "folder"), png_bytes((5, 5, 5)), 8, 8, label="with_mask")
+    monkeypatch.undo()
+    with open_store(data, create=False, read_only=True) as s:
+        assert s.schema_version() == store_mod.latest_schema_version()
+        assert s.count_crops() == 1 and s.count_predicted_crops() == 0

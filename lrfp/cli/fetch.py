@@ -27,6 +27,12 @@ def fetch(
     downscale: Annotated[bool, typer.Option("--downscale", help="Accept 720p+ videos, resizing frames to 480 lines (recorded).")] = False,
     workers: Annotated[int, typer.Option("--workers", "-j", help="Videos processed in parallel (processes).")] = 1,
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Also redo rows whose earlier run failed.")] = False,
+    redo: Annotated[bool, typer.Option(
+        "--redo",
+        help="Reprocess videos done earlier with other settings (--every, start/end, --model, thresholds, margin). "
+             "Crops that come out identical keep their labels; crops that no longer come out are removed, "
+             "except labeled ones (or in a split), which are kept and counted.",
+    )] = False,
     keep_videos: Annotated[bool, typer.Option("--keep-videos", help="Keep downloaded files in DATA_DIR/downloads.")] = False,
     cookies: Annotated[Optional[Path], typer.Option("--cookies", help="Netscape cookies file for yt-dlp (YouTube's bot check).")] = None,
     cookies_from_browser: Annotated[
@@ -42,19 +48,21 @@ def fetch(
     """Download each video below 720p, sample frames, detect faces, store crops with provenance.
 
     Every video gets a status in the store (ok, no_faces, download_failed, not_a_video, too_high_res,
-    bad_range, error, interrupted). Rerunning skips videos already done and adds no duplicate crop;
-    Ctrl-C stops cleanly. Exit 0 if every row succeeded, 1 if some failed, 2 for an unusable manifest.
+    bad_range, live_stream, truncated, error, interrupted). Rerunning skips videos already done and adds
+    no duplicate crop; a video done with other settings is named and skipped unless --redo. Ctrl-C stops
+    cleanly. Exit 0 if every row succeeded, 1 if some failed or the disk is full, 2 for bad options or an
+    unusable manifest (checked before anything is downloaded). See docs/fetch-faults.md.
 
     Example:
       lrfp fetch manifests/sample.csv --downscale --workers 2
     """
     from lrfp.cli.console import err, out
-    from lrfp.cli.render import fetch_summary
+    from lrfp.cli.render import fetch_notes, fetch_summary
     from lrfp.fetch import DownloadOptions, FetchConfig, fetch_manifest
 
     cfg = FetchConfig(
         every_s=every, min_face=min_face, min_score=min_score, margin=margin, per_track=per_track, model=model,
-        models_dir=models_dir, workers=workers, retry_failed=retry_failed, keep_videos=keep_videos,
+        models_dir=models_dir, workers=workers, retry_failed=retry_failed, redo=redo, keep_videos=keep_videos,
         download=DownloadOptions(cookies=cookies, cookies_from_browser=cookies_from_browser, sleep_s=sleep,
                                  retries=retries, downscale=downscale, proxy=proxy),
     )
@@ -62,6 +70,8 @@ def fetch(
         result = fetch_manifest(manifest, data_dir, cfg, on_event=display.on_event)
     for table in fetch_summary(result):
         out.print(table)
+    for note in fetch_notes(result, proxy):
+        err.print(note, soft_wrap=True)
     if result.interrupted:
         raise typer.Exit(130)  # main() says what an interruption means
     if not result.all_ok:
@@ -111,10 +121,14 @@ class _Display:
             if e.video in self.bars:
                 p.remove_task(self.bars.pop(e.video))
             if r.skipped:
-                p.console.print(f"[dim]{escape(r.name)}: {r.status} earlier, skipped[/dim]")
+                other = " with other settings" if r.changed else ""
+                p.console.print(f"[dim]{escape(r.name)}: {r.status} earlier{other}, skipped[/dim]")
                 return
             self.finished += 1
             colour = "green" if r.status == VideoStatus.ok else "yellow" if r.status in (VideoStatus.no_faces, VideoStatus.interrupted) else "red"
             detail = f"{r.crops_kept} crops from {r.frames_sampled} frames" if r.status in DONE else (r.error or "")
+            if r.crops_removed or r.labeled_kept:
+                detail += (f"; {r.crops_removed} crops of the earlier settings removed"
+                           + (f", {r.labeled_kept} labeled ones kept" if r.labeled_kept else ""))
             p.console.print(f"[{colour}]{escape(r.name)}: {r.status}[/{colour}]  {escape(detail)}", soft_wrap=True)
         p.update(self.overall, completed=self.finished, total=self.total or None)

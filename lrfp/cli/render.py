@@ -48,6 +48,9 @@ def stats_tables(s: dict[str, Any]) -> list[Table]:
     if q:
         overview.add_row("face px, shorter side (min/p25/median/p75/max)", " / ".join(f"{v:g}" for v in q.values()))
     overview.add_row("face px bands", "  ".join(f"{k}: {v}" for k, v in s["face_px"]["bands"].items()))
+    if "predictions" in s:
+        overview.add_row("crops with a model prediction", str(s["predictions"]["crops"]))
+        overview.add_row("  predictions disagreeing with the label", str(s["predictions"]["disagree_with_label"]))
     files = s.get("crop_files") or {}
     if files.get("problems"):
         overview.add_row("[red]crop files missing / damaged[/red]", f"{files['missing']} / {files['damaged']}")
@@ -162,6 +165,9 @@ def fetch_summary(result: FetchResult) -> list[Table]:
     totals.add_row("faces found", str(int(result.total("faces_found"))))
     totals.add_row("face tracks", str(int(result.total("tracks"))))
     totals.add_row("crops kept (new in the store)", f"{int(result.total('crops_kept'))} ({int(result.total('crops_new'))})")
+    removed, kept = int(result.total("crops_removed")), int(result.total("labeled_kept"))
+    if removed or kept:
+        totals.add_row("crops of earlier settings removed / labeled kept", f"{removed} / {kept}")
     totals.add_row("video seconds processed", f"{result.total('video_s'):.1f}")
     totals.add_row("time", f"{result.wall_s:.1f} s")
     totals.add_row("video-seconds per wall-second", f"{result.speed:.1f}" if result.speed else "-")
@@ -173,6 +179,40 @@ def fetch_summary(result: FetchResult) -> list[Table]:
 def _short(text: str | None, n: int = 90) -> str:
     text = " ".join((text or "").split())
     return text if len(text) <= n else text[: n - 3] + "..."
+
+
+def fetch_notes(result: FetchResult, proxy: str | None = None) -> list[str]:
+    """What the user should know after the tables: videos made with other settings, an offline machine, a
+    proxy that every download failed to get through."""
+    notes = []
+    if result.stale:
+        listed = "; ".join(f"{v.name} ({describe_changes(v.changed or {})})" for v in result.stale[:5])
+        more = f"; ... {len(result.stale) - 5} more" if len(result.stale) > 5 else ""
+        notes.append(
+            f"[yellow]{len(result.stale)} stored video(s) were made with other settings and were skipped: "
+            f"{escape(listed + more)}.[/yellow] Rerun with --redo to reprocess them (labels of crops that come out "
+            "identical are kept; labeled crops that no longer come out are kept too).")
+    if result.offline:
+        notes.append("[red]This machine seems to be offline (no DNS): every download failed to look up its host "
+                     "name.[/red] Check the network connection (or --proxy), then rerun with --retry-failed (a plain rerun "
+                     "skips failed rows).")
+    elif proxy and result.unreachable:
+        notes.append(f"[red]Every download failed to connect through --proxy {escape(proxy)}.[/red] Check that the proxy "
+                     "runs, then rerun with --retry-failed (a plain rerun skips failed rows).")
+    return notes
+
+
+def describe_changes(changed: dict[str, tuple[Any, Any]]) -> str:
+    """'every_s 0.5 -> 1, margin 0.25 -> 0.4' (None shown as 'none', a sha256 by its first 12 digits)."""
+    def show(v: Any) -> str:
+        if v is None:
+            return "none"
+        if isinstance(v, float):
+            return f"{v:g}"
+        text = str(v)
+        return text[:12] if len(text) == 64 and all(c in "0123456789abcdef" for c in text) else text
+
+    return ", ".join(f"{k} {show(a)} -> {show(b)}" for k, (a, b) in changed.items())
 
 
 # -- bench ---------------------------------------------------------------------------------------

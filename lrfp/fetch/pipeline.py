@@ -9,6 +9,7 @@ stoppable (Ctrl-C: the current frame finishes, the video is marked `interrupted`
 from __future__ import annotations
 
 import contextlib
+import json
 import signal
 import threading
 import time
@@ -16,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from lrfp.errors import InputError
-from lrfp.fetch.config import DONE, FAILED, FetchConfig, VideoStatus
+from lrfp.fetch.config import DONE, FAILED, FetchConfig, VideoStatus, changed_settings
 from lrfp.fetch.detect import close_idle_detectors
 from lrfp.fetch.models import resolve_model
 from lrfp.fetch.results import Emit, FetchEvent, FetchResult, VideoResult
-from lrfp.fetch.video import fetch_video
+from lrfp.fetch.video import fetch_video, run_level_error, settings
 from lrfp.manifest import ManifestRow, read_manifest
 from lrfp.store import Store, open_store
 
@@ -32,9 +33,15 @@ def fetch_manifest(manifest: Path, data_dir: Path, cfg: FetchConfig, on_event: E
     emit = on_event or (lambda e: None)
     cfg.check()
     rows = read_manifest(manifest)
-    with open_store(data_dir) as store:
-        todo, skipped = plan(store, rows, cfg, manifest)
+    # Before the store is touched (a missing or corrupt model is the user's to fix); its settings are compared.
     model = resolve_model(cfg.model, cfg.models_dir, on_pull=lambda m: emit(FetchEvent("message", message=m)))
+    try:
+        with open_store(data_dir) as store:
+            todo, skipped = plan(store, rows, cfg, manifest, settings(cfg, model))
+    except Exception as e:
+        if (run_error := run_level_error(e, Path(data_dir).expanduser().resolve())) is not None and run_error is not e:
+            raise run_error from e  # the disk is full before any video began
+        raise
     for r in skipped:
         emit(FetchEvent("done", r.name, result=r))
     for row in todo:
@@ -55,8 +62,15 @@ def fetch_manifest(manifest: Path, data_dir: Path, cfg: FetchConfig, on_event: E
     return FetchResult(ordered, time.monotonic() - t0, interrupted, model)
 
 
-def plan(store: Store, rows: list[ManifestRow], cfg: FetchConfig, manifest: Path) -> tuple[list[ManifestRow], list[VideoResult]]:
-    """Split rows into those to process now and those skipped (final status, or failed without --retry-failed)."""
+def plan(store: Store, rows: list[ManifestRow], cfg: FetchConfig, manifest: Path,
+         current: dict[str, Any] | None = None) -> tuple[list[ManifestRow], list[VideoResult]]:
+    """Split rows into those to process now and those skipped (final status, or failed without --retry-failed).
+
+    With `current` (this run's settings, video.settings), a video done earlier with other settings
+    (config.changed_settings) is skipped with `changed` set, or
+    redone with --redo: its crops that come out identical keep their ids and labels; those that no longer
+    come out are removed unless labeled or in a split (Store.prune_source_crops), and counted.
+    """
     conflicts = []
     todo: list[ManifestRow] = []
     skipped: list[VideoResult] = []
@@ -67,8 +81,12 @@ def plan(store: Store, rows: list[ManifestRow], cfg: FetchConfig, manifest: Path
             conflicts.append(f"{manifest}:{row.line}: source name {row.name!r} is already {what} in the store; give this row another id")
             continue
         status = src["status"] if src is not None else None
-        if status in DONE or (status in FAILED and not cfg.retry_failed):
-            skipped.append(VideoResult(row.name, row.url, status, src["error"], skipped=True))
+        changed = (changed_settings(json.loads(src["meta"] or "{}"), current, row.meta())
+                   if status in DONE and current is not None else {})
+        if changed and cfg.redo:
+            todo.append(row)
+        elif status in DONE or (status in FAILED and not cfg.retry_failed):
+            skipped.append(VideoResult(row.name, row.url, status, src["error"], skipped=True, changed=changed or None))
         else:
             todo.append(row)
     if conflicts:

@@ -64,13 +64,20 @@ def _run_pool_once(data_dir, todo, cfg, model, emit, stop, results) -> list[Mani
                     except BrokenProcessPool:
                         broken.append(row)
                         continue
+                    except BaseException:  # a run-level error (e.g. the disk is full): stop the other workers too
+                        pool.request_stop()
+                        raise
                     results[row.name] = r
                     if not r.skipped:
                         emit(FetchEvent("done", row.name, result=r))
+        except BaseException:
+            pool.request_stop()
+            raise
         finally:
             if stop.is_set():
                 pool.request_stop()
             pool.drain(emit)
+    pool.drain(emit)  # what the workers sent just before they exited
     if not broken:
         return []
     # The store tells which of them a worker had started (status running) and which never began (pending).

@@ -4,10 +4,28 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 from lrfp.fetch.config import DONE, VideoStatus
 from lrfp.fetch.models import ResolvedModel
+
+
+DNS_ERRORS = ("Name or service not known", "Temporary failure in name resolution", "nodename nor servname provided",
+              "No address associated with hostname", "getaddrinfo failed")
+"""What the OS's resolver says (glibc, macOS, Windows) when a host name cannot be looked up."""
+
+
+CONNECTION_ERRORS = ("Connection refused", "timed out", "Network is unreachable", "No route to host",
+                     "Connection reset", "Unable to connect to proxy", "ProxyError")
+"""What a download says when it reached no server at all (the machine, its network or its proxy)."""
+
+
+def dns_failure(error: str | None) -> bool:
+    return bool(error) and any(m in error for m in DNS_ERRORS)
+
+
+def connection_failure(error: str | None) -> bool:
+    return dns_failure(error) or (bool(error) and any(m in error for m in CONNECTION_ERRORS))
 
 
 @dataclass
@@ -22,6 +40,9 @@ class VideoResult:
     tracks: int = 0
     crops_kept: int = 0
     crops_new: int = 0
+    crops_removed: int = 0  # crops of an earlier run with other settings that this run did not produce
+    labeled_kept: int = 0  # of those, kept because a person labeled them or a split holds them
+    changed: dict[str, tuple[Any, Any]] | None = None  # stored with other settings: {setting: (stored, now)}
     video_s: float = 0.0
     wall_s: float = 0.0
 
@@ -63,6 +84,26 @@ class FetchResult:
 
     def total(self, attr: str) -> float:
         return sum(getattr(v, attr) for v in self.videos)
+
+    @property
+    def stale(self) -> list[VideoResult]:
+        """Videos done earlier with other settings and skipped (rerun with --redo to reprocess them)."""
+        return [v for v in self.videos if v.skipped and v.changed]
+
+    @property
+    def offline(self) -> bool:
+        """True when every video that failed in this run failed to look up its host name (DNS): the machine
+        seems to be offline, rather than each URL being bad."""
+        return self._all_failed(dns_failure)
+
+    @property
+    def unreachable(self) -> bool:
+        """True when every video that failed in this run reached no server (refused, timed out, no DNS)."""
+        return self._all_failed(connection_failure)
+
+    def _all_failed(self, why: Callable[[str | None], bool]) -> bool:
+        ran = [v for v in self.videos if not v.skipped and v.status not in DONE and v.status != VideoStatus.interrupted]
+        return len(ran) > 0 and all(v.status == VideoStatus.download_failed and why(v.error) for v in ran)
 
     @property
     def speed(self) -> float | None:

@@ -9,13 +9,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from lrfp.fetch.config import DONE, FetchConfig, VideoStatus, too_high_res
+from lrfp.errors import DataDirError, LrfpError
+from lrfp.fetch.config import DONE, DOWNSCALE_LINES, MAX_LINES, FetchConfig, VideoStatus, too_high_res
 from lrfp.fetch.download import DownloadFailed, DownloadStopped, describe_file, download_key, download_video
-from lrfp.fetch.frames import NotAVideo, VideoInfo, probe_video, sample_frames
+from lrfp.fetch.frames import DecodeReport, NotAVideo, VideoInfo, probe_video, sample_frames
 from lrfp.fetch.models import ResolvedModel
 from lrfp.fetch.results import Emit, FetchEvent, VideoResult
 from lrfp.fetch.writer import CONTEXT_WIDTH, CropWriter
@@ -25,6 +26,11 @@ from lrfp.store import Store
 log = logging.getLogger(__name__)
 
 DOWNLOADS_DIR = "downloads"
+TRUNCATED_SLACK_S = 1.0
+TRUNCATED_SLACK_FRACTION = 0.10
+"""A video is `truncated` when it decodes to more than max(TRUNCATED_SLACK_S, TRUNCATED_SLACK_FRACTION x declared)
+short of the length its container or yt-dlp declared (slack for rounded or estimated durations; the case
+seen: a server that closed early with no Content-Length gave 2.5 of 3.84 s)."""
 
 Progress = Callable[..., None]  # (stage, done, total, force=False)
 
@@ -48,6 +54,8 @@ class VideoJob:
     progress: Progress = lambda *a, **k: None
     should_stop: Callable[[], bool] = _never
     threads: int | None = None  # decoder threads (None: OpenCV's default)
+    decoded: DecodeReport = field(default_factory=DecodeReport)  # how far the file really decoded
+    crop_ids: set[int] = field(default_factory=set)  # the stored crops this run produced (new or identical)
 
 
 class _Outcome:
@@ -107,9 +115,17 @@ def fetch_video(
     except KeyboardInterrupt:
         finish(VideoStatus.interrupted, "interrupted by the user; rerun to finish (crops stored so far are kept)")
         raise
-    except Exception as e:  # a failure of one video is data: record it and go on with the next
-        log.exception("fetching %s failed", row.url)
-        return finish(VideoStatus.error, f"{type(e).__name__}: {e}")
+    except Exception as e:
+        run_error = run_level_error(e, store.root)
+        if run_error is None:  # a failure of one video is data: record it and go on with the next
+            log.exception("fetching %s failed", row.url)
+            return finish(VideoStatus.error, f"{type(e).__name__}: {e}")
+        # The data folder is full (or unusable): the next videos would fail the same way. Free the download
+        # first, so that the status can still be written, then end the run.
+        with contextlib.suppress(Exception):
+            _remove_downloads(store.root / DOWNLOADS_DIR, row.url)
+            finish(VideoStatus.error, str(run_error))
+        raise run_error from e
 
 
 def process_video_file(
@@ -121,6 +137,7 @@ def process_video_file(
     The same code `fetch_video` runs after its download; the file is never removed. Returns the video's
     result (status as in the store: ok, no_faces, not_a_video, too_high_res, bad_range, interrupted, error).
     """
+    cfg.check()
     res = VideoResult(row.name, row.url, VideoStatus.running)
     source_id = store.upsert_source(row.name, "video", url=row.url, title=row.title, license=row.license,
                                     status=VideoStatus.running, error=None, meta={"manifest": row.meta()})
@@ -136,6 +153,7 @@ def _process(store: Store, source_id: int, row: ManifestRow, path: Path, cfg: Fe
         info = probe_video(path, cfg.download.downscale)
     except NotAVideo as e:
         return finish(VideoStatus.not_a_video, f"not a video: the URL served {describe_file(path)}; {e}")
+    container_s = info.duration_s
     if info.duration_s is None and download_info.get("duration"):  # some containers do not tell OpenCV
         info = replace(info, duration_s=float(download_info["duration"]))
     meta: dict[str, Any] = {"manifest": row.meta(), "download": download_info, "settings": settings(cfg, model)}
@@ -148,16 +166,22 @@ def _process(store: Store, source_id: int, row: ManifestRow, path: Path, cfg: Fe
     if too_high_res(info.native_width, info.native_height) and not cfg.download.downscale:
         return finish(
             VideoStatus.too_high_res,
-            f"{info.native_width}x{info.native_height} is 720p or more (lrfp keeps videos below 720p); "
-            "rerun with --retry-failed --downscale to resize its frames to 480 lines",
+            f"{info.native_width}x{info.native_height} is {MAX_LINES}p or more (lrfp keeps videos below {MAX_LINES}p); "
+            f"rerun with --retry-failed --downscale to resize its frames to {DOWNSCALE_LINES} lines",
         )
     if row.start_s is not None and info.duration_s is not None and row.start_s >= info.duration_s:
         return finish(VideoStatus.bad_range, f"start {row.start_s:g} s is past the end of the video ({info.duration_s:.1f} s)")
     job = VideoJob(store, source_id, row, info, path, cfg, model, res, progress, should_stop, threads)
     if run_frames(job):
         return finish(VideoStatus.interrupted, "stopped by the user; rerun to finish (crops stored so far are kept)")
+    short = truncation(job.decoded, info.fps, row.end_s, {"its container": container_s, "yt-dlp": download_info.get("duration")})
+    if short is not None:
+        return finish(VideoStatus.truncated, short)
     if res.frames_sampled == 0:
         return finish(VideoStatus.bad_range, "no frame decodes in the requested range")
+    # The whole video was done: crops of an earlier run that this one did not produce (other settings) go,
+    # unless a person labeled them or a split holds them.
+    res.crops_removed, res.labeled_kept = store.prune_source_crops(source_id, job.crop_ids)
     if res.crops_kept == 0:
         return finish(
             VideoStatus.no_faces,
@@ -167,8 +191,55 @@ def _process(store: Store, source_id: int, row: ManifestRow, path: Path, cfg: Fe
     return finish(VideoStatus.ok, None)
 
 
+def truncation(decoded: DecodeReport, fps: float, end_s: float | None, declared: dict[str, float | None]) -> str | None:
+    """The `truncated` message when the file ran out of frames well before the length declared by any of
+    `declared` (who -> seconds) or before `end_s`, whichever is first; else None."""
+    if not decoded.ended or decoded.last_time_s is None:
+        return None
+    decoded_s = decoded.last_time_s + (1.0 / fps if fps > 0 else 0.0)
+    for who, length in declared.items():
+        if not length:
+            continue
+        target = min(length, end_s) if end_s is not None else length
+        if decoded_s < target - max(TRUNCATED_SLACK_S, TRUNCATED_SLACK_FRACTION * target):
+            return (f"truncated: the file decodes to {decoded_s:.2f} s but {who} declares {length:.2f} s "
+                    "(the download was probably cut short); rerun with --retry-failed to fetch it again")
+    return None
+
+
+def disk_full(e: BaseException) -> bool:
+    """Whether `e` (or an exception it wraps) says the disk is full: ENOSPC/EDQUOT from the OS, SQLite's
+    "database or disk is full", or yt-dlp's message around an ENOSPC."""
+    import errno
+    import sqlite3
+
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if isinstance(e, sqlite3.OperationalError) and "disk is full" in str(e):
+            return True
+        if "No space left on device" in str(e) or "Disk quota exceeded" in str(e):
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+
+def run_level_error(e: BaseException, root: Path) -> LrfpError | None:
+    """The error that must end the whole run (not just this video), or None: an LrfpError as it is, a full
+    disk as a DataDirError naming the data folder."""
+    if isinstance(e, LrfpError):
+        return e
+    if disk_full(e):
+        return DataDirError(f"the data folder {root} is full: No space left on device; free some space "
+                            "(or use another data folder with -d) and rerun the same command to finish")
+    return None
+
+
 def settings(cfg: FetchConfig, model: ResolvedModel) -> dict[str, Any]:
-    """The settings a video's crops depend on, stored in its source's meta."""
+    """The settings a video's crops depend on, stored in its source's meta and compared by the next run's
+    plan (config.changed_settings)."""
     return {
         "every_s": cfg.every_s, "min_face": cfg.min_face, "min_score": cfg.min_score, "margin": cfg.margin,
         "per_track": cfg.per_track, "model": model.model.filename, "model_sha256": model.model.sha256,
@@ -205,7 +276,7 @@ def run_frames(job: VideoJob) -> bool:
     try:
         with reused_detector(job.model.path, cfg.min_score) as detector:
             frames = sample_frames(job.path, info, cfg.every_s, row.start_s, row.end_s, threads=job.threads,
-                                   should_stop=job.should_stop)
+                                   should_stop=job.should_stop, report=job.decoded)
             try:
                 for sample, frame in enumerate(frames):
                     res.frames_sampled += 1
@@ -235,6 +306,7 @@ def run_frames(job: VideoJob) -> bool:
                 writer.put(done, context)
     finally:
         writer.close()
+        job.crop_ids.update(writer.crop_ids)
     res.video_s = max(0.0, last_t - start + (cfg.every_s if res.frames_sampled else 0.0))
     if span is not None:
         res.video_s = min(res.video_s, span)

@@ -29,6 +29,7 @@ class CropWriter:
         self.data_dir, self.source_id, self.name, self.info, self.cfg, self.model, self.res = (
             data_dir, source_id, name, info, cfg, model, res)
         self.frames_stored: set[int] = set()  # frame indexes whose row (and context JPEG) is stored
+        self.crop_ids: set[int] = set()  # ids of the crops stored (or found identical) so far
         self.queue: queue.Queue = queue.Queue(maxsize=256)  # bounded: the frame loop waits if storing lags
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, name=f"lrfp-writer-{name}", daemon=True)
@@ -42,15 +43,16 @@ class CropWriter:
         self.queue.put((track, images))
 
     def close(self) -> None:
-        self.queue.put(None)
+        """Ends the thread after what was put is stored. Raises the writer's error, if it had one."""
+        self.queue.put(None)  # never blocks for long: the thread takes items until it sees the end marker
         self.thread.join()
         if self.error is not None:
             raise self.error
 
     def _run(self) -> None:
+        closing = False
         try:
             with open_store(self.data_dir) as store:
-                closing = False
                 while not closing:
                     # Wait for one track, then gather more for up to WRITER_BATCH_S (or until the end): each
                     # batch costs one filesystem sync and one commit. A kill loses at most the open batch,
@@ -63,12 +65,14 @@ class CropWriter:
                     if batch[-1] is None:
                         closing = True
                         batch.pop()
-                    if batch and self.error is None:
+                    if batch:
                         self._write(store, batch)
         except BaseException as e:  # handed to the frame loop by put()/close()
             self.error = e
-            while self.queue.get() is not None:  # let put() and close() return
-                pass
+            # Take what is still put until the end marker, so that put() and close() return; if the failed
+            # batch held the marker already, close() is joining and nothing more comes.
+            while not closing:
+                closing = self.queue.get() is None
 
     def _write(self, store: Store, batch: list[tuple[Any, dict[int, Any]]]) -> None:
         """Encode and store the kept crops of a batch of finished tracks, with one sync and one commit."""
@@ -98,5 +102,6 @@ class CropWriter:
                 crops.append(NewCrop(encode_png(pixels), square[2], square[3], origin))
         results = store.add_frames_and_crops(self.source_id, list(frames.values()), crops)
         self.frames_stored.update(frames)
+        self.crop_ids.update(crop_id for crop_id, _ in results)
         self.res.crops_kept += len(results)
         self.res.crops_new += sum(created for _, created in results)
