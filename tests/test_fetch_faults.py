@@ -461,12 +461,9 @@ def test_other_settings_are_named_and_redo_keeps_every_label(shared_dir: Path, m
         assert "--redo" in err
         assert _crops(data) == {k: (i, "without_mask" if (i, None) in labeled else None) for k, (i, _) in first.items()}
 
-        from lrfp.fetch.models import MODELS
-
-        assert fetch(manifest, data, models, "--model", "short") == 0  # another detector model: named too
+        assert fetch(manifest, data, models, "--tiles", "off") == 0  # another detector setting: named too
         err = capsys.readouterr().err
-        full, short = MODELS["full"], MODELS["short"]
-        assert f"model {full.filename} -> {short.filename}, model_sha256 {full.sha256[:12]} -> {short.sha256[:12]}" in err
+        assert "corridor (tiles auto -> off)" in err
 
         # --redo: the crops of the new settings, plus every labeled crop (kept, with its label).
         assert fetch(manifest, data, models, "--margin", "0.4", "--every", "1", "--redo") == 0

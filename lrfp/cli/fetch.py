@@ -7,7 +7,10 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from lrfp.cli.options import DEFAULT_DATA_DIR, DataDir
+from lrfp.cli.options import (
+    DEFAULT_DATA_DIR, DataDir, Detector, Downscale, Every, Margin, MinFace, MinScore, ModelsDir, Tiles,
+)
+from lrfp.fetch.config import FetchConfig
 
 if TYPE_CHECKING:
     from lrfp.fetch.results import FetchEvent
@@ -15,16 +18,16 @@ if TYPE_CHECKING:
 
 def fetch(
     manifest: Annotated[Path, typer.Argument(help="CSV manifest with a url column (see manifests/lima.csv).")],
-    every: Annotated[float, typer.Option("--every", help="Sample one frame every N seconds of video.")] = 0.5,
-    min_face: Annotated[int, typer.Option("--min-face", help="Smallest face box side to keep, in video pixels.")] = 20,
-    min_score: Annotated[float, typer.Option("--min-score", help="Smallest detector score to keep (0-1).")] = 0.5,
-    margin: Annotated[float, typer.Option("--margin", help="Margin around the face box on each side, as a fraction of its side.")] = 0.25,
+    every: Every = FetchConfig.every_s,
+    min_face: MinFace = FetchConfig.min_face,
+    min_score: MinScore = FetchConfig.min_score,
+    margin: Margin = FetchConfig.margin,
     per_track: Annotated[int, typer.Option("--per-track", help="Crops kept per face track (spaced in time).")] = 3,
-    model: Annotated[str, typer.Option("--model", help="Detector: full (BlazeFace full range, small faces) or short.")] = "full",
-    models_dir: Annotated[
-        Optional[Path], typer.Option("--models-dir", help="Folder with the .tflite models (else env LRFP_MODELS_DIR, else the user cache).")
-    ] = None,
-    downscale: Annotated[bool, typer.Option("--downscale", help="Accept 720p+ videos, resizing frames to 480 lines (recorded).")] = False,
+    detector: Detector = FetchConfig.detector,
+    tiles: Tiles = FetchConfig.tiles,
+    model: Annotated[str, typer.Option("--model", hidden=True, help="BlazeFace weights: full (the only one left).")] = "full",
+    models_dir: ModelsDir = None,
+    downscale: Downscale = False,
     workers: Annotated[int, typer.Option("--workers", "-j", help="Videos processed in parallel (processes).")] = 1,
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Also redo rows whose earlier run failed.")] = False,
     redo: Annotated[bool, typer.Option(
@@ -62,6 +65,7 @@ def fetch(
 
     cfg = FetchConfig(
         every_s=every, min_face=min_face, min_score=min_score, margin=margin, per_track=per_track, model=model,
+        detector=detector, tiles=tiles,
         models_dir=models_dir, workers=workers, retry_failed=retry_failed, redo=redo, keep_videos=keep_videos,
         download=DownloadOptions(cookies=cookies, cookies_from_browser=cookies_from_browser, sleep_s=sleep,
                                  retries=retries, downscale=downscale, proxy=proxy),

@@ -9,7 +9,10 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 import typer
 from rich.table import Table
 
-from lrfp.cli.options import DEFAULT_DATA_DIR, DataDir
+from lrfp.cli.options import (
+    DEFAULT_DATA_DIR, DataDir, Detector, Downscale, Every, Margin, MinFace, MinScore, ModelsDir, Tiles,
+)
+from lrfp.predict.faces import FaceSettings
 
 if TYPE_CHECKING:
     from lrfp.predict.run import PredictRun
@@ -35,13 +38,14 @@ def predict(
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Crops per forward pass (default: 8 on a CPU, 256 on CUDA).")] = None,
     out: Annotated[Path, typer.Option("--out", "-o", file_okay=False, help="Folder for a video's or folder's outputs (CSV, Parquet, PNG).")] = Path("predictions"),
     video_out: Annotated[Optional[Path], typer.Option("--video-out", dir_okay=False, help="Video: also write the sampled frames, boxes coloured by class, as this MP4.")] = None,
-    every: Annotated[float, typer.Option("--every", help="Video: classify one frame every N seconds (as `lrfp fetch --every`).")] = 0.5,
-    min_face: Annotated[int, typer.Option("--min-face", help="Video: smallest face box side, px.")] = 20,
-    min_score: Annotated[float, typer.Option("--min-score", help="Video: smallest detector score (0-1).")] = 0.5,
-    margin: Annotated[float, typer.Option("--margin", help="Video: margin around the face box, fraction of its side (as fetch).")] = 0.25,
-    detector: Annotated[str, typer.Option("--detector", help="Video: BlazeFace model, full or short (fetch's --model).")] = "full",
-    models_dir: Annotated[Optional[Path], typer.Option("--models-dir", help="Video: folder with the detector's .tflite files.")] = None,
-    downscale: Annotated[bool, typer.Option("--downscale", help="Video: resize 720p+ frames to 480 lines first (faster).")] = False,
+    every: Every = FaceSettings.every_s,
+    min_face: MinFace = FaceSettings.min_face,
+    min_score: MinScore = FaceSettings.min_score,
+    margin: Margin = FaceSettings.margin,
+    detector: Detector = FaceSettings.detector,
+    tiles: Tiles = FaceSettings.tiles,
+    models_dir: ModelsDir = None,
+    downscale: Downscale = False,
     data_dir: DataDir = DEFAULT_DATA_DIR,
 ) -> None:
     """Classify face crops with a checkpoint of `lrfp bench`: the store's, a video's, or a folder's.
@@ -57,13 +61,12 @@ def predict(
     """
     from lrfp.cli.console import err, out as console
     from lrfp.cli.progress import make_progress
-    from lrfp.predict.faces import FaceSettings
     from lrfp.predict.run import CheckpointChoice, PredictConfig, run_predict
 
     cfg = PredictConfig(
         checkpoint=CheckpointChoice(checkpoint, from_, config), target=target, data_dir=data_dir, all_crops=all_crops,
         device=device, batch_size=batch_size, out=out, video_out=video_out,
-        faces=FaceSettings(every_s=every, min_face=min_face, min_score=min_score, margin=margin, model=detector,
+        faces=FaceSettings(every_s=every, min_face=min_face, min_score=min_score, margin=margin, detector=detector, tiles=tiles,
                            models_dir=models_dir, downscale=downscale),
     )
     with contextlib.ExitStack() as stack:

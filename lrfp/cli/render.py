@@ -54,6 +54,9 @@ def stats_tables(s: dict[str, Any]) -> list[Table]:
     files = s.get("crop_files") or {}
     if files.get("problems"):
         overview.add_row("[red]crop files missing / damaged[/red]", f"{files['missing']} / {files['damaged']}")
+    dropped = s.get("fetch_dropped") or {}
+    overview.add_row("fetch dropped: score under --min-score", str(dropped.get("min_score", 0)))
+    overview.add_row("fetch dropped: side under --min-face", str(dropped.get("min_face", 0)))
     tables = [overview]
     if files.get("problems"):
         bad = Table(title="crop files missing or damaged (restore them from a backup, or `lrfp import ... --redo`)",
@@ -163,6 +166,8 @@ def fetch_summary(result: FetchResult) -> list[Table]:
     totals.add_row("videos processed / skipped", f"{len(result.videos) - skipped} / {skipped}")
     totals.add_row("frames sampled", str(int(result.total("frames_sampled"))))
     totals.add_row("faces found", str(int(result.total("faces_found"))))
+    totals.add_row("dropped: score under --min-score", str(int(result.total("dropped_min_score"))))
+    totals.add_row("dropped: side under --min-face", str(int(result.total("dropped_min_face"))))
     totals.add_row("face tracks", str(int(result.total("tracks"))))
     totals.add_row("crops kept (new in the store)", f"{int(result.total('crops_kept'))} ({int(result.total('crops_new'))})")
     removed, kept = int(result.total("crops_removed")), int(result.total("labeled_kept"))
@@ -172,7 +177,9 @@ def fetch_summary(result: FetchResult) -> list[Table]:
     totals.add_row("time", f"{result.wall_s:.1f} s")
     totals.add_row("video-seconds per wall-second", f"{result.speed:.1f}" if result.speed else "-")
     if result.model is not None:
-        totals.add_row("detector", escape(f"{result.model.model.filename} ({result.model.path.parent})"))
+        m = result.model
+        where = f"{m.weights_file} in {m.settings.weights.parent}" if m.settings.weights else m.weights_file
+        totals.add_row("detector", escape(f"{m.name}, tiles {m.settings.tiles} ({where})"))
     return [by_status, totals]
 
 

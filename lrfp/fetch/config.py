@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from lrfp.errors import InputError, UsageError
-from lrfp.fetch.models import ENV_MODELS_DIR, MODELS
+from lrfp.fetch.detectors import DEFAULT_DETECTOR
+from lrfp.fetch.detectors.weights import ENV_MODELS_DIR, MODELS, REMOVED
 
 MAX_LINES = 720
 """Videos must have strictly fewer lines than this (lrfp builds a dataset of low-resolution footage)."""
@@ -169,11 +170,13 @@ def check_browser(spec: str) -> None:
 @dataclass(frozen=True)
 class FetchConfig:
     every_s: float = 0.5
-    min_face: int = 20
+    min_face: int = 12  # box side, px: a labeler can still tell a covered nose and mouth (docs/detectors.md)
     min_score: float = 0.5
     margin: float = 0.25
     per_track: int = 3
-    model: str = "full"
+    model: str = "full"  # the BlazeFace weights (only "full" since the short-range model was removed)
+    detector: str = DEFAULT_DETECTOR
+    tiles: str = "auto"  # auto | off | COLSxROWS (lrfp.fetch.detectors.tiles)
     models_dir: Path | None = None
     workers: int = 1
     retry_failed: bool = False
@@ -193,8 +196,15 @@ class FetchConfig:
             raise UsageError(f"--margin must be between 0 and 2 (got {self.margin})")
         if self.per_track < 1:
             raise UsageError(f"--per-track must be at least 1 (got {self.per_track})")
+        if self.model in REMOVED:
+            raise UsageError(REMOVED[self.model])
         if self.model not in MODELS:
             raise UsageError(f"--model must be one of {', '.join(MODELS)} (got {self.model!r})")
+        from lrfp.fetch.detectors import check_available
+        from lrfp.fetch.detectors.tiles import parse_tiles
+
+        check_available(self.detector)  # UsageError (unknown) or DetectorUnavailable (package missing), exit 2
+        parse_tiles(self.tiles)
         if self.workers < 1:
             raise UsageError(f"--workers must be at least 1 (got {self.workers})")
         if self.models_dir is not None and not Path(self.models_dir).is_dir():

@@ -19,7 +19,8 @@ from typing import Any
 from lrfp.errors import InputError
 from lrfp.fetch.config import DONE, FAILED, FetchConfig, VideoStatus, changed_settings
 from lrfp.fetch.detect import close_idle_detectors
-from lrfp.fetch.models import resolve_model
+from lrfp.fetch.detect import resolve_detector
+from lrfp.fetch.detectors.tiles import parse_tiles
 from lrfp.fetch.results import Emit, FetchEvent, FetchResult, VideoResult
 from lrfp.fetch.video import fetch_video, run_level_error, settings
 from lrfp.manifest import ManifestRow, read_manifest
@@ -33,8 +34,10 @@ def fetch_manifest(manifest: Path, data_dir: Path, cfg: FetchConfig, on_event: E
     emit = on_event or (lambda e: None)
     cfg.check()
     rows = read_manifest(manifest)
-    # Before the store is touched (a missing or corrupt model is the user's to fix); its settings are compared.
-    model = resolve_model(cfg.model, cfg.models_dir, on_pull=lambda m: emit(FetchEvent("message", message=m)))
+    # Before the store is touched: a missing or corrupt weights file is the user's to fix (exit 2); its settings
+    # are compared with what each stored video was made with.
+    model = resolve_detector(cfg.detector, parse_tiles(cfg.tiles), cfg.min_score, cfg.models_dir,
+                             on_pull=lambda m: emit(FetchEvent("message", message=m)))
     try:
         with open_store(data_dir) as store:
             todo, skipped = plan(store, rows, cfg, manifest, settings(cfg, model))

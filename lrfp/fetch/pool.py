@@ -8,7 +8,7 @@ from pathlib import Path
 
 from lrfp.fetch.config import FetchConfig, VideoStatus
 from lrfp.fetch.detect import close_idle_detectors
-from lrfp.fetch.models import ResolvedModel
+from lrfp.fetch.detect import ResolvedDetector
 from lrfp.fetch.results import Emit, FetchEvent, VideoResult
 from lrfp.fetch.video import fetch_video
 from lrfp.manifest import ManifestRow
@@ -26,14 +26,14 @@ def _worker_init() -> None:
     util.Finalize(None, close_idle_detectors, exitpriority=10)
 
 
-def _worker_fetch(data_dir: Path, row: ManifestRow, cfg: FetchConfig, model: ResolvedModel) -> VideoResult:
+def _worker_fetch(data_dir: Path, row: ManifestRow, cfg: FetchConfig, model: ResolvedDetector) -> VideoResult:
     if stop_requested():
         return VideoResult(row.name, row.url, VideoStatus.pending, skipped=True)
     with open_store(data_dir) as store:
         return fetch_video(store, row, cfg, model, report, stop_requested, threads=1)
 
 
-def run_pool(data_dir: Path, todo: list[ManifestRow], cfg: FetchConfig, model: ResolvedModel, emit: Emit,
+def run_pool(data_dir: Path, todo: list[ManifestRow], cfg: FetchConfig, model: ResolvedDetector, emit: Emit,
              stop: threading.Event, results: dict[str, VideoResult]) -> bool:
     """Run the rows in `cfg.workers` processes; returns True if stopped. If a worker process dies (out of
     memory, a crash in a native library, a kill), the videos that were being processed get status `error`

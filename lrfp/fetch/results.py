@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from lrfp.fetch.config import DONE, VideoStatus
-from lrfp.fetch.models import ResolvedModel
+from lrfp.fetch.detect import ResolvedDetector
 
 
 DNS_ERRORS = ("Name or service not known", "Temporary failure in name resolution", "nodename nor servname provided",
@@ -36,7 +36,9 @@ class VideoResult:
     error: str | None = None
     skipped: bool = False  # not processed in this run (already done, or failed earlier)
     frames_sampled: int = 0
-    faces_found: int = 0
+    faces_found: int = 0  # kept by the filters below
+    dropped_min_score: int = 0  # detections scored SCORE_FLOOR..--min-score
+    dropped_min_face: int = 0  # detections with a box side under --min-face
     tracks: int = 0
     crops_kept: int = 0
     crops_new: int = 0
@@ -45,6 +47,10 @@ class VideoResult:
     changed: dict[str, tuple[Any, Any]] | None = None  # stored with other settings: {setting: (stored, now)}
     video_s: float = 0.0
     wall_s: float = 0.0
+
+    def dropped(self) -> dict[str, int]:
+        """How many detections each filter threw away: {"min_score": n, "min_face": n}."""
+        return {"min_score": self.dropped_min_score, "min_face": self.dropped_min_face}
 
 
 @dataclass(frozen=True)
@@ -68,7 +74,7 @@ class FetchResult:
     videos: list[VideoResult]
     wall_s: float = 0.0
     interrupted: bool = False
-    model: ResolvedModel | None = None
+    model: ResolvedDetector | None = None
 
     @property
     def by_status(self) -> Counter:

@@ -16,8 +16,8 @@ from typing import Any, Callable
 from lrfp.errors import DataDirError, LrfpError
 from lrfp.fetch.config import DONE, DOWNSCALE_LINES, MAX_LINES, FetchConfig, VideoStatus, too_high_res
 from lrfp.fetch.download import DownloadFailed, DownloadStopped, describe_file, download_key, download_video
+from lrfp.fetch.detect import FrameTooSmall, ResolvedDetector
 from lrfp.fetch.frames import DecodeReport, NotAVideo, VideoInfo, probe_video, sample_frames
-from lrfp.fetch.models import ResolvedModel
 from lrfp.fetch.results import Emit, FetchEvent, VideoResult
 from lrfp.fetch.writer import CONTEXT_WIDTH, CropWriter
 from lrfp.manifest import ManifestRow
@@ -49,7 +49,7 @@ class VideoJob:
     info: VideoInfo
     path: Path
     cfg: FetchConfig
-    model: ResolvedModel
+    model: ResolvedDetector
     res: VideoResult
     progress: Progress = lambda *a, **k: None
     should_stop: Callable[[], bool] = _never
@@ -90,7 +90,7 @@ def _progress_to(emit: Emit, name: str) -> Progress:
 
 
 def fetch_video(
-    store: Store, row: ManifestRow, cfg: FetchConfig, model: ResolvedModel, emit: Emit,
+    store: Store, row: ManifestRow, cfg: FetchConfig, model: ResolvedDetector, emit: Emit,
     should_stop: Callable[[], bool] = _never, *, threads: int | None = None,
 ) -> VideoResult:
     """Download, sample, detect, track and store one video. Its outcome is recorded as the source's status."""
@@ -129,7 +129,7 @@ def fetch_video(
 
 
 def process_video_file(
-    store: Store, row: ManifestRow, path: Path, cfg: FetchConfig, model: ResolvedModel,
+    store: Store, row: ManifestRow, path: Path, cfg: FetchConfig, model: ResolvedDetector,
     emit: Emit | None = None, should_stop: Callable[[], bool] = _never, *, threads: int | None = None,
 ) -> VideoResult:
     """Probe, sample, detect, track and store one video file already on disk, as source `row.name`.
@@ -146,7 +146,7 @@ def process_video_file(
     return _process(store, source_id, row, path, cfg, model, res, finish, progress, should_stop, threads, {}, None, None)
 
 
-def _process(store: Store, source_id: int, row: ManifestRow, path: Path, cfg: FetchConfig, model: ResolvedModel,
+def _process(store: Store, source_id: int, row: ManifestRow, path: Path, cfg: FetchConfig, model: ResolvedDetector,
              res: VideoResult, finish: _Outcome, progress: Progress, should_stop: Callable[[], bool],
              threads: int | None, download_info: dict[str, Any], title: str | None, license: str | None) -> VideoResult:
     try:
@@ -156,7 +156,7 @@ def _process(store: Store, source_id: int, row: ManifestRow, path: Path, cfg: Fe
     container_s = info.duration_s
     if info.duration_s is None and download_info.get("duration"):  # some containers do not tell OpenCV
         info = replace(info, duration_s=float(download_info["duration"]))
-    meta: dict[str, Any] = {"manifest": row.meta(), "download": download_info, "settings": settings(cfg, model)}
+    meta: dict[str, Any] = {"manifest": row.meta(), "download": download_info, "settings": settings(cfg, model, info)}
     if info.downscaled:
         meta["downscale"] = {"from": [info.native_width, info.native_height], "to": [info.width, info.height]}
     store.upsert_source(
@@ -172,7 +172,14 @@ def _process(store: Store, source_id: int, row: ManifestRow, path: Path, cfg: Fe
     if row.start_s is not None and info.duration_s is not None and row.start_s >= info.duration_s:
         return finish(VideoStatus.bad_range, f"start {row.start_s:g} s is past the end of the video ({info.duration_s:.1f} s)")
     job = VideoJob(store, source_id, row, info, path, cfg, model, res, progress, should_stop, threads)
-    if run_frames(job):
+    try:
+        stopped = run_frames(job)
+    except FrameTooSmall as e:
+        return finish(VideoStatus.error, str(e))
+    finally:
+        meta["dropped"] = res.dropped()  # what each filter threw away, for `lrfp stats`
+        store.upsert_source(row.name, "video", meta=meta)
+    if stopped:
         return finish(VideoStatus.interrupted, "stopped by the user; rerun to finish (crops stored so far are kept)")
     short = truncation(job.decoded, info.fps, row.end_s, {"its container": container_s, "yt-dlp": download_info.get("duration")})
     if short is not None:
@@ -237,12 +244,13 @@ def run_level_error(e: BaseException, root: Path) -> LrfpError | None:
     return None
 
 
-def settings(cfg: FetchConfig, model: ResolvedModel) -> dict[str, Any]:
+def settings(cfg: FetchConfig, model: ResolvedDetector, info: VideoInfo | None = None) -> dict[str, Any]:
     """The settings a video's crops depend on, stored in its source's meta and compared by the next run's
-    plan (config.changed_settings)."""
+    plan (config.changed_settings); with `info`, also the tile grid used on its frames (not compared)."""
+    size = (info.width, info.height) if info is not None else (None, None)
     return {
         "every_s": cfg.every_s, "min_face": cfg.min_face, "min_score": cfg.min_score, "margin": cfg.margin,
-        "per_track": cfg.per_track, "model": model.model.filename, "model_sha256": model.model.sha256,
+        "per_track": cfg.per_track, **model.provenance(*size),
     }
 
 
@@ -254,16 +262,15 @@ def _remove_downloads(downloads: Path, url: str) -> None:
 
 
 def run_frames(job: VideoJob) -> bool:
-    """The frame loop. Returns True if it was stopped before the end.
+    """The frame loop. Returns True if it was stopped before the end. Raises FrameTooSmall for frames with a
+    side under 16 px (the video then fails with that message).
 
     Finished tracks go to a CropWriter thread (with its own store connection) that encodes and stores their
     crops in batches, overlapping decoding and detection.
     """
-    import cv2
-
     from lrfp.fetch.crop import cut_crop, square_box
-    from lrfp.fetch.detect import reused_detector
-    from lrfp.fetch.track import Candidate, IoUTracker
+    from lrfp.fetch.detect import check_frame_size, reused_detector
+    from lrfp.fetch.track import Candidate, IoUTracker, face_appearance
 
     row, info, cfg, res = job.row, job.info, job.cfg, job.res
     start = row.start_s or 0.0
@@ -272,22 +279,29 @@ def run_frames(job: VideoJob) -> bool:
     tracker = IoUTracker(cfg.per_track)
     context: dict[int, Any] = {}  # frame index -> small frame image, while a pending candidate needs it
     last_t = start
+    check_frame_size(info.width, info.height)  # FrameTooSmall: the video fails with that message
     writer = CropWriter(job.store.root, job.source_id, row.name, info, cfg, job.model, res)
     try:
-        with reused_detector(job.model.path, cfg.min_score) as detector:
+        with reused_detector(job.model.settings) as detector:
             frames = sample_frames(job.path, info, cfg.every_s, row.start_s, row.end_s, threads=job.threads,
                                    should_stop=job.should_stop, report=job.decoded)
             try:
                 for sample, frame in enumerate(frames):
                     res.frames_sampled += 1
                     last_t = frame.time_s
-                    rgb = cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB)
                     cands = []
-                    for det in detector.detect(rgb):
+                    for det in detector.detect(frame.image):
+                        if det.score < cfg.min_score:
+                            res.dropped_min_score += 1
+                            continue
                         if min(det.box[2], det.box[3]) < cfg.min_face:
+                            res.dropped_min_face += 1
                             continue
                         square = square_box(det.box, info.width, info.height, cfg.margin)
-                        cands.append(Candidate(frame.time_s, frame.index, det.box, det.score, (square, cut_crop(frame.image, square))))
+                        x, y, w, h = det.box
+                        look = face_appearance(frame.image[y:y + h, x:x + w])
+                        cands.append(Candidate(frame.time_s, frame.index, det.box, det.score,
+                                               (square, cut_crop(frame.image, square)), look))
                     res.faces_found += len(cands)
                     if cands:
                         context[frame.index] = _small(frame.image)

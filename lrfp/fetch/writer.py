@@ -12,7 +12,7 @@ from typing import Any
 
 from lrfp.fetch.config import FetchConfig
 from lrfp.fetch.frames import VideoInfo
-from lrfp.fetch.models import ResolvedModel
+from lrfp.fetch.detect import ResolvedDetector
 from lrfp.fetch.results import VideoResult
 from lrfp.store import CropOrigin, Store, open_store
 
@@ -25,7 +25,7 @@ class CropWriter:
     """Stores the kept crops of finished tracks, with their frame's context JPEG, from a thread of its own."""
 
     def __init__(self, data_dir: Path, source_id: int, name: str, info: VideoInfo, cfg: FetchConfig,
-                 model: ResolvedModel, res: VideoResult) -> None:
+                 model: ResolvedDetector, res: VideoResult) -> None:
         self.data_dir, self.source_id, self.name, self.info, self.cfg, self.model, self.res = (
             data_dir, source_id, name, info, cfg, model, res)
         self.frames_stored: set[int] = set()  # frame indexes whose row (and context JPEG) is stored
@@ -91,12 +91,13 @@ class CropWriter:
                 meta: dict[str, Any] = {
                     "crop_box": list(square), "margin": self.cfg.margin, "frame_size": [self.info.width, self.info.height],
                     "track_seen": track.seen, "track_span_s": [track.first_s, track.last_s],
+                    "tiles": str(self.model.settings.tiles),
                 }
                 if self.info.downscaled:
                     meta["downscaled_from"] = [self.info.native_width, self.info.native_height]
                 origin = CropOrigin(
                     frame_index=c.frame_index, time_s=c.time_s, box=tuple(c.box), score=round(c.score, 4),
-                    detector=f"mediapipe-blazeface-{self.model.model.name}", model_sha256=self.model.model.sha256,
+                    detector=self.model.name, model_sha256=self.model.weights_sha256,
                     track_id=f"{self.name}:t{track.number}", meta=meta,
                 )
                 crops.append(NewCrop(encode_png(pixels), square[2], square[3], origin))

@@ -2,18 +2,20 @@
 
 Every use of lrfp.fetch's internals by `lrfp predict` is in this one module, so that a change of fetch's
 detector or layout is followed here only. The stages and settings are fetch's (same defaults: one frame every
-0.5 s, BlazeFace full range, faces of at least 20 px with score >= 0.5, a square crop with a 0.25 margin).
+0.5 s, tiled BlazeFace, faces of at least 12 px with score >= 0.5, a square crop with a 0.25 margin): the
+defaults are read from lrfp.fetch.config.FetchConfig, not repeated.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from lrfp.errors import InputError, LrfpError, UsageError
+from lrfp.errors import InputError, LrfpError
+from lrfp.fetch.config import FetchConfig
 
 log = logging.getLogger(__name__)
 
@@ -22,27 +24,19 @@ log = logging.getLogger(__name__)
 class FaceSettings:
     """How faces are found: `lrfp fetch`'s options of the same names (lrfp.fetch.pipeline.FetchConfig)."""
 
-    every_s: float = 0.5
-    min_face: int = 20
-    min_score: float = 0.5
-    margin: float = 0.25
-    model: str = "full"
+    every_s: float = FetchConfig.every_s
+    min_face: int = FetchConfig.min_face
+    min_score: float = FetchConfig.min_score
+    margin: float = FetchConfig.margin
+    detector: str = FetchConfig.detector
+    tiles: str = FetchConfig.tiles
     models_dir: Path | None = None
     downscale: bool = False
 
     def check(self) -> None:
-        from lrfp.fetch.models import MODELS
-
-        if not self.every_s > 0:
-            raise UsageError(f"--every must be more than 0 seconds (got {self.every_s})")
-        if self.min_face < 1:
-            raise UsageError(f"--min-face must be at least 1 px (got {self.min_face})")
-        if not 0 <= self.min_score <= 1:
-            raise UsageError(f"--min-score must be between 0 and 1 (got {self.min_score})")
-        if not 0 <= self.margin <= 2:
-            raise UsageError(f"--margin must be between 0 and 2 (got {self.margin})")
-        if self.model not in MODELS:
-            raise UsageError(f"--model must be one of {', '.join(MODELS)} (got {self.model!r})")
+        """Raises UsageError (exit 2) for a value fetch would refuse, with fetch's own messages."""
+        FetchConfig(every_s=self.every_s, min_face=self.min_face, min_score=self.min_score, margin=self.margin,
+                    detector=self.detector, tiles=self.tiles, models_dir=self.models_dir).check()
 
 
 @dataclass(frozen=True)
@@ -53,8 +47,8 @@ class OpenedVideo:
     height: int
     fps: float
     duration_s: float | None
-    detector: str  # detector name and model file sha256, for the outputs' provenance
-    detector_path: Path
+    detector: str  # detector name, weights sha256 and tiles, for the outputs' provenance
+    resolved: Any  # lrfp.fetch.detect.ResolvedDetector
     info: Any = None  # lrfp.fetch.frames.VideoInfo, as probed
 
 
@@ -97,7 +91,8 @@ def open_video(spec: str, work_dir: Path, settings: FaceSettings, on_message: Ca
     """
     from lrfp.fetch.download import DownloadFailed, DownloadOptions, describe_file, download_video
     from lrfp.fetch.frames import NotAVideo, probe_video
-    from lrfp.fetch.models import resolve_model
+    from lrfp.fetch.detect import FrameTooSmall, check_frame_size, resolve_detector
+    from lrfp.fetch.detectors.tiles import parse_tiles
 
     settings.check()
     if is_url(spec):
@@ -114,11 +109,16 @@ def open_video(spec: str, work_dir: Path, settings: FaceSettings, on_message: Ca
         info = probe_video(path, settings.downscale)
     except NotAVideo as e:
         raise InputError(f"{spec} is not a video: it is {describe_file(path)}; {e}") from e
-    model = resolve_model(settings.model, settings.models_dir, on_pull=on_message)
+    try:
+        check_frame_size(info.width, info.height)
+    except FrameTooSmall as e:
+        raise InputError(f"{spec}: {e}") from e
+    model = resolve_detector(settings.detector, parse_tiles(settings.tiles), settings.min_score, settings.models_dir,
+                             on_pull=on_message)
+    sha = f" sha256:{model.weights_sha256[:12]}" if model.weights_sha256 else ""
     return OpenedVideo(
         source=spec, path=path, width=info.width, height=info.height, fps=info.fps, duration_s=info.duration_s,
-        detector=f"mediapipe-blazeface-{model.model.name} sha256:{model.model.sha256[:12]}", detector_path=model.path,
-        info=info,
+        detector=f"{model.name}{sha} tiles {model.settings.tiles}", resolved=model, info=info,
     )
 
 
@@ -130,14 +130,14 @@ def video_faces(
     import cv2
 
     from lrfp.fetch.crop import cut_crop, square_box
-    from lrfp.fetch.detect import FaceDetector
+    from lrfp.fetch.detect import FrameDetector
     from lrfp.fetch.frames import sample_frames
     from lrfp.fetch.track import Candidate, IoUTracker
 
     times = times if times is not None else FaceTimes()
     info = video.info
     tracker = IoUTracker(per_track=1)  # only its track numbers are used here; it keeps no crops for us
-    with FaceDetector(video.detector_path, settings.min_score) as detector:
+    with FrameDetector(video.resolved.settings) as detector:
         frames = sample_frames(video.path, info, settings.every_s, should_stop=should_stop)
         try:
             t0 = time.perf_counter()
@@ -146,8 +146,9 @@ def video_faces(
                 times.decode_s += t1 - t0
                 rgb = cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB)
                 faces: list[Face] = []
-                for det in detector.detect(rgb):
-                    if min(det.box[2], det.box[3]) < settings.min_face:
+                for det in detector.detect_rgb(rgb):
+                    # the detector runs at fetch's score floor; the threshold is applied here, as fetch does
+                    if det.score < settings.min_score or min(det.box[2], det.box[3]) < settings.min_face:
                         continue
                     square = square_box(det.box, info.width, info.height, settings.margin)
                     faces.append(Face(tuple(det.box), det.score, square, cut_crop(rgb, square)))
