@@ -109,3 +109,18 @@ def agreement_tables(a: dict[str, Any], max_listed: int = 20) -> list[Table]:
     if len(a["disagreements"]) > max_listed:
         listed.caption = f"{len(a['disagreements']) - max_listed} more in `lrfp stats --json`"
     return [summary, confusion, listed] if a["disagreements"] else [summary, confusion]
+
+
+def label_issues_table(rows: list[dict[str, Any]], top: int) -> Table:
+    """The first `top` crops of a review-labels ranking (most likely wrong first)."""
+    table = Table(title="likely label errors (lowest label quality first)", title_justify="left")
+    for col, justify in (("rank", "right"), ("crop", "right"), ("given", "left"), ("model says", "left"),
+                         ("p", "right"), ("quality", "right"), ("flagged", "left"), ("file", "left")):
+        table.add_column(col, justify=justify)
+    for r in rows[:top]:
+        table.add_row(str(r["rank"]), str(r["crop_id"]), r["given_label"], r["suggested_label"],
+                      f"{r['p_suggested']:.2f}", f"{r['quality']:.3f}", "yes" if r["is_issue"] else "",
+                      (r.get("original") or r["path"].rsplit("/", 1)[-1])[-28:])
+    if len(rows) > top:
+        table.caption = f"{len(rows) - top} more ranked crops in the store (lrfp label --queue suspects shows the flagged ones)"
+    return table
