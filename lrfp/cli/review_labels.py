@@ -16,6 +16,7 @@ def review_labels(
     model: Annotated[str, typer.Option("--model", help="Registered model trained per fold (see `lrfp bench --help`).")] = "model3",
     input_size: Annotated[int, typer.Option("--input-size", help="Side in px the crops are resized to.")] = 32,
     epochs: Annotated[int, typer.Option("--epochs", help="Training epochs per fold.")] = 15,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Training batch size (smaller: more steps on few labels).")] = 32,
     group_by: Annotated[str, typer.Option("--group-by", help="Group kept in one fold: track, video or group (as `lrfp split`).")] = "track",
     device: Annotated[str, typer.Option("--device", help="auto (a GPU where present), cpu, cuda or cuda:N.")] = "auto",
     seed: Seed = 0,
@@ -51,7 +52,7 @@ def review_labels(
     from lrfp.store import open_store
 
     cfg = ReviewConfig(folds=folds, group_by=group_by, oof=OofConfig(
-        model=model, input_size=input_size, epochs=epochs, seed=seed, device=device))
+        model=model, input_size=input_size, epochs=epochs, batch_size=batch_size, seed=seed, device=device))
     with open_store(data_dir, create=False) as store, make_progress() as progress:
         tasks: dict[str, int] = {}
 
