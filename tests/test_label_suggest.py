@@ -197,3 +197,43 @@ def test_a_v2_store_migrates_and_keeps_its_labels(tmp_path, smfd_dir, monkeypatc
         assert s.schema_version() == len(full)
         assert labels(s) == [(first, "with_mask", "label", 0)]
         assert s.current_label(first) == "with_mask" and s.latest_label_issues_run() is None
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--queue", "suspects"], "Error: --queue suspects: the store has no label-error ranking yet: run `lrfp review-labels` first"),
+    (["--queue", "doubts"], "Error: --queue 'doubts': choose one of suspects"),
+    (["--order", "random"], "Error: --order 'random': choose one of time, uncertain, confident"),
+    (["--order", "confident", "--shuffle"], "Error: --order confident and --shuffle contradict each other"),
+    (["--queue", "suspects", "--only", "all"], "Error: --queue suspects and --only all contradict each other"),
+])
+def test_bad_label_options_exit_2_before_the_app(store, capsys, args, message):
+    with pytest.raises(SystemExit) as e:
+        main(["label", "-d", str(store.root), *args])
+    assert e.value.code == 2
+    assert capsys.readouterr().err.strip().startswith(message)
+    assert labels(store) == []
+
+
+async def test_suspects_queue_keep_change_undo(store):
+    ids = source_time_order(store)
+    for i in ids[:3]:
+        store.add_label(i, "with_mask", "ana")
+    rows = [{"crop_id": i, "rank": r, "quality": 0.1 * r, "given_label": "with_mask", "suggested_label": "without_mask",
+             "p_suggested": 0.9, "is_issue": True} for r, i in enumerate([ids[2], ids[0], ids[1]], start=1)]
+    from lrfp.store import now
+
+    store.save_label_issues("run1", now(), {}, rows)  # the ranking is made after the labels it judges
+    app = app_for(store, queue="suspects")
+    async with app.run_test(size=SIZE) as pilot:
+        assert app.session.ids == [ids[2], ids[0], ids[1]]  # rank order
+        await pilot.pause()
+        assert "review-labels: without_mask 0.90" in str(app.screen.query_one("#meta").render())
+        await pilot.press("y", "m", "u")  # change ids[2]; keep ids[0]; undo the keep
+        assert app.session.current_id == ids[0]
+        await pilot.press("right", "right", "left")  # an undone suspect waits again in this session
+        assert app.session.current_id == ids[1]
+        app.session.advance()
+        assert app.session.current_id is None and app.session._next_matching(0) == 1
+    assert store.current_label(ids[2]) == "without_mask" and store.current_label(ids[0]) == "with_mask"
+    again = LabelSession(store, LabelConfig(annotator="ana", queue="suspects"))
+    assert ids[2] not in again.ids and ids[1] in again.ids  # a suspect labeled since the run leaves the queue

@@ -153,6 +153,7 @@ class UndoEntry:
     crop_id: int
     previous: str | None
     position: int
+    suggested: bool = False
 
 
 @dataclass
@@ -188,11 +189,13 @@ class LabelSession:
                 raise NotFoundError(f"no source named {cfg.source!r} in the store (known: {known})")
             self.source_id = int(row["id"])
         self._suspects_run: Any = None
+        self._reopened: set[int] = set()  # suspects whose label this session undid: they wait again
         self._suggestions: dict[int, Suggestion] = {}
         self.ids: list[int] = self._queue()
         self.position = 0
         self._undo: list[UndoEntry] = []
         self.session_labels = 0
+        self.session_suggested = 0  # of session_labels, how many were accepted suggestions
         self.session_counts: Counter = Counter()
         self.started = time.monotonic()
         self._total, self._counts = self._count()
@@ -285,6 +288,8 @@ class LabelSession:
         """Whether the crop still needs this session: it matches the selection (for suspects: nobody has
         labeled it since the review-labels run, not even to keep its label)."""
         if self._suspects_run is not None:
+            if crop_id in self._reopened:
+                return True
             return not self.store.query(
                 "SELECT 1 FROM labels WHERE crop_id = ? AND kind != 'review' AND created_at > ? LIMIT 1",
                 (crop_id, self._suspects_run["created_at"]))
@@ -455,9 +460,11 @@ class LabelSession:
         previous = self.state(crop_id)
         event_id = self.store.add_label(crop_id, label, self.cfg.annotator, self.cfg.kind, suggested=suggested)
         position = self.ids.index(crop_id) if crop_id in self.ids else self.position
-        self._undo.append(UndoEntry(crop_id, previous, position))
+        self._undo.append(UndoEntry(crop_id, previous, position, suggested))
+        self._reopened.discard(crop_id)
         self._account(previous, label)
         self.session_labels += 1
+        self.session_suggested += int(suggested)
         self.session_counts[label] += 1
         log.info("crop %d: %s -> %s (%s, %s, event %d)", crop_id, previous, label, self.cfg.annotator,
                  self.cfg.kind, event_id)
@@ -495,9 +502,11 @@ class LabelSession:
         self.store.add_labels(todo, self.cfg.annotator, self.cfg.kind, suggested=True)
         for crop_id, label in todo:
             position = self.ids.index(crop_id) if crop_id in self.ids else self.position
-            self._undo.append(UndoEntry(crop_id, before[crop_id], position))
+            self._undo.append(UndoEntry(crop_id, before[crop_id], position, True))
+            self._reopened.discard(crop_id)
             self._account(before[crop_id], label)
             self.session_labels += 1
+            self.session_suggested += 1
             self.session_counts[label] += 1
         log.info("confirmed %d suggestions (%s)", len(todo), self.cfg.annotator)
         return len(todo)
@@ -513,7 +522,10 @@ class LabelSession:
         before = self.state(entry.crop_id)
         self.store.add_label(entry.crop_id, entry.previous, self.cfg.annotator, self.cfg.kind)
         self._account(before, entry.previous)
+        if self._suspects_run is not None:
+            self._reopened.add(entry.crop_id)
         self.session_labels = max(0, self.session_labels - 1)
+        self.session_suggested = max(0, self.session_suggested - int(entry.suggested))
         if before is not None and self.session_counts[before] > 0:
             self.session_counts[before] -= 1
         self.position = entry.position
@@ -532,6 +544,7 @@ class LabelSession:
         p = self.progress()
         return {
             "annotator": self.cfg.annotator, "kind": self.cfg.kind, "session_labels": self.session_labels,
+            "session_suggested": self.session_suggested,
             "session_counts": {k: v for k, v in self.session_counts.items() if v},
             "total": p.total, "decided": p.decided, "counts": {k: v for k, v in p.counts.items() if v},
         }
