@@ -69,6 +69,7 @@ def test_fewer_groups_than_folds(capsys, small_store):
 @pytest.mark.parametrize("args, message", [
     (["--folds", "1"], "Error: --folds 1: needs at least 2"),
     (["--epochs", "0"], "Error: --epochs 0: must be at least 1"),
+    (["--batch-size", "1"], "Error: --batch-size 1: must be at least 2"),
     (["--input-size", "8"], "Error: model3 cannot take 8 px inputs"),
     (["--group-by", "face"], "Error: --group-by 'face': choose one of track, video, group"),
     (["--model", "nope"], "Error: unknown model 'nope'"),

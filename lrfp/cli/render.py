@@ -90,7 +90,9 @@ def agreement_tables(a: dict[str, Any], max_listed: int = 20) -> list[Table]:
     for name, r in [("all", a), *a["by_reviewer"].items()]:
         summary.add_row(name, str(r["n"]), num(r["observed"]), num(r["kappa"]), str(len(r["disagreements"])))
     if a["not_compared"]:
-        summary.caption = f"{a['not_compared']} reviews not compared (a skip or no decided label on one side)"
+        summary.caption = f"{a['not_compared']} reviews not compared (a skip or no decided label on one side"
+        left = a.get("suggested_left_out", 0)
+        summary.caption += f", or, for {left}, a label accepted from a model's suggestion)" if left else ")"
 
     classes = list(a["confusion"])
     confusion = Table(title="confusion (rows: current label, columns: review)", title_justify="left")

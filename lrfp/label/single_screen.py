@@ -12,7 +12,7 @@ from textual.widgets import Footer, Static
 from lrfp.label.render import LoadedImage, context_region, load_image
 from lrfp.label.session import CropInfo, LabelSession
 from lrfp.label.widgets import (
-    ACCEPT_KEY, LABEL_BINDINGS, UNDO_BINDINGS, PixelImage, label_text, progress_text, suggestion_text,
+    ACCEPT_KEY, LABEL_BINDINGS, UNDO_BINDINGS, SUGGESTION_STYLE, PixelImage, label_text, progress_text,
 )
 
 KEY_LABELS = {"m": "with_mask", "n": "without_mask", "x": "unusable", "s": "skip"}
@@ -114,9 +114,7 @@ class SingleScreen(Screen):
         if info.suggestion is not None:
             sug = info.suggestion
             t.append("model: " if sug.origin == "model" else "review-labels: ", style="bold")
-            t.append(f"{sug.label} {sug.probability:.2f}", style="bold")
-            t.append(" ")
-            t.append_text(suggestion_text(sug.label, sug.probability, short=True))
+            t.append(f"{sug.label} {sug.probability:.2f}", style=SUGGESTION_STYLE.get(sug.label, "bold"))
             t.append(f"\n{ACCEPT_KEY} accepts it", style="dim")
             if sug.origin == "review-labels":
                 t.append("; the key of the label now keeps it", style="dim")

@@ -33,6 +33,8 @@ class ReviewConfig:
             raise UsageError(f"--folds {self.folds}: needs at least 2 (each crop is judged by a model trained on the others)")
         if self.oof.epochs < 1:
             raise UsageError(f"--epochs {self.oof.epochs}: must be at least 1")
+        if self.oof.batch_size < 2:
+            raise UsageError(f"--batch-size {self.oof.batch_size}: must be at least 2")
         if self.group_by not in GROUP_BY:
             raise UsageError(f"--group-by {self.group_by!r}: choose one of {', '.join(GROUP_BY)}")
 
