@@ -193,7 +193,8 @@ def main(argv: list[str] | None = None) -> dict:
         oof = smfd_predictions(args)
         if args.cache:
             args.cache.write_text(json.dumps(oof))
-    crops = random.Random(args.seed).sample(oof["crops"], args.n)
+    unique = list({c["png"]: c for c in oof["crops"]}.values())  # SMFD has byte-identical copies: the store keeps one
+    crops = random.Random(args.seed).sample(unique, args.n)
     accuracy = sum((c["p_with_mask"] >= 0.5) == (c["class"] == "with_mask") for c in crops) / len(crops)
     result = {
         "machine": machine(), "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
@@ -206,7 +207,9 @@ def main(argv: list[str] | None = None) -> dict:
     try:
         def fresh(name: str, items: list[dict]) -> tuple[Path, dict[int, str]]:
             d = tmp / name
-            return d, build_store(d, items)
+            truth = build_store(d, items)
+            assert len(truth) == len(items), "every crop is stored once"
+            return d, truth
 
         d, truth = fresh("single", crops)
         t0 = time.perf_counter()
