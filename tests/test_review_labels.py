@@ -127,3 +127,15 @@ async def test_flipped_labels_rank_at_the_top_and_open_as_suspects(capsys, tmp_p
     again = LabelSession(store, LabelConfig(annotator="ana", queue="suspects"))
     assert first not in again.ids and len(again.ids) == len(flagged) - 1
     store.close()
+
+
+def test_missing_and_corrupt_files_are_left_out_and_named(capsys, small_store):
+    rows = small_store.query("SELECT c.id, c.path FROM crops c JOIN current_labels cl ON cl.crop_id = c.id ORDER BY c.id")
+    (small_store.root / rows[0]["path"]).unlink()
+    (small_store.root / rows[1]["path"]).write_bytes(b"\x89PNG\r\n\x1a\ngarbage")
+    code, out, _ = cli(capsys, "review-labels", "-d", str(small_store.root), "--folds", "2", "--epochs", "1",
+                       "--input-size", "16")
+    assert code == 0
+    assert f"2 labeled crops left out: file missing or corrupt (crops {rows[0]['id']}, {rows[1]['id']})" in " ".join(out.split())
+    ranked = {r["crop_id"] for r in small_store.label_issues(small_store.latest_label_issues_run()["run_id"])}
+    assert len(ranked) == len(rows) - 2 and rows[0]["id"] not in ranked and rows[1]["id"] not in ranked

@@ -63,6 +63,10 @@ def review_labels(
 
         result = run_review(store, cfg, progress=on_progress)
     out.print(label_issues_table(result.rows, top))
+    if result.unreadable:
+        shown = ", ".join(str(u["crop_id"]) for u in result.unreadable[:10])
+        out.print(f"{len(result.unreadable)} labeled crops left out: file missing or corrupt (crops {shown}"
+                  f"{', ...' if len(result.unreadable) > 10 else ''}); mark them unusable with `lrfp label` (x).")
     out.print(
         f"{result.n} labeled crops judged out of fold ({folds} folds, {model} at {input_size} px, {epochs} epochs; "
         f"out-of-fold accuracy {result.oof_accuracy:.1%}); cleanlab flags {result.n_issues} as likely label errors. "

@@ -58,6 +58,7 @@ class ReviewResult:
     n_issues: int
     oof_accuracy: float
     rows: list[dict[str, Any]]  # rank order: crop_id, rank, quality, given_label, suggested_label, p_suggested, is_issue, fold, path, original
+    unreadable: list[dict[str, Any]] = field(default_factory=list)  # crops left out: file missing or corrupt
 
 
 def labeled_crops(store: Store) -> list[Any]:
@@ -94,7 +95,8 @@ def review_labels(
     progress(stage, done, total) with stage "decode" or "fold". Raises UsageError (bad input, before
     any training). The run is written in one transaction; earlier runs are kept.
     """
-    from benchmark.data import Subset, _decode
+    from benchmark.data import Subset
+    from lrfp.images import ImageDecodeError, load_rgb
     from benchmark.registry import check_input_size, get_spec
     from lrfp.review.folds import grouped_folds
     from lrfp.review.oof import out_of_fold_probabilities
@@ -110,14 +112,22 @@ def review_labels(
     check_review_input(rows, cfg)
     if cfg.oof.device == "auto" or cfg.oof.device not in ("cpu",):
         cfg = replace(cfg, oof=replace(cfg.oof, device=resolve_device(cfg.oof.device)))
-    labels = np.asarray([LABELS.index(r["label"]) for r in rows], dtype=np.int64)
-    groups = [group_key(r, cfg.group_by)[1] for r in rows]
-    folds = grouped_folds(labels, groups, cfg.folds, cfg.oof.seed)
-    images = []
+    grouped_folds([LABELS.index(r["label"]) for r in rows], [group_key(r, cfg.group_by)[1] for r in rows],
+                  cfg.folds, cfg.oof.seed)  # fails fast when there are fewer groups than folds
+    images, readable, unreadable = [], [], []
     for i, r in enumerate(rows):
-        images.append(_decode(store.crop_file(r["path"])))
+        try:
+            images.append(np.asarray(load_rgb(store.crop_file(r["path"]).read_bytes())))
+            readable.append(r)
+        except (OSError, ImageDecodeError) as e:  # a missing or corrupt file: left out, reported
+            unreadable.append({"crop_id": int(r["id"]), "path": r["path"], "error": str(e)})
         if progress and ((i + 1) % 256 == 0 or i + 1 == len(rows)):
             progress("decode", i + 1, len(rows))
+    if unreadable:
+        rows = readable
+        check_review_input(rows, cfg)
+    labels = np.asarray([LABELS.index(r["label"]) for r in rows], dtype=np.int64)
+    folds = grouped_folds(labels, [group_key(r, cfg.group_by)[1] for r in rows], cfg.folds, cfg.oof.seed)
     x = Subset(images, labels, np.zeros(len(rows)), [str(r["id"]) for r in rows]).tensor(cfg.oof.input_size)
     probs = out_of_fold_probabilities(x, labels, folds, cfg.oof,
                                       progress=(lambda d, t: progress("fold", d, t)) if progress else None)
@@ -136,4 +146,4 @@ def review_labels(
     n_issues = int(ranking.is_issue.sum())
     acc = float((probs.argmax(1) == labels).mean())
     log.info("review-labels run %s: %d crops, %d flagged, out-of-fold accuracy %.3f", run_id, len(rows), n_issues, acc)
-    return ReviewResult(run_id, created, len(rows), n_issues, acc, out_rows)
+    return ReviewResult(run_id, created, len(rows), n_issues, acc, out_rows, unreadable)
