@@ -173,6 +173,9 @@ def test_confirmed_suggestions_are_counted_by_the_card_and_left_out_of_agreement
         small_store.add_label(crop_id, label, "bob", "review")
     result = agreement(small_store)
     assert (result["n"], result["suggested_left_out"]) == (1, 2)
+    from lrfp.stats import collect_stats
+
+    assert collect_stats(small_store)["labels_from_suggestions"] == 2
     grouped_split(small_store, SplitConfig())
     out = tmp_path / "hub"
     export_dataset(small_store, PublishConfig(out=out, annotations_only=True))

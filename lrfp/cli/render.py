@@ -46,6 +46,8 @@ def stats_tables(s: dict[str, Any]) -> list[Table]:
     if "predictions" in s:
         overview.add_row("crops with a model prediction", str(s["predictions"]["crops"]))
         overview.add_row("  predictions disagreeing with the label", str(s["predictions"]["disagree_with_label"]))
+    if s.get("labels_from_suggestions"):
+        overview.add_row("labels accepted from a model's suggestion", str(s["labels_from_suggestions"]))
     tables = [overview]
 
     src = Table(title="sources", title_justify="left")
