@@ -17,7 +17,7 @@ from typing import Any, Callable
 import numpy as np
 
 from lrfp import LABELS
-from lrfp.errors import BenchError
+from lrfp.errors import BenchError, InputError
 
 log = logging.getLogger(__name__)
 
@@ -77,10 +77,10 @@ class BenchData:
 
 
 def _decode(path: Path) -> np.ndarray:
-    from PIL import Image
+    """HxWx3 uint8. Raises lrfp.errors.ImageFileError naming the file (missing, damaged, too large)."""
+    from lrfp.images import open_rgb
 
-    with Image.open(path) as im:
-        return np.asarray(im.convert("RGB")).copy()
+    return np.asarray(open_rgb(path)).copy()
 
 
 def _check_classes(name: str, subsets: dict[str, Subset], required: tuple[str, ...]) -> None:
@@ -99,9 +99,10 @@ def _check_classes(name: str, subsets: dict[str, Subset], required: tuple[str, .
 
 def load_store_split(data_dir: Path | str, split: str | None = None, progress: Callable[[int, int], None] | None = None) -> BenchData:
     """Load a split of the store (default: the last one `lrfp split` wrote); only crops labeled with a class."""
+    from lrfp.crop_files import open_crop
     from lrfp.store import face_px, open_store
 
-    with open_store(data_dir, create=False) as store:
+    with open_store(data_dir, create=False, read_only=True) as store:
         name = store.resolve_split(split)
         info = store.split_info(name)
         rows = store.split_crops(name)
@@ -133,7 +134,7 @@ def load_store_split(data_dir: Path | str, split: str | None = None, progress: C
         for s, srows in per_subset.items():
             images, labels, face, keys = [], [], [], []
             for r in srows:
-                images.append(_decode(root / r["path"]))
+                images.append(np.asarray(open_crop(root, r)).copy())  # CropFileError names the crop and the fix
                 labels.append(LABELS.index(r["label"]))
                 face.append(face_px(r))
                 keys.append(str(r["id"]))
@@ -165,12 +166,14 @@ def _label_index(value: Any, names: list[str] | None) -> int:
 
 
 def _subset_from_hf(ds: Any, subset: str) -> Subset:
+    from lrfp.images import to_rgb
+
     feat = ds.features.get("label")
     names = list(getattr(feat, "names", []) or []) or None
     has_face = "face_px" in ds.column_names
     images, labels, face, keys = [], [], [], []
     for i, ex in enumerate(ds):
-        arr = np.asarray(ex["image"].convert("RGB")).copy()
+        arr = np.asarray(to_rgb(ex["image"])).copy()  # 16-bit, alpha, CMYK...: by what the values mean
         images.append(arr)
         labels.append(_label_index(ex["label"], names))
         face.append(int(ex["face_px"]) if has_face and ex["face_px"] is not None else min(arr.shape[:2]))
@@ -240,6 +243,9 @@ def load_image_folder(folder: Path) -> Subset:
 def load_eval_set(target: str) -> tuple[str, Subset]:
     """`--eval-on`: a class-folder tree, or a published dataset (its test split, else all its splits)."""
     path = Path(target).expanduser()
+    if path.exists() and not path.is_dir():
+        raise InputError(f"--eval-on {target} is a file, not a folder: give a folder with class subfolders "
+                         f"{', '.join(LABELS)}/ or a dataset folder written by `lrfp publish`")
     if path.is_dir() and any((path / label).is_dir() for label in LABELS):
         sub = load_image_folder(path)
         name = path.name

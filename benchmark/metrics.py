@@ -7,12 +7,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-Z95 = 1.959963984540054
+from lrfp.bands import FACE_BANDS  # the one band rule, shared with `lrfp stats`
 
-FACE_BANDS: tuple[tuple[str, int, int], ...] = (
-    ("<24", 0, 24), ("24-32", 24, 32), ("32-48", 32, 48), ("48-64", 48, 65), (">64", 65, 1 << 30),
-)
-"""Face-size bands by the crop's shorter side in px, as [low, high): 24 is in 24-32, 32 in 32-48, 64 in 48-64."""
+Z95 = 1.959963984540054
 
 
 def accuracy(y_true: Sequence[int], y_pred: Sequence[int]) -> float:
@@ -89,10 +86,10 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
 
 
 def band_of(face_px: int) -> str:
-    for name, lo, hi in FACE_BANDS:
-        if lo <= face_px < hi:
-            return name
-    raise ValueError(face_px)
+    """The face-size band of `face_px` (lrfp.bands.face_band)."""
+    from lrfp.bands import face_band
+
+    return face_band(face_px)
 
 
 def band_accuracy(face_px: Sequence[int], y_true: Sequence[int], y_pred: Sequence[int]) -> dict[str, tuple[float, int]]:

@@ -32,7 +32,18 @@ class ManifestError(InputError):
 
 
 class NotFoundError(LrfpError):
-    """A named thing (split, source, model, crop) does not exist in the store or registry."""
+    """A named thing (split, source, model, crop) does not exist in the store or registry.
+
+    Exit 2: the name came from the user's options (--split, --source, a model name), so it is bad input.
+    """
+
+    exit_code = 2
+
+
+class NoSplitError(NotFoundError):
+    """The store has no split yet (a state, not bad input: exit 1)."""
+
+    exit_code = 1
 
 
 class SplitError(LrfpError):
@@ -43,9 +54,30 @@ class PublishError(LrfpError):
     """The dataset cannot be exported or pushed (license, no split, no token, offline...)."""
 
 
+class PublishInputError(PublishError):
+    """Bad input to publish: a malformed --repo-id, --out that is a file or not empty, HF_ENDPOINT not a URL."""
+
+    exit_code = 2
+
+
 class ModelsError(LrfpError):
     """Detector model files are missing, corrupt, or cannot be obtained."""
 
 
 class BenchError(LrfpError):
     """The benchmark cannot run as asked (no split, unknown model, no weights, no CUDA...)."""
+
+
+class ImageFileError(LrfpError):
+    """An image file lrfp needs (a stored crop, an --eval-on image) is missing, unreadable or undecodable.
+
+    `path` is the file; the message names it and says what is wrong with it.
+    """
+
+    def __init__(self, path, reason: str, hint: str = "") -> None:  # noqa: ANN001 - str or Path
+        self.path, self.reason = path, reason
+        super().__init__(f"{path}: {reason}" + (f"; {hint}" if hint else ""))
+
+
+class CropFileError(ImageFileError):
+    """A stored crop's PNG is missing or damaged under the store (deleted or truncated by hand)."""

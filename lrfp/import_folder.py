@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import csv
+import json
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
@@ -10,9 +10,12 @@ from pathlib import Path
 from typing import Callable
 
 from lrfp import LABELS
+from lrfp.csvfile import parse_csv, read_csv_text
 from lrfp.errors import InputError
+from lrfp.names import NAME_RULE, name_problem
+from lrfp.paths import check_input_file, check_input_folder
 from lrfp.images import ImageDecodeError, downscale, encode_png, load_rgb
-from lrfp.store import CropOrigin, Store, sha256_bytes
+from lrfp.store import CropOrigin, Store, now, sha256_bytes
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +32,18 @@ class ImportConfig:
     license: str | None = None
     max_side: int | None = None
     annotator: str | None = None
+    redo: bool = False
+
+    def __post_init__(self) -> None:
+        # Checked when the options are read, before a store is opened or created (exit 2, nothing touched).
+        check_source_name(self.source)
+        check_input_folder(self.folder, "folder")
+        if self.groups_csv is not None:
+            check_input_file(self.groups_csv, "groups CSV")
+        if self.license is not None and not self.license.strip():
+            raise InputError("--license must not be empty: give the images' license, e.g. --license CC-BY-4.0")
+        if self.max_side is not None and self.max_side < 8:
+            raise InputError(f"--max-side {self.max_side}: must be at least 8 (px)")
 
 
 @dataclass
@@ -42,6 +57,8 @@ class ImportResult:
     per_label: Counter = field(default_factory=Counter)
     grouped: int = 0
     ungrouped: int = 0
+    unchanged: int = 0  # --redo: crops that came out identical (kept, with their labels)
+    replaced: int = 0  # --redo: old crops removed because the new settings give other pixels
 
     @property
     def skipped_reasons(self) -> Counter:
@@ -49,24 +66,55 @@ class ImportResult:
 
 
 def parse_class_map(pairs: list[str]) -> dict[str, str]:
-    """`--map FOLDER=LABEL` pairs on top of the defaults; LABEL is a class or `ignore`."""
+    """`--map FOLDER=LABEL` pairs on top of the defaults; LABEL is a class or `ignore`.
+
+    Raises InputError for a malformed pair, an unknown label, or one folder given two different labels
+    (the last would silently win and store a whole class under the wrong label).
+    """
     mapping = dict(DEFAULT_CLASS_MAP)
+    given: dict[str, str] = {}
     for pair in pairs:
         folder, sep, label = pair.partition("=")
         if not sep or not folder or not label:
             raise InputError(f"--map {pair!r}: expected FOLDER=LABEL, e.g. --map mask=with_mask")
         if label not in (*LABELS, IGNORE):
             raise InputError(f"--map {pair!r}: label must be one of {', '.join((*LABELS, IGNORE))}")
+        if folder in given and given[folder] != label:
+            raise InputError(f"--map {folder}={given[folder]} and --map {pair} contradict each other: "
+                             f"give folder {folder!r} one label")
+        given[folder] = label
         mapping[folder] = label
     return mapping
 
 
+def guess_label(folder_name: str) -> str | None:
+    """The class a folder name most likely means, for the hint of an unmapped folder (None: no guess).
+
+    Case, separators and spaces are ignored: WITHOUT_MASK, Without-Mask, no_mask, unmasked -> without_mask;
+    With_Mask, masked, mask -> with_mask; names that say "incorrect" get no guess.
+    """
+    norm = "".join(ch for ch in folder_name.lower() if ch.isalnum())
+    if any(word in norm for word in ("incorrect", "improper", "wrong")):
+        return None
+    if any(word in norm for word in ("without", "nomask", "unmask", "nonmask", "notmask", "maskless",
+                                     "nofacemask", "bare")):
+        return "without_mask"
+    if "mask" in norm:
+        return "with_mask"
+    return None
+
+
+def check_source_name(name: str) -> None:
+    """Raise InputError unless `name` follows the manifest's id rule (lrfp.names), which import shares."""
+    problem = name_problem(name)
+    if problem:
+        shown = name if len(name) <= 40 else name[:37] + "..."
+        raise InputError(f"--source {shown!r} {problem}: {NAME_RULE}")
+
+
 def _class_folders(cfg: ImportConfig) -> list[tuple[Path, str]]:
     folder = cfg.folder
-    if not folder.exists():
-        raise InputError(f"folder {folder} does not exist")
-    if not folder.is_dir():
-        raise InputError(f"{folder} is not a folder")
+    check_input_folder(folder, "folder")
     subdirs = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not subdirs:
         raise InputError(
@@ -74,14 +122,20 @@ def _class_folders(cfg: ImportConfig) -> list[tuple[Path, str]]:
         )
     unmapped = [p.name for p in subdirs if p.name not in cfg.class_map]
     if unmapped:
-        raise InputError(
-            f"folder {folder}: subfolder(s) {', '.join(unmapped)} not mapped to a class; "
-            f"use --map {unmapped[0]}=with_mask (or without_mask, or ignore)"
-        )
+        raise InputError(f"folder {folder}: subfolder(s) {', '.join(unmapped)} not mapped to a class; "
+                         + "; ".join(_map_hint(name) for name in unmapped))
     pairs = [(p, cfg.class_map[p.name]) for p in subdirs if cfg.class_map[p.name] != IGNORE]
     if not pairs:
         raise InputError(f"folder {folder}: every subfolder is mapped to 'ignore'")
     return pairs
+
+
+def _map_hint(name: str) -> str:
+    guess = guess_label(name)
+    other = {"with_mask": "without_mask", "without_mask": "with_mask"}.get(guess or "")
+    if guess:
+        return f"use --map {name}={guess} (or {other}, or ignore)"
+    return f"use --map {name}=with_mask or --map {name}=without_mask (or ignore)"
 
 
 def _list_files(folder: Path, class_dirs: list[tuple[Path, str]]) -> list[tuple[str, Path, str]]:
@@ -101,26 +155,35 @@ def read_groups(csv_path: Path, relpaths: list[str], source: str) -> dict[str, s
     file name (then every class folder's file of that name gets the group). Rows naming no file
     of the folder are an error: the CSV probably belongs to another folder.
     """
-    if not csv_path.is_file():
-        raise InputError(f"groups CSV {csv_path} does not exist")
+    check_input_file(csv_path, "groups CSV")
     try:
-        with open(csv_path, newline="", encoding="utf-8-sig") as fh:
-            reader = csv.DictReader(fh)
-            columns = [c.strip() for c in (reader.fieldnames or [])]
-            missing = [c for c in ("file", "group_id") if c not in columns]
-            if missing:
-                raise InputError(
-                    f"groups CSV {csv_path}: missing column(s) {', '.join(missing)} "
-                    f"(found: {', '.join(columns) or 'no header'}; need file,group_id)"
-                )
-            rows = [({(k or "").strip(): (v or "").strip() for k, v in row.items()}, reader.line_num) for row in reader]
-    except UnicodeDecodeError as e:
-        raise InputError(f"groups CSV {csv_path} is not UTF-8 text: {e}") from e
+        text = read_csv_text(csv_path, "groups CSV")
+    except ValueError as e:
+        raise InputError(str(e)) from e
+    records, errors = parse_csv(csv_path, text)
+    if errors:
+        raise InputError(f"groups CSV {csv_path} is not valid CSV:\n" + "\n".join(errors))
+    columns = [c.strip() for c in records[0].fields] if records else []
+    missing = [c for c in ("file", "group_id") if c not in columns]
+    if missing:
+        raise InputError(
+            f"groups CSV {csv_path}: missing column(s) {', '.join(missing)} "
+            f"(found: {', '.join(columns) or 'no header'}; need file,group_id)"
+        )
+    dup = sorted({c for c in columns if c and columns.count(c) > 1})
+    if dup:
+        raise InputError(f"{csv_path}:{records[0].line}: column(s) named twice in the header: {', '.join(dup)}")
+    long = [f"{csv_path}:{rec.line}: {len(rec.fields)} fields but the header has {len(columns)} "
+            "(quote fields that contain commas)" for rec in records[1:] if len(rec.fields) > len(columns)]
+    if long:
+        raise InputError(f"groups CSV {csv_path} is not valid CSV:\n" + "\n".join(long))
+    rows = [(dict(zip(columns, rec.fields)), rec.line) for rec in records[1:]]
     by_name: dict[str, list[str]] = {}
     known = set(relpaths)
     for rel in relpaths:
         by_name.setdefault(rel.rsplit("/", 1)[-1], []).append(rel)
     groups: dict[str, str] = {}
+    given_at: dict[str, tuple[str, int]] = {}  # relative path -> (group id, line that gave it)
     unknown: list[str] = []
     for row, line in rows:
         name, gid, cls = row.get("file", ""), row.get("group_id", ""), row.get("class", "")
@@ -136,6 +199,11 @@ def read_groups(csv_path: Path, relpaths: list[str], source: str) -> dict[str, s
             unknown.append(f"{cls + '/' if cls else ''}{name} (line {line})")
             continue
         for rel in targets:
+            if rel in given_at and given_at[rel][0] != gid:
+                first_gid, first_line = given_at[rel]
+                raise InputError(f"{csv_path}:{line}: {rel} is given group_id {gid!r}, but line {first_line} "
+                                 f"gave it {first_gid!r}: a file belongs to one group")
+            given_at.setdefault(rel, (gid, line))
             groups[rel] = f"{source}:{gid}"
     if unknown:
         shown = ", ".join(unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
@@ -163,22 +231,44 @@ def import_folder(
         raise InputError(
             f"source {cfg.source!r} already exists in the store for {where}; pick another --source name"
         )
+    settings = import_settings(cfg, class_dirs)
+    meta = json.loads(existing["meta"] or "{}") if existing is not None else {}
+    done_before = _done_files(store, int(existing["id"])) if existing is not None else {}
+    recorded = meta.get("import_settings")
+    changed = changed_settings(recorded, settings) if recorded is not None else []
+    if done_before and not cfg.redo and changed:
+        was = "; ".join(old for old, _ in changed)
+        now = "; ".join(new for _, new in changed)
+        raise InputError(
+            f"source {cfg.source!r}: its {len(done_before)} stored files were imported with {was}, this run asks "
+            f"for {now}. Rerun with --redo to import them again with the new settings (crops that come out "
+            "identical keep their labels), or import under another --source name"
+        )
+    if not done_before or cfg.redo:
+        meta["import_settings"] = settings
+    elif recorded is not None:  # a new class folder since the last run: remember its mapping too
+        meta["import_settings"] = {**recorded, "class_map": {**recorded.get("class_map", {}), **settings["class_map"]}}
     source_id = store.upsert_source(
         cfg.source, "folder", path=str(folder), title=folder.name,
         license=cfg.license if cfg.license is not None else (existing["license"] if existing else None),
-        status="importing",
+        status="importing", meta=meta,
     )
     annotator = cfg.annotator or f"import:{cfg.source}"
-    done_before = {
-        r["relpath"]
-        for r in store.query(
-            "SELECT relpath FROM imported_files WHERE source_id = ? AND status IN ('imported', 'duplicate')",
-            (source_id,),
-        )
-    }
     result = ImportResult(source=cfg.source, files=len(files))
     for i, (rel, path, label) in enumerate(files):
-        if rel in done_before:
+        if cfg.redo and rel in done_before:
+            status, reason = _redo_one(store, source_id, rel, path, label, groups.get(rel), cfg, annotator,
+                                       done_before[rel])
+            if status == "unchanged":
+                result.unchanged += 1
+            elif status == "imported":
+                result.imported += 1
+                result.per_label[label] += 1
+            elif status == "duplicate":
+                result.duplicates += 1
+            else:
+                result.skipped.append((rel, reason or status))
+        elif rel in done_before:
             result.already_imported += 1
         else:
             status, reason = _import_one(store, source_id, rel, path, label, groups.get(rel), cfg, annotator)
@@ -196,8 +286,110 @@ def import_folder(
     if groups:
         result.grouped = sum(1 for rel, _, _ in files if rel in groups)
         result.ungrouped = len(files) - result.grouped
+    if cfg.redo:
+        result.replaced = _remove_orphan_crops(store, source_id)
     store.set_source_status(source_id, "ok")
     return result
+
+
+def import_settings(cfg: ImportConfig, class_dirs: list[tuple[Path, str]]) -> dict[str, object]:
+    """The options that decide what a file becomes, recorded with the source so that a re-import with other
+    ones is noticed: --max-side (pixels), each class folder's label (--map), the groups CSV (its sha256)."""
+    return {
+        "max_side": cfg.max_side,
+        "class_map": {d.name: label for d, label in class_dirs},
+        "groups_sha256": sha256_bytes(cfg.groups_csv.read_bytes()) if cfg.groups_csv else None,
+    }
+
+
+def changed_settings(old: dict[str, object], new: dict[str, object]) -> list[tuple[str, str]]:
+    """(was, now) descriptions of each setting that differs; a class folder new in this run is no change."""
+    out = []
+    if old.get("max_side") != new.get("max_side"):
+        out.append((_side(old.get("max_side")), _side(new.get("max_side"))))
+    old_map, new_map = old.get("class_map") or {}, new.get("class_map") or {}
+    for folder in sorted(set(old_map) & set(new_map)):
+        if old_map[folder] != new_map[folder]:
+            out.append((f"--map {folder}={old_map[folder]}", f"--map {folder}={new_map[folder]}"))
+    if "groups_sha256" in old and old.get("groups_sha256") != new.get("groups_sha256"):
+        out.append((_groups(old.get("groups_sha256")), _groups(new.get("groups_sha256"))))
+    return out
+
+
+def _side(side: object) -> str:
+    return f"--max-side {side}" if side else "no --max-side (full size)"
+
+
+def _groups(digest: object) -> str:
+    return f"a groups CSV with sha256 {str(digest)[:12]}" if digest else "no groups CSV"
+
+
+def _done_files(store: Store, source_id: int) -> dict[str, int | None]:
+    """relpath -> crop id of every file of the source imported before (as a crop or an exact duplicate)."""
+    return {
+        r["relpath"]: r["crop_id"]
+        for r in store.query(
+            "SELECT relpath, crop_id FROM imported_files WHERE source_id = ? AND status IN ('imported', 'duplicate')",
+            (source_id,),
+        )
+    }
+
+
+def _redo_one(
+    store: Store, source_id: int, rel: str, path: Path, label: str, group: str | None,
+    cfg: ImportConfig, annotator: str, old_crop: int | None,
+) -> tuple[str, str | None]:
+    """Import one file again with this run's settings. An identical crop is kept (labels too); its file is
+    written again when missing or damaged. Returns (unchanged | imported | duplicate | skipped, reason)."""
+    from lrfp.crop_files import crop_file_problem
+
+    try:
+        data = path.read_bytes()
+        image = downscale(load_rgb(data), cfg.max_side)
+    except OSError as e:
+        return "skipped", f"unreadable ({e.strerror})"
+    except ImageDecodeError as e:
+        return "skipped", str(e)
+    png = encode_png(image)
+    file_sha = sha256_bytes(data)
+    origin = CropOrigin(original=rel, group_id=group, meta={"file_sha256": file_sha})
+    with store.transaction() as conn:
+        crop_id, created = store.add_crop(
+            source_id, png, image.width, image.height, origin,
+            label=label, annotator=annotator, label_kind="import", conn_in_transaction=True,
+        )
+        status = "imported" if created else "unchanged" if crop_id == old_crop else "duplicate"
+        if status == "unchanged":
+            _apply_new_folder_settings(store, conn, crop_id, label, group, annotator)
+        _insert_file_row(conn, source_id, rel, file_sha, crop_id, "duplicate" if status == "duplicate" else "imported",
+                         "same pixels as another file" if status == "duplicate" else None)
+    if not created:
+        row = store.crop(crop_id)
+        if crop_file_problem(store.crop_file(row)) is not None:
+            store.restore_crop_file(row, png)
+    return status, None
+
+
+def _apply_new_folder_settings(store: Store, conn, crop_id: int, label: str, group: str | None,  # noqa: ANN001
+                               annotator: str) -> None:
+    """--redo on a pixel-identical crop: its label follows a changed --map only while it is still the
+    import's own label (a person's label stays), and its group follows the groups CSV."""
+    current = conn.execute("SELECT label, annotator FROM current_labels WHERE crop_id = ?", (crop_id,)).fetchone()
+    if current is not None and current["annotator"] == annotator and current["label"] != label:
+        conn.execute("INSERT INTO labels(crop_id, label, annotator, kind, created_at) VALUES (?, ?, ?, 'import', ?)",
+                     (crop_id, label, annotator, now()))
+    conn.execute("UPDATE crops SET group_id = ? WHERE id = ? AND group_id IS NOT ?", (group, crop_id, group))
+
+
+def _remove_orphan_crops(store: Store, source_id: int) -> int:
+    """After --redo: delete the source's crops no imported file points at any more (made with the old settings)."""
+    rows = store.query(
+        """SELECT id, path FROM crops WHERE source_id = ?
+           AND id NOT IN (SELECT crop_id FROM imported_files WHERE crop_id IS NOT NULL)""",
+        (source_id,),
+    )
+    store.delete_crops([r["id"] for r in rows])
+    return len(rows)
 
 
 def _import_one(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import datetime as _dt
 import hashlib
 import re
@@ -10,12 +9,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-from lrfp.errors import InputError, ManifestError
+from lrfp.csvfile import parse_csv, read_csv_text
+from lrfp.errors import ManifestError
+from lrfp.names import NAME_RE, NAME_RULE
+from lrfp.paths import check_input_file
 
 COLUMNS = ("url", "id", "title", "city", "place", "recorded", "license", "start", "end", "notes")
 """Known columns; only `url` is required. Other columns are kept as extras in the source's meta."""
 
-ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
+ID_RE = NAME_RE  # the shared rule (lrfp.names): a source name is used in paths
 _SLUG_RE = re.compile(r"[^A-Za-z0-9]+")
 _YOUTUBE_HOSTS = {"youtube.com", "www.youtube.com", "m.youtube.com", "youtu.be", "music.youtube.com"}
 
@@ -80,44 +82,32 @@ def source_name_for_url(url: str) -> str:
 
 def read_manifest(path: Path) -> list[ManifestRow]:
     """Read a manifest CSV. Raises ManifestError listing every bad row as `FILE:LINE: reason`."""
-    if not path.exists():
-        raise InputError(f"manifest {path} does not exist")
-    if not path.is_file():
-        raise InputError(f"manifest {path} is not a file")
+    check_input_file(path, "manifest")
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise ManifestError(f"{path}: not a UTF-8 text file (byte {e.start}); save the manifest as UTF-8 CSV") from e
-    reader = csv.reader(text.splitlines(keepends=True))
-    try:
-        header = next(reader)
-    except StopIteration:
-        raise ManifestError(f"{path}: the manifest is empty; it needs a header line with a `url` column") from None
-    except csv.Error as e:
-        raise ManifestError(f"{path}:1: unreadable CSV header ({e})") from e
+        text = read_csv_text(path, "manifest")
+    except ValueError as e:
+        raise ManifestError(str(e)) from e
+    records, errors = parse_csv(path, text)
+    if not records:
+        if errors:
+            raise ManifestError(f"{len(errors)} bad row(s) in the manifest, nothing was downloaded:\n" + "\n".join(errors))
+        raise ManifestError(f"{path}: the manifest is empty; it needs a header line with a `url` column")
+    if records[0].line != 1 and errors and errors[0].startswith(f"{path}:1:"):
+        raise ManifestError(errors[0])
+    header = records[0].fields
     columns = [h.strip().lower() for h in header]
     if "url" not in columns:
         shown = ", ".join(h for h in columns if h) or "none"
-        raise ManifestError(f"{path}:1: no `url` column in the header (columns: {shown})")
+        raise ManifestError(f"{path}:{records[0].line}: no `url` column in the header (columns: {shown})")
     dup_cols = sorted({c for c in columns if c and columns.count(c) > 1})
     if dup_cols:
-        raise ManifestError(f"{path}:1: column(s) named twice in the header: {', '.join(dup_cols)}")
+        raise ManifestError(f"{path}:{records[0].line}: column(s) named twice in the header: {', '.join(dup_cols)}")
 
     rows: list[ManifestRow] = []
-    errors: list[str] = []
     seen_urls: dict[str, int] = {}
     seen_names: dict[str, int] = {}
-    while True:
-        try:
-            record = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as e:
-            errors.append(f"{path}:{reader.line_num}: unreadable CSV ({e})")
-            continue
-        line = reader.line_num
-        if not any(cell.strip() for cell in record):
-            continue  # blank line
+    for rec in records[1:]:
+        record, line = rec.fields, rec.line
         if len(record) > len(columns):
             errors.append(f"{path}:{line}: {len(record)} fields but the header has {len(columns)} (quote fields that contain commas)")
             continue
@@ -137,11 +127,21 @@ def read_manifest(path: Path) -> list[ManifestRow]:
         seen_names[row.name] = line
         if not reasons:
             rows.append(row)
+    errors.sort(key=_line_of)
     if errors:
         raise ManifestError(f"{len(errors)} bad row(s) in the manifest, nothing was downloaded:\n" + "\n".join(errors))
     if not rows:
         raise ManifestError(f"{path}: the manifest has a header but no rows")
     return rows
+
+
+def _line_of(error: str) -> int:
+    """The LINE of a `FILE:LINE: reason` message, to list errors in file order."""
+    head = error.split(": ", 1)[0]
+    try:
+        return int(head.rsplit(":", 1)[1])
+    except (IndexError, ValueError):
+        return 0
 
 
 def _parse_row(values: dict[str, str], line: int) -> tuple[ManifestRow | None, list[str]]:
@@ -162,7 +162,7 @@ def _parse_row(values: dict[str, str], line: int) -> tuple[ManifestRow | None, l
     given_id = values.get("id", "")
     if given_id and not ID_RE.fullmatch(given_id):
         reasons.append(
-            f"id {given_id!r} is not allowed: use letters, digits, '.', '_' or '-' (at most 80, starting with a letter or digit)"
+            f"id {given_id!r} is not allowed: {NAME_RULE}"
         )
     start = end = None
     for key in ("start", "end"):

@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterable
 
 from lrfp import LABELS
 from lrfp.errors import SplitError, UsageError
+from lrfp.names import NAME_RULE, name_problem
 from lrfp.stats import quantiles
 from lrfp.store import Store, face_px
 
@@ -69,6 +70,9 @@ class SplitConfig:
             raise UsageError(f"--hash-distance {self.hash_distance}: must be between 0 and 64 (bits of a 64-bit pHash)")
         if not self.name or not self.name.strip():
             raise UsageError("--name must not be empty")
+        problem = name_problem(self.name)
+        if problem:  # the same rule as source names (lrfp.names): a split's name is shown and typed back
+            raise UsageError(f"--name {self.name!r} {problem}: {NAME_RULE}")
 
 
 def parse_ratios(text: str) -> tuple[float, float, float]:
@@ -159,15 +163,23 @@ def usable_crops(store: Store, cfg: SplitConfig) -> tuple[list[Crop], dict[str, 
 
 
 def perceptual_hashes(store: Store, crops: list[Crop], progress: Callable[[int, int], None] | None = None):
-    """64-bit pHash of each crop, as a numpy uint64 array in the order of `crops`."""
+    """64-bit pHash of each crop and of its horizontal mirror: numpy uint64 array N x 2, in the order of `crops`.
+
+    The mirror's hash is kept because a face and its mirror differ by 24-30 bits of pHash (far above any
+    useful threshold), while a horizontal flip is the thesis's own augmentation: mirrored copies are
+    near-duplicates. Raises CropFileError naming a crop whose file is missing or damaged.
+    """
     import imagehash
     import numpy as np
-    from PIL import Image
+    from PIL import ImageOps
 
-    out = np.zeros(len(crops), dtype=np.uint64)
+    from lrfp.crop_files import open_crop
+
+    out = np.zeros((len(crops), 2), dtype=np.uint64)
     for i, c in enumerate(crops):
-        with Image.open(store.crop_file(c.path)) as im:
-            out[i] = int(str(imagehash.phash(im)), 16)
+        im = open_crop(store.root, {"id": c.id, "path": c.path})
+        out[i, 0] = int(str(imagehash.phash(im)), 16)
+        out[i, 1] = int(str(imagehash.phash(ImageOps.mirror(im))), 16)
         if progress and (i % 200 == 0 or i + 1 == len(crops)):
             progress(i + 1, len(crops))
     return out
@@ -176,17 +188,26 @@ def perceptual_hashes(store: Store, crops: list[Crop], progress: Callable[[int, 
 def near_duplicate_pairs(hashes, max_distance: int, subset_of: list[str] | None = None) -> list[tuple[int, int, int]]:
     """Index pairs (i < j, distance) whose hashes differ in at most `max_distance` bits.
 
-    With `subset_of`, only pairs whose members lie in different subsets (a cross-split leak).
+    `hashes`: uint64 array N (one pHash each) or N x 2 (pHash and mirror pHash, from `perceptual_hashes`);
+    with mirrors, the distance of a pair is the smaller of image-to-image and image-to-mirror, so a
+    mirrored copy counts as a near-duplicate. With `subset_of`, only pairs whose members lie in
+    different subsets (a cross-split leak).
     """
     import numpy as np
 
-    n = len(hashes)
+    hashes = np.asarray(hashes, dtype=np.uint64)
+    plain = hashes if hashes.ndim == 1 else hashes[:, 0]
+    mirror = None if hashes.ndim == 1 else hashes[:, 1]
+    n = len(plain)
     subsets = np.array(subset_of) if subset_of is not None else None
     pairs: list[tuple[int, int, int]] = []
     chunk = 512
     for start in range(0, n, chunk):
-        block = hashes[start:start + chunk]
-        dist = np.bitwise_count(block[:, None] ^ hashes[None, :])
+        block = plain[start:start + chunk]
+        dist = np.bitwise_count(block[:, None] ^ plain[None, :])
+        if mirror is not None:
+            dist = np.minimum(dist, np.bitwise_count(block[:, None] ^ mirror[None, :]))
+            dist = np.minimum(dist, np.bitwise_count(mirror[start:start + chunk][:, None] ^ plain[None, :]))
         rows_idx = np.arange(start, start + len(block))[:, None]
         mask = (dist <= max_distance) & (np.arange(n)[None, :] > rows_idx)
         if subsets is not None:

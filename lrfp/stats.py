@@ -7,21 +7,10 @@ from collections import Counter
 from typing import Any
 
 from lrfp import LABELS, SKIPPED, UNUSABLE
+from lrfp.bands import FACE_BANDS, face_band
+from lrfp.crop_files import crop_file_problem
 from lrfp.label.agreement import agreement
 from lrfp.store import Store, face_px
-
-FACE_BANDS: list[tuple[str, int, int | None]] = [
-    ("<24", 0, 24), ("24-32", 24, 32), ("32-48", 32, 48), ("48-64", 48, 64), ("64-128", 64, 128), (">=128", 128, None),
-]
-"""Face-size bands by the crop's shorter side in px (lower bound inclusive)."""
-
-
-def face_band(shorter_side: int) -> str:
-    for name, lo, hi in FACE_BANDS:
-        if shorter_side >= lo and (hi is None or shorter_side < hi):
-            return name
-    raise ValueError(shorter_side)
-
 
 def quantiles(values: list[int], qs: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)) -> list[float] | None:
     """Linear-interpolated quantiles (numpy's default method), without numpy."""
@@ -38,10 +27,11 @@ def quantiles(values: list[int], qs: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 
 
 
 def collect_stats(store: Store) -> dict[str, Any]:
-    """Crops per source and label, split counts, face sizes and source statuses."""
+    """Crops per source and label, split counts, face sizes, source statuses, and crop files that are
+    missing or damaged under the store (`crop_files`: counts and one entry per crop)."""
     label_names = (*LABELS, UNUSABLE, SKIPPED)
     rows = store.query(
-        """SELECT c.id, c.source_id, c.width, c.height, c.box_w, c.box_h, c.group_id, c.track_id, cl.label
+        """SELECT c.id, c.path, c.source_id, c.width, c.height, c.box_w, c.box_h, c.group_id, c.track_id, cl.label
            FROM crops c LEFT JOIN current_labels cl ON cl.crop_id = c.id"""
     )
     labels = Counter({name: 0 for name in (*label_names, "unlabeled")})
@@ -49,7 +39,11 @@ def collect_stats(store: Store) -> dict[str, Any]:
     sides: list[int] = []
     bands = Counter({name: 0 for name, _, _ in FACE_BANDS})
     groups = set()
+    file_problems: list[dict[str, Any]] = []
     for r in rows:
+        problem = crop_file_problem(store.crop_file(r["path"]))
+        if problem is not None:
+            file_problems.append({"crop_id": r["id"], "path": r["path"], "problem": problem})
         lab = r["label"] or "unlabeled"
         labels[lab] += 1
         per_source.setdefault(r["source_id"], Counter())[lab] += 1
@@ -89,6 +83,11 @@ def collect_stats(store: Store) -> dict[str, Any]:
         "labeled": sum(labels[k] for k in LABELS),
         "unlabeled": labels["unlabeled"],
         "groups": len(groups),
+        "crop_files": {
+            "missing": sum(p["problem"] == "missing" for p in file_problems),
+            "damaged": sum(p["problem"] != "missing" for p in file_problems),
+            "problems": file_problems,
+        },
         "face_px": {
             "shorter_side": dict(zip(("min", "p25", "median", "p75", "max"), q)) if q else None,
             "bands": dict(bands),

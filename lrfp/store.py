@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
-from lrfp.errors import DataDirError, NotFoundError, SchemaError
+from lrfp.errors import DataDirError, NoSplitError, NotFoundError, SchemaError
 
 log = logging.getLogger(__name__)
 
@@ -331,12 +331,22 @@ class Store:
     at once (SQLite WAL with a busy timeout serializes their writes).
     """
 
-    def __init__(self, data_dir: Path | str, *, create: bool = True) -> None:
+    def __init__(self, data_dir: Path | str, *, create: bool = True, read_only: bool = False) -> None:
+        """Open (create=True: create if needed) the store in `data_dir`.
+
+        read_only=True opens the SQLite file in SQLite's read-only mode (URI `mode=ro`), so that
+        commands that only read (stats, publish, bench) work on a read-only mount or a copy without
+        write permission; nothing is written, not even the stale-tmp cleanup. On a folder that cannot
+        be written, the file is opened `immutable` (no lock or -shm file is needed there).
+        Raises DataDirError (missing folder or store; a write command on a read-only folder, saying so),
+        SchemaError (not an lrfp store, or from a newer lrfp).
+        """
         self.root = Path(data_dir).expanduser().resolve()
         self._root_str = str(self.root)
         self._tmp_str = os.path.join(self._root_str, TMP_DIR)
         self._folders: set[str] = set()  # folders this Store has made or found (files are written into them)
         self.db_path = self.root / DB_NAME
+        self.read_only = read_only
         if not self.root.exists():
             if not create:
                 raise DataDirError(f"no lrfp data directory at {self.root} (run `lrfp import` or `lrfp fetch` first)")
@@ -346,28 +356,68 @@ class Store:
                 raise DataDirError(f"cannot create data directory {self.root}: {e.strerror}") from e
         if not self.root.is_dir():
             raise DataDirError(f"data directory {self.root} is not a directory")
-        if create:
-            _check_writable(self.root)
         if not create and not self.db_path.exists():
             raise DataDirError(f"no lrfp store in {self.root} (run `lrfp import` or `lrfp fetch` first)")
+        writable_reason = None if read_only else _check_writable(self.root)
+        if writable_reason is not None:
+            raise DataDirError(
+                f"data directory {self.root} is not writable ({writable_reason}): this command writes to the store. "
+                "Commands that only read it (lrfp stats, lrfp publish, lrfp bench) still work; to change it, "
+                "copy the folder to a writable place or remount it read-write"
+            )
         try:
-            self.conn = sqlite3.connect(self.db_path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+            if read_only:
+                self.conn = self._connect_read_only()
+            else:
+                self.conn = sqlite3.connect(self.db_path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
         except sqlite3.OperationalError as e:
             raise DataDirError(f"cannot open {self.db_path}: {e}") from e
         self.conn.row_factory = sqlite3.Row
         try:
             self.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            self.conn.execute("PRAGMA foreign_keys = ON")
-            self._migrate()
-            self.conn.execute("PRAGMA journal_mode = WAL")
-            self.conn.execute("PRAGMA synchronous = NORMAL")
+            if read_only:
+                self._check_schema_read_only()
+            else:
+                self.conn.execute("PRAGMA foreign_keys = ON")
+                self._migrate()
+                self.conn.execute("PRAGMA journal_mode = WAL")
+                self.conn.execute("PRAGMA synchronous = NORMAL")
         except sqlite3.DatabaseError as e:
             self.conn.close()
             raise SchemaError(f"{self.db_path} is not a usable lrfp store: {e}") from e
         except BaseException:
             self.conn.close()
             raise
-        self._remove_stale_tmp()
+        if not read_only:
+            self._remove_stale_tmp()
+
+    def _connect_read_only(self) -> sqlite3.Connection:
+        uri = f"{self.db_path.as_uri()}?mode=ro"
+        if _check_writable(self.root) is not None:
+            wal = self.db_path.with_name(self.db_path.name + "-wal")
+            if wal.exists() and wal.stat().st_size > 0:
+                raise DataDirError(
+                    f"{self.db_path} has unsaved changes in {wal.name} and its folder is read-only: open the store "
+                    "once where it can be written (any lrfp command), then read it here"
+                )
+            uri += "&immutable=1"  # a read-only folder: no other process can change it, and no -shm can be made
+        return sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+
+    def _check_schema_read_only(self) -> None:
+        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+        latest = latest_schema_version()
+        if version > latest:
+            raise SchemaError(
+                f"{self.db_path} has schema version {version}, but this lrfp knows up to {latest}: "
+                "upgrade lrfp (the store was left untouched)"
+            )
+        if version < latest:
+            raise DataDirError(
+                f"{self.db_path} has schema version {version} and needs an upgrade to {latest}, which writes to it: "
+                "run any lrfp command that writes (e.g. `lrfp split`) on a writable copy first"
+            )
+        if version == 0 and not self.conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'crops'").fetchone():
+            raise SchemaError(f"{self.db_path} is not a usable lrfp store: no lrfp tables")
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -580,6 +630,27 @@ class Store:
                 )
         return crop_id, True
 
+    def restore_crop_file(self, crop: sqlite3.Row, png: bytes) -> None:
+        """Write a crop's PNG again (it was deleted or damaged under the store). `png` must hash to its sha256."""
+        if sha256_bytes(png) != crop["sha256"]:
+            raise ValueError(f"crop {crop['id']}: these bytes are not its PNG")
+        self._write_file_atomically(crop["path"], png)
+
+    def delete_crops(self, crop_ids: Sequence[int]) -> None:
+        """Remove crops: their rows (labels and split assignments go with them) and then their files."""
+        if not crop_ids:
+            return
+        paths = []
+        with self.transaction():
+            for i in range(0, len(crop_ids), 900):
+                chunk = list(crop_ids[i:i + 900])
+                marks = ",".join("?" * len(chunk))
+                paths += [r[0] for r in self.conn.execute(f"SELECT path FROM crops WHERE id IN ({marks})", chunk)]
+                self.conn.execute(f"DELETE FROM crops WHERE id IN ({marks})", chunk)
+        for rel in paths:
+            with contextlib.suppress(FileNotFoundError):
+                (self.root / rel).unlink()
+
     def crop(self, crop_id: int) -> sqlite3.Row:
         row = self.conn.execute("SELECT * FROM crops WHERE id = ?", (crop_id,)).fetchone()
         if row is None:
@@ -703,19 +774,6 @@ class Store:
                 (crop_id, label, annotator, kind, now(), int(suggested)),
             )
             return int(cur.lastrowid)
-
-    def add_labels(self, events: Sequence[tuple[int, str | None]], annotator: str, kind: str = "label",
-                   *, suggested: bool = False) -> list[int]:
-        """Append several label events (crop_id, label) in one transaction. Returns their ids, in order."""
-        ids = []
-        with self.transaction():
-            for crop_id, label in events:
-                cur = self.conn.execute(
-                    "INSERT INTO labels(crop_id, label, annotator, kind, created_at, suggested) VALUES (?, ?, ?, ?, ?, ?)",
-                    (crop_id, label, annotator, kind, now(), int(suggested)),
-                )
-                ids.append(int(cur.lastrowid))
-        return ids
 
     def current_label(self, crop_id: int) -> str | None:
         row = self.conn.execute("SELECT label FROM current_labels WHERE crop_id = ?", (crop_id,)).fetchone()
@@ -850,7 +908,7 @@ class Store:
         if name is None:
             name = self.get_setting("last_split")
             if name is None:
-                raise NotFoundError("the store has no split yet: run `lrfp split` first")
+                raise NoSplitError("the store has no split yet: run `lrfp split` first")
         if self.conn.execute("SELECT 1 FROM splits WHERE name = ?", (name,)).fetchone() is None:
             known = ", ".join(self.split_names()) or "none"
             raise NotFoundError(f"no split named {name!r} (known: {known})")
@@ -898,14 +956,16 @@ def _split_sql(script: str) -> list[str]:
     return statements
 
 
-def _check_writable(root: Path) -> None:
-    """Try a real write: os.access says yes to root on read-only mounts and no-permission dirs alike."""
+def _check_writable(root: Path) -> str | None:
+    """Why `root` cannot be written (None: it can). A real write: os.access says yes to root on read-only
+    mounts and no-permission dirs alike."""
     probe = root / f".lrfp-write-probe.{os.getpid()}"
     try:
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as e:
-        raise DataDirError(f"data directory {root} is not writable: {e.strerror}") from e
+        return e.strerror or type(e).__name__
+    return None
 
 
 def _pid_alive(tmp: Path) -> bool:
@@ -925,5 +985,6 @@ def _pid_alive(tmp: Path) -> bool:
     return True
 
 
-def open_store(data_dir: Path | str, *, create: bool = True) -> Store:
-    return Store(data_dir, create=create)
+def open_store(data_dir: Path | str, *, create: bool = True, read_only: bool = False) -> Store:
+    """Open the store in data_dir (see Store); read_only=True for commands that never write to it."""
+    return Store(data_dir, create=create, read_only=read_only)

@@ -70,11 +70,11 @@ def test_mean_std_is_the_sample_std():
 
 
 def test_face_bands_edges_and_band_accuracy():
-    assert [band_of(x) for x in (10, 23, 24, 31, 32, 47, 48, 64, 65, 200)] == [
-        "<24", "<24", "24-32", "24-32", "32-48", "32-48", "48-64", "48-64", ">64", ">64"]
-    bands = band_accuracy([20, 22, 30, 64, 100], [0, 1, 1, 0, 0], [0, 0, 1, 0, 1])
+    assert [band_of(x) for x in (10, 23, 24, 31, 32, 47, 48, 63, 64, 127, 128, 200)] == [
+        "<24", "<24", "24-32", "24-32", "32-48", "32-48", "48-64", "48-64", "64-128", "64-128", ">=128", ">=128"]
+    bands = band_accuracy([20, 22, 30, 63, 100], [0, 1, 1, 0, 0], [0, 0, 1, 0, 1])
     assert bands["<24"] == (0.5, 2) and bands["24-32"] == (1.0, 1) and bands["48-64"] == (1.0, 1)
-    assert bands[">64"] == (0.0, 1)
+    assert bands["64-128"] == (0.0, 1)
     assert math.isnan(bands["32-48"][0]) and bands["32-48"][1] == 0
 
 
@@ -88,3 +88,12 @@ def test_classification_metrics_row():
     assert row["roc_auc"] == 1.0  # every positive scores above the negative even though one is misclassified
     assert (row["acc_ci_low"], row["acc_ci_high"]) == wilson_ci(3, 4)
     assert row["acc_face_32-48"] == 0.0 and row["n_face_<24"] == 1
+
+
+def test_stats_and_bench_put_a_face_in_the_same_band():
+    """One rule (lrfp.bands): 64 px used to be 64-128 in `lrfp stats` and 48-64 in the bench (issue 11)."""
+    from lrfp.bands import face_band
+    from lrfp.stats import collect_stats  # noqa: F401 - stats counts with face_band
+
+    assert band_of(64) == face_band(64) == "64-128"
+    assert [band_of(x) for x in range(0, 300)] == [face_band(x) for x in range(0, 300)]

@@ -61,7 +61,7 @@ def test_short_training_beats_chance_and_writes_every_output(bench_store, tmp_pa
     assert final["cm_with_mask_as_with_mask"] + final["cm_without_mask_as_without_mask"] == final["correct"]
     assert final["params"] > 0 and final["macs"] > 0 and final["train_images_per_s"] > 0
     assert final["device"] == "cpu" and final["torch_version"] and final["protocol"] == "quick"
-    assert sum(final[f"n_face_{b}"] for b in ("<24", "24-32", "32-48", "48-64", ">64")) == final["n_test"]
+    assert sum(final[f"n_face_{b}"] for b in ("<24", "24-32", "32-48", "48-64", "64-128", ">=128")) == final["n_test"]
 
     import csv
 

@@ -87,9 +87,43 @@ async def test_grid_page_label_rest_and_enter(store):
         await pilot.press("enter")
         await pilot.pause()
         assert grid.page == ids[18:24]
-        await pilot.press("u")  # undo the a-copy of the last cell of page 1 (not on this page any more)
-    assert len(events(store)) == 18 + 1
-    assert store.current_label(page[-1]) is None
+        await pilot.press("u")  # undo what `a` did: the whole page-1 copy (that page is no longer shown)
+    copied = [i for i in page if i not in (page[0], page[8], page[9])]
+    assert len(copied) == 15 and len(events(store)) == 18 + 15
+    assert all(store.current_label(i) is None for i in copied)
+    assert [store.current_label(i) for i in (page[0], page[8], page[9])] == ["with_mask", "unusable", "without_mask"]
+
+
+async def test_grid_u_after_a_restores_the_whole_page_on_screen(store):
+    app = app_for(store)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("g")
+        await pilot.pause()
+        grid = app.screen
+        page = list(grid.page)
+        await pilot.press("m", "a")  # m on cell 0, then a: 17 more crops with_mask
+        assert all(store.current_label(i) == "with_mask" for i in page)
+        await pilot.press("u")
+        await pilot.pause()
+        assert store.current_label(page[0]) == "with_mask"
+        assert all(store.current_label(i) is None for i in page[1:])
+        assert "17 crops are back to" in str(grid.query_one("#status").render())
+        labels = [str(c.query_one(".cell-label").render()).strip() for c in grid.query(GridCell)]
+        assert labels[0] != labels[1] and len(set(labels[1:])) == 1  # cells redrawn as unlabeled
+        await pilot.press("u")  # the next undo takes back the single m
+        assert store.current_label(page[0]) is None
+        assert app.session.summary()["session_labels"] == 0
+
+
+async def test_summary_counts_crops_not_key_presses(store):
+    ids = source_time_order(store)
+    app = app_for(store)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("x", "left", "s", "n", "m", "left", "x")  # crop 0: x then s; crop 1: n; crop 2: m then x
+    summary = app.session.summary()
+    assert summary["session_labels"] == 3
+    assert summary["session_counts"] == {"skip": 1, "without_mask": 1, "unusable": 1}
+    assert [store.current_label(i) for i in ids[:3]] == ["skip", "without_mask", "unusable"]
 
 
 async def test_grid_a_needs_a_label_first(store):

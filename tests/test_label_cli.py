@@ -45,7 +45,7 @@ def test_nothing_left_to_label(capsys, small_store):
     (["--label", "masked"], 2, "Error: --label 'masked': choose one of with_mask, without_mask, unusable, skip"),
     (["--sample", "0.1"], 2, "Error: --sample only applies with --review"),
     (["--review", "--sample", "0"], 2, "Error: --sample 0.0: must be a fraction in (0, 1], e.g. 0.1"),
-    (["--source", "zzz"], 1, "Error: no source named 'zzz' in the store (known: smfd)"),
+    (["--source", "zzz"], 2, "Error: no source named 'zzz' in the store (known: smfd)"),
 ])
 def test_bad_options(capsys, small_store, args, code, message):
     got_code, _, err = cli(capsys, "label", "-d", str(small_store.root), *args)
@@ -67,3 +67,42 @@ def test_stats_reports_agreement_once_reviews_exist(capsys, small_store):
     assert a["observed"] == pytest.approx(sum(t == r for t, r in zip(truth, reviewed)) / 5)
     code, out, _ = cli(capsys, "stats", "-d", str(small_store.root))
     assert code == 0 and "Cohen's kappa" in out and "confusion (rows: current label, columns: review)" in out
+
+
+NOT_A_TERMINAL = ("Error: lrfp label needs an interactive terminal: its {} is not one (a pipe, a file, "
+                  "/dev/null or cron). Run it in a terminal window; nothing was drawn or stored.")
+
+
+@pytest.mark.parametrize("how, which", [
+    ("devnull", "standard input and standard output"),
+    ("piped_keys", "standard input and standard output"),
+    ("stdout_piped", "standard output"),
+])
+def test_label_without_a_terminal_is_refused_and_stores_nothing(tmp_path, smfd_dir, how, which):
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    from label_helpers import events, unlabeled_store
+
+    store = unlabeled_store(tmp_path / "d", smfd_dir, n=4)
+    store.close()
+    cmd = [sys.executable, "-m", "lrfp", "label", "-d", str(tmp_path / "d")]
+    env = {**os.environ, "LRFP_DEBUG": ""}
+    if how == "devnull":  # like cron or `lrfp label </dev/null >log`
+        p = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120, env=env)
+    elif how == "piped_keys":  # `echo m | lrfp label`: the m must not become a label
+        p = subprocess.run(cmd, input="m\nm\nq\n", capture_output=True, text=True, timeout=120, env=env)
+    else:  # a real terminal for the keys, output redirected to a file/pipe
+        master, slave = pty.openpty()
+        try:
+            p = subprocess.run(cmd, stdin=slave, capture_output=True, text=True, timeout=120, env=env)
+        finally:
+            os.close(master)
+            os.close(slave)
+    assert p.returncode == 2
+    assert p.stderr.strip() == NOT_A_TERMINAL.format(which)
+    assert "\x1b" not in p.stdout  # nothing drawn
+    with open_store(tmp_path / "d", create=False) as s:
+        assert events(s) == []

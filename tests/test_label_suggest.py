@@ -240,3 +240,21 @@ async def test_suspects_queue_keep_change_undo(store):
     assert store.current_label(ids[2]) == "without_mask" and store.current_label(ids[0]) == "with_mask"
     again = LabelSession(store, LabelConfig(annotator="ana", queue="suspects"))
     assert ids[2] not in again.ids and ids[1] in again.ids  # a suspect labeled since the run leaves the queue
+
+
+async def test_undo_after_a_confirmed_page_brings_the_page_back_unlabeled(store):
+    ids = source_time_order(store)
+    predict(store, {i: 0.9 for i in ids})
+    app = LabelApp(LabelSession(store, LabelConfig(annotator="ana")), grid=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        page = list(app.screen.page)
+        await pilot.press("y")
+        await pilot.pause()
+        assert app.screen.page == ids[18:24]
+        assert app.session.summary()["session_suggested"] == 18
+        await pilot.press("u")  # one undo restores the whole confirmed page and shows it again
+        await pilot.pause()
+        assert app.screen.page == page
+        assert app.session.summary()["session_suggested"] == 0
+    assert all(store.current_label(i) is None for i in page)

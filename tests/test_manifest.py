@@ -164,3 +164,28 @@ def test_cli_rejects_a_bad_manifest_with_exit_2_before_creating_anything(tmp_pat
         f"{p}:2: only http:// and https:// URLs can be fetched, not ftp: (ftp://example.org/v.mp4)",
     ]
     assert not (tmp_path / "data").exists()
+
+
+def test_an_unbalanced_quote_is_a_file_line_error_not_a_swallowed_row(tmp_path: Path) -> None:
+    p = write(tmp_path, 'url,id,notes\nhttps://e.org/1.mp4,q1,"oops\nhttps://e.org/2.mp4,q2,fine\nhttps://e.org/3.mp4,q3,fine\n')
+    assert errors_of(p) == [
+        "1 bad row(s) in the manifest, nothing was downloaded:",
+        f'{p}:2: unbalanced quote: a field opened with " is never closed '
+        '(close it, or double a quote inside a quoted field as "")',
+    ]
+
+
+def test_a_quoted_field_over_several_lines_is_refused_at_its_first_line(tmp_path: Path) -> None:
+    # Two unbalanced quotes close each other: rows 2-3 would silently become one row.
+    p = write(tmp_path, 'url,id,notes\nhttps://e.org/1.mp4,q1,"oops\nhttps://e.org/2.mp4,q2,fine"\n'
+                        'https://e.org/3.mp4,q3,fine\n')
+    assert errors_of(p)[1] == (f"{p}:2: a quoted field runs from line 2 to line 3: probably an unbalanced "
+                               "quote (fields may not contain line breaks)")
+    p = write(tmp_path, 'url,id,notes\nhttps://e.org/1.mp4,q1,"oops\nhttps://e.org/2.mp4,q2,"fine\n'
+                        'https://e.org/3.mp4,q3,fine\n')
+    assert errors_of(p)[1].startswith(f'{p}:2: unbalanced quote: a field opened with " on this line runs into line 3')
+
+
+def test_text_after_a_closing_quote_is_refused(tmp_path: Path) -> None:
+    p = write(tmp_path, 'url,id\n"https://e.org/1.mp4"x,q1\nhttps://e.org/2.mp4,q2\n')
+    assert errors_of(p)[1].startswith(f"{p}:2: unreadable CSV (")

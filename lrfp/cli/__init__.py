@@ -61,6 +61,83 @@ def _register() -> None:
 _register()
 
 
+def _hide_flag_types(cmd) -> None:  # noqa: ANN001 - a click Command or Group
+    """Flags take no value: show no type after them in --help (typer shows `<bool>` as if they took one)."""
+    for param in cmd.params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    make_help = cmd.get_help_option  # -h/--help is made per call, outside cmd.params
+
+    def get_help_option(ctx, _make=make_help):  # noqa: ANN001, ANN202
+        option = _make(ctx)
+        if option is not None and option.metavar is None:
+            option.metavar = ""
+        return option
+
+    cmd.get_help_option = get_help_option
+    for sub in getattr(cmd, "commands", {}).values():
+        _hide_flag_types(sub)
+
+
+def command():  # noqa: ANN201 - the click command `lrfp` runs
+    """The click command tree of `app`, with every command's flags shown without a value type."""
+    import typer.main
+
+    cmd = typer.main.get_command(app)
+    _hide_flag_types(cmd)
+    return cmd
+
+
+def refuse_conflicting_repeats(cmd, args: list[str]) -> None:  # noqa: ANN001 - the click command tree
+    """Refuse a single-value option given twice with different values (click keeps the last one silently).
+
+    `--max-side 32 --max-side 48` or `--shuffle --no-shuffle` is a mistake whichever value was meant;
+    repeating the same value is harmless. Repeatable options (--map) check their own conflicts.
+    Raises UsageError (exit 2) naming the option and both values.
+    """
+    from lrfp.errors import UsageError
+
+    # Typer vendors its own click: test by what the objects have, not by click's classes.
+    i = 0
+    while hasattr(cmd, "commands") and i < len(args):
+        token = args[i]
+        i += 1
+        if not token.startswith("-"):
+            sub = cmd.commands.get(token)
+            if sub is None:
+                return  # click reports the unknown command
+            cmd = sub
+    options: dict[str, object] = {}
+    for param in cmd.params:
+        if getattr(param, "param_type_name", "") == "option":
+            for name in (*param.opts, *param.secondary_opts):
+                options[name] = param
+    seen: dict[str, tuple[str, object]] = {}
+    while i < len(args):
+        token = args[i]
+        i += 1
+        if token == "--":
+            break
+        name, _, inline = token.partition("=") if token.startswith("--") else (token, "", "")
+        param = options.get(name)
+        if param is None:
+            continue
+        if param.is_flag or param.count:
+            value: object = name not in param.secondary_opts
+        elif inline or "=" in token:
+            value = inline
+        else:
+            value = args[i] if i < len(args) else None
+            i += 1
+        if param.multiple or param.count:
+            continue
+        if param.name in seen and seen[param.name][1] != value:
+            first, before = seen[param.name]
+            shown = [first if isinstance(before, bool) else f"{first} {before}", name if isinstance(value, bool) else f"{name} {value}"]
+            raise UsageError(f"{shown[0]} and {shown[1]} contradict each other: give the option once")
+        seen.setdefault(param.name, (name, value))
+
+
 INTERRUPTED = "Interrupted: what was stored stays; rerun the same command to finish."
 
 
@@ -68,7 +145,9 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: runs the app and turns LrfpError into `Error: <message>` and an exit code."""
     debug = os.environ.get("LRFP_DEBUG") == "1"
     try:
-        rv = app(args=argv, standalone_mode=False, prog_name="lrfp")
+        cmd = command()
+        refuse_conflicting_repeats(cmd, list(sys.argv[1:] if argv is None else argv))
+        rv = cmd(args=argv, standalone_mode=False, prog_name="lrfp")
     except LrfpError as e:
         if debug:
             raise

@@ -24,6 +24,9 @@ def import_(
     max_side: Annotated[
         Optional[int], typer.Option("--max-side", min=8, help="Store low-resolution copies: longer side at most N px.")
     ] = None,
+    redo: Annotated[bool, typer.Option(
+        "--redo", help="Import files seen before again with this run's settings (e.g. another --max-side); "
+        "crops that come out identical keep their labels.")] = False,
     data_dir: DataDir = DEFAULT_DATA_DIR,
 ) -> None:
     """Import a labeled image folder: RGB PNG crops, labels from the folder names, groups, license.
@@ -42,7 +45,7 @@ def import_(
 
     cfg = ImportConfig(
         folder=folder, source=source, class_map=parse_class_map(class_map or []),
-        groups_csv=groups, license=license, max_side=max_side,
+        groups_csv=groups, license=license, max_side=max_side, redo=redo,
     )
     with open_store(data_dir) as store, progress_bar(f"import {source}") as bar:
         result = import_folder(store, cfg, progress=bar)

@@ -19,11 +19,23 @@ def make_progress() -> Progress:
 
 @contextlib.contextmanager
 def progress_bar(description: str) -> Iterator[Callable[[int, int], None]]:
-    """Yields a callback(done, total) that advances one bar on stderr."""
-    with make_progress() as progress:
-        task = progress.add_task(description, total=None)
+    """Yields a callback(done, total) that advances one bar on stderr.
 
-        def update(done: int, total: int) -> None:
-            progress.update(task, completed=done, total=total)
+    The bar appears at the first callback, so an error raised while inputs are still being checked
+    is the only thing printed.
+    """
+    progress = make_progress()
+    task = None
 
+    def update(done: int, total: int) -> None:
+        nonlocal task
+        if task is None:
+            progress.start()
+            task = progress.add_task(description, total=None)
+        progress.update(task, completed=done, total=total)
+
+    try:
         yield update
+    finally:
+        if task is not None:
+            progress.stop()

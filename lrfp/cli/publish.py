@@ -49,7 +49,7 @@ def publish(
         annotations_only=annotations_only, pretty_name=name,
     )
     push = PushConfig(repo_id=repo_id, private=private, gated=gated) if repo_id else None
-    with open_store(data_dir, create=False) as store, progress_bar("publish") as bar:
+    with open_store(data_dir, create=False, read_only=True) as store, progress_bar("publish") as bar:
         result = publish_dataset(store, cfg, push, progress=bar)
     counts = ", ".join(f"{s} {sum(c.values())}" for s, c in result.counts.items() if sum(c.values()))
     console.print(

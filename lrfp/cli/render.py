@@ -17,6 +17,9 @@ def import_summary(r: ImportResult) -> Table:
     t.add_row("imported", str(r.imported) + (f"  ({', '.join(f'{k} {v}' for k, v in sorted(r.per_label.items()))})" if r.per_label else ""))
     t.add_row("exact duplicates (stored once)", str(r.duplicates))
     t.add_row("already imported before", str(r.already_imported))
+    if r.unchanged or r.replaced:
+        t.add_row("--redo: identical, kept with labels", str(r.unchanged))
+        t.add_row("--redo: old crops replaced", str(r.replaced))
     t.add_row("skipped", str(len(r.skipped)))
     for reason, n in sorted(r.skipped_reasons.items()):
         t.add_row(f"  {reason}", str(n))
@@ -48,7 +51,20 @@ def stats_tables(s: dict[str, Any]) -> list[Table]:
         overview.add_row("  predictions disagreeing with the label", str(s["predictions"]["disagree_with_label"]))
     if s.get("labels_from_suggestions"):
         overview.add_row("labels accepted from a model's suggestion", str(s["labels_from_suggestions"]))
+    files = s.get("crop_files") or {}
+    if files.get("problems"):
+        overview.add_row("[red]crop files missing / damaged[/red]", f"{files['missing']} / {files['damaged']}")
     tables = [overview]
+    if files.get("problems"):
+        bad = Table(title="crop files missing or damaged (restore them from a backup, or `lrfp import ... --redo`)",
+                    title_justify="left")
+        for col in ("crop", "problem", "path"):
+            bad.add_column(col, overflow="fold")
+        for p in files["problems"][:20]:
+            bad.add_row(str(p["crop_id"]), p["problem"], p["path"])
+        if len(files["problems"]) > 20:
+            bad.caption = f"{len(files['problems']) - 20} more in `lrfp stats --json`"
+        tables.append(bad)
 
     src = Table(title="sources", title_justify="left")
     for col in ("name", "kind", "status", "crops", "with", "without", "unlabeled"):
@@ -78,7 +94,18 @@ def stats_tables(s: dict[str, Any]) -> list[Table]:
         tables.append(t)
     if "agreement" in s:
         tables.extend(agreement_tables(s["agreement"]))
+    for t in tables:
+        _title_on_one_line(t)
     return tables
+
+
+def _title_on_one_line(t: Table) -> None:
+    """Rich wraps a title to its table's width; a long store path or a long CPU name would then break
+    the title's words over lines (and tests that read it would depend on the machine)."""
+    from rich.text import Text
+
+    if t.title:
+        t.min_width = max(t.min_width or 0, Text.from_markup(str(t.title)).cell_len)
 
 
 def agreement_tables(a: dict[str, Any], max_listed: int = 20) -> list[Table]:

@@ -18,7 +18,7 @@ def stats(data_dir: DataDir = DEFAULT_DATA_DIR, as_json: JsonOut = False) -> Non
     from lrfp.stats import collect_stats, stats_json
     from lrfp.store import open_store
 
-    with open_store(data_dir, create=False) as store:
+    with open_store(data_dir, create=False, read_only=True) as store:
         result = collect_stats(store)
     if as_json:
         print(stats_json(result))

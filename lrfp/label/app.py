@@ -93,11 +93,39 @@ class LabelApp(App):
             self.call_after_refresh(lambda: self.latency_probe(key_time, time.monotonic(), crop_id))
 
 
+NOT_A_TERMINAL = ("lrfp label needs an interactive terminal: its {which} is not one (a pipe, a file, "
+                  "/dev/null or cron). Run it in a terminal window; nothing was drawn or stored.")
+
+
+def require_terminal(stdin=None, stdout=None) -> None:
+    """Refuse to start the app unless both stdin and stdout are terminals.
+
+    Piped keys would become stored labels and escape codes would go into a file, so this runs before
+    the app draws or reads anything. Raises UsageError (exit 2) naming the stream(s) that are not terminals.
+    """
+    import sys
+
+    from lrfp.errors import UsageError
+
+    streams = {"standard input": stdin or sys.stdin, "standard output": stdout or sys.stdout}
+    bad = [name for name, stream in streams.items() if not _is_tty(stream)]
+    if bad:
+        raise UsageError(NOT_A_TERMINAL.format(which=" and ".join(bad)))
+
+
+def _is_tty(stream) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # closed or replaced streams
+        return False
+
+
 def run_label_app(store_dir, cfg, *, grid: bool = False) -> tuple[str | None, dict[str, object] | None]:
     """Open the store, build the session and run the app until the user quits.
 
     Returns (message, None) when there is nothing to show (the app does not start), else
-    (None, the session summary).
+    (None, the session summary). Raises UsageError when stdin or stdout is not a terminal (see
+    `require_terminal`), before the app draws anything or any label is stored.
     """
     from lrfp.store import open_store
 
@@ -106,6 +134,7 @@ def run_label_app(store_dir, cfg, *, grid: bool = False) -> tuple[str | None, di
         message = session.empty_message()
         if message is not None:
             return message, None
+        require_terminal()
         LabelApp(session, grid=grid).run()
         session.refresh_counts()
         return None, session.summary()

@@ -208,12 +208,11 @@ class GridScreen(Screen):
             self._status(Text(" label a cell first: a copies its label to the rest of the page ",
                               style="bold yellow"))
             return
-        n = 0
-        for cell in cells:
-            if self.session.state(cell.crop_id) is None:
-                self.session.set_label(cell.crop_id, label)
-                cell.set_label(label)
-                n += 1
+        rest = [cell for cell in cells if self.session.state(cell.crop_id) is None]
+        self.session.set_labels([cell.crop_id for cell in rest], label)  # one action: u undoes all of it
+        for cell in rest:
+            cell.set_label(label)
+        n = len(rest)
         status = Text()
         status.append(" saved ", style="bold reverse")
         status.append(f" {n} more crops ")
@@ -242,19 +241,28 @@ class GridScreen(Screen):
         self.session.after_page(self.page)
         await self.load_page(status=Text(" next page ", style="bold reverse"))
 
-    def action_undo(self) -> None:
-        crop_id = self.session.undo()
-        if crop_id is None:
+    async def action_undo(self) -> None:
+        crop_ids = self.session.undo_action()
+        if not crop_ids:
             self._status(Text(" nothing to undo in this session ", style="bold yellow"))
             return
-        label = self.session.state(crop_id)
-        if crop_id in self.page:
-            self.cursor = self.page.index(crop_id)
-            self._cells()[self.cursor].set_label(label)
+        if not any(crop_id in self.page for crop_id in crop_ids):
+            # e.g. a page confirmed with y: go back to it (the session's position is the undone crop's)
+            await self.load_page()
+        cells = self._cells()
+        for crop_id in crop_ids:
+            if crop_id in self.page:
+                cells[self.page.index(crop_id)].set_label(self.session.state(crop_id))
+        if crop_ids[0] in self.page:
+            self.cursor = self.page.index(crop_ids[0])
             self._draw_cursor()
+        label = self.session.state(crop_ids[0])
         status = Text()
         status.append(" undone ", style="bold reverse")
-        status.append(f" crop {crop_id} is back to ")
+        if len(crop_ids) == 1:
+            status.append(f" crop {crop_ids[0]} is back to ")
+        else:
+            status.append(f" {len(crop_ids)} crops are back to ")
         status.append_text(label_text(label))
         self._status(status)
 

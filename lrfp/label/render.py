@@ -15,6 +15,8 @@ from rich.console import Console, ConsoleOptions, RenderResult
 from rich.segment import Segment
 from rich.style import Style
 
+from lrfp.images import to_rgb
+
 RGB = tuple[int, int, int]
 Cell = tuple[RGB, RGB | None]
 """One terminal cell: the colour of its upper pixel and of its lower one (None past the image's last row)."""
@@ -122,7 +124,7 @@ def load_image(path: Path, shown_as: str | None = None) -> LoadedImage:
     try:
         with Image.open(path) as im:
             im.load()
-            return LoadedImage(im.convert("RGB"))
+            return LoadedImage(to_rgb(im))  # 16-bit, alpha, CMYK...: by what the values mean
     except Exception as e:  # noqa: BLE001 - any decoder failure means "corrupt" to the labeler
         return LoadedImage(None, f"file corrupt ({type(e).__name__}): {name}")
 

@@ -153,7 +153,7 @@ class UndoEntry:
     crop_id: int
     previous: str | None
     position: int
-    suggested: bool = False
+    previous_suggested: bool = False  # the restored label was an accepted suggestion (undo keeps the flag)
 
 
 @dataclass
@@ -193,10 +193,10 @@ class LabelSession:
         self._suggestions: dict[int, Suggestion] = {}
         self.ids: list[int] = self._queue()
         self.position = 0
-        self._undo: list[UndoEntry] = []
-        self.session_labels = 0
-        self.session_suggested = 0  # of session_labels, how many were accepted suggestions
-        self.session_counts: Counter = Counter()
+        self._undo: list[list[UndoEntry]] = []  # one list per action: a key labels one crop, grid `a` or `y` a page
+        self._before: dict[int, str | None] = {}  # each crop's state before this session first labeled it
+        self._now: dict[int, str | None] = {}  # each touched crop's state after this session's last action
+        self._now_suggested: dict[int, bool] = {}  # whether that state is an accepted suggestion
         self.started = time.monotonic()
         self._total, self._counts = self._count()
         # Resume: the first crop still waiting (for --only unlabeled, the first unlabeled one).
@@ -452,23 +452,66 @@ class LabelSession:
 
     # -- writing ---------------------------------------------------------------------------------
 
+    @property
+    def session_counts(self) -> Counter:
+        """Crops this session gave a label, by the label they have now (a crop relabeled counts once)."""
+        return Counter(v for k, v in self._now.items() if v is not None and v != self._before[k])
+
+    @property
+    def session_labels(self) -> int:
+        """How many crops this session labeled: crops, not key presses (x then s on one crop is one)."""
+        return sum(self.session_counts.values())
+
+    @property
+    def session_suggested(self) -> int:
+        """Of `session_labels`, the crops whose label now is a suggestion accepted in this session."""
+        return sum(1 for k, v in self._now.items()
+                   if v is not None and v != self._before[k] and self._now_suggested.get(k))
+
     def set_label(self, crop_id: int, label: str, *, suggested: bool = False) -> int:
         """Commit one label event for one crop now (annotator, time, kind; suggested: it is the model's
-        suggestion, accepted). Returns the event id."""
-        if label not in LABEL_VALUES:
-            raise UsageError(f"unknown label {label!r}: choose one of {', '.join(LABEL_VALUES)}")
+        suggestion, accepted) as one undoable action.
+
+        Returns the event id. Raises UsageError for a value outside LABEL_VALUES.
+        """
+        return self.set_labels([crop_id], label, suggested=suggested)[0]
+
+    def set_labels(self, crop_ids: list[int], label: str, *, suggested: bool = False) -> list[int]:
+        """Commit `label` for each crop, as ONE action: a single undo restores all of them. Returns event ids."""
+        return self._commit_action([(crop_id, label) for crop_id in crop_ids], suggested)
+
+    def _commit_action(self, items: list[tuple[int, str]], suggested: bool) -> list[int]:
+        """Commit (crop_id, label) pairs as one undoable action."""
+        for _, label in items:
+            if label not in LABEL_VALUES:
+                raise UsageError(f"unknown label {label!r}: choose one of {', '.join(LABEL_VALUES)}")
+        action: list[UndoEntry] = []
+        event_ids = [self._commit(crop_id, label, action, suggested) for crop_id, label in items]
+        if action:
+            self._undo.append(action)
+        return event_ids
+
+    def _commit(self, crop_id: int, label: str, action: list[UndoEntry], suggested: bool = False) -> int:
         previous = self.state(crop_id)
+        previous_suggested = self._state_suggested(crop_id)
         event_id = self.store.add_label(crop_id, label, self.cfg.annotator, self.cfg.kind, suggested=suggested)
         position = self.ids.index(crop_id) if crop_id in self.ids else self.position
-        self._undo.append(UndoEntry(crop_id, previous, position, suggested))
+        action.append(UndoEntry(crop_id, previous, position, previous_suggested))
         self._reopened.discard(crop_id)
         self._account(previous, label)
-        self.session_labels += 1
-        self.session_suggested += int(suggested)
-        self.session_counts[label] += 1
-        log.info("crop %d: %s -> %s (%s, %s, event %d)", crop_id, previous, label, self.cfg.annotator,
-                 self.cfg.kind, event_id)
+        self._before.setdefault(crop_id, previous)
+        self._now[crop_id] = label
+        self._now_suggested[crop_id] = suggested
+        log.info("crop %d: %s -> %s (%s, %s%s, event %d)", crop_id, previous, label, self.cfg.annotator,
+                 self.cfg.kind, ", suggested" if suggested else "", event_id)
         return event_id
+
+    def _state_suggested(self, crop_id: int) -> bool:
+        """Whether the crop's current label is an accepted suggestion (never, for a blind review's state)."""
+        if self.cfg.review:
+            return False
+        row = self.store.query("SELECT suggested FROM current_labels WHERE crop_id = ?", (crop_id,))
+        return bool(row and row[0]["suggested"])
 
     def label_current(self, label: str) -> int | None:
         """Label the crop on screen and auto-advance. Returns the event id (None when nothing is shown)."""
@@ -493,43 +536,36 @@ class LabelSession:
         return event_id
 
     def confirm_suggestions(self, crop_ids: list[int]) -> int:
-        """Accept the suggestion of every crop here that still waits (the grid's confirm-page key): one
-        transaction, each event recorded as suggested and undoable one by one. Returns how many were written."""
+        """Accept the suggestion of every crop here that still waits (the grid's confirm-page key), each
+        event recorded as suggested, as ONE action (a single undo restores the page). Returns how many."""
         todo = [(i, s.label) for i in crop_ids if (s := self.suggestion(i)) is not None and self._waiting(i)]
-        if not todo:
-            return 0
-        before = {i: self.state(i) for i, _ in todo}
-        self.store.add_labels(todo, self.cfg.annotator, self.cfg.kind, suggested=True)
-        for crop_id, label in todo:
-            position = self.ids.index(crop_id) if crop_id in self.ids else self.position
-            self._undo.append(UndoEntry(crop_id, before[crop_id], position, True))
-            self._reopened.discard(crop_id)
-            self._account(before[crop_id], label)
-            self.session_labels += 1
-            self.session_suggested += 1
-            self.session_counts[label] += 1
-        log.info("confirmed %d suggestions (%s)", len(todo), self.cfg.annotator)
-        return len(todo)
+        return len(self._commit_action(todo, suggested=True))
 
     def undo(self) -> int | None:
-        """Append an event that restores the label before this session's last one; show that crop again.
+        """Undo this session's last action (one key's label, or a whole page after grid `a` or `y`).
 
-        Returns the crop id, or None when this session has nothing to undo.
+        Appends, per crop, an event restoring the label it had before; shows the first crop again.
+        Returns that crop's id, or None when this session has nothing to undo.
         """
+        crop_ids = self.undo_action()
+        return crop_ids[0] if crop_ids else None
+
+    def undo_action(self) -> list[int]:
+        """Like `undo`, returning every crop id the undone action had labeled (empty: nothing to undo)."""
         if not self._undo:
-            return None
-        entry = self._undo.pop()
-        before = self.state(entry.crop_id)
-        self.store.add_label(entry.crop_id, entry.previous, self.cfg.annotator, self.cfg.kind)
-        self._account(before, entry.previous)
-        if self._suspects_run is not None:
-            self._reopened.add(entry.crop_id)
-        self.session_labels = max(0, self.session_labels - 1)
-        self.session_suggested = max(0, self.session_suggested - int(entry.suggested))
-        if before is not None and self.session_counts[before] > 0:
-            self.session_counts[before] -= 1
-        self.position = entry.position
-        return entry.crop_id
+            return []
+        action = self._undo.pop()
+        for entry in reversed(action):
+            before = self.state(entry.crop_id)
+            self.store.add_label(entry.crop_id, entry.previous, self.cfg.annotator, self.cfg.kind,
+                                 suggested=entry.previous_suggested)
+            self._account(before, entry.previous)
+            self._now[entry.crop_id] = entry.previous
+            self._now_suggested[entry.crop_id] = entry.previous_suggested
+            if self._suspects_run is not None:
+                self._reopened.add(entry.crop_id)
+        self.position = action[0].position
+        return [e.crop_id for e in action]
 
     @property
     def can_undo(self) -> bool:

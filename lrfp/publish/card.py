@@ -110,7 +110,10 @@ def _detector_section(store: Store, rows: list[Any]) -> str:
             lines.append(f"\nDetection scores of the published crops: min {min(scores):.3f}, "
                          f"median {sorted(scores)[len(scores) // 2]:.3f}, max {max(scores):.3f}.")
     undetected = sum(n for (d, _), n in dets.items() if not d)
-    if undetected:
+    if undetected and not detected:
+        lines.append(f"No face detector was used and no detection threshold applies: all {undetected} crops are "
+                     "imported images (`lrfp import`), one face per image as the folder gave it.")
+    elif undetected:
         lines.append(f"\n{undetected} crops have no detector: they are imported images (one face each), not detections.")
     metas = []
     for s in store.sources():
@@ -274,21 +277,23 @@ def render_card(store: Store, split: str, rows: list[Any], feats: Any, split_siz
     licenses = [s["license"] for s in store.sources() if s["name"] in used]
     header = _yaml_header(feats, split_sizes, files, licenses, cfg.pretty_name, len(rows))
     per = Counter(r["label"] for r in rows)
+    kinds = {s["kind"] for s in store.sources() if s["name"] in used}
     image_row = "| `image` | Image | the face crop, PNG, RGB, at the resolution it was cropped |\n"
     body = f"""# {cfg.pretty_name}
 
-{len(rows)} face crops from real, low-resolution footage of people in public places, labeled
+{len(rows)} face crops {_what_crops(store, rows, used)}, labeled
 `with_mask` ({per['with_mask']}) or `without_mask` ({per['without_mask']}), from {len(used)} source(s).
 {"**Annotations only**: this release has no pixels; see *Rebuilding the crops*." if cfg.annotations_only else "Images are embedded in the parquet files (PNG bytes)."}
 Built with lrfp {__version__}, the software form of the study below.
 
 ## Origin
 
-This dataset follows the protocol of {THESIS}: face crops from videos below 720p of people walking in
+lrfp follows the protocol of {THESIS}: face crops from videos below 720p of people walking in
 public places of Lima, two classes, a 1,600 / 80 / 320 (80% / 4% / 16%) split. The thesis's own
-dataset (2,000 crops) was never published; this is a rebuild with open tooling, and its split is
-grouped so that one person's crops from consecutive frames are never in train and test at once
-(the thesis's per-image split allowed that, which inflates accuracy).
+dataset (2,000 crops) was never published; lrfp rebuilds that kind of dataset with open tooling, and
+its split is grouped so that one person's crops from consecutive frames (or one imported group) are
+never in train and test at once (the thesis's per-image split allowed that, which inflates accuracy).
+{_origin_note(kinds)}
 
 ## Sources and licenses
 
@@ -323,8 +328,8 @@ Load it with `datasets.load_dataset("<this folder or repo>")`.
 {_rebuild_section() if cfg.annotations_only else ""}
 ## Intended uses
 
-- Benchmarking and training face-mask classifiers on **low-resolution** faces (the crops are small on
-  purpose), e.g. with `lrfp bench --dataset`.
+- Benchmarking and training face-mask classifiers on **low-resolution** faces ({_size_note(rows)}),
+  e.g. with `lrfp bench --dataset`.
 - Studying how accuracy changes with face size (`face_px`) and how leakage-free splits change reported accuracy.
 
 ## Out-of-scope uses
@@ -336,8 +341,7 @@ Load it with `datasets.load_dataset("<this folder or repo>")`.
 
 ## Privacy
 
-These are faces of real people filmed in public places, who were most likely never asked whether they
-want to be in a dataset. The crops are mostly small and carry no names, but a face can still be
+{_privacy_lead(kinds)} The crops are mostly small and carry no names, but a face can still be
 recognizable. lrfp publishes pixels only from sources with a recorded license (see *Sources and
 licenses*); whoever publishes is responsible for that license allowing redistribution. Anyone shown
 may ask the publisher (the owner of this repository) to remove their crops, giving the `crop_sha256`
@@ -351,6 +355,56 @@ If you use this dataset, cite the thesis it follows:
 > {THESIS}.
 """
     return "---\n" + yaml.safe_dump(header, sort_keys=False, allow_unicode=True) + "---\n\n" + body
+
+
+def _what_crops(store: Store, rows: list[Any], used: list[str]) -> str:
+    """What the crops are, from the store's sources only: fetched videos and/or imported folders."""
+    per_source = Counter(r["source_name"] for r in rows)
+    kinds = {s["name"]: s["kind"] for s in store.sources() if s["name"] in used}
+    videos = [n for n, k in kinds.items() if k == "video"]
+    folders = [n for n, k in kinds.items() if k == "folder"]
+    parts = []
+    if videos:
+        parts.append(f"detected in frames of {len(videos)} video(s) fetched with `lrfp fetch` "
+                     f"({sum(per_source[n] for n in videos)} crops)")
+    if folders:
+        sides = []
+        for s in store.sources():
+            if s["name"] in folders:
+                side = (json.loads(s["meta"] or "{}").get("import_settings") or {}).get("max_side")
+                sides.append(f"`{s['name']}`" + (f", downscaled to at most {side} px" if side else ""))
+        parts.append(f"from {len(folders)} imported image folder(s) ({'; '.join(sides)}; "
+                     f"{sum(per_source[n] for n in folders)} crops, one face per image)")
+    return " and ".join(parts) or "from the store's sources"
+
+
+def _origin_note(kinds: set[str]) -> str:
+    if kinds == {"folder"}:
+        return ("\nThis release is **not** street footage: every crop comes from an imported image folder (see "
+                "*Sources and licenses*), so it follows the thesis's labels and split protocol, not its sources.")
+    if "folder" in kinds:
+        return ("\nSome crops come from imported image folders rather than video (see *Sources and licenses*); "
+                "only the video crops follow the thesis's sampling.")
+    return ""
+
+
+def _privacy_lead(kinds: set[str]) -> str:
+    if kinds == {"folder"}:
+        return ("These are faces of real people from imported image folders; who took the photos and whether the "
+                "people shown agreed is only what those folders' sources say (see *Sources and licenses*).")
+    lead = ("These are faces of real people in the fetched videos, who were most likely never asked whether they "
+            "want to be in a dataset.")
+    if "folder" in kinds:
+        lead += " The imported folders' photos carry whatever consent their sources state."
+    return lead
+
+
+def _size_note(rows: list[Any]) -> str:
+    sides = sorted(face_px(r) for r in rows)
+    if not sides:
+        return "no crops"
+    median = sides[len(sides) // 2]
+    return f"median face size here: {median} px on the shorter side"
 
 
 def _rebuild_section() -> str:

@@ -6,13 +6,14 @@ import contextlib
 import logging
 import math
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from lrfp import LABELS
-from lrfp.errors import NotFoundError, PublishError
+from lrfp.crop_files import read_crop_bytes
+from lrfp.errors import NotFoundError, PublishError, PublishInputError
+from lrfp.paths import make_staging_dir
 from lrfp.split import SUBSETS, group_key
 from lrfp.store import Store, face_px
 
@@ -33,6 +34,10 @@ class PublishConfig:
     annotations_only: bool = False
     pretty_name: str = "Low-Res Faces in Peru (lrfp)"
     max_shard_bytes: int = MAX_SHARD_BYTES
+
+    def __post_init__(self) -> None:
+        if not self.pretty_name.strip():
+            raise PublishInputError("--pretty-name must not be empty (it is the dataset card's title)")
 
 
 @dataclass
@@ -106,10 +111,10 @@ def check_licenses(store: Store, rows: list[Any], annotations_only: bool) -> Non
 
 def _prepare_out(out: Path, overwrite: bool) -> None:
     if out.exists() and not out.is_dir():
-        raise PublishError(f"--out {out} is a file, not a folder")
+        raise PublishInputError(f"--out {out} is a file, not a folder")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         n = sum(1 for _ in out.iterdir())
-        raise PublishError(
+        raise PublishInputError(
             f"--out {out} is not empty ({n} entries); use --overwrite to replace its README.md and data/"
         )
     try:
@@ -146,7 +151,7 @@ def _record(row: Any, image: bool, store: Store, group_by: str, merged_into: dic
         "track": row["track_id"],
     }
     if image:
-        rec = {"image": {"bytes": store.crop_file(row).read_bytes(), "path": None}, **rec}
+        rec = {"image": {"bytes": read_crop_bytes(store.root, row), "path": None}, **rec}
     return rec
 
 
@@ -166,8 +171,8 @@ def export_dataset(
 
     try:
         split = store.resolve_split(cfg.split)
-    except NotFoundError as e:
-        raise PublishError(f"nothing to publish: {e}") from e
+    except NotFoundError as e:  # keeps the exit code: 2 for an unknown --split, 1 when there is no split yet
+        raise (PublishError if e.exit_code == 1 else PublishInputError)(f"nothing to publish: {e}") from e
     rows, left_out = split_rows(store, split)
     if not rows:
         raise PublishError(f"nothing to publish: split {split!r} has no crop labeled with_mask/without_mask")
@@ -184,7 +189,7 @@ def export_dataset(
         counts[r["subset"]][r["label"]] += 1
 
     try:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+        tmp = make_staging_dir(out.parent, prefix=f".{out.name}.")  # the mode of a plain mkdir, not 0700
     except OSError as e:
         raise PublishError(f"cannot write beside --out {out}: {e.strerror}") from e
     bars_were_on = datasets.is_progress_bar_enabled()

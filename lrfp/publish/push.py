@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-from lrfp.errors import PublishError
+from lrfp.errors import PublishError, PublishInputError
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ def check_repo_id(repo_id: str) -> None:
         or repo_id.endswith(".git") or repo_id.endswith(".")
     )
     if bad:
-        raise PublishError(
+        raise PublishInputError(
             f"--repo-id {repo_id!r} is not a Hub dataset id: expected USER/NAME made of letters, digits, "
             "'-', '_' and '.', e.g. jdoe/low-res-faces-peru"
         )
@@ -69,7 +69,7 @@ def check_reachable(cfg: PushConfig) -> None:
     url = urlparse(cfg.hub)
     host, port = url.hostname, url.port or (443 if url.scheme == "https" else 80)
     if not host:
-        raise PublishError(f"cannot push: HF_ENDPOINT {cfg.hub!r} is not a URL")
+        raise PublishInputError(f"cannot push: HF_ENDPOINT {cfg.hub!r} is not a URL")
     try:
         socket.create_connection((host, port), timeout=cfg.connect_timeout_s).close()
     except OSError as e:

@@ -1,0 +1,64 @@
+"""Read the CSV files lrfp takes as input (manifests, groups CSVs) strictly, with FILE:LINE for each fault.
+
+Python's csv module, left lenient, reads an unbalanced quote as a field that swallows every following
+line; here that and any field spanning lines is an error at the line where the quote opened.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class CsvRecord:
+    """One CSV record: the line it starts on (1-based) and its fields, stripped of surrounding spaces."""
+
+    line: int
+    fields: list[str]
+
+
+def read_csv_text(path: Path, what: str) -> str:
+    """The file's text (UTF-8, BOM allowed). Raises ValueError with a FILE-prefixed reason."""
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not a UTF-8 text file (byte {e.start}); save the {what} as UTF-8 CSV") from e
+
+
+def parse_csv(path: Path, text: str) -> tuple[list[CsvRecord], list[str]]:
+    """Split CSV text into records, skipping blank lines. Returns (records, errors as `FILE:LINE: reason`).
+
+    A record whose quoted field runs over a line end (usually an unbalanced `"`) is an error at the line
+    where it starts, and so is any other CSV syntax fault (a stray character after a closing quote, a NUL
+    byte); reading goes on after it where it can, so that every fault is listed at once.
+    """
+    reader = csv.reader(text.splitlines(keepends=True), strict=True)
+    records: list[CsvRecord] = []
+    errors: list[str] = []
+    while True:
+        start = reader.line_num + 1
+        try:
+            fields = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as e:
+            if "unexpected end of data" in str(e):
+                errors.append(f"{path}:{start}: unbalanced quote: a field opened with \" is never closed "
+                              "(close it, or double a quote inside a quoted field as \"\")")
+                break
+            if reader.line_num > start:
+                errors.append(f"{path}:{start}: unbalanced quote: a field opened with \" on this line runs into "
+                              f"line {reader.line_num} ({e})")
+                continue
+            errors.append(f"{path}:{reader.line_num}: unreadable CSV ({e})")
+            continue
+        if reader.line_num > start:
+            errors.append(f"{path}:{start}: a quoted field runs from line {start} to line {reader.line_num}: "
+                          "probably an unbalanced quote (fields may not contain line breaks)")
+            continue
+        if not any(f.strip() for f in fields):
+            continue
+        records.append(CsvRecord(start, [f.strip() for f in fields]))
+    return records, errors

@@ -1,0 +1,50 @@
+"""Checks of the files and folders a command is given, with a message that says what the path is instead."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lrfp.errors import InputError
+
+
+def check_input_file(path: Path, what: str) -> None:
+    """Raise InputError (exit 2) unless `path` is an existing file: missing, or a folder where a file is needed."""
+    if path.is_dir():
+        raise InputError(f"{what} {path} is a folder, not a file: give the path of the {what} itself")
+    if not path.exists():
+        raise InputError(f"{what} {path} does not exist")
+    if not path.is_file():
+        raise InputError(f"{what} {path} is not a regular file")
+
+
+def check_input_folder(path: Path, what: str) -> None:
+    """Raise InputError (exit 2) unless `path` is an existing folder: missing, or a file where a folder is needed."""
+    if path.is_file():
+        raise InputError(f"{what} {path} is a file, not a folder")
+    if not path.exists():
+        raise InputError(f"{what} {path} does not exist")
+    if not path.is_dir():
+        raise InputError(f"{what} {path} is not a folder")
+
+
+def umask_mode(mode: int = 0o777) -> int:
+    """`mode` less the process umask: what mkdir() gives, for folders made by tempfile.mkdtemp (always 0700)."""
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    return mode & ~mask
+
+
+def make_staging_dir(parent: Path, prefix: str) -> Path:
+    """A fresh folder in `parent` to build output in and later rename into place.
+
+    tempfile.mkdtemp makes it 0700 (private), which the renamed output folder would keep; it gets the
+    mode a plain mkdir gives instead (0755 under umask 022). Raises OSError like mkdtemp.
+    """
+    import os
+    import tempfile
+
+    tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    os.chmod(tmp, umask_mode())
+    return tmp

@@ -1,0 +1,194 @@
+"""`lrfp import` refusing bad input (exit 2, nothing stored) and re-imports with other settings (issue 11)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from lrfp.cli import main
+from lrfp.store import open_store
+
+
+def cli(capsys, *argv: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as e:
+        main(list(argv))
+    cap = capsys.readouterr()
+    return e.value.code, cap.out, cap.err.strip()
+
+
+def tree(root: Path, smfd: Path, names: dict[str, str], n: int = 2) -> Path:
+    """A class-folder tree: for each folder name, n real SMFD files of the class it maps to."""
+    for folder, cls in names.items():
+        (root / folder).mkdir(parents=True)
+        for src in sorted((smfd / cls).glob("*.jpg"))[:n]:
+            (root / folder / src.name).write_bytes(src.read_bytes())
+    return root
+
+
+def test_conflicting_map_options_are_refused(capsys, tmp_path, smfd_dir):
+    folder = tree(tmp_path / "in", smfd_dir, {"With_Mask": "with_mask"})
+    code, _, err = cli(capsys, "import", str(folder), "--source", "s", "-d", str(tmp_path / "d"),
+                       "--map", "With_Mask=with_mask", "--map", "With_Mask=without_mask")
+    assert code == 2
+    assert err == ("Error: --map With_Mask=with_mask and --map With_Mask=without_mask contradict each other: "
+                   "give folder 'With_Mask' one label")
+    assert not (tmp_path / "d").exists()
+    # The same pair twice says one thing: accepted.
+    code, _, _ = cli(capsys, "import", str(folder), "--source", "s", "-d", str(tmp_path / "d"),
+                     "--map", "With_Mask=with_mask", "--map", "With_Mask=with_mask")
+    assert code == 0
+
+
+def test_groups_csv_giving_one_file_two_groups_is_refused(capsys, tmp_path, smfd_dir):
+    folder = tree(tmp_path / "in", smfd_dir, {"with_mask": "with_mask"})
+    name = sorted(p.name for p in (folder / "with_mask").iterdir())[0]
+    groups = tmp_path / "g.csv"
+    groups.write_text(f"file,group_id\n{name},1\n{name},2\n")
+    code, _, err = cli(capsys, "import", str(folder), "--source", "s", "-d", str(tmp_path / "d"), "--groups", str(groups))
+    assert code == 2
+    assert err == (f"Error: {groups}:3: with_mask/{name} is given group_id '2', but line 2 gave it '1': "
+                   "a file belongs to one group")
+    with open_store(tmp_path / "d", create=False) as s:
+        assert s.count_crops() == 0
+
+
+def test_groups_csv_with_an_unbalanced_quote_is_a_file_line_error(capsys, tmp_path, smfd_dir):
+    folder = tree(tmp_path / "in", smfd_dir, {"with_mask": "with_mask"})
+    groups = tmp_path / "g.csv"
+    groups.write_text('file,group_id\n"a.jpg,1\nb.jpg,2\n')
+    code, _, err = cli(capsys, "import", str(folder), "--source", "s", "-d", str(tmp_path / "d"), "--groups", str(groups))
+    assert code == 2
+    assert err.splitlines() == [f"Error: groups CSV {groups} is not valid CSV:",
+                                f'{groups}:2: unbalanced quote: a field opened with " is never closed '
+                                '(close it, or double a quote inside a quoted field as "")']
+
+
+@pytest.mark.parametrize("text, message", [
+    ("file,file,group_id\na.jpg,b.jpg,1\n", "{g}:1: column(s) named twice in the header: file"),
+    ("file,group_id\na.jpg,1,extra\n",
+     "groups CSV {g} is not valid CSV:\n{g}:2: 3 fields but the header has 2 (quote fields that contain commas)"),
+])
+def test_groups_csv_shape_faults_are_file_line_errors(capsys, tmp_path, smfd_dir, text, message):
+    folder = tree(tmp_path / "in", smfd_dir, {"with_mask": "with_mask"}, n=1)
+    groups = tmp_path / "g.csv"
+    groups.write_text(text)
+    code, _, err = cli(capsys, "import", str(folder), "--source", "s", "-d", str(tmp_path / "d"), "--groups", str(groups))
+    assert (code, err) == (2, "Error: " + message.format(g=groups))
+
+
+@pytest.mark.parametrize("source, problem", [
+    ("", "is empty"),
+    ("a/b", "contains '/'"),
+    ("x" * 300, "is 300 characters long"),
+    ("-lead", "must start with a letter or digit"),
+    ("caf\u00e9", "contains '\u00e9'"),
+])
+def test_source_names_follow_the_manifest_id_rule(capsys, tmp_path, smfd_dir, source, problem):
+    folder = tree(tmp_path / "in", smfd_dir, {"with_mask": "with_mask"})
+    code, _, err = cli(capsys, "import", str(folder), "--source", source, "-d", str(tmp_path / "d"))
+    shown = source if len(source) <= 40 else source[:37] + "..."
+    assert code == 2
+    assert err == (f"Error: --source {shown!r} {problem}: use letters, digits, '.', '_' or '-' "
+                   "(at most 80, starting with a letter or digit)")
+    assert not (tmp_path / "d").exists()
+
+
+@pytest.mark.parametrize("folder_name, hint", [
+    ("WITHOUT_MASK", "use --map WITHOUT_MASK=without_mask (or with_mask, or ignore)"),
+    ("Without-Mask", "use --map Without-Mask=without_mask (or with_mask, or ignore)"),
+    ("no_mask", "use --map no_mask=without_mask (or with_mask, or ignore)"),
+    ("unmasked", "use --map unmasked=without_mask (or with_mask, or ignore)"),
+    ("With_Mask", "use --map With_Mask=with_mask (or without_mask, or ignore)"),
+    ("masked", "use --map masked=with_mask (or without_mask, or ignore)"),
+    ("people", "use --map people=with_mask or --map people=without_mask (or ignore)"),
+    ("mask_weared_incorrect", "use --map mask_weared_incorrect=with_mask or --map mask_weared_incorrect=without_mask (or ignore)"),
+])
+def test_unmapped_folder_hint_guesses_the_right_class(capsys, tmp_path, smfd_dir, folder_name, hint):
+    folder = tree(tmp_path / "in", smfd_dir, {folder_name: "without_mask"}, n=1)
+    code, _, err = cli(capsys, "import", str(folder), "--source", "s", "-d", str(tmp_path / "d"))
+    assert code == 2
+    assert err == f"Error: folder {folder.resolve()}: subfolder(s) {folder_name} not mapped to a class; {hint}"
+
+
+def test_each_unmapped_folder_gets_its_own_hint(capsys, tmp_path, smfd_dir):
+    folder = tree(tmp_path / "in", smfd_dir, {"Masked": "with_mask", "NO-MASK": "without_mask"}, n=1)
+    code, _, err = cli(capsys, "import", str(folder), "--source", "s", "-d", str(tmp_path / "d"))
+    assert (code, err) == (2, f"Error: folder {folder.resolve()}: subfolder(s) Masked, NO-MASK not mapped to a class; "
+                              "use --map Masked=with_mask (or without_mask, or ignore); "
+                              "use --map NO-MASK=without_mask (or with_mask, or ignore)")
+
+
+def test_groups_folder_and_missing_paths_say_what_they_are(capsys, tmp_path, smfd_dir):
+    folder = tree(tmp_path / "in", smfd_dir, {"with_mask": "with_mask"}, n=1)
+    code, _, err = cli(capsys, "import", str(folder), "--source", "s", "-d", str(tmp_path / "d"), "--groups", str(tmp_path))
+    assert (code, err) == (2, f"Error: groups CSV {tmp_path} is a folder, not a file: give the path of the groups CSV itself")
+    f = folder / "with_mask" / sorted(p.name for p in (folder / "with_mask").iterdir())[0]
+    code, _, err = cli(capsys, "import", str(f), "--source", "s", "-d", str(tmp_path / "d"))
+    assert (code, err) == (2, f"Error: folder {f} is a file, not a folder")
+    assert not (tmp_path / "d").exists()
+
+
+def test_reimport_with_another_max_side_is_refused_then_redone_keeping_identical_labels(capsys, tmp_path, smfd_dir):
+    folder = tree(tmp_path / "in", smfd_dir, {"with_mask": "with_mask", "without_mask": "without_mask"}, n=3)
+    tiny = folder / "with_mask" / "tiny.png"  # 20 px: the same crop at --max-side 48 and 32
+    Image.open(sorted((smfd_dir / "with_mask").glob("*.jpg"))[5]).convert("RGB").resize((16, 20)).save(tiny)
+    d = str(tmp_path / "d")
+    assert cli(capsys, "import", str(folder), "--source", "s", "-d", d, "--max-side", "48")[0] == 0
+    with open_store(d, create=False) as s:
+        tiny_id = s.query("SELECT id FROM crops WHERE original = 'with_mask/tiny.png'")[0]["id"]
+        s.add_label(tiny_id, "unusable", "ana")  # a human's label on the crop that will come out identical
+        before = {r["original"]: (r["id"], r["width"], r["height"]) for r in s.query("SELECT * FROM crops")}
+    code, _, err = cli(capsys, "import", str(folder), "--source", "s", "-d", d, "--max-side", "32")
+    assert code == 2
+    assert err == ("Error: source 's': its 7 stored files were imported with --max-side 48, this run asks for "
+                   "--max-side 32. Rerun with --redo to import them again with the new settings (crops that come "
+                   "out identical keep their labels), or import under another --source name")
+    with open_store(d, create=False) as s:  # nothing changed
+        assert {r["original"]: (r["id"], r["width"], r["height"]) for r in s.query("SELECT * FROM crops")} == before
+    code, out, _ = cli(capsys, "import", str(folder), "--source", "s", "-d", d, "--max-side", "32", "--redo")
+    assert code == 0 and "--redo: identical, kept with labels" in out
+    with open_store(d, create=False) as s:
+        rows = {r["original"]: r for r in s.query("SELECT * FROM crops")}
+        assert len(rows) == 7
+        assert rows["with_mask/tiny.png"]["id"] == tiny_id and s.current_label(tiny_id) == "unusable"
+        assert all(max(r["width"], r["height"]) <= 32 for r in rows.values())
+        for orig, r in rows.items():
+            assert s.current_label(r["id"]) == ("unusable" if orig.endswith("tiny.png") else orig.split("/")[0])
+            assert s.crop_file(r).exists()
+        assert len(list((Path(d) / "crops").rglob("*.png"))) == 7  # the old 48 px files are gone
+    assert cli(capsys, "import", str(folder), "--source", "s", "-d", d, "--max-side", "32")[0] == 0
+
+
+def test_reimport_with_another_map_or_groups_is_refused_then_redone(capsys, tmp_path, smfd_dir):
+    from lrfp.store import sha256_bytes
+
+    folder = tree(tmp_path / "in", smfd_dir, {"masked": "with_mask"}, n=3)
+    d = str(tmp_path / "d")
+    assert cli(capsys, "import", str(folder), "--source", "s", "-d", d, "--map", "masked=with_mask")[0] == 0
+    with open_store(d, create=False) as s:
+        ids = [r["id"] for r in s.query("SELECT id FROM crops ORDER BY id")]
+        s.add_label(ids[0], "unusable", "ana")  # a person's label: --redo must keep it
+    code, _, err = cli(capsys, "import", str(folder), "--source", "s", "-d", d, "--map", "masked=without_mask")
+    assert (code, err) == (2, "Error: source 's': its 3 stored files were imported with --map masked=with_mask, this "
+                              "run asks for --map masked=without_mask. Rerun with --redo to import them again with the "
+                              "new settings (crops that come out identical keep their labels), or import under "
+                              "another --source name")
+    with open_store(d, create=False) as s:
+        assert [s.current_label(i) for i in ids] == ["unusable", "with_mask", "with_mask"]
+    assert cli(capsys, "import", str(folder), "--source", "s", "-d", d, "--map", "masked=without_mask", "--redo")[0] == 0
+    with open_store(d, create=False) as s:
+        assert [r["id"] for r in s.query("SELECT id FROM crops ORDER BY id")] == ids  # same pixels, same crops
+        assert [s.current_label(i) for i in ids] == ["unusable", "without_mask", "without_mask"]
+    groups = tmp_path / "g.csv"
+    names = sorted(p.name for p in (folder / "masked").iterdir())
+    groups.write_text("file,group_id\n" + "".join(f"{n},7\n" for n in names))
+    code, _, err = cli(capsys, "import", str(folder), "--source", "s", "-d", d, "--map", "masked=without_mask",
+                       "--groups", str(groups))
+    assert code == 2 and err.startswith("Error: source 's': its 3 stored files were imported with no groups CSV, this "
+                                        f"run asks for a groups CSV with sha256 {sha256_bytes(groups.read_bytes())[:12]}.")
+    assert cli(capsys, "import", str(folder), "--source", "s", "-d", d, "--map", "masked=without_mask",
+               "--groups", str(groups), "--redo")[0] == 0
+    with open_store(d, create=False) as s:
+        assert {r["group_id"] for r in s.query("SELECT group_id FROM crops")} == {"s:7"}
