@@ -26,11 +26,14 @@ from benchmark.data import BenchData, Subset, prepare_batch
 from benchmark.metrics import classification_metrics
 from benchmark.models import count_macs, count_params
 from benchmark.registry import create_model
-from lrfp import LABELS
+from lrfp import LABELS, __version__
 
 log = logging.getLogger(__name__)
 
 EVAL_BATCH = 256
+CHECKPOINT_FORMAT = 1
+"""Version of the checkpoint's layout (`lrfp predict` refuses a newer one). 1: state_dict, config, epoch,
+val_accuracy, val_loss, classes, input_size, normalization, split (lrfp 0.1.0 wrote these without the marker)."""
 
 
 @dataclass(frozen=True)
@@ -272,7 +275,8 @@ def run(
                 on_row(row)
     if checkpoint_dir is not None and best is not None:
         (val_acc, neg_loss), state, epoch = best
-        meta = {"config": asdict(cfg), "epoch": epoch, "val_accuracy": val_acc, "val_loss": -neg_loss,
+        meta = {"checkpoint_format": CHECKPOINT_FORMAT, "lrfp_version": __version__,
+                "config": asdict(cfg), "epoch": epoch, "val_accuracy": val_acc, "val_loss": -neg_loss,
                 "classes": list(LABELS), "input_size": cfg.input_size,
                 "normalization": {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]},
                 "split": (context or {}).get("split")}

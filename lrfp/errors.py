@@ -81,3 +81,7 @@ class ImageFileError(LrfpError):
 
 class CropFileError(ImageFileError):
     """A stored crop's PNG is missing or damaged under the store (deleted or truncated by hand)."""
+
+
+class CheckpointError(InputError):
+    """A checkpoint file cannot be used: not one `lrfp bench` wrote, another version's, or other classes (exit 2)."""

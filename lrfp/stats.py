@@ -53,7 +53,9 @@ def collect_stats(store: Store) -> dict[str, Any]:
         groups.add(r["group_id"] or r["track_id"] or f"crop:{r['id']}")
 
     sources = []
+    dropped = Counter({"min_score": 0, "min_face": 0})  # detections `lrfp fetch` threw away, per filter
     for s in store.sources():
+        dropped.update((json.loads(s["meta"]) if s["meta"] else {}).get("dropped") or {})
         counts = per_source.get(s["id"], Counter())
         sources.append({
             "name": s["name"], "kind": s["kind"], "url": s["url"], "path": s["path"], "license": s["license"],
@@ -94,6 +96,7 @@ def collect_stats(store: Store) -> dict[str, Any]:
         },
         "sources": sources,
         "source_status": dict(Counter(s["status"] for s in sources)),
+        "fetch_dropped": dict(dropped),
         "splits": splits,
         "last_split": store.get_setting("last_split"),
         "predictions": {  # `lrfp predict`: crops with a model prediction, and those whose label says otherwise

@@ -365,6 +365,10 @@ class Store:
                 "Commands that only read it (lrfp stats, lrfp publish, lrfp bench) still work; to change it, "
                 "copy the folder to a writable place or remount it read-write"
             )
+        if read_only and _older_schema(self.db_path) and _check_writable(self.root) is None:
+            # An older store on a writable folder is upgraded as any command opening it would (schema migrations
+            # only add), so that a read-only command still works after an upgrade of lrfp.
+            Store(self.root, create=False).close()
         try:
             if read_only:
                 self.conn = self._connect_read_only()
@@ -650,6 +654,37 @@ class Store:
         for rel in paths:
             with contextlib.suppress(FileNotFoundError):
                 (self.root / rel).unlink()
+
+    def prune_source_crops(self, source_id: int, keep: set[int]) -> tuple[int, int]:
+        """Remove the crops of a source that are not in `keep` (what its latest complete run produced), unless
+        a person labeled or reviewed them or a split holds them; frames no crop uses any more go too.
+
+        One transaction holds the write lock from the check to the delete (unlike `delete_crops`), so a label
+        given meanwhile by a labeler in another process is never deleted with its crop. Rows go before files
+        (a file without a row is harmless, never the reverse).
+        Returns (crops removed, crops kept because they are labeled or in a split).
+        """
+        with self.transaction():
+            rows = self.conn.execute(
+                """SELECT c.id, c.path,
+                          EXISTS (SELECT 1 FROM labels l WHERE l.crop_id = c.id)
+                          OR EXISTS (SELECT 1 FROM split_assignments a WHERE a.crop_id = c.id) AS held
+                   FROM crops c WHERE c.source_id = ?""", (source_id,)).fetchall()
+            obsolete = [r for r in rows if r["id"] not in keep]
+            gone = [r for r in obsolete if not r["held"]]
+            for i in range(0, len(gone), 500):
+                chunk = [r["id"] for r in gone[i : i + 500]]
+                self.conn.execute(f"DELETE FROM crops WHERE id IN ({','.join('?' * len(chunk))})", chunk)
+            frames = self.conn.execute(
+                """SELECT id, path FROM frames f WHERE f.source_id = ?
+                   AND NOT EXISTS (SELECT 1 FROM crops c WHERE c.frame_id = f.id)""", (source_id,)).fetchall()
+            self.conn.execute(
+                """DELETE FROM frames WHERE source_id = ?
+                   AND NOT EXISTS (SELECT 1 FROM crops c WHERE c.frame_id = frames.id)""", (source_id,))
+        for rel in [r["path"] for r in gone] + [f["path"] for f in frames if f["path"]]:
+            with contextlib.suppress(OSError):
+                (self.root / rel).unlink()
+        return len(gone), len(obsolete) - len(gone)
 
     def crop(self, crop_id: int) -> sqlite3.Row:
         row = self.conn.execute("SELECT * FROM crops WHERE id = ?", (crop_id,)).fetchone()
@@ -954,6 +989,19 @@ def _split_sql(script: str) -> list[str]:
                 statements.append(buf.strip())
             buf = ""
     return statements
+
+
+def _older_schema(db_path: Path) -> bool:
+    """Whether the lrfp store at db_path has a schema version below this lrfp's (read without writing)."""
+    try:
+        con = sqlite3.connect(f"{db_path.as_uri()}?mode=ro", uri=True)
+        try:
+            version = con.execute("PRAGMA user_version").fetchone()[0]
+        finally:
+            con.close()
+    except sqlite3.DatabaseError:
+        return False  # not readable as SQLite: the normal open says so
+    return 0 < version < latest_schema_version()
 
 
 def _check_writable(root: Path) -> str | None:

@@ -14,6 +14,8 @@ set +e
 rc=$?
 set -e
 .venv/bin/lrfp stats
+unlabeled=$(.venv/bin/lrfp stats --json | .venv/bin/python -c 'import json, sys; print(json.load(sys.stdin)["unlabeled"])')
+if [ "$unlabeled" -gt 0 ]; then  # next steps only when there is something to label
 cat <<'NEXT'
 
 Next steps (all in .venv/bin):
@@ -22,4 +24,7 @@ Next steps (all in .venv/bin):
   lrfp publish --out dist/lr-fp   # Hub layout + dataset card; add --repo-id USER/NAME to push
   lrfp bench --all --protocol quick
 NEXT
+else
+  echo "No crops to label yet: see the reasons above, then rerun this script."
+fi
 exit $rc

@@ -31,7 +31,7 @@ def fetched_video_store(data_dir: Path, shared: Path, smfd_with_mask: Path | Non
     license recorded ONLY inside this test store, so that the with_mask class exists; it is never published
     anywhere but the test's tmp folder.
     """
-    from lrfp.fetch.pipeline import FetchConfig, fetch_manifest
+    from lrfp.fetch import FetchConfig, fetch_manifest
     from lrfp.import_folder import ImportConfig, import_folder
     from lrfp.store import open_store
 

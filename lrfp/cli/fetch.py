@@ -7,26 +7,35 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from lrfp.cli.options import DEFAULT_DATA_DIR, DataDir
+from lrfp.cli.options import (
+    DEFAULT_DATA_DIR, DataDir, Detector, Downscale, Every, Margin, MinFace, MinScore, ModelsDir, Tiles,
+)
+from lrfp.fetch.config import FetchConfig
 
 if TYPE_CHECKING:
-    from lrfp.fetch.pipeline import FetchEvent, FetchResult
+    from lrfp.fetch.results import FetchEvent
 
 
 def fetch(
     manifest: Annotated[Path, typer.Argument(help="CSV manifest with a url column (see manifests/lima.csv).")],
-    every: Annotated[float, typer.Option("--every", help="Sample one frame every N seconds of video.")] = 0.5,
-    min_face: Annotated[int, typer.Option("--min-face", help="Smallest face box side to keep, in video pixels.")] = 20,
-    min_score: Annotated[float, typer.Option("--min-score", help="Smallest detector score to keep (0-1).")] = 0.5,
-    margin: Annotated[float, typer.Option("--margin", help="Margin around the face box on each side, as a fraction of its side.")] = 0.25,
+    every: Every = FetchConfig.every_s,
+    min_face: MinFace = FetchConfig.min_face,
+    min_score: MinScore = FetchConfig.min_score,
+    margin: Margin = FetchConfig.margin,
     per_track: Annotated[int, typer.Option("--per-track", help="Crops kept per face track (spaced in time).")] = 3,
-    model: Annotated[str, typer.Option("--model", help="Detector: full (BlazeFace full range, small faces) or short.")] = "full",
-    models_dir: Annotated[
-        Optional[Path], typer.Option("--models-dir", help="Folder with the .tflite models (else env LRFP_MODELS_DIR, else the user cache).")
-    ] = None,
-    downscale: Annotated[bool, typer.Option("--downscale", help="Accept 720p+ videos, resizing frames to 480 lines (recorded).")] = False,
+    detector: Detector = FetchConfig.detector,
+    tiles: Tiles = FetchConfig.tiles,
+    model: Annotated[str, typer.Option("--model", hidden=True, help="BlazeFace weights: full (the only one left).")] = "full",
+    models_dir: ModelsDir = None,
+    downscale: Downscale = False,
     workers: Annotated[int, typer.Option("--workers", "-j", help="Videos processed in parallel (processes).")] = 1,
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Also redo rows whose earlier run failed.")] = False,
+    redo: Annotated[bool, typer.Option(
+        "--redo",
+        help="Reprocess videos done earlier with other settings (--every, start/end, --model, thresholds, margin). "
+             "Crops that come out identical keep their labels; crops that no longer come out are removed, "
+             "except labeled ones (or in a split), which are kept and counted.",
+    )] = False,
     keep_videos: Annotated[bool, typer.Option("--keep-videos", help="Keep downloaded files in DATA_DIR/downloads.")] = False,
     cookies: Annotated[Optional[Path], typer.Option("--cookies", help="Netscape cookies file for yt-dlp (YouTube's bot check).")] = None,
     cookies_from_browser: Annotated[
@@ -42,26 +51,31 @@ def fetch(
     """Download each video below 720p, sample frames, detect faces, store crops with provenance.
 
     Every video gets a status in the store (ok, no_faces, download_failed, not_a_video, too_high_res,
-    bad_range, error, interrupted). Rerunning skips videos already done and adds no duplicate crop;
-    Ctrl-C stops cleanly. Exit 0 if every row succeeded, 1 if some failed, 2 for an unusable manifest.
+    bad_range, live_stream, truncated, error, interrupted). Rerunning skips videos already done and adds
+    no duplicate crop; a video done with other settings is named and skipped unless --redo. Ctrl-C stops
+    cleanly. Exit 0 if every row succeeded, 1 if some failed or the disk is full, 2 for bad options or an
+    unusable manifest (checked before anything is downloaded). See docs/fetch-faults.md.
 
     Example:
       lrfp fetch manifests/sample.csv --downscale --workers 2
     """
     from lrfp.cli.console import err, out
-    from lrfp.fetch.download import DownloadOptions
-    from lrfp.fetch.pipeline import FetchConfig, fetch_manifest
+    from lrfp.cli.render import fetch_notes, fetch_summary
+    from lrfp.fetch import DownloadOptions, FetchConfig, fetch_manifest
 
     cfg = FetchConfig(
         every_s=every, min_face=min_face, min_score=min_score, margin=margin, per_track=per_track, model=model,
-        models_dir=models_dir, workers=workers, retry_failed=retry_failed, keep_videos=keep_videos,
+        detector=detector, tiles=tiles,
+        models_dir=models_dir, workers=workers, retry_failed=retry_failed, redo=redo, keep_videos=keep_videos,
         download=DownloadOptions(cookies=cookies, cookies_from_browser=cookies_from_browser, sleep_s=sleep,
                                  retries=retries, downscale=downscale, proxy=proxy),
     )
     with _Display(err) as display:
         result = fetch_manifest(manifest, data_dir, cfg, on_event=display.on_event)
-    for table in summary_tables(result):
+    for table in fetch_summary(result):
         out.print(table)
+    for note in fetch_notes(result, proxy):
+        err.print(note, soft_wrap=True)
     if result.interrupted:
         raise typer.Exit(130)  # main() says what an interruption means
     if not result.all_ok:
@@ -91,6 +105,8 @@ class _Display:
     def on_event(self, e: "FetchEvent") -> None:
         from rich.markup import escape
 
+        from lrfp.fetch.config import DONE, VideoStatus
+
         if self.overall is None:  # started by the first event: a bad manifest shows no bar
             self.progress.__enter__()
             self.overall = self.progress.add_task("videos", total=None)
@@ -109,51 +125,14 @@ class _Display:
             if e.video in self.bars:
                 p.remove_task(self.bars.pop(e.video))
             if r.skipped:
-                p.console.print(f"[dim]{escape(r.name)}: {r.status} earlier, skipped[/dim]")
+                other = " with other settings" if r.changed else ""
+                p.console.print(f"[dim]{escape(r.name)}: {r.status} earlier{other}, skipped[/dim]")
                 return
             self.finished += 1
-            colour = "green" if r.status == "ok" else "yellow" if r.status in ("no_faces", "interrupted") else "red"
-            detail = f"{r.crops_kept} crops from {r.frames_sampled} frames" if r.status in ("ok", "no_faces") else (r.error or "")
+            colour = "green" if r.status == VideoStatus.ok else "yellow" if r.status in (VideoStatus.no_faces, VideoStatus.interrupted) else "red"
+            detail = f"{r.crops_kept} crops from {r.frames_sampled} frames" if r.status in DONE else (r.error or "")
+            if r.crops_removed or r.labeled_kept:
+                detail += (f"; {r.crops_removed} crops of the earlier settings removed"
+                           + (f", {r.labeled_kept} labeled ones kept" if r.labeled_kept else ""))
             p.console.print(f"[{colour}]{escape(r.name)}: {r.status}[/{colour}]  {escape(detail)}", soft_wrap=True)
         p.update(self.overall, completed=self.finished, total=self.total or None)
-
-
-def summary_tables(result: "FetchResult") -> list[Any]:
-    """The end-of-run summary: videos by status (with reasons) and what this run did."""
-    from rich.markup import escape
-    from rich.table import Table
-
-    by_status = Table(title="videos by status", title_justify="left")
-    by_status.add_column("status")
-    by_status.add_column("videos", justify="right")
-    by_status.add_column("this run", justify="right")
-    by_status.add_column("reasons (first ones)")
-    for status, n in sorted(result.by_status.items(), key=lambda kv: (-kv[1], kv[0])):
-        vids = [v for v in result.videos if v.status == status]
-        ran = sum(1 for v in vids if not v.skipped)
-        with_error = [v for v in vids if v.error]
-        reasons = "\n".join(f"{v.name}: {_short(v.error)}" for v in with_error[:3])
-        if len(with_error) > 3:
-            reasons += f"\n... {len(with_error) - 3} more (lrfp stats)"
-        by_status.add_row(status, str(n), str(ran), escape(reasons))
-
-    totals = Table(title="this run", show_header=False, title_justify="left")
-    totals.add_column(style="bold")
-    totals.add_column(justify="right")
-    skipped = sum(1 for v in result.videos if v.skipped)
-    totals.add_row("videos processed / skipped", f"{len(result.videos) - skipped} / {skipped}")
-    totals.add_row("frames sampled", str(int(result.total("frames_sampled"))))
-    totals.add_row("faces found", str(int(result.total("faces_found"))))
-    totals.add_row("face tracks", str(int(result.total("tracks"))))
-    totals.add_row("crops kept (new in the store)", f"{int(result.total('crops_kept'))} ({int(result.total('crops_new'))})")
-    totals.add_row("video seconds processed", f"{result.total('video_s'):.1f}")
-    totals.add_row("time", f"{result.wall_s:.1f} s")
-    totals.add_row("video-seconds per wall-second", f"{result.speed:.1f}" if result.speed else "-")
-    if result.model is not None:
-        totals.add_row("detector", escape(f"{result.model.model.filename} ({result.model.path.parent})"))
-    return [by_status, totals]
-
-
-def _short(text: str | None, n: int = 90) -> str:
-    text = " ".join((text or "").split())
-    return text if len(text) <= n else text[: n - 3] + "..."

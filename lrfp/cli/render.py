@@ -1,11 +1,13 @@
-"""Rich renderings of library results for `import` and `stats` (no logic, only presentation)."""
+"""Rich renderings of library results for `import`, `fetch` and `stats` (no logic, only presentation)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 
+from lrfp.fetch.results import FetchResult
 from lrfp.import_folder import ImportResult
 
 
@@ -54,6 +56,9 @@ def stats_tables(s: dict[str, Any]) -> list[Table]:
     files = s.get("crop_files") or {}
     if files.get("problems"):
         overview.add_row("[red]crop files missing / damaged[/red]", f"{files['missing']} / {files['damaged']}")
+    dropped = s.get("fetch_dropped") or {}
+    overview.add_row("fetch dropped: score under --min-score", str(dropped.get("min_score", 0)))
+    overview.add_row("fetch dropped: side under --min-face", str(dropped.get("min_face", 0)))
     tables = [overview]
     if files.get("problems"):
         bad = Table(title="crop files missing or damaged (restore them from a backup, or `lrfp import ... --redo`)",
@@ -155,3 +160,82 @@ def label_issues_table(rows: list[dict[str, Any]], top: int) -> Table:
     if len(rows) > top:
         table.caption = f"{len(rows) - top} more ranked crops in the store (lrfp label --queue suspects shows the flagged ones)"
     return table
+
+
+def fetch_summary(result: FetchResult) -> list[Table]:
+    """The end-of-run summary: videos by status (with reasons) and what this run did."""
+    by_status = Table(title="videos by status", title_justify="left")
+    by_status.add_column("status")
+    by_status.add_column("videos", justify="right")
+    by_status.add_column("this run", justify="right")
+    by_status.add_column("reasons (first ones)")
+    for status, n in sorted(result.by_status.items(), key=lambda kv: (-kv[1], kv[0])):
+        vids = [v for v in result.videos if v.status == status]
+        ran = sum(1 for v in vids if not v.skipped)
+        with_error = [v for v in vids if v.error]
+        reasons = "\n".join(f"{v.name}: {_short(v.error)}" for v in with_error[:3])
+        if len(with_error) > 3:
+            reasons += f"\n... {len(with_error) - 3} more (lrfp stats)"
+        by_status.add_row(status, str(n), str(ran), escape(reasons))
+
+    totals = Table(title="this run", show_header=False, title_justify="left")
+    totals.add_column(style="bold")
+    totals.add_column(justify="right")
+    skipped = sum(1 for v in result.videos if v.skipped)
+    totals.add_row("videos processed / skipped", f"{len(result.videos) - skipped} / {skipped}")
+    totals.add_row("frames sampled", str(int(result.total("frames_sampled"))))
+    totals.add_row("faces found", str(int(result.total("faces_found"))))
+    totals.add_row("dropped: score under --min-score", str(int(result.total("dropped_min_score"))))
+    totals.add_row("dropped: side under --min-face", str(int(result.total("dropped_min_face"))))
+    totals.add_row("face tracks", str(int(result.total("tracks"))))
+    totals.add_row("crops kept (new in the store)", f"{int(result.total('crops_kept'))} ({int(result.total('crops_new'))})")
+    removed, kept = int(result.total("crops_removed")), int(result.total("labeled_kept"))
+    if removed or kept:
+        totals.add_row("crops of earlier settings removed / labeled kept", f"{removed} / {kept}")
+    totals.add_row("video seconds processed", f"{result.total('video_s'):.1f}")
+    totals.add_row("time", f"{result.wall_s:.1f} s")
+    totals.add_row("video-seconds per wall-second", f"{result.speed:.1f}" if result.speed else "-")
+    if result.model is not None:
+        m = result.model
+        where = f"{m.weights_file} in {m.settings.weights.parent}" if m.settings.weights else m.weights_file
+        totals.add_row("detector", escape(f"{m.name}, tiles {m.settings.tiles} ({where})"))
+    return [by_status, totals]
+
+
+def _short(text: str | None, n: int = 90) -> str:
+    text = " ".join((text or "").split())
+    return text if len(text) <= n else text[: n - 3] + "..."
+
+
+def fetch_notes(result: FetchResult, proxy: str | None = None) -> list[str]:
+    """What the user should know after the tables: videos made with other settings, an offline machine, a
+    proxy that every download failed to get through."""
+    notes = []
+    if result.stale:
+        listed = "; ".join(f"{v.name} ({describe_changes(v.changed or {})})" for v in result.stale[:5])
+        more = f"; ... {len(result.stale) - 5} more" if len(result.stale) > 5 else ""
+        notes.append(
+            f"[yellow]{len(result.stale)} stored video(s) were made with other settings and were skipped: "
+            f"{escape(listed + more)}.[/yellow] Rerun with --redo to reprocess them (labels of crops that come out "
+            "identical are kept; labeled crops that no longer come out are kept too).")
+    if result.offline:
+        notes.append("[red]This machine seems to be offline (no DNS): every download failed to look up its host "
+                     "name.[/red] Check the network connection (or --proxy), then rerun with --retry-failed (a plain rerun "
+                     "skips failed rows).")
+    elif proxy and result.unreachable:
+        notes.append(f"[red]Every download failed to connect through --proxy {escape(proxy)}.[/red] Check that the proxy "
+                     "runs, then rerun with --retry-failed (a plain rerun skips failed rows).")
+    return notes
+
+
+def describe_changes(changed: dict[str, tuple[Any, Any]]) -> str:
+    """'every_s 0.5 -> 1, margin 0.25 -> 0.4' (None shown as 'none', a sha256 by its first 12 digits)."""
+    def show(v: Any) -> str:
+        if v is None:
+            return "none"
+        if isinstance(v, float):
+            return f"{v:g}"
+        text = str(v)
+        return text[:12] if len(text) == 64 and all(c in "0123456789abcdef" for c in text) else text
+
+    return ", ".join(f"{k} {show(a)} -> {show(b)}" for k, (a, b) in changed.items())

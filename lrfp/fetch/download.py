@@ -9,29 +9,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from lrfp.fetch.config import MAX_LINES, DownloadOptions, VideoStatus, too_high_res
+from lrfp.fetch.frames import mp4_tracks
+
 log = logging.getLogger(__name__)
 
-MAX_HEIGHT = 720  # videos must be strictly below this many lines
-# Video-only streams first (no audio needed, so no ffmpeg merge); `?` lets direct links with no declared
-# height through: those are probed with OpenCV after the download.
-FORMAT = "bv*[height<720]/b[height<720]/b[height<?720]"
-# With --downscale a 720p+ video is accepted: the smallest stream with video, resized on decode.
-FORMAT_DOWNSCALE = "bv*[height<720]/b[height<720]/b[height<?720]/wv*/w"
+LIVE = ("is_live", "is_upcoming")
+"""yt-dlp live_status values of a stream that has no end yet (an HLS playlist without #EXT-X-ENDLIST is one)."""
 
 _ANSI_RE = re.compile(r"\x1b\[[0-9;]*m")
-
-
-@dataclass(frozen=True)
-class DownloadOptions:
-    """yt-dlp pass-through options users need (e.g. against YouTube's bot check)."""
-
-    cookies: Path | None = None
-    cookies_from_browser: str | None = None
-    sleep_s: float = 0.0
-    retries: int = 3
-    socket_timeout_s: float = 30.0
-    downscale: bool = False
-    proxy: str | None = None
 
 
 @dataclass(frozen=True)
@@ -45,7 +31,7 @@ class Downloaded:
 class DownloadFailed(Exception):
     """The URL could not be downloaded. `status` is the store status to record."""
 
-    def __init__(self, status: str, message: str) -> None:
+    def __init__(self, status: VideoStatus, message: str) -> None:
         super().__init__(message)
         self.status = status
 
@@ -75,11 +61,46 @@ def download_key(url: str) -> str:
     return hashlib.sha256(url.encode()).hexdigest()[:20]
 
 
-def ytdlp_options(dest_dir: Path, key: str, opts: DownloadOptions, hook: Callable[[dict], None]) -> dict[str, Any]:
+def fits(fmt: dict[str, Any]) -> bool:
+    """Whether a yt-dlp format is below MAX_LINES lines (config.lines: the shorter side, so that portrait
+    480x854 fits). A format that declares no size fits: the file is probed after the download."""
+    w, h = fmt.get("width"), fmt.get("height")
+    if w and h:
+        return not too_high_res(int(w), int(h))
+    return not (h and h >= MAX_LINES)  # height only: the common landscape case (yt-dlp's own `[height<720]`)
+
+
+def format_selector(downscale: bool) -> Callable[[dict[str, Any]], Any]:
+    """yt-dlp's `format` as a function: the best stream with video (video-only needs no ffmpeg merge) below
+    MAX_LINES lines; with --downscale, if none is, the smallest stream with video (resized on decode).
+    yt-dlp hands the formats sorted worst to best by `format_sort`; none chosen -> "Requested format is not available"."""
+
+    def select(ctx: dict[str, Any]):
+        video = [f for f in ctx["formats"] if f.get("vcodec") != "none"]
+        below = [f for f in video if fits(f)]
+        if below:
+            yield below[-1]
+        elif downscale and video:
+            yield video[0]
+
+    return select
+
+
+def ytdlp_options(dest_dir: Path, key: str, opts: DownloadOptions, hook: Callable[[dict], None],
+                  on_live: Callable[[str], None] | None = None) -> dict[str, Any]:
+    def refuse_live(info: dict[str, Any], *, incomplete: bool = False) -> str | None:
+        if info.get("is_live") or info.get("live_status") in LIVE:
+            if on_live is not None:
+                on_live(info.get("live_status") or "is_live")
+            return "a live stream"  # yt-dlp skips it
+        return None
+
     o: dict[str, Any] = {
-        "format": FORMAT_DOWNSCALE if opts.downscale else FORMAT,
-        # Highest resolution first; at equal resolution H.264, the cheapest to decode (decoding is most of the work).
+        "format": format_selector(opts.downscale),
+        # Highest resolution (yt-dlp's `res`: the shorter side) first; at equal resolution H.264, the cheapest
+        # to decode (decoding is most of the work).
         "format_sort": ["res", "vcodec:h264"],
+        "match_filter": refuse_live,
         "outtmpl": {"default": str(dest_dir / f"{key}.%(ext)s")},
         "restrictfilenames": True,
         "windowsfilenames": True,
@@ -114,11 +135,40 @@ def download_video(
     progress: Callable[[int, int | None], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> Downloaded:
-    """Download `url` into dest_dir as `<hash>.<ext>`. Raises DownloadFailed (with a status) or DownloadStopped."""
+    """Download `url` into dest_dir as `<hash>.<ext>`. Raises DownloadFailed (with a status) or DownloadStopped.
+
+    yt-dlp runs in a thread of its own and this function polls `should_stop` every 0.1 s, so a stop ends the
+    wait at once even while yt-dlp is blocked on a stalled socket (its timeout is opts.socket_timeout_s, and
+    it retries). The abandoned thread is a daemon: it ends with its socket's timeout or with the process.
+    """
+    import threading
+
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    outcome: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            outcome["value"] = _download(url, dest_dir, opts, progress, should_stop)
+        except BaseException as e:  # handed to the waiting thread
+            outcome["error"] = e
+
+    thread = threading.Thread(target=work, name=f"lrfp-download-{download_key(url)}", daemon=True)
+    thread.start()
+    while thread.is_alive():
+        thread.join(0.1)
+        if should_stop is not None and should_stop() and thread.is_alive():
+            raise DownloadStopped("stopped")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+def _download(url: str, dest_dir: Path, opts: DownloadOptions, progress: Callable[[int, int | None], None] | None,
+              should_stop: Callable[[], bool] | None) -> Downloaded:
     import yt_dlp
     from yt_dlp.utils import YoutubeDLError
 
-    dest_dir.mkdir(parents=True, exist_ok=True)
+    live: list[str] = []
 
     def hook(d: dict) -> None:
         if should_stop is not None and should_stop():
@@ -128,21 +178,27 @@ def download_video(
             progress(int(d.get("downloaded_bytes") or 0), int(total) if total else None)
 
     try:
-        with yt_dlp.YoutubeDL(ytdlp_options(dest_dir, download_key(url), opts, hook)) as ydl:
+        with yt_dlp.YoutubeDL(ytdlp_options(dest_dir, download_key(url), opts, hook, live.append)) as ydl:
             info = ydl.extract_info(url, download=True)
     except DownloadStopped:
         raise
     except YoutubeDLError as e:
         if should_stop is not None and should_stop():
             raise DownloadStopped("stopped") from e
+        if "No space left on device" in str(e) or "Disk quota exceeded" in str(e):
+            raise  # not this URL's fault: the caller ends the run (see video.disk_full)
         raise DownloadFailed(*classify_ytdlp_error(e)) from e
+    if live:
+        what = "an upcoming live stream" if live[0] == "is_upcoming" else "a live stream (it has no end yet)"
+        raise DownloadFailed(VideoStatus.live_stream, f"{what}: lrfp fetches recorded videos only; "
+                             "give the URL of the recording once the stream has ended")
     if info is None:
-        raise DownloadFailed("download_failed", "yt-dlp returned nothing for this URL")
+        raise DownloadFailed(VideoStatus.download_failed, "yt-dlp returned nothing for this URL")
     if info.get("_type") == "playlist":
-        raise DownloadFailed("download_failed", "the URL is a playlist or channel; list its videos one per row")
+        raise DownloadFailed(VideoStatus.download_failed, "the URL is a playlist or channel; list its videos one per row")
     files = [d.get("filepath") for d in info.get("requested_downloads") or [] if d.get("filepath")]
     if not files or not Path(files[0]).is_file():
-        raise DownloadFailed("download_failed", "yt-dlp reported success but wrote no file")
+        raise DownloadFailed(VideoStatus.download_failed, "yt-dlp reported success but wrote no file")
     keep = ("id", "extractor", "webpage_url", "uploader", "channel", "upload_date", "format_id", "width",
             "height", "fps", "vcodec", "duration", "license")
     return Downloaded(
@@ -151,7 +207,7 @@ def download_video(
     )
 
 
-def classify_ytdlp_error(e: Exception) -> tuple[str, str]:
+def classify_ytdlp_error(e: Exception) -> tuple[VideoStatus, str]:
     """(status, message) for a yt-dlp error: a page without a video is `not_a_video`."""
     msg = _ANSI_RE.sub("", str(e)).strip()
     msg = re.sub(r"^ERROR:\s*", "", msg)
@@ -159,10 +215,10 @@ def classify_ytdlp_error(e: Exception) -> tuple[str, str]:
     msg = re.sub(r";?\s*please report this issue on .*$", "", msg, flags=re.S)  # yt-dlp's bug-report boilerplate
     msg = re.sub(r" \(caused by .*\)$", "", msg, flags=re.S)
     if msg.startswith("Unsupported URL"):
-        return "not_a_video", f"no video found at this URL (yt-dlp: {msg})"
+        return VideoStatus.not_a_video, f"no video found at this URL (yt-dlp: {msg})"
     if "Requested format is not available" in msg:
-        return "too_high_res", f"no format below {MAX_HEIGHT}p is offered; rerun with --downscale to accept a larger one"
-    return "download_failed", msg
+        return VideoStatus.too_high_res, f"no format below {MAX_LINES}p is offered; rerun with --downscale to accept a larger one"
+    return VideoStatus.download_failed, msg
 
 
 def describe_file(path: Path) -> str:
@@ -187,7 +243,22 @@ def describe_file(path: Path) -> str:
     elif all(32 <= b < 127 or b in (9, 10, 13) for b in head):
         kind = "a text file"
     elif b"ftyp" in head[:16]:
-        kind = "an MP4/MOV file that does not decode (truncated or corrupt)"
+        tracks = mp4_tracks(path)
+        if tracks is None:
+            kind = "an MP4/MOV file that does not decode (truncated or corrupt)"
+        elif "vide" not in tracks:
+            what = "audio only" if tracks and set(tracks) <= {"soun"} else f"tracks: {', '.join(tracks) or 'none'}"
+            kind = f"an MP4/MOV file that has no video stream ({what})"
+        else:
+            kind = "an MP4/MOV file whose video stream does not decode (corrupt or an unsupported codec)"
+    elif head.startswith(b"ID3") or head[:2] in (b"\xff\xfb", b"\xff\xf3", b"\xff\xf2"):
+        kind = "an MP3 audio file (no video stream)"
+    elif head.startswith(b"OggS"):
+        kind = "an Ogg file that does not decode as video (audio only?)"
+    elif head.startswith(b"RIFF") and head[8:12] == b"WAVE":
+        kind = "a WAV audio file (no video stream)"
+    elif head.startswith(b"fLaC"):
+        kind = "a FLAC audio file (no video stream)"
     else:
         kind = "a file of unknown type"
     return f"{kind}, {size:,} bytes"

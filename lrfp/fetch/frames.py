@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from lrfp.fetch.config import DOWNSCALE_LINES, too_high_res
+
 log = logging.getLogger(__name__)
 
 # FFmpeg's own messages (e.g. "moov atom not found") would land on the terminal: errors are reported
@@ -15,7 +17,6 @@ log = logging.getLogger(__name__)
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
 
-DOWNSCALE_HEIGHT = 480  # --downscale resizes 720p+ frames to this many lines
 
 
 class NotAVideo(Exception):
@@ -35,6 +36,64 @@ class VideoInfo:
     @property
     def downscaled(self) -> bool:
         return (self.width, self.height) != (self.native_width, self.native_height)
+
+
+@dataclass
+class DecodeReport:
+    """Filled in by sample_frames as it goes: how far the file really decoded."""
+
+    last_time_s: float | None = None  # timestamp of the last frame decoded (grabbed), in seconds
+    ended: bool = False  # True when the file ran out of frames (not a stop, not the requested end)
+
+
+def mp4_tracks(path: Path) -> list[str] | None:
+    """The handler types of an MP4/MOV file's tracks ('vide', 'soun', ...), read from its boxes (ISO/IEC
+    14496-12: moov > trak > mdia > hdlr); None when the file has no complete moov box (e.g. cut short)."""
+    import struct
+
+    def boxes(fh: Any, start: int, end: int) -> Iterator[tuple[bytes, int, int]]:
+        pos = start
+        while pos + 8 <= end:
+            fh.seek(pos)
+            head = fh.read(8)
+            if len(head) < 8:
+                return
+            size, kind = struct.unpack(">I4s", head)
+            body = pos + 8
+            if size == 1:
+                big = fh.read(8)
+                if len(big) < 8:
+                    return
+                size, body = struct.unpack(">Q", big)[0], pos + 16
+            elif size == 0:
+                size = end - pos
+            if size < 8 or pos + size > end:
+                return
+            yield kind, body, pos + size
+            pos += size
+
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, 2)
+            total = fh.tell()
+            for kind, body, end in boxes(fh, 0, total):
+                if kind != b"moov":
+                    continue
+                handlers = []
+                for k2, b2, e2 in boxes(fh, body, end):
+                    if k2 != b"trak":
+                        continue
+                    for k3, b3, e3 in boxes(fh, b2, e2):
+                        if k3 != b"mdia":
+                            continue
+                        for k4, b4, _e4 in boxes(fh, b3, e3):
+                            if k4 == b"hdlr":
+                                fh.seek(b4 + 8)  # version/flags, pre_defined
+                                handlers.append(fh.read(4).decode("latin-1"))
+                return handlers
+    except OSError:
+        return None
+    return None
 
 
 @dataclass(frozen=True)
@@ -80,15 +139,22 @@ def probe_video(path: Path, downscale: bool = False) -> VideoInfo:
     count = int(n) if n and 0 < n < 1e12 else None
     duration = count / fps if count and fps > 0 else None
     out_w, out_h = w, h
-    if downscale and h >= 720:
-        out_h = DOWNSCALE_HEIGHT
-        out_w = int(round(w * DOWNSCALE_HEIGHT / h / 2) * 2)
+    if downscale and too_high_res(w, h):
+        out_w, out_h = downscaled_size(w, h)
     return VideoInfo(out_w, out_h, fps, count, duration, w, h)
+
+
+def downscaled_size(width: int, height: int) -> tuple[int, int]:
+    """The frame size --downscale gives a 720p+ video: its shorter side DOWNSCALE_LINES, the other even."""
+    k = DOWNSCALE_LINES / min(width, height)
+    even = lambda x: int(round(x * k / 2) * 2)  # noqa: E731
+    return (DOWNSCALE_LINES, even(height)) if width < height else (even(width), DOWNSCALE_LINES)
 
 
 def sample_frames(
     path: Path, info: VideoInfo, every_s: float, start_s: float | None = None, end_s: float | None = None,
     *, threads: int | None = None, should_stop: Callable[[], bool] | None = None,
+    report: DecodeReport | None = None,
 ) -> Iterator[Frame]:
     """Yield one frame every `every_s` seconds of video time within [start_s, end_s).
 
@@ -118,6 +184,8 @@ def sample_frames(
             if should_stop is not None and index % 16 == 0 and should_stop():
                 return
             if not cap.grab():
+                if report is not None:
+                    report.ended = True
                 return
             t = cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
             if last_t is not None and t <= last_t:
@@ -125,6 +193,8 @@ def sample_frames(
             if last_t is None and t < 0:
                 t = index * fallback_dt
             last_t = t
+            if report is not None:
+                report.last_time_s = t
             if end_s is not None and t >= end_s:
                 return
             if t + 1e-6 >= next_t:

@@ -1,0 +1,343 @@
+"""One video: download -> probe -> frame loop (sample, detect, track, hand crops to the writer) -> final status.
+
+`fetch_video` does a manifest row from its URL; `process_video_file` does a file already on disk (the same
+code after the download; `perf/fetch_speed.py` measures it). Either records the outcome as the source's status.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable
+
+from lrfp.errors import DataDirError, LrfpError
+from lrfp.fetch.config import DONE, DOWNSCALE_LINES, MAX_LINES, FetchConfig, VideoStatus, too_high_res
+from lrfp.fetch.download import DownloadFailed, DownloadStopped, describe_file, download_key, download_video
+from lrfp.fetch.detect import FrameTooSmall, ResolvedDetector
+from lrfp.fetch.frames import DecodeReport, NotAVideo, VideoInfo, probe_video, sample_frames
+from lrfp.fetch.results import Emit, FetchEvent, VideoResult
+from lrfp.fetch.writer import CONTEXT_WIDTH, CropWriter
+from lrfp.manifest import ManifestRow
+from lrfp.store import Store
+
+log = logging.getLogger(__name__)
+
+DOWNLOADS_DIR = "downloads"
+TRUNCATED_SLACK_S = 1.0
+TRUNCATED_SLACK_FRACTION = 0.10
+"""A video is `truncated` when it decodes to more than max(TRUNCATED_SLACK_S, TRUNCATED_SLACK_FRACTION x declared)
+short of the length its container or yt-dlp declared (slack for rounded or estimated durations; the case
+seen: a server that closed early with no Content-Length gave 2.5 of 3.84 s)."""
+
+Progress = Callable[..., None]  # (stage, done, total, force=False)
+
+
+def _never() -> bool:
+    return False
+
+
+@dataclass
+class VideoJob:
+    """What the frame loop of one video needs. `res` is filled in as it goes."""
+
+    store: Store
+    source_id: int
+    row: ManifestRow
+    info: VideoInfo
+    path: Path
+    cfg: FetchConfig
+    model: ResolvedDetector
+    res: VideoResult
+    progress: Progress = lambda *a, **k: None
+    should_stop: Callable[[], bool] = _never
+    threads: int | None = None  # decoder threads (None: OpenCV's default)
+    decoded: DecodeReport = field(default_factory=DecodeReport)  # how far the file really decoded
+    crop_ids: set[int] = field(default_factory=set)  # the stored crops this run produced (new or identical)
+
+
+class _Outcome:
+    """Records a video's final status (and removes its download unless it is kept)."""
+
+    def __init__(self, store: Store, source_id: int, row: ManifestRow, cfg: FetchConfig, res: VideoResult,
+                 remove_download: bool) -> None:
+        self.store, self.source_id, self.row, self.cfg, self.res = store, source_id, row, cfg, res
+        self.remove_download = remove_download
+        self.t0 = time.monotonic()
+
+    def __call__(self, status: VideoStatus, error: str | None) -> VideoResult:
+        res = self.res
+        res.status, res.error = status, error
+        res.wall_s = time.monotonic() - self.t0
+        self.store.set_source_status(self.source_id, status, error)
+        if self.remove_download and status != VideoStatus.interrupted and not (self.cfg.keep_videos and status in DONE):
+            _remove_downloads(self.store.root / DOWNLOADS_DIR, self.row.url)
+        return res
+
+
+def _progress_to(emit: Emit, name: str) -> Progress:
+    last_emit = [0.0]
+
+    def progress(stage: str, done: float, total: float | None, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - last_emit[0] > 0.1:
+            last_emit[0] = now
+            emit(FetchEvent("progress", name, stage=stage, done=done, total=total))
+
+    return progress
+
+
+def fetch_video(
+    store: Store, row: ManifestRow, cfg: FetchConfig, model: ResolvedDetector, emit: Emit,
+    should_stop: Callable[[], bool] = _never, *, threads: int | None = None,
+) -> VideoResult:
+    """Download, sample, detect, track and store one video. Its outcome is recorded as the source's status."""
+    res = VideoResult(row.name, row.url, VideoStatus.running)
+    source_id = store.upsert_source(
+        row.name, "video", url=row.url, title=row.title, license=row.license, status=VideoStatus.running, error=None,
+        meta={"manifest": row.meta()},
+    )
+    finish = _Outcome(store, source_id, row, cfg, res, remove_download=True)
+    progress = _progress_to(emit, row.name)
+    emit(FetchEvent("start", row.name, stage="download"))
+    try:
+        try:
+            got = download_video(row.url, store.root / DOWNLOADS_DIR, cfg.download,
+                                 lambda d, t: progress("download", d, t), should_stop)
+        except DownloadFailed as e:
+            return finish(e.status, str(e))
+        except DownloadStopped:
+            return finish(VideoStatus.interrupted, "stopped by the user during the download; rerun to finish")
+        return _process(store, source_id, row, got.path, cfg, model, res, finish, progress, should_stop, threads,
+                        got.info, got.title, got.license)
+    except KeyboardInterrupt:
+        finish(VideoStatus.interrupted, "interrupted by the user; rerun to finish (crops stored so far are kept)")
+        raise
+    except Exception as e:
+        run_error = run_level_error(e, store.root)
+        if run_error is None:  # a failure of one video is data: record it and go on with the next
+            log.exception("fetching %s failed", row.url)
+            return finish(VideoStatus.error, f"{type(e).__name__}: {e}")
+        # The data folder is full (or unusable): the next videos would fail the same way. Free the download
+        # first, so that the status can still be written, then end the run.
+        with contextlib.suppress(Exception):
+            _remove_downloads(store.root / DOWNLOADS_DIR, row.url)
+            finish(VideoStatus.error, str(run_error))
+        raise run_error from e
+
+
+def process_video_file(
+    store: Store, row: ManifestRow, path: Path, cfg: FetchConfig, model: ResolvedDetector,
+    emit: Emit | None = None, should_stop: Callable[[], bool] = _never, *, threads: int | None = None,
+) -> VideoResult:
+    """Probe, sample, detect, track and store one video file already on disk, as source `row.name`.
+
+    The same code `fetch_video` runs after its download; the file is never removed. Returns the video's
+    result (status as in the store: ok, no_faces, not_a_video, too_high_res, bad_range, interrupted, error).
+    """
+    cfg.check()
+    res = VideoResult(row.name, row.url, VideoStatus.running)
+    source_id = store.upsert_source(row.name, "video", url=row.url, title=row.title, license=row.license,
+                                    status=VideoStatus.running, error=None, meta={"manifest": row.meta()})
+    finish = _Outcome(store, source_id, row, cfg, res, remove_download=False)
+    progress = _progress_to(emit or (lambda e: None), row.name)
+    return _process(store, source_id, row, path, cfg, model, res, finish, progress, should_stop, threads, {}, None, None)
+
+
+def _process(store: Store, source_id: int, row: ManifestRow, path: Path, cfg: FetchConfig, model: ResolvedDetector,
+             res: VideoResult, finish: _Outcome, progress: Progress, should_stop: Callable[[], bool],
+             threads: int | None, download_info: dict[str, Any], title: str | None, license: str | None) -> VideoResult:
+    try:
+        info = probe_video(path, cfg.download.downscale)
+    except NotAVideo as e:
+        return finish(VideoStatus.not_a_video, f"not a video: the URL served {describe_file(path)}; {e}")
+    container_s = info.duration_s
+    if info.duration_s is None and download_info.get("duration"):  # some containers do not tell OpenCV
+        info = replace(info, duration_s=float(download_info["duration"]))
+    meta: dict[str, Any] = {"manifest": row.meta(), "download": download_info, "settings": settings(cfg, model, info)}
+    if info.downscaled:
+        meta["downscale"] = {"from": [info.native_width, info.native_height], "to": [info.width, info.height]}
+    store.upsert_source(
+        row.name, "video", title=row.title or title, license=row.license or license,
+        width=info.width, height=info.height, fps=info.fps or None, duration_s=info.duration_s, meta=meta,
+    )
+    if too_high_res(info.native_width, info.native_height) and not cfg.download.downscale:
+        return finish(
+            VideoStatus.too_high_res,
+            f"{info.native_width}x{info.native_height} is {MAX_LINES}p or more (lrfp keeps videos below {MAX_LINES}p); "
+            f"rerun with --retry-failed --downscale to resize its frames to {DOWNSCALE_LINES} lines",
+        )
+    if row.start_s is not None and info.duration_s is not None and row.start_s >= info.duration_s:
+        return finish(VideoStatus.bad_range, f"start {row.start_s:g} s is past the end of the video ({info.duration_s:.1f} s)")
+    job = VideoJob(store, source_id, row, info, path, cfg, model, res, progress, should_stop, threads)
+    try:
+        stopped = run_frames(job)
+    except FrameTooSmall as e:
+        return finish(VideoStatus.error, str(e))
+    finally:
+        meta["dropped"] = res.dropped()  # what each filter threw away, for `lrfp stats`
+        store.upsert_source(row.name, "video", meta=meta)
+    if stopped:
+        return finish(VideoStatus.interrupted, "stopped by the user; rerun to finish (crops stored so far are kept)")
+    short = truncation(job.decoded, info.fps, row.end_s, {"its container": container_s, "yt-dlp": download_info.get("duration")})
+    if short is not None:
+        return finish(VideoStatus.truncated, short)
+    if res.frames_sampled == 0:
+        return finish(VideoStatus.bad_range, "no frame decodes in the requested range")
+    # The whole video was done: crops of an earlier run that this one did not produce (other settings) go,
+    # unless a person labeled them or a split holds them.
+    res.crops_removed, res.labeled_kept = store.prune_source_crops(source_id, job.crop_ids)
+    if res.crops_kept == 0:
+        return finish(
+            VideoStatus.no_faces,
+            f"no face of at least {cfg.min_face} px with score >= {cfg.min_score:g} "
+            f"in {res.frames_sampled} sampled frames",
+        )
+    return finish(VideoStatus.ok, None)
+
+
+def truncation(decoded: DecodeReport, fps: float, end_s: float | None, declared: dict[str, float | None]) -> str | None:
+    """The `truncated` message when the file ran out of frames well before the length declared by any of
+    `declared` (who -> seconds) or before `end_s`, whichever is first; else None."""
+    if not decoded.ended or decoded.last_time_s is None:
+        return None
+    decoded_s = decoded.last_time_s + (1.0 / fps if fps > 0 else 0.0)
+    for who, length in declared.items():
+        if not length:
+            continue
+        target = min(length, end_s) if end_s is not None else length
+        if decoded_s < target - max(TRUNCATED_SLACK_S, TRUNCATED_SLACK_FRACTION * target):
+            return (f"truncated: the file decodes to {decoded_s:.2f} s but {who} declares {length:.2f} s "
+                    "(the download was probably cut short); rerun with --retry-failed to fetch it again")
+    return None
+
+
+def disk_full(e: BaseException) -> bool:
+    """Whether `e` (or an exception it wraps) says the disk is full: ENOSPC/EDQUOT from the OS, SQLite's
+    "database or disk is full", or yt-dlp's message around an ENOSPC."""
+    import errno
+    import sqlite3
+
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if isinstance(e, sqlite3.OperationalError) and "disk is full" in str(e):
+            return True
+        if "No space left on device" in str(e) or "Disk quota exceeded" in str(e):
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+
+def run_level_error(e: BaseException, root: Path) -> LrfpError | None:
+    """The error that must end the whole run (not just this video), or None: an LrfpError as it is, a full
+    disk as a DataDirError naming the data folder."""
+    if isinstance(e, LrfpError):
+        return e
+    if disk_full(e):
+        return DataDirError(f"the data folder {root} is full: No space left on device; free some space "
+                            "(or use another data folder with -d) and rerun the same command to finish")
+    return None
+
+
+def settings(cfg: FetchConfig, model: ResolvedDetector, info: VideoInfo | None = None) -> dict[str, Any]:
+    """The settings a video's crops depend on, stored in its source's meta and compared by the next run's
+    plan (config.changed_settings); with `info`, also the tile grid used on its frames (not compared)."""
+    size = (info.width, info.height) if info is not None else (None, None)
+    return {
+        "every_s": cfg.every_s, "min_face": cfg.min_face, "min_score": cfg.min_score, "margin": cfg.margin,
+        "per_track": cfg.per_track, **model.provenance(*size),
+    }
+
+
+def _remove_downloads(downloads: Path, url: str) -> None:
+    if downloads.is_dir():
+        for p in downloads.glob(download_key(url) + ".*"):
+            with contextlib.suppress(OSError):
+                p.unlink()
+
+
+def run_frames(job: VideoJob) -> bool:
+    """The frame loop. Returns True if it was stopped before the end. Raises FrameTooSmall for frames with a
+    side under 16 px (the video then fails with that message).
+
+    Finished tracks go to a CropWriter thread (with its own store connection) that encodes and stores their
+    crops in batches, overlapping decoding and detection.
+    """
+    from lrfp.fetch.crop import cut_crop, square_box
+    from lrfp.fetch.detect import check_frame_size, reused_detector
+    from lrfp.fetch.track import Candidate, IoUTracker, face_appearance
+
+    row, info, cfg, res = job.row, job.info, job.cfg, job.res
+    start = row.start_s or 0.0
+    end = row.end_s if row.end_s is not None else info.duration_s
+    span = (end - start) if end is not None else None
+    tracker = IoUTracker(cfg.per_track)
+    context: dict[int, Any] = {}  # frame index -> small frame image, while a pending candidate needs it
+    last_t = start
+    check_frame_size(info.width, info.height)  # FrameTooSmall: the video fails with that message
+    writer = CropWriter(job.store.root, job.source_id, row.name, info, cfg, job.model, res)
+    try:
+        with reused_detector(job.model.settings) as detector:
+            frames = sample_frames(job.path, info, cfg.every_s, row.start_s, row.end_s, threads=job.threads,
+                                   should_stop=job.should_stop, report=job.decoded)
+            try:
+                for sample, frame in enumerate(frames):
+                    res.frames_sampled += 1
+                    last_t = frame.time_s
+                    cands = []
+                    for det in detector.detect(frame.image):
+                        if det.score < cfg.min_score:
+                            res.dropped_min_score += 1
+                            continue
+                        if min(det.box[2], det.box[3]) < cfg.min_face:
+                            res.dropped_min_face += 1
+                            continue
+                        square = square_box(det.box, info.width, info.height, cfg.margin)
+                        x, y, w, h = det.box
+                        look = face_appearance(frame.image[y:y + h, x:x + w])
+                        cands.append(Candidate(frame.time_s, frame.index, det.box, det.score,
+                                               (square, cut_crop(frame.image, square)), look))
+                    res.faces_found += len(cands)
+                    if cands:
+                        context[frame.index] = _small(frame.image)
+                    for done in tracker.update(sample, cands):
+                        writer.put(done, context)
+                    if len(context) > 8:
+                        keep = {c.frame_index for c in tracker.pending()}
+                        for idx in [i for i in context if i not in keep]:
+                            del context[idx]
+                    job.progress("frames", frame.time_s - start, span)
+            finally:
+                frames.close()
+        stopped = job.should_stop()
+        if not stopped:  # after a stop, open tracks are redone by the rerun (same crops, no extra ones)
+            for done in tracker.finish():
+                writer.put(done, context)
+    finally:
+        writer.close()
+        job.crop_ids.update(writer.crop_ids)
+    res.video_s = max(0.0, last_t - start + (cfg.every_s if res.frames_sampled else 0.0))
+    if span is not None:
+        res.video_s = min(res.video_s, span)
+    job.progress("frames", span or res.video_s, span or res.video_s, force=True)
+    return stopped
+
+
+def _small(image: Any) -> Any:
+    """The frame shrunk by a whole factor to at most CONTEXT_WIDTH wide, for the context JPEG.
+
+    Area averaging over k x k blocks is OpenCV's fast path (half the time of a bilinear resize to an
+    arbitrary width, measured on an 854x480 frame) and looks better; the labeler scales the face box to it.
+    """
+    import cv2
+
+    h, w = image.shape[:2]
+    k = -(-w // CONTEXT_WIDTH)  # ceil
+    if k <= 1:
+        return image
+    return cv2.resize(image, (max(1, w // k), max(1, h // k)), interpolation=cv2.INTER_AREA)

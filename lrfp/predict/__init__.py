@@ -1,0 +1,1 @@
+"""`lrfp predict` and `lrfp export`: use a checkpoint written by `lrfp bench` on crops, videos and folders."""

@@ -1,0 +1,329 @@
+"""`lrfp predict` on a video or URL: every face of every sampled frame classified, tracks decided, written out.
+
+Outputs, in `out_dir` (named after the video's file stem):
+  <stem>.faces.csv (+ .parquet where pyarrow is installed)  one row per face: frame, time_s, track, box, detector
+                                                            score, p_<class> per class, predicted
+  <stem>.tracks.csv        one row per track: first/last time, frames, mean p_<class>, decision
+  <stem>.masked_share.png  share of the visible tracks decided with_mask, over time (when there are tracks)
+  and, if asked, an annotated MP4 of the sampled frames (boxes coloured by predicted class, with a legend).
+
+Per-track decision: the mean of the frames' class probabilities (soft voting), then its most probable class.
+Not the mean of log-probabilities: a track's frames are the same face a fraction of a second apart, not
+independent evidence, so summing log-probabilities would count the same evidence many times, and one blurred
+frame with a near-zero probability would veto every other frame; averaging probabilities keeps each frame's
+weight bounded (the consensus used for video-level decisions from frame scores, e.g. TSN, Wang et al. 2016).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import logging
+import math
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from lrfp.errors import UsageError
+from lrfp.predict.faces import FaceSettings, FaceTimes, FrameFaces, OpenedVideo, is_url, open_video, video_faces
+from lrfp.predict.infer import Classifier
+
+log = logging.getLogger(__name__)
+
+FRAMES_PER_BATCH = 16  # frames whose crops are handed to the classifier together (it runs them in batches)
+MAX_BUFFERED_FACES = 256  # ... or fewer frames, once they hold this many faces (bounds the memory held)
+POSITIVE = "with_mask"  # the class whose share of tracks is plotted
+COLORS_BGR = {"with_mask": (60, 180, 60), "without_mask": (40, 40, 220)}  # green, red
+OTHER_COLORS_BGR = [(220, 140, 40), (40, 200, 220), (200, 60, 200)]
+
+
+@dataclass(frozen=True)
+class VideoPredictConfig:
+    out_dir: Path = Path("predictions")
+    faces: FaceSettings = field(default_factory=FaceSettings)
+    video_out: Path | None = None  # annotated MP4
+    work_dir: Path | None = None  # where a URL is downloaded (default: out_dir/downloads)
+
+
+@dataclass
+class TrackDecision:
+    track: int
+    first_s: float
+    last_s: float
+    frames: int
+    mean_probs: dict[str, float]
+    decision: str
+
+
+@dataclass
+class VideoPredictResult:
+    source: str
+    frames: int = 0
+    faces: int = 0
+    tracks: list[TrackDecision] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)
+    video_s: float = 0.0  # video time covered by the sampled frames
+    wall_s: float = 0.0
+    decode_s: float = 0.0
+    detect_s: float = 0.0
+    classify_s: float = 0.0
+    write_s: float = 0.0  # writing the CSV, Parquet and PNG files (the annotated MP4 is written during the loop)
+    detector: str = ""
+
+    @property
+    def decisions(self) -> Counter:
+        return Counter(t.decision for t in self.tracks)
+
+    @property
+    def speed(self) -> float | None:
+        """Video-seconds per wall-second."""
+        return self.video_s / self.wall_s if self.wall_s > 0 else None
+
+
+def predict_video(
+    source: str, classifier: Classifier, cfg: VideoPredictConfig,
+    progress: Callable[[float, float | None], None] | None = None, on_message: Callable[[str], None] | None = None,
+) -> VideoPredictResult:
+    """Detect, track and classify the faces of a video file or URL; write the outputs listed in the module doc.
+
+    Raises InputError (exit 2) for a missing file or one that is not a video, UsageError for an output folder
+    that cannot be written, LrfpError for a failed download. Nothing is written to the store.
+    """
+    t_start = time.perf_counter()
+    out_dir = Path(cfg.out_dir)
+    _check_writable_dir(out_dir)
+    video = open_video(source, cfg.work_dir or out_dir / "downloads", cfg.faces, on_message)
+    stem = Path(video.path).stem
+    res = VideoPredictResult(source=source, detector=video.detector)
+    classes = classifier.classes
+    faces_csv = out_dir / f"{stem}.faces.csv"
+    columns = ["frame", "time_s", "track", "x", "y", "w", "h", "score", *[f"p_{c}" for c in classes], "predicted"]
+    rows: list[dict[str, Any]] = []
+    times = FaceTimes()
+    writer: _Annotator | None = None
+    classify_s0 = classifier.seconds
+    buffer: list[FrameFaces] = []
+
+    def flush() -> None:
+        crops = [f.crop for fr in buffer for f in fr.faces]
+        probs = classifier.predict_proba(crops) if crops else None
+        k = 0
+        for fr in buffer:
+            labels = []
+            for f in fr.faces:
+                p = probs[k]
+                k += 1
+                pred = classes[int(p.argmax())]
+                labels.append((pred, float(p.max())))
+                rows.append({
+                    "frame": fr.index, "time_s": fr.time_s, "track": f.track, "x": f.box[0], "y": f.box[1],
+                    "w": f.box[2], "h": f.box[3], "score": round(f.score, 4),
+                    **{f"p_{c}": float(v) for c, v in zip(classes, p)}, "predicted": pred,
+                })
+            if writer is not None:
+                writer.write(fr, labels)
+        buffer.clear()
+
+    try:
+        if cfg.video_out:
+            writer = _Annotator(cfg.video_out, video, cfg.faces.every_s, classes)
+        for fr in video_faces(video, cfg.faces, times):
+            res.frames += 1
+            res.video_s = fr.time_s + cfg.faces.every_s
+            buffer.append(fr)
+            if len(buffer) >= FRAMES_PER_BATCH or sum(len(b.faces) for b in buffer) >= MAX_BUFFERED_FACES:
+                flush()
+            if progress:
+                progress(fr.time_s, video.duration_s)
+        flush()
+    finally:
+        if writer is not None:
+            writer.close()
+        if is_url(source):  # the download was only a means (as `lrfp fetch` without --keep-videos)
+            with contextlib.suppress(OSError):
+                Path(video.path).unlink()
+    if video.duration_s is not None:
+        res.video_s = min(res.video_s, video.duration_s)
+    t_write = time.perf_counter()
+    res.faces = len(rows)
+    res.tracks = decide_tracks(rows, classes)
+    _write_csv(faces_csv, columns, rows)
+    res.files.append(faces_csv)
+    parquet = _write_parquet(out_dir / f"{stem}.faces.parquet", columns, rows, classes)
+    if parquet is not None:
+        res.files.append(parquet)
+    tracks_csv = out_dir / f"{stem}.tracks.csv"
+    _write_csv(tracks_csv, ["track", "first_s", "last_s", "frames", *[f"p_{c}" for c in classes], "decision"], [
+        {"track": t.track, "first_s": t.first_s, "last_s": t.last_s, "frames": t.frames,
+         **{f"p_{c}": t.mean_probs[c] for c in classes}, "decision": t.decision}
+        for t in res.tracks
+    ])
+    res.files.append(tracks_csv)
+    if res.tracks:
+        res.files.append(plot_masked_share(out_dir / f"{stem}.masked_share.png", res.tracks, source, cfg.faces.every_s))
+    if writer is not None and cfg.video_out is not None:
+        res.files.append(Path(cfg.video_out))
+    res.write_s = time.perf_counter() - t_write
+    res.decode_s, res.detect_s = times.decode_s, times.detect_s
+    res.classify_s = classifier.seconds - classify_s0
+    res.wall_s = time.perf_counter() - t_start
+    return res
+
+
+def decide_tracks(rows: list[dict[str, Any]], classes: tuple[str, ...]) -> list[TrackDecision]:
+    """Per track: the mean of its frames' class probabilities and the most probable class of that mean.
+
+    Why the mean of probabilities and not of log-probabilities: see the module docstring.
+    """
+    by_track: dict[int, list[dict[str, Any]]] = {}
+    for r in rows:
+        by_track.setdefault(r["track"], []).append(r)
+    out = []
+    for track, rs in sorted(by_track.items()):
+        mean = {c: sum(r[f"p_{c}"] for r in rs) / len(rs) for c in classes}
+        out.append(TrackDecision(
+            track=track, first_s=min(r["time_s"] for r in rs), last_s=max(r["time_s"] for r in rs),
+            frames=len(rs), mean_probs=mean, decision=max(classes, key=mean.__getitem__),
+        ))
+    return out
+
+
+def masked_share(tracks: list[TrackDecision], step_s: float) -> list[tuple[float, float, int]]:
+    """(time, share of the tracks visible then that are decided with_mask, tracks visible) at 0, step_s, 2 step_s, ...
+    up to the last track's end; times with no visible track are left out.
+
+    A track is visible from its first to its last sampled frame. Difference arrays: O(tracks + steps).
+    """
+    if not tracks:
+        return []
+    eps = 1e-9
+    n = int(max(t.last_s for t in tracks) / step_s + eps) + 1
+    visible = [0] * (n + 1)
+    masked = [0] * (n + 1)
+    for t in tracks:
+        lo = max(0, math.ceil(t.first_s / step_s - eps))
+        hi = min(n - 1, math.floor(t.last_s / step_s + eps))
+        if hi < lo:
+            continue
+        visible[lo] += 1
+        visible[hi + 1] -= 1
+        if t.decision == POSITIVE:
+            masked[lo] += 1
+            masked[hi + 1] -= 1
+    out = []
+    v = m = 0
+    for k in range(n):
+        v += visible[k]
+        m += masked[k]
+        if v:
+            out.append((round(k * step_s, 6), m / v, v))
+    return out
+
+
+def plot_masked_share(path: Path, tracks: list[TrackDecision], title: str, step_s: float) -> Path:
+    """A PNG of masked_share(tracks, step_s) (step_s: the sampling interval), with the number of visible tracks."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pts = masked_share(tracks, step_s)
+    fig, ax = plt.subplots(figsize=(8, 3.2))
+    try:
+        if pts:
+            ax.step([p[0] for p in pts], [100 * p[1] for p in pts], where="post", color="tab:green",
+                    label=f"tracks decided {POSITIVE}")
+            ax2 = ax.twinx()
+            ax2.plot([p[0] for p in pts], [p[2] for p in pts], color="0.6", lw=0.8, label="tracks visible")
+            ax2.set_ylabel("tracks visible", color="0.4")
+            ax2.set_ylim(0, max(p[2] for p in pts) + 1)
+        ax.set_ylim(-2, 102)
+        ax.set_xlabel("video time (s)")
+        ax.set_ylabel(f"% of visible tracks {POSITIVE}")
+        ax.set_title(f"{Path(title).name}: {len(tracks)} tracks", fontsize=9)
+        ax.legend(loc="upper left", fontsize=8)
+        fig.tight_layout()
+        fig.savefig(path, dpi=100)
+    finally:
+        plt.close(fig)
+    return path
+
+
+def _check_writable_dir(out_dir: Path) -> None:
+    import os
+
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        probe = out_dir / f".lrfp-write-test.{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise UsageError(f"--out {out_dir} is not a writable folder: {e.strerror or e}") from e
+
+
+def _write_csv(path: Path, columns: list[str], rows: list[dict[str, Any]]) -> None:
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=columns)
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: (f"{v:.6f}" if isinstance(v, float) else v) for k, v in r.items()})
+
+
+def _write_parquet(path: Path, columns: list[str], rows: list[dict[str, Any]], classes: tuple[str, ...]) -> Path | None:
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        log.info("pyarrow is not installed: no Parquet file")
+        return None
+    types = {"frame": pa.int64(), "time_s": pa.float64(), "track": pa.int64(), "x": pa.int64(), "y": pa.int64(),
+             "w": pa.int64(), "h": pa.int64(), "score": pa.float64(), "predicted": pa.string(),
+             **{f"p_{c}": pa.float64() for c in classes}}
+    schema = pa.schema([(c, types[c]) for c in columns])
+    table = pa.Table.from_pydict({c: [r[c] for r in rows] for c in columns}, schema=schema)
+    pq.write_table(table, path)
+    return path
+
+
+class _Annotator:
+    """Writes the sampled frames with boxes coloured by predicted class and a legend (OpenCV, MP4)."""
+
+    def __init__(self, path: Path, video: OpenedVideo, every_s: float, classes: tuple[str, ...]) -> None:
+        import cv2
+
+        path = Path(path)
+        if path.suffix.lower() != ".mp4":
+            raise UsageError(f"--video-out {path}: give a file name ending in .mp4")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise UsageError(f"--video-out {path}: cannot create its folder: {e.strerror or e}") from e
+        fps = min(video.fps or 25.0, 1.0 / every_s)
+        self.path = path
+        self.writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (video.width, video.height))
+        if not self.writer.isOpened():
+            raise UsageError(f"--video-out {path}: OpenCV cannot write an MP4 there")
+        self.colors = {c: COLORS_BGR.get(c, OTHER_COLORS_BGR[i % len(OTHER_COLORS_BGR)]) for i, c in enumerate(classes)}
+
+    def write(self, fr: FrameFaces, labels: list[tuple[str, float]]) -> None:
+        import cv2
+
+        img = fr.image.copy()
+        for f, (pred, p) in zip(fr.faces, labels):
+            x, y, w, h = f.box
+            color = self.colors[pred]
+            cv2.rectangle(img, (x, y), (x + w, y + h), color, 2)
+            cv2.putText(img, f"t{f.track} {p:.2f}", (x, max(10, y - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.4, color, 1, cv2.LINE_AA)
+        for i, (cls, color) in enumerate(self.colors.items()):  # legend, top left, on a dark band
+            y0 = 6 + 16 * i
+            cv2.rectangle(img, (4, y0 - 2), (150, y0 + 14), (0, 0, 0), -1)
+            cv2.rectangle(img, (8, y0 + 1), (20, y0 + 11), color, -1)
+            cv2.putText(img, cls, (26, y0 + 11), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
+        cv2.putText(img, f"{fr.time_s:6.2f} s", (img.shape[1] - 80, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
+                    (255, 255, 255), 1, cv2.LINE_AA)
+        self.writer.write(img)
+
+    def close(self) -> None:
+        self.writer.release()
