@@ -153,6 +153,35 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX predictions_crop ON predictions(crop_id, id);
     """,
+    # v3: model suggestions confirmed in `lrfp label`, and `lrfp review-labels` rankings.
+    """
+    -- 1 when the label was a model's suggestion that a person accepted (accept key, confirmed grid page):
+    -- the dataset card counts these, and agreement statistics leave them out.
+    ALTER TABLE labels ADD COLUMN suggested INTEGER NOT NULL DEFAULT 0;
+    DROP VIEW current_labels;
+    CREATE VIEW current_labels AS
+        SELECT l.crop_id, l.label, l.annotator, l.created_at, l.suggested
+        FROM labels l
+        WHERE l.id = (SELECT MAX(id) FROM labels WHERE crop_id = l.crop_id AND kind != 'review');
+    CREATE TABLE label_issue_runs (
+        run_id     TEXT PRIMARY KEY,
+        params     TEXT NOT NULL DEFAULT '{}',
+        created_at TEXT NOT NULL
+    );
+    -- One row per labeled crop of a run: its cleanlab label quality (low = likely wrong) and rank.
+    CREATE TABLE label_issues (
+        run_id          TEXT NOT NULL REFERENCES label_issue_runs(run_id) ON DELETE CASCADE,
+        crop_id         INTEGER NOT NULL REFERENCES crops(id) ON DELETE CASCADE,
+        rank            INTEGER NOT NULL,
+        quality         REAL NOT NULL,
+        given_label     TEXT NOT NULL,
+        suggested_label TEXT NOT NULL,
+        p_suggested     REAL NOT NULL,
+        is_issue        INTEGER NOT NULL,
+        PRIMARY KEY (run_id, crop_id)
+    );
+    CREATE INDEX label_issues_rank ON label_issues(run_id, rank);
+    """,
 ]
 
 
@@ -768,12 +797,16 @@ class Store:
 
     # -- labels ----------------------------------------------------------------------------------
 
-    def add_label(self, crop_id: int, label: str | None, annotator: str, kind: str = "label") -> int:
-        """Append one label event (committed before returning). label=None clears the label."""
+    def add_label(self, crop_id: int, label: str | None, annotator: str, kind: str = "label",
+                  *, suggested: bool = False) -> int:
+        """Append one label event (committed before returning). label=None clears the label.
+
+        suggested=True records that the label is a model's suggestion the annotator accepted.
+        """
         with self.transaction():
             cur = self.conn.execute(
-                "INSERT INTO labels(crop_id, label, annotator, kind, created_at) VALUES (?, ?, ?, ?, ?)",
-                (crop_id, label, annotator, kind, now()),
+                "INSERT INTO labels(crop_id, label, annotator, kind, created_at, suggested) VALUES (?, ?, ?, ?, ?, ?)",
+                (crop_id, label, annotator, kind, now(), int(suggested)),
             )
             return int(cur.lastrowid)
 
@@ -852,6 +885,32 @@ class Store:
                  AND json_type(p.probs, '$."' || cl.label || '"') IS NOT NULL
                  AND cl.label != p.predicted"""
         ).fetchone()[0]
+
+    # -- label issues (lrfp review-labels) -------------------------------------------------------
+
+    def save_label_issues(self, run_id: str, created_at: str, params: dict[str, Any],
+                          rows: Sequence[dict[str, Any]]) -> None:
+        """Store one review-labels run: its params and one row per crop (crop_id, rank, quality,
+        given_label, suggested_label, p_suggested, is_issue), atomically. Earlier runs are kept."""
+        with self.transaction():
+            self.conn.execute("INSERT INTO label_issue_runs(run_id, params, created_at) VALUES (?, ?, ?)",
+                              (run_id, json.dumps(params, sort_keys=True), created_at))
+            self.conn.executemany(
+                """INSERT INTO label_issues(run_id, crop_id, rank, quality, given_label, suggested_label,
+                       p_suggested, is_issue) VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
+                ((run_id, r["crop_id"], r["rank"], r["quality"], r["given_label"], r["suggested_label"],
+                  r["p_suggested"], int(r["is_issue"])) for r in rows),
+            )
+
+    def latest_label_issues_run(self) -> sqlite3.Row | None:
+        """The newest review-labels run (run_id, params, created_at), or None when there is none."""
+        return self.conn.execute(
+            "SELECT * FROM label_issue_runs ORDER BY created_at DESC, rowid DESC LIMIT 1").fetchone()
+
+    def label_issues(self, run_id: str, only_issues: bool = False) -> list[sqlite3.Row]:
+        """A run's rows in rank order (most likely wrong first); only_issues keeps cleanlab's flagged ones."""
+        sql = "SELECT * FROM label_issues WHERE run_id = ?" + (" AND is_issue = 1" if only_issues else "")
+        return self.conn.execute(sql + " ORDER BY rank", (run_id,)).fetchall()
 
     # -- splits ----------------------------------------------------------------------------------
 

@@ -51,6 +51,8 @@ def stats_tables(s: dict[str, Any]) -> list[Table]:
     if "predictions" in s:
         overview.add_row("crops with a model prediction", str(s["predictions"]["crops"]))
         overview.add_row("  predictions disagreeing with the label", str(s["predictions"]["disagree_with_label"]))
+    if s.get("labels_from_suggestions"):
+        overview.add_row("labels accepted from a model's suggestion", str(s["labels_from_suggestions"]))
     files = s.get("crop_files") or {}
     if files.get("problems"):
         overview.add_row("[red]crop files missing / damaged[/red]", f"{files['missing']} / {files['damaged']}")
@@ -122,7 +124,9 @@ def agreement_tables(a: dict[str, Any], max_listed: int = 20) -> list[Table]:
     for name, r in [("all", a), *a["by_reviewer"].items()]:
         summary.add_row(name, str(r["n"]), num(r["observed"]), num(r["kappa"]), str(len(r["disagreements"])))
     if a["not_compared"]:
-        summary.caption = f"{a['not_compared']} reviews not compared (a skip or no decided label on one side)"
+        summary.caption = f"{a['not_compared']} reviews not compared (a skip or no decided label on one side"
+        left = a.get("suggested_left_out", 0)
+        summary.caption += f", or, for {left}, a label accepted from a model's suggestion)" if left else ")"
 
     classes = list(a["confusion"])
     confusion = Table(title="confusion (rows: current label, columns: review)", title_justify="left")
@@ -141,6 +145,21 @@ def agreement_tables(a: dict[str, Any], max_listed: int = 20) -> list[Table]:
     if len(a["disagreements"]) > max_listed:
         listed.caption = f"{len(a['disagreements']) - max_listed} more in `lrfp stats --json`"
     return [summary, confusion, listed] if a["disagreements"] else [summary, confusion]
+
+
+def label_issues_table(rows: list[dict[str, Any]], top: int) -> Table:
+    """The first `top` crops of a review-labels ranking (most likely wrong first)."""
+    table = Table(title="likely label errors (lowest label quality first)", title_justify="left")
+    for col, justify in (("rank", "right"), ("crop", "right"), ("given", "left"), ("model says", "left"),
+                         ("p", "right"), ("quality", "right"), ("flagged", "left"), ("file", "left")):
+        table.add_column(col, justify=justify)
+    for r in rows[:top]:
+        table.add_row(str(r["rank"]), str(r["crop_id"]), r["given_label"], r["suggested_label"],
+                      f"{r['p_suggested']:.2f}", f"{r['quality']:.3f}", "yes" if r["is_issue"] else "",
+                      (r.get("original") or r["path"].rsplit("/", 1)[-1])[-28:])
+    if len(rows) > top:
+        table.caption = f"{len(rows) - top} more ranked crops in the store (lrfp label --queue suspects shows the flagged ones)"
+    return table
 
 
 def fetch_summary(result: FetchResult) -> list[Table]:
