@@ -83,6 +83,8 @@ def collect_stats(store: Store) -> dict[str, Any]:
             "crops": store.count_predicted_crops(),
             "disagree_with_label": store.count_prediction_disagreements(),
         },
+        # current labels that are a suggestion accepted in `lrfp label` (model-suggested, human-confirmed)
+        "labels_from_suggestions": store.count_suggested_labels(),
     }
     review = agreement(store)  # None until `lrfp label --review` has written a review
     if review is not None:

@@ -158,6 +158,35 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX predictions_crop ON predictions(crop_id, id);
     """,
+    # v3: model suggestions confirmed in `lrfp label`, and `lrfp review-labels` rankings.
+    """
+    -- 1 when the label was a model's suggestion that a person accepted (accept key, confirmed grid page):
+    -- the dataset card counts these, and agreement statistics leave them out.
+    ALTER TABLE labels ADD COLUMN suggested INTEGER NOT NULL DEFAULT 0;
+    DROP VIEW current_labels;
+    CREATE VIEW current_labels AS
+        SELECT l.crop_id, l.label, l.annotator, l.created_at, l.suggested
+        FROM labels l
+        WHERE l.id = (SELECT MAX(id) FROM labels WHERE crop_id = l.crop_id AND kind != 'review');
+    CREATE TABLE label_issue_runs (
+        run_id     TEXT PRIMARY KEY,
+        params     TEXT NOT NULL DEFAULT '{}',
+        created_at TEXT NOT NULL
+    );
+    -- One row per labeled crop of a run: its cleanlab label quality (low = likely wrong) and rank.
+    CREATE TABLE label_issues (
+        run_id          TEXT NOT NULL REFERENCES label_issue_runs(run_id) ON DELETE CASCADE,
+        crop_id         INTEGER NOT NULL REFERENCES crops(id) ON DELETE CASCADE,
+        rank            INTEGER NOT NULL,
+        quality         REAL NOT NULL,
+        given_label     TEXT NOT NULL,
+        suggested_label TEXT NOT NULL,
+        p_suggested     REAL NOT NULL,
+        is_issue        INTEGER NOT NULL,
+        PRIMARY KEY (run_id, crop_id)
+    );
+    CREATE INDEX label_issues_rank ON label_issues(run_id, rank);
+    """,
 ]
 
 
@@ -758,21 +787,40 @@ class Store:
 
     # -- labels ----------------------------------------------------------------------------------
 
-    def add_label(self, crop_id: int, label: str | None, annotator: str, kind: str = "label") -> int:
-        """Append one label event (committed before returning). label=None clears the label."""
+    def add_label(self, crop_id: int, label: str | None, annotator: str, kind: str = "label",
+                  *, suggested: bool = False) -> int:
+        """Append one label event (committed before returning). label=None clears the label.
+
+        suggested=True records that the label is a model's suggestion the annotator accepted.
+        """
         with self.transaction():
-            return self.append_label(crop_id, label, annotator, kind)
+            return self.append_label(crop_id, label, annotator, kind, suggested=suggested)
 
     def current_label_event(self, crop_id: int) -> sqlite3.Row | None:
-        """The event that set the crop's current label (label, annotator, created_at), or None."""
+        """The event that set the crop's current label (label, annotator, created_at, suggested), or None."""
         return self.conn.execute(
-            "SELECT label, annotator, created_at FROM current_labels WHERE crop_id = ?", (crop_id,)).fetchone()
+            "SELECT label, annotator, created_at, suggested FROM current_labels WHERE crop_id = ?", (crop_id,)).fetchone()
 
-    def append_label(self, crop_id: int, label: str | None, annotator: str, kind: str = "label") -> int:
+    def current_labels(self) -> dict[int, str | None]:
+        """{crop id: current label (None: cleared)} of every crop that has a label event."""
+        return {r[0]: r[1] for r in self.conn.execute("SELECT crop_id, label FROM current_labels ORDER BY crop_id")}
+
+    def count_suggested_labels(self) -> int:
+        """Crops whose current label is a model suggestion accepted in `lrfp label`."""
+        return self.conn.execute("SELECT COUNT(*) FROM current_labels WHERE suggested = 1").fetchone()[0]
+
+    def labeled_since(self, crop_id: int, since: str) -> bool:
+        """Whether anyone gave the crop a (non-review) label event after the time `since` (ISO text)."""
+        return self.conn.execute(
+            "SELECT 1 FROM labels WHERE crop_id = ? AND kind != 'review' AND created_at > ? LIMIT 1",
+            (crop_id, since)).fetchone() is not None
+
+    def append_label(self, crop_id: int, label: str | None, annotator: str, kind: str = "label",
+                     *, suggested: bool = False) -> int:
         """`add_label` inside the caller's `transaction()` (committed with the rest of it)."""
         cur = self.conn.execute(
-            "INSERT INTO labels(crop_id, label, annotator, kind, created_at) VALUES (?, ?, ?, ?, ?)",
-            (crop_id, label, annotator, kind, now()),
+            "INSERT INTO labels(crop_id, label, annotator, kind, created_at, suggested) VALUES (?, ?, ?, ?, ?, ?)",
+            (crop_id, label, annotator, kind, now(), int(suggested)),
         )
         return int(cur.lastrowid)
 
@@ -856,6 +904,32 @@ class Store:
                  AND cl.label != p.predicted"""
         ).fetchone()[0]
 
+    # -- label issues (lrfp review-labels) -------------------------------------------------------
+
+    def save_label_issues(self, run_id: str, created_at: str, params: dict[str, Any],
+                          rows: Sequence[dict[str, Any]]) -> None:
+        """Store one review-labels run: its params and one row per crop (crop_id, rank, quality,
+        given_label, suggested_label, p_suggested, is_issue), atomically. Earlier runs are kept."""
+        with self.transaction():
+            self.conn.execute("INSERT INTO label_issue_runs(run_id, params, created_at) VALUES (?, ?, ?)",
+                              (run_id, json.dumps(params, sort_keys=True), created_at))
+            self.conn.executemany(
+                """INSERT INTO label_issues(run_id, crop_id, rank, quality, given_label, suggested_label,
+                       p_suggested, is_issue) VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
+                ((run_id, r["crop_id"], r["rank"], r["quality"], r["given_label"], r["suggested_label"],
+                  r["p_suggested"], int(r["is_issue"])) for r in rows),
+            )
+
+    def latest_label_issues_run(self) -> sqlite3.Row | None:
+        """The newest review-labels run (run_id, params, created_at), or None when there is none."""
+        return self.conn.execute(
+            "SELECT * FROM label_issue_runs ORDER BY created_at DESC, rowid DESC LIMIT 1").fetchone()
+
+    def label_issues(self, run_id: str, only_issues: bool = False) -> list[sqlite3.Row]:
+        """A run's rows in rank order (most likely wrong first); only_issues keeps cleanlab's flagged ones."""
+        sql = "SELECT * FROM label_issues WHERE run_id = ?" + (" AND is_issue = 1" if only_issues else "")
+        return self.conn.execute(sql + " ORDER BY rank", (run_id,)).fetchall()
+
     # -- splits ----------------------------------------------------------------------------------
 
     def save_split(
@@ -933,9 +1007,9 @@ class Store:
         return counts
 
     def split_label_events(self, name: str) -> list[sqlite3.Row]:
-        """Every label event (crop_id, label, annotator, kind) of the crops of split `name`, oldest first."""
+        """Every label event (crop_id, label, annotator, kind, suggested) of the crops of split `name`, oldest first."""
         return self.conn.execute(
-            """SELECT l.crop_id, l.label, l.annotator, l.kind FROM labels l
+            """SELECT l.crop_id, l.label, l.annotator, l.kind, l.suggested FROM labels l
                JOIN split_assignments a ON a.crop_id = l.crop_id AND a.split_name = ? ORDER BY l.id""",
             (name,),
         ).fetchall()
@@ -945,26 +1019,35 @@ class Store:
     def crops_with_labels(self) -> list[sqlite3.Row]:
         """Every crop with its source and current label, by crop id (the join `lrfp stats` and split share).
 
-        Each row: id, path, sha256, width, height, box_w, box_h, track_id, group_id, source_id,
+        Each row: id, path, sha256, original, width, height, box_w, box_h, track_id, group_id, source_id,
         source_name, source_kind, label (None when unlabeled or cleared).
         """
         return self.conn.execute(
-            """SELECT c.id, c.path, c.sha256, c.width, c.height, c.box_w, c.box_h, c.track_id, c.group_id,
+            """SELECT c.id, c.path, c.sha256, c.original, c.width, c.height, c.box_w, c.box_h, c.track_id, c.group_id,
                       c.source_id, s.name AS source_name, s.kind AS source_kind, cl.label
                FROM crops c JOIN sources s ON s.id = c.source_id
                LEFT JOIN current_labels cl ON cl.crop_id = c.id ORDER BY c.id"""
         ).fetchall()
 
-    def crop_paths(self, *, unlabeled_only: bool = False, limit: int | None = None) -> list[tuple[int, str]]:
-        """(crop id, stored path) in id order: every crop, or those without a current label; at most `limit`."""
+    def crop_paths(self, *, unlabeled_only: bool = False, source_id: int | None = None,
+                   limit: int | None = None) -> list[tuple[int, str]]:
+        """(crop id, stored path) in id order: every crop, or those without a current label, or of one
+        source; at most `limit`."""
         sql = "SELECT c.id, c.path FROM crops c"
-        if unlabeled_only:
-            sql += " LEFT JOIN current_labels cl ON cl.crop_id = c.id WHERE cl.label IS NULL"
-        sql += " ORDER BY c.id"
+        where = []
         args: tuple[Any, ...] = ()
+        if unlabeled_only:
+            sql += " LEFT JOIN current_labels cl ON cl.crop_id = c.id"
+            where.append("cl.label IS NULL")
+        if source_id is not None:
+            where.append("c.source_id = ?")
+            args += (source_id,)
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY c.id"
         if limit is not None:
             sql += " LIMIT ?"
-            args = (limit,)
+            args += (limit,)
         return [(r[0], r[1]) for r in self.conn.execute(sql, args)]
 
     def count_unlabeled(self) -> int:
@@ -997,12 +1080,12 @@ class Store:
     def latest_reviews(self) -> list[sqlite3.Row]:
         """Each reviewer's latest review of each crop beside the crop's current label, by crop and reviewer.
 
-        Each row: crop_id, reviewer, review, label and annotator (of the current label; None when the crop
-        has none), path.
+        Each row: crop_id, reviewer, review, label, annotator and suggested (of the current label: None
+        when the crop has none; suggested 1 when it was a model suggestion accepted in `lrfp label`), path.
         """
         return self.conn.execute(
             """SELECT r.crop_id, r.annotator AS reviewer, r.label AS review, cl.label AS label,
-                      cl.annotator AS annotator, c.path
+                      cl.annotator AS annotator, cl.suggested AS suggested, c.path
                FROM labels r
                JOIN crops c ON c.id = r.crop_id
                LEFT JOIN current_labels cl ON cl.crop_id = r.crop_id

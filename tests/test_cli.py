@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-COMMANDS = ["fetch", "label", "split", "publish", "bench", "import", "stats", "predict", "export"]
+COMMANDS = ["fetch", "label", "split", "publish", "bench", "import", "stats", "predict", "export", "review-labels"]
 HEAVY = ["torch", "torchvision", "mediapipe", "textual", "datasets", "cv2", "yt_dlp", "huggingface_hub", "matplotlib"]
 
 

@@ -45,7 +45,7 @@ def _root(
 
 def _register() -> None:
     # Command modules import only typer/rich at module level; their heavy imports live in the bodies.
-    from lrfp.cli import bench, fetch, import_, label, models, predict, publish, split, stats
+    from lrfp.cli import bench, fetch, import_, label, models, predict, publish, review_labels, split, stats
 
     app.command("fetch")(fetch.fetch)
     app.command("label")(label.label)
@@ -56,6 +56,7 @@ def _register() -> None:
     app.command("stats")(stats.stats)
     app.command("predict")(predict.predict)
     app.command("export")(predict.export)
+    app.command("review-labels")(review_labels.review_labels)
     app.add_typer(models.app, name="models")
 
 

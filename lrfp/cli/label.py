@@ -25,16 +25,27 @@ def label(
     sample: Annotated[Optional[float], typer.Option(
         "--sample", help="With --review: the fraction of those crops to show, e.g. 0.1.")] = None,
     grid: Annotated[bool, typer.Option("--grid", help="Start in the grid view (g toggles).")] = False,
+    order: Annotated[str, typer.Option(
+        "--order", help="time (source, then time), uncertain (model least sure first) or confident (most sure first).")] = "time",
+    queue: Annotated[Optional[str], typer.Option(
+        "--queue", help="suspects: the crops `lrfp review-labels` flagged as likely label errors, worst first.")] = None,
+    suggestions: Annotated[bool, typer.Option(
+        "--suggestions/--no-suggestions", help="Show the model's suggestions from `lrfp predict` (y accepts).")] = True,
 ) -> None:
     """Label crops with_mask / without_mask in a terminal app, fast, by keyboard.
 
-    Keys: m with mask, n without, x unusable, s or space skip, u or backspace undo, left/right move, g grid, ? help, q quit.
+    Keys: m with mask, n without, x unusable, s or space skip, y accept the model's suggestion (grid: confirm
+    the page's suggestions), u or backspace undo, left/right move, g grid, ? help, q quit.
+
+    Where `lrfp predict` stored a prediction for a crop, it is shown as a suggestion ("model: with_mask 0.93");
+    a label taken from one is recorded as suggested. `--queue suspects` opens what `lrfp review-labels` flagged.
 
     Each key is saved at once; rerun to resume at the first unlabeled crop. After --review, `lrfp stats` shows agreement.
 
     Example:
       lrfp label --source lima-01
       lrfp label --review --annotator bob --sample 0.1
+      lrfp label --grid --order uncertain
     """
     from lrfp.cli.console import out
     from lrfp.label.app import run_label_app
@@ -42,7 +53,8 @@ def label(
 
     cfg = LabelConfig(
         annotator=default_annotator() if annotator is None else annotator, only=only, label=label_,
-        source=source, shuffle=shuffle, seed=seed, review=review, sample=sample,
+        source=source, shuffle=shuffle, seed=seed, review=review, sample=sample, order=order, queue=queue,
+        suggestions=suggestions,
     )
     result = run_label_app(data_dir, cfg, grid=grid)
     if result.summary is None:
@@ -51,7 +63,8 @@ def label(
     summary = result.summary
     done = ", ".join(f"{k} {v}" for k, v in sorted(summary.session_counts.items())) or "nothing"
     verb = "reviewed" if review else "labeled"
-    out.print(f"{summary.annotator} {verb} {summary.session_labels} crops this session ({done}).")
+    accepted = f"; {summary.session_suggested} of them accepted model suggestions" if summary.session_suggested else ""
+    out.print(f"{summary.annotator} {verb} {summary.session_labels} crops this session ({done}){accepted}.")
     counts = summary.counts
     out.print(f"{summary.decided}/{summary.total} decided; {counts.get('unlabeled', 0)} unlabeled, "
               f"{counts.get('skip', 0)} skipped. Rerun `lrfp label` to continue.")

@@ -1,4 +1,5 @@
-"""Rich renderings of library results for `import`, `fetch`, `stats` and `split` (no logic, only presentation)."""
+"""Rich renderings of library results for `import`, `fetch`, `stats`, `split`, `bench` and `review-labels`
+(no logic, only presentation)."""
 
 from __future__ import annotations
 
@@ -52,6 +53,8 @@ def stats_tables(s: dict[str, Any]) -> list[Table]:
     if "predictions" in s:
         overview.add_row("crops with a model prediction", str(s["predictions"]["crops"]))
         overview.add_row("  predictions disagreeing with the label", str(s["predictions"]["disagree_with_label"]))
+    if s.get("labels_from_suggestions"):
+        overview.add_row("labels accepted from a model's suggestion", str(s["labels_from_suggestions"]))
     files = s.get("crop_files") or {}
     if files.get("problems"):
         overview.add_row("[red]crop files missing / damaged[/red]", f"{files['missing']} / {files['damaged']}")
@@ -123,7 +126,9 @@ def agreement_tables(a: dict[str, Any], max_listed: int = 20) -> list[Table]:
     for name, r in [("all", a), *a["by_reviewer"].items()]:
         summary.add_row(name, str(r["n"]), num(r["observed"]), num(r["kappa"]), str(len(r["disagreements"])))
     if a["not_compared"]:
-        summary.caption = f"{a['not_compared']} reviews not compared (a skip or no decided label on one side)"
+        summary.caption = f"{a['not_compared']} reviews not compared (a skip or no decided label on one side"
+        left = a.get("suggested_left_out", 0)
+        summary.caption += f", or, for {left}, a label accepted from a model's suggestion)" if left else ")"
 
     classes = list(a["confusion"])
     confusion = Table(title="confusion (rows: current label, columns: review)", title_justify="left")
@@ -177,6 +182,21 @@ def split_tables(r: dict[str, Any]) -> list[Table]:
     if leak["sources_in_several_splits"]:
         a.add_row("sources in several splits (by design when grouping finer than source)", ", ".join(leak["sources_in_several_splits"][:10]))
     return [t, a]
+
+
+def label_issues_table(rows: list[dict[str, Any]], top: int) -> Table:
+    """The first `top` crops of a review-labels ranking (most likely wrong first)."""
+    table = Table(title="likely label errors (lowest label quality first)", title_justify="left")
+    for col, justify in (("rank", "right"), ("crop", "right"), ("given", "left"), ("model says", "left"),
+                         ("p", "right"), ("quality", "right"), ("flagged", "left"), ("file", "left")):
+        table.add_column(col, justify=justify)
+    for r in rows[:top]:
+        table.add_row(str(r["rank"]), str(r["crop_id"]), r["given_label"], r["suggested_label"],
+                      f"{r['p_suggested']:.2f}", f"{r['quality']:.3f}", "yes" if r["is_issue"] else "",
+                      (r.get("original") or r["path"].rsplit("/", 1)[-1])[-28:])
+    if len(rows) > top:
+        table.caption = f"{len(rows) - top} more ranked crops in the store (lrfp label --queue suspects shows the flagged ones)"
+    return table
 
 
 def fetch_summary(result: FetchResult) -> list[Table]:
@@ -256,3 +276,47 @@ def describe_changes(changed: dict[str, tuple[Any, Any]]) -> str:
         return text[:12] if len(text) == 64 and all(c in "0123456789abcdef" for c in text) else text
 
     return ", ".join(f"{k} {show(a)} -> {show(b)}" for k, (a, b) in changed.items())
+
+
+# -- bench ---------------------------------------------------------------------------------------
+
+
+def bench_models_table(specs: list[Any]) -> Table:
+    """The registry (`lrfp bench --list`): one row per model spec."""
+    t = Table(title="registered models (lrfp bench --model NAME)", title_justify="left")
+    for col in ("model", "norms", "input px thesis/quick/min", "optimizer", "weights"):
+        t.add_column(col, no_wrap=True)
+    t.add_column("what")
+    for s in specs:
+        t.add_row(s.name, ", ".join(s.norms) or "-", f"{s.input_size} / {s.quick_input_size} / {s.min_input_size}",
+                  s.optimizer, "ImageNet" if s.pretrained else "scratch", s.summary)
+    return t
+
+
+def bench_header(meta: dict[str, Any], summary: list[dict[str, Any]]) -> str:
+    """One line over the bench table (printed unwrapped: a machine name must not split a word)."""
+    seeds = sorted({s["seeds"] for s in summary if s["eval_set"] == "test"})
+    scratch = meta.get("from_scratch") or []
+    return (f"lrfp bench: protocol {meta.get('protocol')}, {', '.join(map(str, seeds)) or 0} seed(s), "
+            f"{meta.get('device_name')}" + (f", NO pretrained weights ({', '.join(scratch)})" if scratch else ""))
+
+
+def bench_summary_table(summary: list[dict[str, Any]], rows: list[dict[str, Any]]) -> Table:
+    """Test accuracy per config and budget beside the thesis's (`benchmark.report.summarize` rows), then failed runs."""
+    from rich import box
+
+    t = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    for col in ("config", "ep", "test acc", "95% CI", "loss", "AUC", "thesis acc/loss"):
+        t.add_column(col, justify="left" if col == "config" else "right", no_wrap=True)
+    for s in summary:
+        if s["eval_set"] != "test":
+            continue
+        sd = f"±{100 * s['accuracy_sd']:.1f}" if s["seeds"] > 1 else ""
+        th = (f"{100 * s['thesis_accuracy']:.1f}%/{s['thesis_loss']:.2f}@{s['thesis_epochs']}"
+              if s.get("thesis_epochs") else "-")
+        t.add_row(s["config"], str(s["epochs"]), f"{100 * s['accuracy']:.1f}%{sd}",
+                  f"{100 * s['acc_ci_low']:.1f}-{100 * s['acc_ci_high']:.1f}", f"{s['loss']:.3f}", f"{s['roc_auc']:.3f}", th)
+    for r in rows:
+        if r.get("error"):
+            t.add_row(r["config"], "-", "[red]failed[/red]", r["error"][:40], "", "", f"seed {r['seed']}")
+    return t

@@ -9,7 +9,8 @@ from lrfp import LABELS, UNUSABLE
 from lrfp.store import Store
 
 CLASSES = (*LABELS, UNUSABLE)
-"""Classes compared; skips and cleared labels on either side leave a crop out."""
+"""Classes compared; skips and cleared labels on either side leave a crop out, and so does a current label
+that is an accepted model suggestion (it measures the model as much as the annotator)."""
 
 
 def cohen_kappa(pairs: list[tuple[str, str]], classes: tuple[str, ...] = CLASSES) -> float | None:
@@ -34,15 +35,17 @@ def agreement(store: Store) -> dict[str, Any] | None:
 
     Returns None when the store has no review events. Otherwise a dict with n (compared pairs),
     observed agreement, kappa, confusion[label][review] counts, per-class agreement and the list
-    of disagreements (for a third look), plus the same per reviewer.
+    of disagreements (for a third look), plus the same per reviewer. Crops whose current label was a
+    model suggestion accepted in `lrfp label` are left out (counted in `suggested_left_out`).
     """
     if not store.has_reviews():
         return None
     rows = store.latest_reviews()
-    compared = [r for r in rows if r["label"] in CLASSES and r["review"] in CLASSES]
+    compared = [r for r in rows if r["label"] in CLASSES and r["review"] in CLASSES and not r["suggested"]]
     result = _summarize(compared)
     result["reviews"] = len(rows)
     result["not_compared"] = len(rows) - len(compared)
+    result["suggested_left_out"] = sum(1 for r in rows if r["suggested"])
     result["by_reviewer"] = {
         name: _summarize([r for r in compared if r["reviewer"] == name])
         for name in sorted({r["reviewer"] for r in rows})

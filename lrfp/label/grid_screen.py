@@ -11,7 +11,9 @@ from textual.widgets import Footer, Static
 
 from lrfp.label.halfblock import load_image
 from lrfp.label.session import LabelSession
-from lrfp.label.widgets import LABEL_BINDINGS, UNDO_BINDINGS, PixelImage, label_text, progress_text
+from lrfp.label.widgets import (
+    ACCEPT_KEY, LABEL_BINDINGS, UNDO_BINDINGS, PixelImage, label_text, progress_text, suggestion_text,
+)
 
 CELL_COLS = 20  # 18 image columns + border
 CELL_ROWS = 12  # 9 image rows (18 px) + label line + border
@@ -21,6 +23,7 @@ CHROME_ROWS = 3  # progress line, status line, footer
 class GridCell(Vertical):
     DEFAULT_CSS = f"""
     GridCell {{ width: {CELL_COLS}; height: {CELL_ROWS}; border: round $panel-lighten-2; }}
+    GridCell.suggested {{ border: dashed $panel-lighten-2; }}
     GridCell.cursor {{ border: heavy $accent; }}
     GridCell PixelImage {{ height: 1fr; }}
     GridCell .cell-label {{ height: 1; content-align: center middle; }}
@@ -39,6 +42,7 @@ class GridCell(Vertical):
         image = self.query_one(PixelImage)
         loaded = image.prepared(self.crop_id) or load_image(info.file, shown_as=info.rel_path)
         image.show(loaded, "missing" if loaded.problem else None, key=self.crop_id)
+        self.suggestion = info.suggestion
         self.set_label(info.label, problem=loaded.problem is not None)
 
     def prepare(self, session: LabelSession, crop_id: int) -> None:
@@ -46,8 +50,14 @@ class GridCell(Vertical):
         info = session.info(crop_id)
         self.query_one(PixelImage).prepare(crop_id, load_image(info.file, shown_as=info.rel_path))
 
+    suggestion = None
+
     def set_label(self, label: str | None, problem: bool = False) -> None:
+        """Show the cell's label; an unlabeled cell with a suggestion shows the suggestion (styled apart)."""
         t = label_text(label, short=True)
+        self.set_class(label is None and self.suggestion is not None, "suggested")
+        if label is None and self.suggestion is not None:
+            t = suggestion_text(self.suggestion.label, self.suggestion.probability, short=True)
         if problem and label is None:
             t = Text(" file missing/corrupt ", style="bold red")
         self.query_one(".cell-label", Static).update(t, layout=False)
@@ -65,6 +75,7 @@ class GridScreen(Screen):
     BINDINGS = [
         *LABEL_BINDINGS,
         Binding("a", "label_rest", "rest of page"),
+        Binding(ACCEPT_KEY, "confirm_page", "confirm suggestions"),
         Binding("enter", "next_page", "next page"),
         *UNDO_BINDINGS,
         Binding("left", "move(-1, 0)", "move", show=False),
@@ -209,15 +220,35 @@ class GridScreen(Screen):
         status.append("  (enter: next page)")
         self._status(status)
 
+    async def action_confirm_page(self) -> None:
+        """Accept every suggestion still showing on the page (cells flipped by a key keep their label), then
+        the next page."""
+        if not self.page:
+            self.app.bell()
+            return
+        n = self.session.confirm_suggestions(self.page)
+        waiting = [i for i in self.page if self.session.state(i) is None]
+        if n == 0 and waiting:
+            self._status(Text(" no suggestions on this page: label the cells with m / n / x ", style="bold yellow"))
+            return
+        self.session.after_page(self.page)
+        status = Text()
+        status.append(" confirmed ", style="bold reverse")
+        status.append(f" {n} suggestions" + (f"; {len(waiting)} cells without one stay unlabeled" if waiting else ""))
+        await self.load_page(status=status)
+
     async def action_next_page(self) -> None:
         self.session.after_page(self.page)
         await self.load_page(status=Text(" next page ", style="bold reverse"))
 
-    def action_undo(self) -> None:
+    async def action_undo(self) -> None:
         crop_ids = self.session.undo_action()
         if not crop_ids:
             self._status(Text(" nothing to undo in this session ", style="bold yellow"))
             return
+        if not any(crop_id in self.page for crop_id in crop_ids):
+            # e.g. a page confirmed with y: go back to it (the session's position is the undone crop's)
+            await self.load_page()
         cells = self._cells()
         for crop_id in crop_ids:
             if crop_id in self.page:

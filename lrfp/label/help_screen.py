@@ -13,6 +13,8 @@ KEYS = [
     ("n", "without mask", ""),
     ("x", "unusable", "not a face, unreadable, missing or corrupt file"),
     ("s / space", "skip", "unsure: ask again later (lrfp label --only skipped)"),
+    ("y", "accept suggestion", "single: take the model's label (model: with_mask 0.93); grid: confirm every "
+                               "suggested cell of the page (flip wrong ones first with m / n) and go on"),
     ("u / backspace", "undo", "restore the previous label (recorded in the history too)"),
     ("left / right", "previous / next", "move without labeling (single view)"),
     ("arrows", "move the cursor", "grid view"),

@@ -14,6 +14,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from lrfp import LABELS, SKIPPED, UNUSABLE
 from lrfp.errors import NotFoundError, UsageError
@@ -27,6 +28,10 @@ LABEL_VALUES = (*LABELS, UNUSABLE, SKIPPED)
 DECIDED = (*LABELS, UNUSABLE)
 """Labels that settle a crop (a skip asks again later)."""
 ONLY_CHOICES = ("unlabeled", "skipped", "all")
+ORDER_CHOICES = ("time", "uncertain", "confident")
+"""time: by source and time (default); uncertain / confident: by the model's probability of its predicted class."""
+QUEUE_CHOICES = ("suspects",)
+"""suspects: the crops the latest `lrfp review-labels` run flagged, most likely wrong first."""
 
 
 def default_annotator() -> str:
@@ -49,6 +54,9 @@ class LabelConfig:
     seed: int = 0
     review: bool = False
     sample: float | None = None
+    order: str = "time"
+    queue: str | None = None
+    suggestions: bool = True  # show model suggestions (never in blind --review)
 
     def check(self) -> None:
         """Raise UsageError for option combinations that cannot mean anything, naming the fix (called by LabelSession)."""
@@ -67,6 +75,18 @@ class LabelConfig:
                 raise UsageError("--sample only applies with --review")
             if not 0 < self.sample <= 1:
                 raise UsageError(f"--sample {self.sample}: must be a fraction in (0, 1], e.g. 0.1")
+        if self.order not in ORDER_CHOICES:
+            raise UsageError(f"--order {self.order!r}: choose one of {', '.join(ORDER_CHOICES)}")
+        if self.queue is not None and self.queue not in QUEUE_CHOICES:
+            raise UsageError(f"--queue {self.queue!r}: choose one of {', '.join(QUEUE_CHOICES)}")
+        if self.order != "time" and self.shuffle:
+            raise UsageError(f"--order {self.order} and --shuffle contradict each other: use one of them")
+        if self.review and (self.order != "time" or self.queue is not None):
+            what = f"--order {self.order}" if self.order != "time" else f"--queue {self.queue}"
+            raise UsageError(f"--review is blind: it cannot be combined with {what} (both come from a model)")
+        if self.queue is not None and (self.only is not None or self.label is not None):
+            other = f"--only {self.only}" if self.only is not None else f"--label {self.label}"
+            raise UsageError(f"--queue {self.queue} and {other} contradict each other: use one of them")
 
     @property
     def kind(self) -> str:
@@ -85,6 +105,7 @@ class SessionSummary:
     annotator: str
     kind: str  # "label" or "review"
     session_labels: int
+    session_suggested: int  # of them, labels taken from a model suggestion
     session_counts: dict[str, int]
     total: int
     decided: int
@@ -110,6 +131,15 @@ class LabelEvent:
 
 
 @dataclass(frozen=True)
+class Suggestion:
+    """A label a model proposes for a crop: accepted with one key, recorded as `suggested` in the history."""
+
+    label: str
+    probability: float  # the model's probability of `label`, 0..1
+    origin: str  # "model" (`lrfp predict`) or "review-labels" (an out-of-fold model that disagrees with the label)
+
+
+@dataclass(frozen=True)
 class CropInfo:
     """Everything the screens show about one crop."""
 
@@ -130,6 +160,7 @@ class CropInfo:
     label: str | None
     """The label this session sees as the crop's state (own review label in review mode)."""
     history: tuple[LabelEvent, ...]
+    suggestion: Suggestion | None = None
 
 
 @dataclass
@@ -137,6 +168,7 @@ class UndoEntry:
     crop_id: int
     previous: str | None
     position: int
+    previous_suggested: bool = False  # the restored label was an accepted suggestion (undo keeps the flag)
 
 
 @dataclass
@@ -171,11 +203,15 @@ class LabelSession:
                 known = ", ".join(r["name"] for r in store.sources()) or "none"
                 raise NotFoundError(f"no source named {cfg.source!r} in the store (known: {known})")
             self.source_id = int(row["id"])
+        self._suspects_run: Any = None
+        self._reopened: set[int] = set()  # suspects whose label this session undid: they wait again
+        self._suggestions: dict[int, Suggestion] = {}
         self.ids: list[int] = self._queue()
         self.position = 0
-        self._undo: list[list[UndoEntry]] = []  # one list per action: a key labels one crop, grid `a` a page
+        self._undo: list[list[UndoEntry]] = []  # one list per action: a key labels one crop, grid `a` or `y` a page
         self._before: dict[int, str | None] = {}  # each crop's state before this session first labeled it
         self._now: dict[int, str | None] = {}  # each touched crop's state after this session's last action
+        self._now_suggested: dict[int, bool] = {}  # whether that state is an accepted suggestion
         self.started = time.monotonic()
         self._total, self._counts = self._count()
         # Resume: the first crop still waiting (for --only unlabeled, the first unlabeled one).
@@ -197,6 +233,8 @@ class LabelSession:
         return "(SELECT label FROM current_labels cl WHERE cl.crop_id = c.id)"
 
     def _queue(self) -> list[int]:
+        if self.cfg.queue == "suspects":
+            return self._suspects_queue()
         cfg = self.cfg
         where, args = ["1 = 1"], {"me": cfg.annotator}
         if self.source_id is not None:
@@ -218,7 +256,71 @@ class LabelSession:
         ids = [int(r["id"]) for r in rows if self._matches(r["state"])]
         if cfg.shuffle:
             random.Random(cfg.seed).shuffle(ids)
+        if (cfg.suggestions and not cfg.review) or cfg.order != "time":
+            self._load_predictions(ids)
+        if cfg.order != "time":
+            ids = self._by_confidence(ids)
         return ids
+
+    def _load_predictions(self, ids: list[int]) -> None:
+        """The latest `lrfp predict` prediction of each crop in the queue, as suggestions (classes only)."""
+        for crop_id, p in self.store.latest_predictions(ids).items():
+            if p.predicted in LABELS:
+                self._suggestions[crop_id] = Suggestion(p.predicted, float(p.confidence), "model")
+
+    def _by_confidence(self, ids: list[int]) -> list[int]:
+        """ids by the model's confidence (uncertain: lowest first; confident: highest first); crops without a
+        prediction keep their order after the others. Raises UsageError when no crop here has one."""
+        if not self._suggestions:
+            has_any = self.store.count_predicted_crops() > 0
+            why = ("none of the crops in this queue has a prediction" if has_any
+                   else "the store has no model predictions")
+            raise UsageError(
+                f"--order {self.cfg.order} needs model predictions, but {why}: run "
+                "`lrfp predict --checkpoint PATH` (a checkpoint written by `lrfp bench`; it predicts the unlabeled "
+                "crops) first, or drop --order"
+            )
+        sign = 1 if self.cfg.order == "uncertain" else -1
+        with_p = [i for i in ids if i in self._suggestions]
+        with_p.sort(key=lambda i: sign * self._suggestions[i].probability)  # stable: ties keep source/time order
+        return with_p + [i for i in ids if i not in self._suggestions]
+
+    def _suspects_queue(self) -> list[int]:
+        """The latest review-labels run's flagged crops, in rank order; each with the out-of-fold model's label
+        as its suggestion. Raises UsageError when no run is stored."""
+        run = self.store.latest_label_issues_run()
+        if run is None:
+            raise UsageError("--queue suspects: the store has no label-error ranking yet: run `lrfp review-labels` first")
+        self._suspects_run = run
+        rows = self.store.label_issues(run["run_id"], only_issues=True)
+        if self.source_id is not None:
+            keep = {crop_id for crop_id, _ in self.store.crop_paths(source_id=self.source_id)}
+            rows = [r for r in rows if r["crop_id"] in keep]
+        for r in rows:
+            if r["suggested_label"] != r["given_label"]:
+                self._suggestions[int(r["crop_id"])] = Suggestion(r["suggested_label"], float(r["p_suggested"]),
+                                                                  "review-labels")
+        self._scope = [int(r["crop_id"]) for r in rows]
+        return [i for i in self._scope if self._waiting(i)]
+
+    def _waiting(self, crop_id: int) -> bool:
+        """Whether the crop still needs this session: it matches the selection (for suspects: nobody has
+        labeled it since the review-labels run, not even to keep its label)."""
+        if self._suspects_run is not None:
+            if crop_id in self._reopened:
+                return True
+            return not self.store.labeled_since(crop_id, self._suspects_run["created_at"])
+        return self._matches(self.state(crop_id))
+
+    def suggestion(self, crop_id: int) -> Suggestion | None:
+        """The model's suggestion for this crop, or None (no prediction, suggestions off, or blind review)."""
+        if self.cfg.review or not self.cfg.suggestions:
+            return None
+        return self._suggestions.get(crop_id)
+
+    @property
+    def has_suggestions(self) -> bool:
+        return bool(self._suggestions) and self.cfg.suggestions and not self.cfg.review
 
     def _matches(self, state: str | None) -> bool:
         sel = self.cfg.selection
@@ -239,7 +341,7 @@ class LabelSession:
     def _next_matching(self, start: int) -> int:
         """The first position >= start whose crop still matches (len(ids) when none is left)."""
         pos = start
-        while pos < len(self.ids) and not self._matches(self.state(self.ids[pos])):
+        while pos < len(self.ids) and not self._waiting(self.ids[pos]):
             pos += 1
         return pos
 
@@ -263,6 +365,11 @@ class LabelSession:
         if self.store.count_crops() == 0:
             return "The store has no crops yet: run `lrfp import` or `lrfp fetch` first."
         where = f" from source {self.cfg.source!r}" if self.cfg.source else ""
+        if self._suspects_run is not None:
+            run = self._suspects_run
+            return (f"No suspects left{where}: review-labels run {run['run_id']} ({run['created_at'][:16]}) flagged "
+                    f"{len(self._scope)} crops, and each has been labeled again since. Rerun `lrfp review-labels` "
+                    "for a fresh ranking.")
         if self.cfg.review:
             return (f"Nothing to review{where}: no crop labeled by someone other than {self.cfg.annotator!r} "
                     "is left in the sample.")
@@ -293,6 +400,7 @@ class LabelSession:
             score=c["score"], box=box, frame_file=self.store.root / c["frame_path"] if c["frame_path"] else None,
             frame_size=(c["frame_w"], c["frame_h"]) if c["frame_w"] and c["frame_h"] else None, face_px=face_px(c),
             original=c["original"], label=self.state(crop_id), history=tuple(history),
+            suggestion=self.suggestion(crop_id),
         )
 
     def progress(self) -> Progress:
@@ -341,7 +449,7 @@ class LabelSession:
         out, pos = [], self._next_matching(self.position)
         self.position = pos
         while pos < len(self.ids) and len(out) < size:
-            if self._matches(self.state(self.ids[pos])):
+            if self._waiting(self.ids[pos]):
                 out.append(self.ids[pos])
             pos += 1
         return out
@@ -364,35 +472,56 @@ class LabelSession:
         """How many crops this session labeled: crops, not key presses (x then s on one crop is one)."""
         return sum(self.session_counts.values())
 
-    def set_label(self, crop_id: int, label: str) -> int:
-        """Commit one label event for one crop now (annotator, time, kind) as one undoable action.
+    @property
+    def session_suggested(self) -> int:
+        """Of `session_labels`, the crops whose label now is a suggestion accepted in this session."""
+        return sum(1 for k, v in self._now.items()
+                   if v is not None and v != self._before[k] and self._now_suggested.get(k))
+
+    def set_label(self, crop_id: int, label: str, *, suggested: bool = False) -> int:
+        """Commit one label event for one crop now (annotator, time, kind; suggested: it is the model's
+        suggestion, accepted) as one undoable action.
 
         Returns the event id. Raises UsageError for a value outside LABEL_VALUES.
         """
-        return self.set_labels([crop_id], label)[0]
+        return self.set_labels([crop_id], label, suggested=suggested)[0]
 
-    def set_labels(self, crop_ids: list[int], label: str) -> list[int]:
+    def set_labels(self, crop_ids: list[int], label: str, *, suggested: bool = False) -> list[int]:
         """Commit `label` for each crop, as ONE action: a single undo restores all of them. Returns event ids."""
-        if label not in LABEL_VALUES:
-            raise UsageError(f"unknown label {label!r}: choose one of {', '.join(LABEL_VALUES)}")
-        action, event_ids = [], []
-        for crop_id in crop_ids:
-            event_ids.append(self._commit(crop_id, label, action))
+        return self._commit_action([(crop_id, label) for crop_id in crop_ids], suggested)
+
+    def _commit_action(self, items: list[tuple[int, str]], suggested: bool) -> list[int]:
+        """Commit (crop_id, label) pairs as one undoable action."""
+        for _, label in items:
+            if label not in LABEL_VALUES:
+                raise UsageError(f"unknown label {label!r}: choose one of {', '.join(LABEL_VALUES)}")
+        action: list[UndoEntry] = []
+        event_ids = [self._commit(crop_id, label, action, suggested) for crop_id, label in items]
         if action:
             self._undo.append(action)
         return event_ids
 
-    def _commit(self, crop_id: int, label: str, action: list[UndoEntry]) -> int:
+    def _commit(self, crop_id: int, label: str, action: list[UndoEntry], suggested: bool = False) -> int:
         previous = self.state(crop_id)
-        event_id = self.store.add_label(crop_id, label, self.cfg.annotator, self.cfg.kind)
+        previous_suggested = self._state_suggested(crop_id)
+        event_id = self.store.add_label(crop_id, label, self.cfg.annotator, self.cfg.kind, suggested=suggested)
         position = self.ids.index(crop_id) if crop_id in self.ids else self.position
-        action.append(UndoEntry(crop_id, previous, position))
+        action.append(UndoEntry(crop_id, previous, position, previous_suggested))
+        self._reopened.discard(crop_id)
         self._account(previous, label)
         self._before.setdefault(crop_id, previous)
         self._now[crop_id] = label
-        log.info("crop %d: %s -> %s (%s, %s, event %d)", crop_id, previous, label, self.cfg.annotator,
-                 self.cfg.kind, event_id)
+        self._now_suggested[crop_id] = suggested
+        log.info("crop %d: %s -> %s (%s, %s%s, event %d)", crop_id, previous, label, self.cfg.annotator,
+                 self.cfg.kind, ", suggested" if suggested else "", event_id)
         return event_id
+
+    def _state_suggested(self, crop_id: int) -> bool:
+        """Whether the crop's current label is an accepted suggestion (never, for a blind review's state)."""
+        if self.cfg.review:
+            return False
+        row = self.store.current_label_event(crop_id)
+        return bool(row is not None and row["suggested"])
 
     def label_current(self, label: str) -> int | None:
         """Label the crop on screen and auto-advance. Returns the event id (None when nothing is shown)."""
@@ -403,8 +532,27 @@ class LabelSession:
         self.advance()
         return event_id
 
+    def accept_current(self) -> int | None:
+        """Accept the suggestion for the crop on screen (recorded as suggested) and auto-advance.
+
+        Returns the event id, or None when nothing is shown or the crop has no suggestion.
+        """
+        crop_id = self.current_id
+        sug = self.suggestion(crop_id) if crop_id is not None else None
+        if sug is None:
+            return None
+        event_id = self.set_label(crop_id, sug.label, suggested=True)
+        self.advance()
+        return event_id
+
+    def confirm_suggestions(self, crop_ids: list[int]) -> int:
+        """Accept the suggestion of every crop here that still waits (the grid's confirm-page key), each
+        event recorded as suggested, as ONE action (a single undo restores the page). Returns how many."""
+        todo = [(i, s.label) for i in crop_ids if (s := self.suggestion(i)) is not None and self._waiting(i)]
+        return len(self._commit_action(todo, suggested=True))
+
     def undo(self) -> int | None:
-        """Undo this session's last action (one key's label, or a whole page after grid `a`).
+        """Undo this session's last action (one key's label, or a whole page after grid `a` or `y`).
 
         Appends, per crop, an event restoring the label it had before; shows the first crop again.
         Returns that crop's id, or None when this session has nothing to undo.
@@ -419,9 +567,13 @@ class LabelSession:
         action = self._undo.pop()
         for entry in reversed(action):
             before = self.state(entry.crop_id)
-            self.store.add_label(entry.crop_id, entry.previous, self.cfg.annotator, self.cfg.kind)
+            self.store.add_label(entry.crop_id, entry.previous, self.cfg.annotator, self.cfg.kind,
+                                 suggested=entry.previous_suggested)
             self._account(before, entry.previous)
             self._now[entry.crop_id] = entry.previous
+            self._now_suggested[entry.crop_id] = entry.previous_suggested
+            if self._suspects_run is not None:
+                self._reopened.add(entry.crop_id)
         self.position = action[0].position
         return [e.crop_id for e in action]
 
@@ -434,6 +586,7 @@ class LabelSession:
         p = self.progress()
         return SessionSummary(
             annotator=self.cfg.annotator, kind=self.cfg.kind, session_labels=self.session_labels,
+            session_suggested=self.session_suggested,
             session_counts={k: v for k, v in self.session_counts.items() if v},
             total=p.total, decided=p.decided, counts={k: v for k, v in p.counts.items() if v},
         )

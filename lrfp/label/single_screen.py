@@ -11,7 +11,9 @@ from textual.widgets import Footer, Static
 
 from lrfp.label.halfblock import LoadedImage, context_region, load_image
 from lrfp.label.session import CropInfo, LabelSession
-from lrfp.label.widgets import LABEL_BINDINGS, UNDO_BINDINGS, PixelImage, label_text, progress_text
+from lrfp.label.widgets import (
+    ACCEPT_KEY, LABEL_BINDINGS, UNDO_BINDINGS, SUGGESTION_STYLE, PixelImage, label_text, progress_text,
+)
 
 
 class SingleScreen(Screen):
@@ -29,6 +31,7 @@ class SingleScreen(Screen):
 
     BINDINGS = [
         *LABEL_BINDINGS,
+        Binding(ACCEPT_KEY, "accept", "accept suggestion"),
         *UNDO_BINDINGS,
         Binding("left", "previous", "prev"),
         Binding("right", "next", "next"),
@@ -105,7 +108,16 @@ class SingleScreen(Screen):
         t.append(f"  {s.position + 1}/{len(s.ids)} in this queue\n")
         t.append("now ")
         t.append_text(label_text(info.label))
-        t.append("\n\n")
+        t.append("\n")
+        if info.suggestion is not None:
+            sug = info.suggestion
+            t.append("model: " if sug.origin == "model" else "review-labels: ", style="bold")
+            t.append(f"{sug.label} {sug.probability:.2f}", style=SUGGESTION_STYLE.get(sug.label, "bold"))
+            t.append(f"\n{ACCEPT_KEY} accepts it", style="dim")
+            if sug.origin == "review-labels":
+                t.append("; the key of the label now keeps it", style="dim")
+            t.append("\n")
+        t.append("\n")
         t.append("source  ", style="dim")
         t.append(f"{info.source}\n")
         if info.time_s is not None:
@@ -151,6 +163,21 @@ class SingleScreen(Screen):
         status.append(f" crop {crop_id} ")
         status.append_text(label_text(label))
         status.append(f"  (event {event_id}, {self.session.progress().session_labels} this session)")
+        self.show_current(status)
+
+    def action_accept(self) -> None:
+        crop_id = self.session.current_id
+        sug = self.session.suggestion(crop_id) if crop_id is not None else None
+        event_id = self.session.accept_current()
+        if event_id is None:
+            self.app.bell()
+            self.show_current(Text(" no suggestion for this crop: label it with m / n / x ", style="bold yellow"))
+            return
+        status = Text()
+        status.append(" accepted ", style="bold reverse")
+        status.append(f" crop {crop_id} ")
+        status.append_text(label_text(sug.label))
+        status.append(f"  (model's suggestion, event {event_id}, {self.session.progress().session_labels} this session)")
         self.show_current(status)
 
     def action_undo(self) -> None:

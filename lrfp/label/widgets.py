@@ -20,6 +20,8 @@ LABEL_BINDINGS = [
 ]
 """The label keys, the same in every view."""
 UNDO_BINDINGS = [Binding("u", "undo", "undo"), Binding("backspace", "undo", "undo", show=False)]
+ACCEPT_KEY = "y"
+"""Accepts the model's suggestion (single view) or confirms a page of them (grid); free in both views."""
 
 LABEL_STYLE = {
     "with_mask": ("with mask", "bold black on green"),
@@ -35,6 +37,18 @@ def label_text(label: str | None, short: bool = False) -> Text:
     if short:
         name = {"with mask": "mask", "without mask": "no mask"}.get(name, name)
     return Text(f" {name} ", style=style)
+
+
+SUGGESTION_STYLE = {"with_mask": "italic bold green on grey15", "without_mask": "italic bold red on grey15"}
+"""A suggestion is coloured text on a dark cell; a confirmed label is a solid coloured block (LABEL_STYLE)."""
+
+
+def suggestion_text(label: str, probability: float, short: bool = False) -> Text:
+    """How a model's suggestion is drawn: '?' and the probability, never the solid style of a label."""
+    name = LABEL_STYLE.get(label, (label, ""))[0]
+    if short:
+        name = {"with mask": "mask", "without mask": "no mask"}.get(name, name)
+    return Text(f" {name}? {probability:.2f} ", style=SUGGESTION_STYLE.get(label, "italic"))
 
 
 class PixelImage(Widget):
@@ -115,4 +129,6 @@ def progress_text(session: LabelSession) -> Text:
     t.append(f"| this session {p.session_labels} ({p.per_minute():.1f}/min)")
     if session.cfg.review:
         t.append("  | blind: others' labels hidden", style="italic")
+    elif session.has_suggestions:
+        t.append(f"  | model suggestions: {ACCEPT_KEY} accepts", style="italic")
     return t

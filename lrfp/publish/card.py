@@ -171,9 +171,15 @@ def _labeling_section(store: Store, split: str, rows: list[Any]) -> str:
     if by_kind.get("label"):
         parts.append(f"{by_kind['label']} labels were given by {len(annotators)} annotator(s) in `lrfp label` "
                      "(keyboard: with_mask, without_mask, unusable, skip; unusable and skipped crops are not published).")
+        suggested = sum(1 for e in current.values() if e["kind"] == "label" and e["suggested"])
+        parts.append(f"{suggested} of these were model-suggested and human-confirmed (a model's prediction shown "
+                     "in `lrfp label`, accepted by the annotator with one key); the others were chosen by hand."
+                     if suggested else "None of them was taken from a model's suggestion.")
     pairs = []
     for crop_id, revs in reviews.items():
         last = revs[-1]
+        if crop_id in current and current[crop_id]["suggested"]:
+            continue  # agreement measures people: a confirmed model suggestion is left out
         if last["label"] in LABELS and crop_id in current and current[crop_id]["label"] in LABELS:
             pairs.append((current[crop_id]["label"], last["label"]))
     if pairs:
