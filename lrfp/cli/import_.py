@@ -39,7 +39,7 @@ def import_(
     """
     from lrfp.cli.console import out
     from lrfp.cli.progress import progress_bar
-    from lrfp.cli.render import import_summary
+    from lrfp.cli.tables import import_summary
     from lrfp.import_folder import ImportConfig, import_folder, parse_class_map
     from lrfp.store import open_store
 

@@ -46,7 +46,7 @@ def split(
     """
     from lrfp.cli.console import err, out
     from lrfp.cli.progress import progress_bar
-    from lrfp.cli.render import split_tables
+    from lrfp.cli.tables import split_tables
     from lrfp.split import SplitConfig, grouped_split, parse_ratios
     from lrfp.store import open_store
 
