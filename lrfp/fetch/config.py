@@ -48,7 +48,9 @@ class VideoStatus(StrEnum):
 
 
 ROW_SETTINGS = ("start_s", "end_s")
-"""The manifest columns a video's crops depend on (compared with the source's meta 'manifest')."""
+"""The manifest columns a video's crops depend on (compared with the source's meta 'manifest'). Every other
+column (title, license, city, place, recorded, notes, extras) is descriptive: a rerun records a change of it
+without reprocessing the video (pipeline.plan)."""
 
 
 def changed_settings(stored_meta: dict[str, Any], current: dict[str, Any], row_meta: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
@@ -58,6 +60,11 @@ def changed_settings(stored_meta: dict[str, Any], current: dict[str, Any], row_m
     stored = stored_meta.get("settings")
     if not stored:
         return {}
+    # --downscale changes the crops only of a video whose frames it resized (meta 'downscale'); a store of an
+    # older lrfp that did not record the option tells it by that entry too.
+    stored = {**stored, "downscale": bool(stored_meta.get("downscale"))}
+    if "downscale" in current and not stored_meta.get("downscale"):
+        current = {k: v for k, v in current.items() if k != "downscale"}  # frames not resized: the option changed nothing
     diffs = {k: (stored[k], now) for k, now in current.items() if now is not None and k in stored and stored[k] != now}
     made_with = stored_meta.get("manifest") or {}
     for key in ROW_SETTINGS:

@@ -45,6 +45,8 @@ class VideoResult:
     crops_removed: int = 0  # crops of an earlier run with other settings that this run did not produce
     labeled_kept: int = 0  # of those, kept because a person labeled them or a split holds them
     changed: dict[str, tuple[Any, Any]] | None = None  # stored with other settings: {setting: (stored, now)}
+    described: list[str] | None = None  # skipped, but these descriptive columns (license, title, ...) were recorded
+    kept_earlier: str | None = None  # a redo failed: the earlier run's status it kept (with its settings and crops)
     video_s: float = 0.0
     wall_s: float = 0.0
 
@@ -95,6 +97,10 @@ class FetchResult:
     def stale(self) -> list[VideoResult]:
         """Videos done earlier with other settings and skipped (rerun with --redo to reprocess them)."""
         return [v for v in self.videos if v.skipped and v.changed]
+
+    def recorded(self, column: str) -> list[VideoResult]:
+        """Videos skipped whose manifest `column` (e.g. 'license') this run recorded without reprocessing."""
+        return [v for v in self.videos if v.described and column in v.described]
 
     @property
     def offline(self) -> bool:
