@@ -348,8 +348,23 @@ def test_every_row_failing_on_dns_says_the_machine_seems_offline(models: str, tm
     assert fetch(manifest, tmp_path / "data", models) == 1
     err = capsys.readouterr().err
     assert "This machine seems to be offline (no DNS)" in err and "rerun with --retry-failed" in err
+    assert "download(s) failed to look up" not in err  # said once, as the machine being offline
     st = statuses(tmp_path / "data")
     assert {v[0] for v in st.values()} == {"download_failed"}
+
+
+def test_one_row_failing_on_dns_beside_a_stored_clip_is_named_not_called_offline(shared_dir: Path, models: str,
+                                                                                 tmp_path: Path, capsys) -> None:
+    with serve(shared_dir / "data" / "videos") as base:
+        manifest = write_manifest(tmp_path / "m.csv", [{"url": "https://www.youtube.invalid/watch?v=abc", "id": "yt"},
+                                                       {"url": f"{base}/{CORRIDOR_GIF}", "id": "corridor"}])
+        assert fetch(manifest, tmp_path / "data", models) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert "offline" not in err
+    assert ("1 download(s) failed to look up their host name (DNS): yt (https://www.youtube.invalid/watch?v=abc). "
+            "Check those URLs' host names (or the network), then rerun with --retry-failed") in err
+    st = statuses(tmp_path / "data")
+    assert (st["yt"][0], st["corridor"][0]) == ("download_failed", "ok")
 
 
 def test_a_proxy_that_refuses_every_download_is_named(models: str, tmp_path: Path, capsys) -> None:

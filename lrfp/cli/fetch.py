@@ -77,7 +77,7 @@ def fetch(
         out.print(table)
     for note in fetch_notes(result, proxy):
         err.print(note, soft_wrap=True)
-    for note in recorded_notes(result):
+    for note in recorded_notes(result) + dns_notes(result):
         err.print(note, soft_wrap=True)
     if result.interrupted:
         raise typer.Exit(130)  # main() says what an interruption means
@@ -92,6 +92,19 @@ def recorded_notes(result: Any) -> list[str]:
     counts = Counter(c for v in result.videos if v.described for c in v.described)
     return [f"{column} recorded for {n} video{'s' if n != 1 else ''} (not reprocessed: the crops do not depend on it)"
             for column, n in counts.items()]
+
+
+def dns_notes(result: Any) -> list[str]:
+    """The rows whose host name could not be looked up, when others did download (all of them: fetch_notes
+    says the machine seems offline instead)."""
+    from rich.markup import escape
+
+    failed = result.dns_failed
+    if not failed or result.offline:
+        return []
+    listed = "; ".join(f"{v.name} ({v.url})" for v in failed[:5]) + (f"; ... {len(failed) - 5} more" if len(failed) > 5 else "")
+    return [f"[red]{len(failed)} download(s) failed to look up their host name (DNS): {escape(listed)}.[/red] "
+            "Check those URLs' host names (or the network), then rerun with --retry-failed (a plain rerun skips failed rows)."]
 
 
 class _Display:

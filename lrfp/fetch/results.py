@@ -104,17 +104,28 @@ class FetchResult:
 
     @property
     def offline(self) -> bool:
-        """True when every video that failed in this run failed to look up its host name (DNS): the machine
-        seems to be offline, rather than each URL being bad."""
+        """True when every download attempted in this run failed to look up its host name (DNS): the machine
+        seems to be offline, rather than each URL being bad. One video downloaded (even from a local server, or
+        failing later on as not_a_video) and this is False: see `dns_failed`."""
         return self._all_failed(dns_failure)
 
     @property
     def unreachable(self) -> bool:
-        """True when every video that failed in this run reached no server (refused, timed out, no DNS)."""
+        """True when every download attempted in this run reached no server (refused, timed out, no DNS)."""
         return self._all_failed(connection_failure)
 
+    @property
+    def dns_failed(self) -> list[VideoResult]:
+        """The videos of this run whose download failed to look up its host name."""
+        return [v for v in self._attempted() if v.status == VideoStatus.download_failed and dns_failure(v.error)]
+
+    def _attempted(self) -> list[VideoResult]:
+        """The videos this run tried to download (not skipped; an interrupted one is left out: it may not have
+        reached the network yet)."""
+        return [v for v in self.videos if not v.skipped and v.status != VideoStatus.interrupted]
+
     def _all_failed(self, why: Callable[[str | None], bool]) -> bool:
-        ran = [v for v in self.videos if not v.skipped and v.status not in DONE and v.status != VideoStatus.interrupted]
+        ran = self._attempted()
         return len(ran) > 0 and all(v.status == VideoStatus.download_failed and why(v.error) for v in ran)
 
     @property
