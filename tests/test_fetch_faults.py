@@ -307,6 +307,7 @@ def test_ctrl_c_during_a_stalled_download_exits_at_once(models: str, tmp_path: P
     (["--cookies", "JSONCOOKIES"], "Error: cookies file JSONCOOKIES is not in Netscape format"),
     (["--cookies", "BADCOOKIES"], "Error: cookies file BADCOOKIES is not in Netscape format"),
     (["--models-dir", "/typo"], "Error: --models-dir /typo is not a folder (it does not exist)"),
+    (["--models-dir", "COOKIES"], "Error: --models-dir COOKIES is a file, not a folder; give the folder that holds"),
     (["--cookies", "FOLDER"], "Error: cookies file FOLDER is a folder; give the cookies.txt file itself"),
     (["--sleep", "-1"], "Error: --sleep must be 0 or more seconds (got -1.0)"),
     (["--sleep", "inf"], "Error: --sleep must be 0 or more seconds (got inf)"),
@@ -322,13 +323,26 @@ def test_bad_download_options_exit_2_before_any_work(args: list[str], message: s
     subst = {"COOKIES": str(good), "JSONCOOKIES": str(as_json), "BADCOOKIES": str(header), "FOLDER": str(tmp_path)}
     args = [subst.get(a, a) for a in args]
     for name, value in subst.items():
-        message = message.replace(name, value) if name != "COOKIES" else message
+        message = message.replace(name, value) if name != "COOKIES" or "--models-dir" in args else message
     manifest = write_manifest(tmp_path / "m.csv", [{"url": "http://127.0.0.1:9/v.mp4", "id": "v"}])
     data = tmp_path / "data"
     extra = [] if "--models-dir" in args else ["--models-dir", models]
     assert run_cli(["fetch", str(manifest), "-d", str(data), *extra, *args]) == 2
     assert capsys.readouterr().err.strip().startswith(message)
     assert not data.exists()  # nothing stored: no download_failed rows for the next run to skip
+
+
+@pytest.mark.parametrize("command", [["fetch", "MANIFEST", "-d", "DATA"], ["predict", "MANIFEST"], ["models", "list"]])
+def test_a_models_dir_that_is_a_file_is_called_a_file(command: list[str], tmp_path: Path, monkeypatch, capsys) -> None:
+    """The same check for every command that takes the option or the variable (fetch, predict, models)."""
+    manifest = write_manifest(tmp_path / "m.csv", [{"url": "http://127.0.0.1:9/v.mp4", "id": "v"}])
+    argv = [{"MANIFEST": str(manifest), "DATA": str(tmp_path / "data")}.get(a, a) for a in command]
+    assert run_cli([*argv, "--models-dir", str(manifest)]) == 2
+    assert capsys.readouterr().err.strip().startswith(f"Error: --models-dir {manifest} is a file, not a folder")
+    monkeypatch.setenv("LRFP_MODELS_DIR", str(manifest))
+    assert run_cli(argv) == 2
+    assert capsys.readouterr().err.strip() == f"Error: LRFP_MODELS_DIR={manifest} is a file, not a folder; fix or unset it"
+    assert not (tmp_path / "data").exists()
 
 
 def test_a_models_dir_from_the_environment_that_does_not_exist_exits_2(tmp_path: Path, monkeypatch, capsys) -> None:

@@ -4,7 +4,6 @@ resolution rule, each defined once and used by download, frames, the per-video c
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -12,7 +11,7 @@ from typing import Any
 
 from lrfp.errors import InputError, UsageError
 from lrfp.fetch.detectors import DEFAULT_DETECTOR
-from lrfp.fetch.detectors.weights import ENV_MODELS_DIR, MODELS, REMOVED
+from lrfp.fetch.detectors.weights import MODELS, REMOVED
 
 MAX_LINES = 720
 """Videos must have strictly fewer lines than this (lrfp builds a dataset of low-resolution footage)."""
@@ -214,10 +213,7 @@ class FetchConfig:
         parse_tiles(self.tiles)
         if self.workers < 1:
             raise UsageError(f"--workers must be at least 1 (got {self.workers})")
-        if self.models_dir is not None and not Path(self.models_dir).is_dir():
-            raise InputError(f"--models-dir {self.models_dir} is not a folder (it does not exist); "
-                             "give the folder that holds the detector models, or leave it out to use the user cache")
-        env_dir = os.environ.get(ENV_MODELS_DIR)
-        if env_dir and not Path(env_dir).is_dir():
-            raise InputError(f"{ENV_MODELS_DIR}={env_dir} is not a folder (it does not exist); fix or unset it")
+        from lrfp.fetch.detectors.weights import check_models_dirs
+
+        check_models_dirs(self.models_dir)  # --models-dir and LRFP_MODELS_DIR: InputError saying what they are instead
         self.download.check()
