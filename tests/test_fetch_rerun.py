@@ -7,11 +7,13 @@ Real yt-dlp downloads from an HTTP server on 127.0.0.1 (the edge of the network)
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from fetch_helpers import ARCADE_1080, CORRIDOR_GIF, run_cli, serve, write_manifest
+from fetch_helpers import ARCADE_1080, CORRIDOR_GIF, STAGE_360, run_cli, serve, write_manifest
 from lrfp.errors import PublishError
 from lrfp.store import open_store
 
@@ -124,3 +126,35 @@ def test_downscale_is_not_a_change_for_a_video_it_did_not_resize(shared_dir: Pat
         capsys.readouterr()
         assert fetch(manifest, data, models) == 0  # 270 lines: --downscale changed nothing
         assert "other settings" not in capsys.readouterr().err
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="makes its test media with ffmpeg (apt-get install ffmpeg)")
+def test_a_redo_that_fails_after_storing_crops_removes_them_and_keeps_the_earlier_ones(shared_dir: Path, models: str,
+                                                                                     tmp_path: Path, capsys) -> None:
+    media = tmp_path / "media"
+    media.mkdir()
+    clip = media / "v.mp4"  # 4 s, moov first (as streamed MP4s are), so a prefix of it decodes
+    subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-i",
+                    str(shared_dir / "data" / "videos" / STAGE_360), "-t", "4", "-an", "-c:v", "libx264",
+                    "-preset", "ultrafast", "-movflags", "+faststart", str(clip)], check=True)
+    whole = clip.read_bytes()
+    data = tmp_path / "data"
+    with serve(media) as base:
+        manifest = write_manifest(tmp_path / "m.csv", [{"url": f"{base}/v.mp4", "id": "v"}])
+        assert fetch(manifest, data, models, "--every", "1") == 0
+        before = crops(data, "v")
+        assert before
+        with open_store(data, create=False) as s:
+            meta_before = s.source("v")["meta"]
+        # The server now sends the file cut short: the redo stores the crops of the frames it decodes (other
+        # --every: other frames, new crops), then ends `truncated`.
+        clip.write_bytes(whole[: len(whole) * 6 // 10])
+        capsys.readouterr()
+        assert fetch(manifest, data, models, "--every", "0.25", "--redo") == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert "v: truncated" in err and "the redo failed, so the earlier run's status (ok), settings and crops are kept" in err
+    with open_store(data, create=False) as s:
+        src = s.source("v")
+        assert (src["status"], src["meta"]) == ("ok", meta_before)
+    assert crops(data, "v") == before  # what the failed redo added is gone, the earlier crops stay
+    assert sorted(p.name[:-4] for p in (data / "crops").rglob("*.png")) == sorted(before.values())
