@@ -123,11 +123,10 @@ def described_changes(src: Any, row: ManifestRow) -> list[str]:
 
 def record_description(store: Store, src: Any, row: ManifestRow) -> None:
     """Store the row's descriptive columns (title, license, city, place, recorded, notes, extras) on source `src`,
-    keeping what its crops were made with (start/end, settings) and its status."""
+    keeping what its crops were made with (start/end, settings), its status, and any column the row leaves empty."""
     meta = json.loads(src["meta"] or "{}")
     made_with = meta.get("manifest") or {}
-    meta["manifest"] = {**{k: v for k, v in made_with.items() if k in ROW_SETTINGS},
-                        **{k: v for k, v in row.meta().items() if k not in ROW_SETTINGS}}
+    meta["manifest"] = {**made_with, **{k: v for k, v in row.meta().items() if k not in ROW_SETTINGS}}
     fields: dict[str, Any] = {"meta": meta}
     if row.license is not None:
         fields["license"] = row.license
