@@ -101,7 +101,7 @@ def test_a_redo_without_downscale_that_fails_keeps_the_earlier_video(shared_dir:
         assert fetch(manifest, data, models, "--every", "1", "--tiles", "off", "--redo") == 1
         err = capsys.readouterr().err
         assert ("arcade: too_high_res 1920x1080 is 720p or more (lrfp keeps videos below 720p); rerun with "
-                "--retry-failed --downscale to resize its frames to 480 lines; the redo failed, so the earlier run's "
+                "--redo --downscale to resize its frames to 480 lines; the redo failed, so the earlier run's "
                 "status (ok), settings and crops are kept") in " ".join(err.split())
         with open_store(data, create=False) as s:
             src = s.source("arcade")

@@ -213,10 +213,11 @@ def _process(store: Store, source_id: int, row: ManifestRow, path: Path, cfg: Fe
         width=info.width, height=info.height, fps=info.fps or None, duration_s=info.duration_s, meta=meta,
     )
     if too_high_res(info.native_width, info.native_height) and not cfg.download.downscale:
+        again = "--redo" if store.get_setting(REDO_KEY + row.name) is not None else "--retry-failed"  # end_redo keeps it ok
         return finish(
             VideoStatus.too_high_res,
             f"{info.native_width}x{info.native_height} is {MAX_LINES}p or more (lrfp keeps videos below {MAX_LINES}p); "
-            f"rerun with --retry-failed --downscale to resize its frames to {DOWNSCALE_LINES} lines",
+            f"rerun with {again} --downscale to resize its frames to {DOWNSCALE_LINES} lines",
         )
     if row.start_s is not None and info.duration_s is not None and row.start_s >= info.duration_s:
         return finish(VideoStatus.bad_range, f"start {row.start_s:g} s is past the end of the video ({info.duration_s:.1f} s)")
