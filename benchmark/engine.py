@@ -22,9 +22,9 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 
-from benchmark.data import BenchData, Subset, prepare_batch
+from benchmark.data import IMAGENET_MEAN, IMAGENET_STD, BenchData, Subset, prepare_batch
 from benchmark.metrics import classification_metrics
-from benchmark.models import count_macs, count_params
+from benchmark.baselines import count_macs, count_params
 from benchmark.registry import create_model
 from lrfp import LABELS, __version__
 
@@ -56,6 +56,9 @@ class RunConfig:
     amp: bool = False  # bf16 autocast (the harness sets it on CUDA)
     channels_last: bool = False
     protocol: str = "thesis"
+    # torch.compile the training forward ("" off; "default", "reduce-overhead" = with CUDA graphs). Opt-in:
+    # not yet measured on a GPU (issue 12), and on a CPU the compile time outweighs a short run.
+    compile: str = ""
 
     @property
     def config_name(self) -> str:
@@ -83,9 +86,14 @@ def _sync(device: str) -> None:
 
 
 def make_optimizer(model: torch.nn.Module, cfg: RunConfig) -> torch.optim.Optimizer:
+    """The thesis's optimizer (Adam for Model 3, else SGD with momentum) at cfg.lr.
+
+    foreach=True everywhere: bitwise the same updates as the per-parameter loop (checked on Model 3), and on a
+    CPU, where torch does not pick it by default, Adam's step took 5.5 instead of 56 ms (loaded 2-core EPYC).
+    """
     if cfg.optimizer == "adam":
-        return torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum)
+        return torch.optim.Adam(model.parameters(), lr=cfg.lr, foreach=True)
+    return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, foreach=True)
 
 
 def train_one_epoch(
@@ -169,8 +177,26 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: RunC
             "loss": float(loss.mean())}
 
 
-def _on_device(sub: Subset, size: int, device: str) -> tuple[torch.Tensor, torch.Tensor]:
+def to_device(sub: Subset, size: int, device: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """A subset as (uint8 N,3,size,size, int64 labels N), both on `device`."""
     return sub.tensor(size).to(device), torch.as_tensor(sub.labels, device=device)
+
+
+def row_identity(cfg: RunConfig, context: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The keys that say which run a result row belongs to (a failed run's row has these and `error`)."""
+    return {
+        "protocol": cfg.protocol, "model": cfg.model, "norm": cfg.norm or "", "config": cfg.config_name,
+        "seed": cfg.seed, "input_size": cfg.input_size, "pretrained": cfg.pretrained, "optimizer": cfg.optimizer,
+        "lr": cfg.lr, "momentum": cfg.momentum if cfg.optimizer == "sgd" else None, "batch_size": cfg.batch_size,
+        "amp": "bf16" if cfg.amp else "fp32", "channels_last": cfg.channels_last, "compile": cfg.compile or "off",
+        **(context or {}),
+    }
+
+
+def error_row(cfg: RunConfig, context: dict[str, Any] | None, error: BaseException) -> dict[str, Any]:
+    """The result row of a run that failed: its identity, its last budget, and the error (type: message)."""
+    return {**row_identity(cfg, context), "epochs": cfg.epochs, "eval_set": "test",
+            "error": f"{type(error).__name__}: {error}"[:500]}
 
 
 def save_best_checkpoint(path: Path, state: dict[str, Any], meta: dict[str, Any]) -> bool:
@@ -194,6 +220,83 @@ def save_best_checkpoint(path: Path, state: dict[str, Any], meta: dict[str, Any]
         return True
 
 
+class _RunBook:
+    """One run's bookkeeping after each training epoch: validation, history, best weights, test rows at
+    each budget, and the checkpoint at the end (shared by `run` and `run_stacked`)."""
+
+    def __init__(self, cfg: RunConfig, data: BenchData, tensors: dict[str, Any], eval_sets: dict[str, Subset] | None,
+                 checkpoint_dir: Path | None, context: dict[str, Any] | None, params: int, macs: int,
+                 on_epoch: Callable[[dict[str, Any]], None] | None, on_row: Callable[[dict[str, Any]], None] | None) -> None:
+        self.cfg, self.data, self.t, self.eval_sets = cfg, data, tensors, eval_sets or {}
+        self.checkpoint_dir, self.context, self.on_epoch, self.on_row = checkpoint_dir, context or {}, on_epoch, on_row
+        self.base = {**row_identity(cfg), "params": params, "macs": macs, "n_train": len(tensors["train"][1]),
+                     "n_val": len(tensors["validation"][1]), "n_test": len(tensors["test"][1]), **self.context}
+        self.result = RunResult()
+        self.best: tuple[tuple[float, float], dict[str, Any], int] | None = None
+        self.train_seconds, self.train_images, self.fp32_retries = 0.0, 0, 0
+
+    def after_epoch(self, epoch: int, model: torch.nn.Module, tr: dict[str, Any]) -> None:
+        cfg = self.cfg
+        if not math.isfinite(tr["loss"]):
+            raise FloatingPointError(f"training loss became {tr['loss']} in epoch {epoch}")
+        self.train_seconds += tr["seconds"]
+        self.train_images += tr["images"]
+        self.fp32_retries += tr.get("fp32_retries", 0)
+        va = evaluate(model, *self.t["validation"], cfg)
+        if not math.isfinite(va["loss"]):  # the last step of the epoch left non-finite weights
+            raise FloatingPointError(f"validation loss became {va['loss']} after epoch {epoch}")
+        entry = {
+            "run": cfg.run_name, "config": cfg.config_name, "model": cfg.model, "norm": cfg.norm or "",
+            "seed": cfg.seed, "epoch": epoch, "epochs": cfg.epochs, "train_loss": tr["loss"],
+            "train_accuracy": tr["accuracy"], "val_loss": va["loss"], "val_accuracy": va["accuracy"],
+            "epoch_seconds": tr["seconds"], "fp32_retries": tr.get("fp32_retries", 0),
+        }
+        self.result.history.append(entry)
+        key = (va["accuracy"], -va["loss"])
+        if self.checkpoint_dir is not None and (self.best is None or key > self.best[0]):
+            self.best = (key, {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}, epoch)
+        if self.on_epoch:
+            self.on_epoch(entry)
+        if epoch not in cfg.eval_epochs:
+            return
+        evals = [("test", *self.t["test"], self.data.subsets["test"])] + [
+            (n, *self.t[f"eval:{n}"], sub) for n, sub in self.eval_sets.items()]
+        for set_name, x, y, sub in evals:
+            ev = evaluate(model, x, y, cfg)
+            row = {
+                **self.base, "epochs": epoch, "eval_set": set_name,
+                **classification_metrics(sub.labels, ev["prob"], ev["losses"], sub.face_px, LABELS),
+                "val_accuracy": va["accuracy"], "val_loss": va["loss"],
+                "train_accuracy": tr["accuracy"], "train_loss": tr["loss"],
+                "train_seconds": round(self.train_seconds, 3),
+                "train_images_per_s": round(self.train_images / self.train_seconds, 1) if self.train_seconds else None,
+                "infer_images_per_s": round(len(y) / ev["seconds"], 1) if ev["seconds"] else None,
+                "fp32_retries": self.fp32_retries,
+                "error": "",
+            }
+            self.result.rows.append(row)
+            if self.on_row:
+                self.on_row(row)
+
+    def finish(self) -> RunResult:
+        cfg = self.cfg
+        if self.checkpoint_dir is not None and self.best is not None:
+            (val_acc, neg_loss), state, epoch = self.best
+            meta = {"checkpoint_format": CHECKPOINT_FORMAT, "lrfp_version": __version__,
+                    "config": asdict(cfg), "epoch": epoch, "val_accuracy": val_acc, "val_loss": -neg_loss,
+                    "classes": list(LABELS), "input_size": cfg.input_size,
+                    "normalization": {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)},
+                    "split": self.context.get("split")}
+            save_best_checkpoint(self.checkpoint_dir / f"{cfg.config_name}.pt", state, meta)
+        return self.result
+
+
+def _tensors(cfg: RunConfig, data: BenchData, eval_sets: dict[str, Subset] | None) -> dict[str, Any]:
+    t = {s: to_device(data.subsets[s], cfg.input_size, cfg.device) for s in ("train", "validation", "test")}
+    t.update({f"eval:{n}": to_device(sub, cfg.input_size, cfg.device) for n, sub in (eval_sets or {}).items()})
+    return t
+
+
 def run(
     cfg: RunConfig, data: BenchData, *, eval_sets: dict[str, Subset] | None = None,
     checkpoint_dir: Path | None = None, context: dict[str, Any] | None = None,
@@ -214,71 +317,46 @@ def run(
     optimizer = make_optimizer(model, cfg)
     generator = torch.Generator(device=device)
     generator.manual_seed(cfg.seed)
+    # the compiled module shares the parameters; checkpoints and evaluation use `model` (no _orig_mod. keys)
+    train_model = torch.compile(model, mode=cfg.compile) if cfg.compile else model
 
-    xtr, ytr = _on_device(data.subsets["train"], cfg.input_size, device)
-    xva, yva = _on_device(data.subsets["validation"], cfg.input_size, device)
-    xte, yte = _on_device(data.subsets["test"], cfg.input_size, device)
-    extra = {name: (_on_device(sub, cfg.input_size, device), sub) for name, sub in (eval_sets or {}).items()}
-
-    base = {
-        "protocol": cfg.protocol, "model": cfg.model, "norm": cfg.norm or "", "config": cfg.config_name,
-        "seed": cfg.seed, "input_size": cfg.input_size, "pretrained": cfg.pretrained, "optimizer": cfg.optimizer,
-        "lr": cfg.lr, "momentum": cfg.momentum if cfg.optimizer == "sgd" else None, "batch_size": cfg.batch_size,
-        "amp": "bf16" if cfg.amp else "fp32", "channels_last": cfg.channels_last,
-        "params": params, "macs": macs, "n_train": len(ytr), "n_val": len(yva), "n_test": len(yte),
-        **(context or {}),
-    }
-    result = RunResult()
-    best: tuple[tuple[float, float], dict[str, Any], int] | None = None
-    train_seconds, train_images, fp32_retries = 0.0, 0, 0
-    budgets = set(cfg.eval_epochs)
+    t = _tensors(cfg, data, eval_sets)
+    book = _RunBook(cfg, data, t, eval_sets, checkpoint_dir, context, params, macs, on_epoch, on_row)
     for epoch in range(1, cfg.epochs + 1):
-        tr = train_one_epoch(model, optimizer, xtr, ytr, cfg, generator)
-        if not math.isfinite(tr["loss"]):
-            raise FloatingPointError(f"training loss became {tr['loss']} in epoch {epoch}")
-        train_seconds += tr["seconds"]
-        train_images += tr["images"]
-        fp32_retries += tr["fp32_retries"]
-        va = evaluate(model, xva, yva, cfg)
-        if not math.isfinite(va["loss"]):  # the last step of the epoch left non-finite weights
-            raise FloatingPointError(f"validation loss became {va['loss']} after epoch {epoch}")
-        entry = {
-            "run": cfg.run_name, "config": cfg.config_name, "model": cfg.model, "norm": cfg.norm or "",
-            "seed": cfg.seed, "epoch": epoch, "epochs": cfg.epochs, "train_loss": tr["loss"],
-            "train_accuracy": tr["accuracy"], "val_loss": va["loss"], "val_accuracy": va["accuracy"],
-            "epoch_seconds": tr["seconds"], "fp32_retries": tr["fp32_retries"],
-        }
-        result.history.append(entry)
-        key = (va["accuracy"], -va["loss"])
-        if checkpoint_dir is not None and (best is None or key > best[0]):
-            best = (key, {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}, epoch)
-        if on_epoch:
-            on_epoch(entry)
-        if epoch not in budgets:
-            continue
-        evals = [("test", xte, yte, data.subsets["test"])] + [(n, x, y, sub) for n, ((x, y), sub) in extra.items()]
-        for set_name, x, y, sub in evals:
-            ev = evaluate(model, x, y, cfg)
-            row = {
-                **base, "epochs": epoch, "eval_set": set_name,
-                **classification_metrics(sub.labels, ev["prob"], ev["losses"], sub.face_px, LABELS),
-                "val_accuracy": va["accuracy"], "val_loss": va["loss"],
-                "train_accuracy": tr["accuracy"], "train_loss": tr["loss"],
-                "train_seconds": round(train_seconds, 3),
-                "train_images_per_s": round(train_images / train_seconds, 1) if train_seconds else None,
-                "infer_images_per_s": round(len(y) / ev["seconds"], 1) if ev["seconds"] else None,
-                "fp32_retries": fp32_retries,
-                "error": "",
-            }
-            result.rows.append(row)
-            if on_row:
-                on_row(row)
-    if checkpoint_dir is not None and best is not None:
-        (val_acc, neg_loss), state, epoch = best
-        meta = {"checkpoint_format": CHECKPOINT_FORMAT, "lrfp_version": __version__,
-                "config": asdict(cfg), "epoch": epoch, "val_accuracy": val_acc, "val_loss": -neg_loss,
-                "classes": list(LABELS), "input_size": cfg.input_size,
-                "normalization": {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]},
-                "split": (context or {}).get("split")}
-        save_best_checkpoint(checkpoint_dir / f"{cfg.config_name}.pt", state, meta)
-    return result
+        book.after_epoch(epoch, model, train_one_epoch(train_model, optimizer, *t["train"], cfg, generator))
+    return book.finish()
+
+
+def run_stacked(
+    cfgs: list[RunConfig], data: BenchData, *, eval_sets: dict[str, Subset] | None = None,
+    checkpoint_dir: Path | None = None, context: dict[str, Any] | None = None,
+    on_epoch: Callable[[dict[str, Any]], None] | None = None, on_row: Callable[[dict[str, Any]], None] | None = None,
+) -> list[RunResult]:
+    """The seeds of one config trained together as one stacked model (`benchmark.stacked`), each with the rows,
+    history and checkpoint `run` would give it (equal up to float rounding). `train_seconds` of each is the
+    shared wall time. cfgs: the same config, different seeds; fp32 or CUDA bf16 (no CPU bf16 NaN guard)."""
+    from dataclasses import replace
+
+    from benchmark.stacked import StackedSeeds
+
+    cfg0 = cfgs[0]
+    device = cfg0.device
+    if device.startswith("cuda"):
+        torch.backends.cudnn.benchmark = True
+    models = []
+    for cfg in cfgs:
+        torch.manual_seed(cfg.seed)
+        models.append(create_model(cfg.model, norm=cfg.norm, pretrained=cfg.pretrained, input_size=cfg.input_size))
+    params, macs = count_params(models[0]), count_macs(models[0], cfg0.input_size)
+    stacked = StackedSeeds([m.to(device) for m in models], cfg0.optimizer, cfg0.lr, cfg0.momentum)
+    generators = [torch.Generator(device=device).manual_seed(cfg.seed) for cfg in cfgs]
+    t = _tensors(cfg0, data, eval_sets)
+    context = {**(context or {}), "stacked_seeds": len(cfgs)}
+    # evaluation sees each seed as a plain module in NCHW
+    books = [_RunBook(replace(cfg, channels_last=False), data, t, eval_sets, checkpoint_dir, context, params, macs,
+                      on_epoch, on_row) for cfg in cfgs]
+    for epoch in range(1, cfg0.epochs + 1):
+        stats = stacked.train_one_epoch(*t["train"], generators, cfg0.batch_size, cfg0.rotation_degrees, amp=cfg0.amp)
+        for k, book in enumerate(books):
+            book.after_epoch(epoch, stacked.model(k), stats[k])
+    return [book.finish() for book in books]

@@ -1,9 +1,11 @@
 """`lrfp bench` as a library call: plan the grid, check every input up front, run it, write the results.
 
-`run_bench(BenchConfig(...), on_event=...)` is the one function the CLI calls. Checks run cheapest first
-(models, protocol, device, --out, data, weights) so that a bad option fails in seconds, not after a run.
-Runs go one after another, or several at once in worker processes (`jobs`, default 3 on CUDA: small models
-leave a GPU mostly idle at batch 64). Every finished row is on disk before the next one starts.
+`run_bench(BenchConfig(...), on_event=...)` is the one function the CLI calls. Checks run cheapest first:
+`BenchConfig.check()` (the options alone, exit 2), then the device, --out, the data and the weights (what
+the machine and the store allow), so that a bad option fails in seconds, not after a run. Progress comes
+as typed events (`benchmark.events`). Runs go one after another, or several at once in worker processes
+(`jobs`, default 3 on CUDA) on `lrfp.procpool.SpawnPool`. Every finished row is on disk before the next one
+starts.
 """
 
 from __future__ import annotations
@@ -11,23 +13,29 @@ from __future__ import annotations
 import logging
 import os
 import platform
+import re
 import time
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from benchmark.events import (DecodeProgress, EpochDone, GridPlanned, OnEvent, PrecisionChosen, RowWritten, RunEnded,
+                              RunStarted)
 from benchmark.protocols import Protocol, get_protocol
 from benchmark.registry import check_input_size, get_spec, list_models
-from lrfp.errors import BenchError
+from lrfp.errors import BenchError, BenchUsageError
 
 log = logging.getLogger(__name__)
 
-Event = Callable[[str, dict[str, Any]], None]
+
+PRECISIONS = ("auto", "bf16", "fp32")
+COMPILE_MODES = ("off", "default", "reduce-overhead")
 
 
 @dataclass(frozen=True)
 class BenchConfig:
+    """Everything `lrfp bench` was asked for; `check()` refuses what cannot work before any work starts."""
+
     data_dir: Path = Path("lrfp-data")
     out: Path = Path("bench-results")
     models: tuple[str, ...] = ()  # empty: every registered model
@@ -43,12 +51,51 @@ class BenchConfig:
     input_size: int | None = None  # override every model's input side
     jobs: int | None = None  # concurrent runs; None: 3 on CUDA, 1 on CPU
     batch_size: int | None = None
-    precision: str = "auto"  # auto | bf16 | fp32 (auto: bf16 on CUDA and on AMX CPUs, else fp32)
+    precision: str = "auto"  # auto | bf16 | fp32 (auto: bf16 on CUDA; on a CPU whichever a short timed probe finds faster)
+    compile: str = "off"  # off | default | reduce-overhead (torch.compile; opt-in, unmeasured on a GPU so far)
+    stack_seeds: bool = False  # train a config's seeds as one vmapped model (benchmark/stacked.py); opt-in, unmeasured on a GPU
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir))
         object.__setattr__(self, "out", Path(self.out))
         object.__setattr__(self, "models", tuple(self.models))
+
+    def check(self) -> None:
+        """Refuse options that cannot work, cheapest first; nothing is created or loaded.
+
+        Raises BenchUsageError (exit 2) naming the option: an unknown protocol, model or precision, a
+        malformed --device, a number below its minimum, --split with --dataset, an input size a model
+        cannot take, an --eval-on/--dataset path that is missing or a file.
+        """
+        from benchmark.data import check_local_folder
+
+        protocol = get_protocol(self.protocol)
+        for name, value, least in (("--epochs", self.epochs, 1), ("--seeds", self.seeds, 1), ("--threads", self.threads, 1),
+                                   ("--jobs", self.jobs, 1), ("--input-size", self.input_size, 1),
+                                   # BatchNorm cannot train on one image: a batch of one would be skipped
+                                   ("--batch-size", self.batch_size, 2)):
+            if value is not None and value < least:
+                raise BenchUsageError(f"{name} must be at least {least}, not {value}")
+        if not _DEVICE.fullmatch(self.device):
+            raise BenchUsageError(f"--device must be auto, cpu, cuda or cuda:N, not {self.device!r}")
+        if self.compile not in COMPILE_MODES:
+            raise BenchUsageError(f"--compile must be {', '.join(COMPILE_MODES)}, not {self.compile!r}")
+        if self.precision not in PRECISIONS:
+            raise BenchUsageError(f"--precision must be auto, bf16 or fp32, not {self.precision!r}")
+        if self.stack_seeds and self.jobs not in (None, 1):
+            raise BenchUsageError("--stack-seeds trains a config's seeds in one process; it cannot be combined with --jobs")
+        if self.dataset and self.split:
+            raise BenchUsageError("--split picks a split of the store; it cannot be combined with --dataset")
+        for name in self.models or list_models():
+            spec = get_spec(name)  # unknown names fail here, listing the known ones
+            check_input_size(spec, self.input_size or (spec.quick_input_size if protocol.quick_inputs else spec.input_size))
+        if self.dataset:
+            check_local_folder("--dataset", self.dataset)
+        if self.eval_on:
+            check_local_folder("--eval-on", self.eval_on)
+
+
+_DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
 
 
 @dataclass
@@ -60,52 +107,41 @@ class BenchResult:
     meta: dict[str, Any] = field(default_factory=dict)
     interrupted: bool = False
 
+    @property
+    def failed(self) -> list[dict[str, Any]]:
+        """The rows of runs that failed (their `error` says why)."""
+        return [r for r in self.rows if r.get("error")]
+
 
 def resolve_device(device: str) -> str:
+    """auto -> cuda if available else cpu; cuda[:N] must be available (BenchError, exit 1, if not)."""
     import torch
 
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cpu":
-        return "cpu"
-    if device == "cuda" or device.startswith("cuda:"):
-        if not torch.cuda.is_available():
-            built = torch.version.cuda or "no CUDA"
-            raise BenchError(
-                f"--device {device} asked for, but no CUDA device is available (torch {torch.__version__}, "
-                f"built with {built}); use --device cpu or --device auto"
-            )
-        return device
-    raise BenchError(f"--device must be auto, cpu, cuda or cuda:N, not {device!r}")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        built = torch.version.cuda or "no CUDA"
+        raise BenchError(
+            f"--device {device} asked for, but no CUDA device is available (torch {torch.__version__}, "
+            f"built with {built}); use --device cpu or --device auto"
+        )
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise BenchUsageError(f"--device must be auto, cpu, cuda or cuda:N, not {device!r}")
+    return device
 
 
-def resolve_precision(precision: str, device: str) -> bool:
-    """Whether to train under bf16 autocast (with channels-last memory format).
+def resolve_precision(precision: str, device: str) -> bool | None:
+    """Whether to train under bf16 autocast (with channels-last): True, False, or None = probe each config.
 
-    auto = bf16 on CUDA, and on a CPU with AMX (bf16 matrix units: there Model 3 trains ~2x faster than
-    in fp32, measured by perf/train_speed); fp32 on other CPUs, where bf16 is emulated and slower. On a
-    CPU the engine redoes any bf16 step whose gradients are not finite in fp32 (a oneDNN bug in torch
-    2.14.1), counting them in the results' `fp32_retries`.
+    auto = bf16 on CUDA (measured on an H200, issue 12); on a CPU, None: `benchmark.precision.probe` times
+    each config both ways and bf16 is kept where it is >= 10% faster. On a CPU the engine redoes any bf16 step
+    whose gradients are not finite in fp32 (a oneDNN bug), counting them in the results' `fp32_retries`.
     """
-    if precision == "fp32":
-        return False
-    if precision == "bf16":
-        return True
-    if precision == "auto":
-        return device.startswith("cuda") or cpu_has_amx()
-    raise BenchError(f"--precision must be auto, bf16 or fp32, not {precision!r}")
-
-
-def cpu_has_amx() -> bool:
-    """Whether this CPU has AMX bf16 tiles (Linux: the `amx_bf16` flag in /proc/cpuinfo)."""
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("flags"):
-                    return "amx_bf16" in line.split()
-    except OSError:
-        pass
-    return False
+    if precision not in PRECISIONS:
+        raise BenchUsageError(f"--precision must be auto, bf16 or fp32, not {precision!r}")
+    if precision != "auto":
+        return precision == "bf16"
+    return True if device.startswith("cuda") else None
 
 
 def device_name(device: str) -> str:
@@ -134,36 +170,63 @@ def check_out(out: Path) -> None:
 
 
 def plan_runs(cfg: BenchConfig, protocol: Protocol, device: str, bf16: bool | None = None) -> list[Any]:
-    """The grid: model x norm x seed, each one RunConfig trained once and evaluated at every budget."""
+    """The grid: model x norm x seed, each one RunConfig trained once and evaluated at every budget.
+
+    `bf16` None: as --precision says, with `auto` on a CPU planned as fp32 until `choose_precision` probes it.
+    """
     from benchmark.engine import RunConfig
 
     names = list(cfg.models) or list_models()
     specs = [get_spec(n) for n in dict.fromkeys(names)]  # unknown names fail here, listing the known ones
     epochs, budgets = protocol.budgets(cfg.epochs)
-    seeds = cfg.seeds if cfg.seeds is not None else protocol.seeds
-    if seeds < 1:
-        raise BenchError(f"--seeds must be at least 1, not {seeds}")
-    bf16 = resolve_precision(cfg.precision, device) if bf16 is None else bf16
+    seeds = cfg.seeds if cfg.seeds is not None else protocol.seeds  # >= 1: BenchConfig.check()
+    if bf16 is None:
+        bf16 = bool(resolve_precision(cfg.precision, device))
     runs = []
     for spec in specs:
-        size = cfg.input_size or (spec.quick_input_size if protocol.quick_inputs else spec.input_size)
+        size = cfg.input_size if cfg.input_size is not None else (
+            spec.quick_input_size if protocol.quick_inputs else spec.input_size)
         check_input_size(spec, size)
         for norm in spec.norms or (None,):
             for seed in range(seeds):
                 runs.append(RunConfig(
                     model=spec.name, norm=norm, seed=seed, epochs=epochs, eval_epochs=budgets, input_size=size,
                     optimizer=spec.optimizer, lr=protocol.lr, momentum=protocol.momentum,
-                    batch_size=cfg.batch_size or protocol.batch_size, pretrained=cfg.pretrained and spec.pretrained,
+                    batch_size=cfg.batch_size if cfg.batch_size is not None else protocol.batch_size,
+                    pretrained=cfg.pretrained and spec.pretrained,
                     rotation_degrees=protocol.rotation_degrees, device=device, amp=bf16,
                     channels_last=bf16 or (device == "cpu" and spec.cpu_channels_last),
-                    protocol=protocol.name,
+                    protocol=protocol.name, compile="" if cfg.compile == "off" else cfg.compile,
                 ))
     return runs
 
 
+def choose_precision(runs: list[Any], emit: OnEvent) -> list[Any]:
+    """`--precision auto` on a CPU: bf16 for the configs where the probe finds it >= 10% faster, else fp32."""
+    from dataclasses import replace
+
+    from benchmark.precision import ProbeResult, probe
+
+    chosen: dict[str, Any] = {}
+    out = []
+    for r in runs:
+        if r.config_name not in chosen:
+            try:
+                res = probe(r)
+            except Exception as e:  # the run itself will fail the same way and become an error row
+                log.warning("precision probe of %s failed (%s: %s); planning fp32", r.config_name, type(e).__name__, e)
+                res = ProbeResult(float("nan"), float("nan"))
+            chosen[r.config_name] = res
+            emit(PrecisionChosen(r.config_name, r.input_size, res.bf16, res.fp32_ms, res.bf16_ms, res.cached))
+        if chosen[r.config_name].bf16:
+            r = replace(r, amp=True, channels_last=True)
+        out.append(r)
+    return out
+
+
 def preflight_weights(runs: list[Any]) -> None:
     """Load each pretrained model's ImageNet weights once now: a missing file fails before any training."""
-    from benchmark.models import load_pretrained
+    from benchmark.baselines import load_pretrained
 
     for name in dict.fromkeys(r.model for r in runs if r.pretrained):
         load_pretrained(name)
@@ -172,82 +235,78 @@ def preflight_weights(runs: list[Any]) -> None:
 def load_data(cfg: BenchConfig, progress: Callable[[int, int], None] | None = None) -> Any:
     from benchmark.data import load_published, load_store_split
 
-    if cfg.dataset:
-        if cfg.split:
-            raise BenchError("--split picks a split of the store; it cannot be combined with --dataset")
+    if cfg.dataset:  # cfg.check() refused --split with --dataset
         return load_published(cfg.dataset)
     return load_store_split(cfg.data_dir, cfg.split, progress=progress)
 
 
-# -- worker processes (jobs > 1) -----------------------------------------------------------------
-
-_WORKER: dict[str, Any] = {}
+# -- worker processes (jobs > 1), on lrfp.procpool.SpawnPool ------------------------------------
 
 
-def _worker_init(data: Any, eval_sets: dict[str, Any], queue: Any, threads: int | None) -> None:
-    import signal
-
+def _worker_init(data: Any, eval_sets: dict[str, Any], threads: int | None) -> None:
     import torch
 
-    # Ctrl-C is the parent's to handle: it keeps the finished rows and stops the workers itself.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from lrfp.procpool import WORKER
 
     if threads:
         torch.set_num_threads(threads)
-    _WORKER.update(data=data, eval_sets=eval_sets, queue=queue)
+    WORKER.update(data=data, eval_sets=eval_sets)
 
 
 def _worker_run(run_cfg: Any, ckpt_dir: Path, context: dict[str, Any]) -> None:
     from benchmark.engine import run
+    from lrfp.procpool import WORKER, report
 
-    q = _WORKER["queue"]
-    run(run_cfg, _WORKER["data"], eval_sets=_WORKER["eval_sets"], checkpoint_dir=ckpt_dir, context=context,
-        on_epoch=lambda e: q.put(("epoch", e)), on_row=lambda r: q.put(("row", r)))
-
-
-def _error_row(run_cfg: Any, context: dict[str, Any], error: BaseException) -> dict[str, Any]:
-    return {
-        "protocol": run_cfg.protocol, "model": run_cfg.model, "norm": run_cfg.norm or "", "config": run_cfg.config_name,
-        "seed": run_cfg.seed, "epochs": run_cfg.epochs, "eval_set": "test", "input_size": run_cfg.input_size,
-        "pretrained": run_cfg.pretrained, **context, "error": f"{type(error).__name__}: {error}"[:500],
-    }
+    run(run_cfg, WORKER["data"], eval_sets=WORKER["eval_sets"], checkpoint_dir=ckpt_dir, context=context,
+        on_epoch=lambda e: report(EpochDone(e)), on_row=lambda r: report(RowWritten(r)))
 
 
-def run_bench(cfg: BenchConfig, on_event: Event | None = None) -> BenchResult:
-    """Train and evaluate the grid; rows, summary, plots and checkpoints go to cfg.out."""
+def run_bench(cfg: BenchConfig, on_event: OnEvent | None = None) -> BenchResult:
+    """Train and evaluate the grid; rows, summary, plots and checkpoints go to cfg.out.
+
+    Raises BenchUsageError (exit 2) for options that cannot work (`cfg.check()`, before anything is made),
+    BenchError for what the machine or the data refuses (no CUDA, --out not writable, a bad split, missing
+    weights). A run that fails is a row with its `error` (see `BenchResult.failed`), not an exception.
+    """
     import torch
 
     from benchmark import report
     from benchmark.data import load_eval_set
+    from benchmark.engine import error_row
 
-    emit = on_event or (lambda kind, payload: None)
+    cfg.check()
+    emit: OnEvent = on_event or (lambda event: None)
     protocol = get_protocol(cfg.protocol)
     device = resolve_device(cfg.device)
     runs = plan_runs(cfg, protocol, device)
     check_out(cfg.out)
     if cfg.threads is not None:
-        if cfg.threads < 1:
-            raise BenchError(f"--threads must be at least 1, not {cfg.threads}")
         torch.set_num_threads(cfg.threads)
-    jobs = cfg.jobs or (3 if device.startswith("cuda") else 1)
-    if jobs < 1:
-        raise BenchError(f"--jobs must be at least 1, not {jobs}")
-    data = load_data(cfg, progress=lambda d, t: emit("load", {"done": d, "total": t}))
+    jobs = cfg.jobs or (1 if cfg.stack_seeds else 3 if device.startswith("cuda") else 1)
+    data = load_data(cfg, progress=lambda d, t: emit(DecodeProgress(d, t)))
     eval_sets = dict([load_eval_set(cfg.eval_on)]) if cfg.eval_on else {}
     preflight_weights(runs)
+    if resolve_precision(cfg.precision, device) is None:
+        runs = choose_precision(runs, emit)
     if device.startswith("cuda"):
         torch.backends.cudnn.benchmark = True
 
+    amp = sorted({r.amp for r in runs})
     context = {
         "split": data.audit.get("split", data.name), "data": data.name, "data_kind": data.kind,
         "split_leaked_groups": data.audit.get("leaked_groups"),
         "split_near_duplicate_pairs": data.audit.get("split_near_duplicate_pairs"), "device": device, "device_name": device_name(device),
         "torch_version": torch.__version__, "threads": torch.get_num_threads(), "jobs": jobs,
-        "precision": "bf16 autocast + channels-last" if runs and runs[0].amp else "fp32 (channels-last for Models 1-3 on CPU)" if device == "cpu" else "fp32",
+        "precision": ("bf16 autocast + channels-last" if amp == [True] else "fp32 (channels-last for Models 1-3 on CPU)"
+                      if amp == [False] and device == "cpu" else "fp32" if amp == [False] else
+                      "per config, by a timed probe (see the amp column)"),
     }
     meta = {
         **context, "protocol": protocol.name, "protocol_summary": protocol.summary, "counts": data.counts(),
-        "audit": {k: v for k, v in data.audit.items() if k != "split_report"}, "pretrained": cfg.pretrained,
+        "audit": {k: v for k, v in data.audit.items() if k != "split_report"},
+        # the transfer models that actually ran with ImageNet weights (Models 1-3 have none to load)
+        "pretrained": sorted({r.model for r in runs if r.pretrained}),
+        "from_scratch": sorted({r.model for r in runs if not r.pretrained and get_spec(r.model).pretrained}),
     }
     archived = report.archive_previous(cfg.out)
     if archived:
@@ -256,25 +315,26 @@ def run_bench(cfg: BenchConfig, on_event: Event | None = None) -> BenchResult:
     writer = report.ResultsWriter(cfg.out)
     ckpt_dir = cfg.out / "checkpoints"
     total_epochs = sum(r.epochs for r in runs)
-    emit("plan", {"runs": [r.run_name for r in runs], "total_epochs": total_epochs, "device": device,
-                  "device_name": context["device_name"], "jobs": jobs, "counts": meta["counts"]})
+    emit(GridPlanned([r.run_name for r in runs], total_epochs, device, context["device_name"], jobs, meta["counts"]))
 
     def on_row(row: dict[str, Any]) -> None:
         writer.add_row(row)
-        emit("row", row)
+        emit(RowWritten(row))
 
     def on_epoch(entry: dict[str, Any]) -> None:
         writer.add_epoch(entry)
-        emit("epoch", entry)
+        emit(EpochDone(entry))
 
     t0 = time.perf_counter()
     interrupted = False
     try:
-        if jobs == 1:
+        if jobs == 1 and cfg.stack_seeds:
+            _run_stacked_groups(runs, data, eval_sets, ckpt_dir, context, on_row, on_epoch, emit)
+        elif jobs == 1:
             from benchmark.engine import run
 
             for run_cfg in runs:
-                emit("run_start", {"run": run_cfg.run_name})
+                emit(RunStarted(run_cfg.run_name))
                 try:
                     run(run_cfg, data, eval_sets=eval_sets, checkpoint_dir=ckpt_dir, context=context,
                         on_epoch=on_epoch, on_row=on_row)
@@ -283,7 +343,8 @@ def run_bench(cfg: BenchConfig, on_event: Event | None = None) -> BenchResult:
                 except Exception as e:  # one failed run is a row with its error, not the end of the grid
                     log.warning("run %s failed: %s: %s", run_cfg.run_name, type(e).__name__, e)
                     log.debug("run %s failed", run_cfg.run_name, exc_info=True)
-                    on_row(_error_row(run_cfg, context, e))
+                    on_row(error_row(run_cfg, context, e))
+                emit(RunEnded(run_cfg.run_name))
         else:
             _run_parallel(runs, data, eval_sets, ckpt_dir, context, jobs, cfg.threads, on_row, on_epoch, emit)
     except KeyboardInterrupt:
@@ -301,49 +362,75 @@ def run_bench(cfg: BenchConfig, on_event: Event | None = None) -> BenchResult:
     return BenchResult(out=cfg.out, rows=writer.rows, summary=report.summarize(writer.rows), files=files, meta=meta)
 
 
-def _run_parallel(runs, data, eval_sets, ckpt_dir, context, jobs, threads, on_row, on_epoch, emit) -> None:
-    """Several runs at once, each in a worker process; their rows come back through a queue."""
-    import multiprocessing as mp
-    import queue as queue_mod
+def _run_stacked_groups(runs, data, eval_sets, ckpt_dir, context, on_row, on_epoch, emit) -> None:
+    """--stack-seeds: each config's seeds as one stacked model where that is exact (no Dropout; not CPU bf16,
+    whose per-step NaN guard is per model), the other configs one run at a time as usual."""
+    from benchmark.engine import error_row, run, run_stacked
+    from benchmark.registry import create_model
+    from benchmark.stacked import stackable
 
-    ctx = mp.get_context("spawn")  # CUDA cannot be forked
-    manager = ctx.Manager()
-    q = manager.Queue()
-    per_job = max(1, (threads or os.cpu_count() or 1) // jobs) if not runs[0].device.startswith("cuda") else 1
-    pending = {}
-    pool = ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init, initargs=(data, eval_sets, q, per_job))
-    try:
-        for run_cfg in runs:
-            pending[pool.submit(_worker_run, run_cfg, ckpt_dir, context)] = run_cfg
-        while pending:
-            done, _ = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-            _drain(q, on_row, on_epoch, queue_mod)
-            for fut in done:
-                run_cfg = pending.pop(fut)
-                err = fut.exception()
-                if isinstance(err, BenchError):
-                    raise err
-                if err is not None:
-                    on_row(_error_row(run_cfg, context, err))
-                emit("run_end", {"run": run_cfg.run_name})
-        _drain(q, on_row, on_epoch, queue_mod)
-        pool.shutdown(wait=True)
-    except BaseException:
-        # Keep what already arrived, then stop the workers now (shutdown() alone would let the
-        # running runs finish first). ProcessPoolExecutor has no public way to do this.
-        _drain(q, on_row, on_epoch, queue_mod)
-        for proc in list((getattr(pool, "_processes", None) or {}).values()):
-            proc.terminate()
-        pool.shutdown(wait=False, cancel_futures=True)
-        raise
-    finally:
-        manager.shutdown()
-
-
-def _drain(q: Any, on_row: Callable, on_epoch: Callable, queue_mod: Any) -> None:
-    while True:
+    groups: dict[str, list[Any]] = {}
+    for r in runs:
+        groups.setdefault(r.config_name, []).append(r)
+    for group in groups.values():
+        r0 = group[0]
+        exact = (len(group) > 1 and not (r0.amp and r0.device == "cpu")
+                 and stackable(create_model(r0.model, norm=r0.norm, input_size=r0.input_size)))
+        if not exact:
+            for run_cfg in group:
+                emit(RunStarted(run_cfg.run_name))
+                try:
+                    run(run_cfg, data, eval_sets=eval_sets, checkpoint_dir=ckpt_dir, context=context,
+                        on_epoch=on_epoch, on_row=on_row)
+                except (KeyboardInterrupt, BenchError):
+                    raise
+                except Exception as e:
+                    log.warning("run %s failed: %s: %s", run_cfg.run_name, type(e).__name__, e)
+                    on_row(error_row(run_cfg, context, e))
+                emit(RunEnded(run_cfg.run_name))
+            continue
+        for run_cfg in group:
+            emit(RunStarted(run_cfg.run_name))
         try:
-            kind, payload = q.get_nowait()
-        except queue_mod.Empty:
-            return
-        (on_row if kind == "row" else on_epoch)(payload)
+            run_stacked(group, data, eval_sets=eval_sets, checkpoint_dir=ckpt_dir, context=context,
+                        on_epoch=on_epoch, on_row=on_row)
+        except (KeyboardInterrupt, BenchError):
+            raise
+        except Exception as e:  # the stacked seeds fail together: one error row each
+            log.warning("stacked runs of %s failed: %s: %s", r0.config_name, type(e).__name__, e)
+            for run_cfg in group:
+                on_row(error_row(run_cfg, context, e))
+        for run_cfg in group:
+            emit(RunEnded(run_cfg.run_name))
+
+
+def _run_parallel(runs, data, eval_sets, ckpt_dir, context, jobs, threads, on_row, on_epoch, emit) -> None:
+    """Several runs at once, each in a worker process; their rows and epochs come back as they happen.
+
+    On Ctrl-C or an error the rows that already arrived are kept, then the workers are stopped at once.
+    """
+    from benchmark.engine import error_row
+    from lrfp.procpool import SpawnPool
+
+    def handle(event: Any) -> None:
+        if isinstance(event, RowWritten):
+            on_row(event.row)
+        else:
+            on_epoch(event.entry)
+
+    per_job = max(1, (threads or os.cpu_count() or 1) // jobs) if not runs[0].device.startswith("cuda") else 1
+    # a manager queue: a report is in it before its run's future completes, so the last drain misses none
+    with SpawnPool(jobs, _worker_init, (data, eval_sets, per_job), manager_queue=True) as pool:
+        try:
+            pending = {pool.submit(_worker_run, run_cfg, ckpt_dir, context): run_cfg for run_cfg in runs}
+            while pending:
+                for fut in pool.wait_any(pending, handle, timeout=0.2):
+                    run_cfg = pending.pop(fut)
+                    err = fut.exception()
+                    if isinstance(err, BenchError):
+                        raise err
+                    if err is not None:
+                        on_row(error_row(run_cfg, context, err))
+                    emit(RunEnded(run_cfg.run_name))
+        finally:
+            pool.drain(handle)  # keep what already arrived, also on Ctrl-C

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lrfp.errors import BenchError
+from lrfp.errors import BenchUsageError
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,7 @@ class Protocol:
         if epochs is None:
             return self.epochs, self.eval_epochs
         if epochs < 1:
-            raise BenchError(f"--epochs must be at least 1, not {epochs}")
+            raise BenchUsageError(f"--epochs must be at least 1, not {epochs}")
         return epochs, tuple(sorted({e for e in self.eval_epochs if e < epochs} | {epochs}))
 
 
@@ -47,4 +47,4 @@ def get_protocol(name: str) -> Protocol:
     try:
         return PROTOCOLS[name]
     except KeyError:
-        raise BenchError(f"unknown protocol {name!r}; known: {', '.join(PROTOCOLS)}") from None
+        raise BenchUsageError(f"unknown protocol {name!r}; known: {', '.join(PROTOCOLS)}") from None

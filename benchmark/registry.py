@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from lrfp.errors import BenchError
+from lrfp.errors import BenchUsageError
 
 NORMS = ("bn", "bcn", "bcn_ws")
 """Normalizations of Models 1 and 2: BatchNorm, Batch-Channel Norm, Batch-Channel Norm + weight standardization."""
@@ -52,8 +52,8 @@ def register_model(
 
 
 def _load() -> None:
-    # The builders live in benchmark.models (which imports torch); load them on first use.
-    import benchmark.models  # noqa: F401
+    # The builders live in benchmark.baselines (which imports torch); load them on first use.
+    import benchmark.baselines  # noqa: F401
 
 
 def list_models() -> list[str]:
@@ -67,12 +67,12 @@ def get_spec(name: str) -> ModelSpec:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise BenchError(f"unknown model {name!r}; known models: {', '.join(_REGISTRY)}") from None
+        raise BenchUsageError(f"unknown model {name!r}; known models: {', '.join(_REGISTRY)}") from None
 
 
 def check_input_size(spec: ModelSpec, input_size: int) -> None:
     if input_size < spec.min_input_size:
-        raise BenchError(
+        raise BenchUsageError(
             f"{spec.name} cannot take {input_size} px inputs: it needs at least {spec.min_input_size} px "
             f"(its pooling stages shrink the image to nothing); use --input-size {spec.min_input_size} or more"
         )
@@ -87,11 +87,11 @@ def create_model(
     if spec.norms:
         norm = norm or spec.norms[0]
         if norm not in spec.norms:
-            raise BenchError(f"{name} takes norm {', '.join(spec.norms)}, not {norm!r}")
+            raise BenchUsageError(f"{name} takes norm {', '.join(spec.norms)}, not {norm!r}")
     elif norm not in (None, "none"):
-        raise BenchError(f"{name} has no normalization choice (got norm={norm!r})")
+        raise BenchUsageError(f"{name} has no normalization choice (got norm={norm!r})")
     if pretrained and not spec.pretrained:
-        raise BenchError(f"{name} is trained from scratch in the thesis: it has no pretrained weights")
+        raise BenchUsageError(f"{name} is trained from scratch in the thesis: it has no pretrained weights")
     size = input_size or spec.input_size
     check_input_size(spec, size)
     return spec.builder(norm=norm, pretrained=pretrained, input_size=size, num_classes=num_classes)

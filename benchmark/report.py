@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from benchmark.metrics import FACE_BANDS, mean_std, wilson_ci
-from benchmark.thesis import NORM_NAMES, THESIS_EPOCHS, THESIS_TEST_SIZE, thesis_result
+from benchmark.thesis import NORM_NAMES, THESIS_EPOCHS, THESIS_TEST_SIZE, thesis_comparison, thesis_result
 
 RESULTS_JSONL = "results.jsonl"
 RESULTS_CSV = "results.csv"
@@ -129,17 +129,29 @@ def summarize(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
             s[f"acc_face_{band}"] = mean_std([r.get(f"acc_face_{band}") for r in rs])[0]
             s[f"n_face_{band}"] = rs[0].get(f"n_face_{band}", 0)
         out.append(s)
+    budgets = sorted({s["epochs"] for s in out})
+    for s in out:  # the thesis's cell beside ours (thesis_epochs, _accuracy, _loss, _ci_low, _ci_high), if any
+        s.update(thesis_comparison(s["model"], s["norm"] or None, s["epochs"], budgets) or {})
     return out
 
 
-def thesis_epochs_for(epochs: int, budgets: list[int]) -> int | None:
-    """The thesis budget to compare with: the same epochs, else the one of the same rank (quick: 3/5/8 -> 30/50/80)."""
-    if epochs in THESIS_EPOCHS:
-        return epochs
-    budgets = sorted(budgets)
-    if len(budgets) == len(THESIS_EPOCHS) and epochs in budgets:
-        return THESIS_EPOCHS[budgets.index(epochs)]
-    return None
+def _epochs(n: int | None) -> str:
+    return f"{n} epoch" if n == 1 else f"{n} epochs"
+
+
+def _weights_line(meta: dict[str, Any]) -> str:
+    """Which models ran with ImageNet weights: only those that have any and were not --no-pretrained."""
+    used, scratch = meta.get("pretrained"), meta.get("from_scratch") or []
+    if isinstance(used, bool):  # meta of an older lrfp
+        used = ["yes"] if used else []
+    parts = []
+    if used:
+        parts.append(f"yes for {', '.join(used)}")
+    if scratch:
+        parts.append(f"NO for {', '.join(scratch)} (--no-pretrained: transfer models trained from scratch)")
+    if not parts:
+        parts.append("none (the models run have none: trained from scratch, as in the thesis)")
+    return "; ".join(parts)
 
 
 def _pct(x: float | None) -> str:
@@ -160,23 +172,25 @@ def render_markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         f"- leakage audit: {meta.get('audit')}",
         f"- device: {meta.get('device')} ({meta.get('device_name')}), torch {meta.get('torch_version')}, "
         f"threads {meta.get('threads')}, concurrent runs {meta.get('jobs')}, {meta.get('precision')}",
-        f"- pretrained ImageNet weights: {'yes' if meta.get('pretrained') else 'NO (--no-pretrained: transfer models trained from scratch)'}",
+        f"- pretrained ImageNet weights: {_weights_line(meta)}",
         f"- wall time: {meta.get('wall_seconds', 0):.0f} s{'; INTERRUPTED: only the finished rows below' if meta.get('interrupted') else ''}",
         "",
         "Accuracy is the mean over seeds ± its standard deviation; the 95% interval is Wilson's for that "
         f"accuracy on this test set's size (the thesis's intervals use its {THESIS_TEST_SIZE} test images). "
         f"Each seed is one {max(budgets) if budgets else '-'}-epoch run evaluated on test after "
-        f"{', '.join(map(str, budgets))} epochs: with a constant learning rate that equals separate runs of "
-        "those lengths.",
+        f"{_epochs(budgets[-1]) if len(budgets) == 1 else ', '.join(map(str, budgets)) + ' epochs'}"
+        + (": with a constant learning rate that equals separate runs of those lengths." if len(budgets) > 1 else "."),
         "",
     ]
     if budgets and any(b not in THESIS_EPOCHS for b in budgets):
-        lines += [
-            "The thesis columns show its budget of the same rank (here "
-            + ", ".join(f"{b} -> {t}" for b, t in zip(budgets, THESIS_EPOCHS) if thesis_epochs_for(b, budgets))
-            + " epochs): a reference point, not the same training.",
-            "",
-        ]
+        pairs = {s["epochs"]: s["thesis_epochs"] for s in summary if s.get("thesis_epochs")}
+        if pairs:
+            lines += ["The thesis columns show its budget of the same rank (here "
+                      + ", ".join(f"{b} -> {t}" for b, t in sorted(pairs.items()))
+                      + " epochs): a reference point, not the same training.", ""]
+        else:
+            lines += [f"The thesis trained for {', '.join(map(str, THESIS_EPOCHS))} epochs; none matches these budgets, "
+                      "so its columns are empty.", ""]
     lines += [
         "| model | norm | epochs | seeds | test accuracy | 95% CI | test loss | balanced acc | ROC AUC | train img/s "
         "| thesis acc / loss | thesis 95% CI |",
@@ -184,13 +198,9 @@ def render_markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     ]
     for s in [s for s in summary if s["eval_set"] == "test"]:
         norm = s["norm"] or None
-        te = thesis_epochs_for(s["epochs"], budgets)
-        th = thesis_result(s["model"], norm, te) if te else None
-        if th:
-            k = round(th[0] * THESIS_TEST_SIZE)
-            tlo, thi = wilson_ci(k, THESIS_TEST_SIZE)
-            th_txt = f"{100 * th[0]:.2f}% / {th[1]:.4f} (@{te})"
-            th_ci = f"[{100 * tlo:.1f}, {100 * thi:.1f}]"
+        if s.get("thesis_epochs"):
+            th_txt = f"{100 * s['thesis_accuracy']:.2f}% / {s['thesis_loss']:.4f} (@{s['thesis_epochs']})"
+            th_ci = f"[{100 * s['thesis_ci_low']:.1f}, {100 * s['thesis_ci_high']:.1f}]"
         else:
             th_txt = th_ci = "-"
         sd = f" ± {100 * s['accuracy_sd']:.2f}" if s["seeds"] > 1 else ""
@@ -212,7 +222,7 @@ def render_markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
             )
     last = max(budgets) if budgets else None
     bands = [b for b, _, _ in FACE_BANDS]
-    lines += ["", f"## Test accuracy by face size (shorter side, px) after {last} epochs", "",
+    lines += ["", f"## Test accuracy by face size (shorter side, px) after {_epochs(last)}", "",
               "| config | " + " | ".join(bands) + " |", "|---|" + "---|" * len(bands)]
     for s in [s for s in summary if s["eval_set"] == "test" and s["epochs"] == last]:
         cells = [f"{_pct(s[f'acc_face_{b}'])} (n={s[f'n_face_{b}']})" if s[f"n_face_{b}"] else "-" for b in bands]
@@ -298,7 +308,7 @@ def write_plots(out: Path, rows: list[dict[str, Any]], history: list[dict[str, A
                 ax.plot(bands, [s[f"acc_face_{b}"] for b in bands], marker="o", color=f"C{i % 10}", label=s["config"])
             ax.set_xticks(range(len(bands)), [f"{b}\n(n={final[0][f'n_face_{b}']})" for b in bands])
             ax.set_xlabel("face size: shorter side of the face box, or of the crop for imported images (px)")
-            ax.set_ylabel(f"test accuracy after {last} epochs")
+            ax.set_ylabel(f"test accuracy after {_epochs(last)}")
             ax.set_ylim(0.4, 1.0)
             written.append(_save(fig, ax, out / PLOTS[2]))
     return written

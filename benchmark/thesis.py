@@ -22,3 +22,26 @@ NORM_NAMES = {"bn": "BatchNorm", "bcn": "BatchGroup (BCN)", "bcn_ws": "BatchGrou
 
 def thesis_result(model: str, norm: str | None, epochs: int) -> tuple[float, float] | None:
     return THESIS_RESULTS.get((model, norm), {}).get(epochs)
+
+
+def thesis_epochs_for(epochs: int, budgets: list[int]) -> int | None:
+    """The thesis budget to compare with: the same epochs, else the one of the same rank (quick: 3/5/8 -> 30/50/80)."""
+    if epochs in THESIS_EPOCHS:
+        return epochs
+    budgets = sorted(budgets)
+    if len(budgets) == len(THESIS_EPOCHS) and epochs in budgets:
+        return THESIS_EPOCHS[budgets.index(epochs)]
+    return None
+
+
+def thesis_comparison(model: str, norm: str | None, epochs: int, budgets: list[int]) -> dict[str, float | int] | None:
+    """The thesis's result to show beside ours (its budget, accuracy, loss and Wilson 95% interval on its
+    320 test images), or None where the thesis has no comparable cell. The one place this is computed."""
+    from benchmark.metrics import wilson_ci
+
+    te = thesis_epochs_for(epochs, budgets)
+    th = thesis_result(model, norm, te) if te else None
+    if th is None:
+        return None
+    lo, hi = wilson_ci(round(th[0] * THESIS_TEST_SIZE), THESIS_TEST_SIZE)
+    return {"thesis_epochs": te, "thesis_accuracy": th[0], "thesis_loss": th[1], "thesis_ci_low": lo, "thesis_ci_high": hi}

@@ -68,6 +68,10 @@ class BenchError(LrfpError):
     """The benchmark cannot run as asked (no split, unknown model, no weights, no CUDA...)."""
 
 
+class BenchUsageError(BenchError, UsageError):
+    """A bench option or input that cannot work (unknown model, --epochs 0, --device tpu...): exit 2."""
+
+
 class ImageFileError(LrfpError):
     """An image file lrfp needs (a stored crop, an --eval-on image) is missing, unreadable or undecodable.
 

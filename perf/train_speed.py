@@ -33,7 +33,7 @@ def _load() -> float:
 
 def lrfp_trainer(run_cfg, data):
     """A callable that trains one epoch with the engine's own loop and returns images, seconds, images/s."""
-    from benchmark.engine import _on_device, make_optimizer, train_one_epoch
+    from benchmark.engine import make_optimizer, to_device, train_one_epoch
     from benchmark.registry import create_model
 
     torch.manual_seed(run_cfg.seed)
@@ -43,7 +43,7 @@ def lrfp_trainer(run_cfg, data):
     opt = make_optimizer(model, run_cfg)
     gen = torch.Generator(device=run_cfg.device)
     gen.manual_seed(0)
-    x, y = _on_device(data.subsets["train"], run_cfg.input_size, run_cfg.device)
+    x, y = to_device(data.subsets["train"], run_cfg.input_size, run_cfg.device)
 
     def one_epoch() -> dict[str, float]:
         s = train_one_epoch(model, opt, x, y, run_cfg, gen)
@@ -60,7 +60,8 @@ def fastest(epochs: list[dict[str, float]]) -> float:
 def main(argv: list[str] | None = None) -> dict:
     from benchmark.data import load_store_split
     from perf.dataloader_baseline import dataloader_trainer, export_image_folder
-    from benchmark.harness import BenchConfig, device_name, plan_runs, resolve_device, run_bench
+    from benchmark.harness import (BenchConfig, choose_precision, device_name, plan_runs, resolve_device,
+                                   resolve_precision, run_bench)
     from benchmark.protocols import get_protocol
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -76,6 +77,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--precision", default="auto", help="lrfp's loop: auto, bf16 or fp32 (the plain loop is always fp32)")
     ap.add_argument("--seeds", type=int, help="seeds in the extrapolated grid (default: the protocol's)")
     ap.add_argument("--grid", action="store_true", help="also run and time the real grid with `lrfp bench`")
+    ap.add_argument("--grid-only", action="store_true", help="only the real grid (no per-model comparison)")
+    ap.add_argument("--stack-seeds", action="store_true", help="the grid with `lrfp bench --stack-seeds`")
     ap.add_argument("--jobs", type=int, help="concurrent runs for --grid")
     ap.add_argument("--grid-out", help="keep the --grid run's results (results.md, plots, checkpoints) in this folder")
     ap.add_argument("--out", help="write the numbers as JSON here")
@@ -89,6 +92,8 @@ def main(argv: list[str] | None = None) -> dict:
                       models=tuple(args.model or ()), device=device, pretrained=False, seeds=args.seeds,
                       precision=args.precision)
     runs = [r for r in plan_runs(cfg, protocol, device) if r.seed == 0]
+    if resolve_precision(args.precision, device) is None:  # auto on a CPU: the bench's own timed probe
+        runs = choose_precision(runs, lambda event: print(event, file=sys.stderr))
     seeds = args.seeds or protocol.seeds
     data = load_store_split(cfg.data_dir, cfg.split)
     n_train = len(data.subsets["train"])
@@ -97,8 +102,10 @@ def main(argv: list[str] | None = None) -> dict:
         "load_before": _load(), "threads": torch.get_num_threads(), "n_train": n_train, "protocol": protocol.name,
         "timed_epochs": args.epochs, "workers": args.workers, "models": [],
     }
+    if args.grid_only:
+        runs, args.grid = [], True
     with tempfile.TemporaryDirectory() as tmp:
-        folder = export_image_folder(data.subsets["train"], Path(tmp) / "train")
+        folder = export_image_folder(data.subsets["train"], Path(tmp) / "train") if runs else None
         for r in runs:
             ours = lrfp_trainer(r, data)
             plain = dataloader_trainer(r.model, r.norm, folder, r.input_size, device=device, workers=args.workers,
@@ -118,15 +125,15 @@ def main(argv: list[str] | None = None) -> dict:
     # One run per config and seed of protocol.epochs epochs over the train set (validation/test passes excluded).
     per_run_images = n_train * protocol.epochs * seeds
     result["grid_runs"] = len(runs) * seeds
-    result["grid_lrfp_seconds_extrapolated"] = round(sum(per_run_images / m["lrfp_images_per_s"] for m in result["models"]), 1)
-    result["grid_dataloader_seconds_extrapolated"] = round(
+    result["grid_lrfp_seconds_extrapolated"] = None if not runs else round(sum(per_run_images / m["lrfp_images_per_s"] for m in result["models"]), 1)
+    result["grid_dataloader_seconds_extrapolated"] = None if not runs else round(
         sum(per_run_images / m["dataloader_images_per_s"] for m in result["models"]), 1)
     if args.grid:
         with tempfile.TemporaryDirectory() as tmp:
             t0 = time.perf_counter()
             res = run_bench(BenchConfig(data_dir=cfg.data_dir, split=args.split, protocol=args.protocol,
                                         models=cfg.models, device=device, pretrained=False, seeds=args.seeds,
-                                        jobs=args.jobs, precision=args.precision,
+                                        jobs=args.jobs, precision=args.precision, stack_seeds=args.stack_seeds,
                                         out=Path(args.grid_out) if args.grid_out else Path(tmp) / "grid"))
             result["grid_lrfp_seconds_measured"] = round(time.perf_counter() - t0, 1)
             result["grid_rows"] = len(res.rows)

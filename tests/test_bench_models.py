@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from benchmark.models import BatchChannelNorm2d, WSConv2d, count_macs, load_pretrained, weights_file
+from benchmark.baselines import BatchChannelNorm2d, WSConv2d, count_macs, load_pretrained, weights_file
 from benchmark.registry import create_model, get_spec, list_models
 from lrfp.errors import BenchError
 

@@ -21,6 +21,17 @@ from lrfp.cli import main
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def precision_cache(tmp_path_factory):
+    """The `--precision auto` probe caches its timings under XDG_CACHE_HOME: a folder of this module's, not ~/.cache."""
+    from benchmark import precision
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+        mp.setattr(precision, "_busy", lambda: False)  # keep each probe for the module's later runs, loaded or not
+        yield
+
+
 @pytest.fixture(scope="module")
 def bench_store(smfd_dir, tmp_path_factory) -> Path:
     """~270 real SMFD crops (100 whole groups) downscaled to 32 px, with a seeded grouped split."""
@@ -71,6 +82,15 @@ def test_short_training_beats_chance_and_writes_every_output(bench_store, tmp_pa
     md = (out / "results.md").read_text()
     assert "| model3 | - | 8 | 1 |" in md and "98.40% / 0.1288 (@80)" in md and "99.10% / 0.0312 (@30)" in md
     assert "[97.3, 99.7]" in md  # the thesis interval THESIS.md works out for 99.1% on 320 images
+    # the CLI's table shows the same thesis cells: both read them from the summary, computed once
+    from rich.console import Console
+
+    from lrfp.cli.render import bench_summary_table
+
+    console = Console(width=200, record=True, file=open(os.devnull, "w"))
+    console.print(bench_summary_table(result.summary, result.rows))
+    table = console.export_text()
+    assert "98.4%/0.13@80" in table and "99.1%/0.03@30" in table
     for png in ("learning_curves.png", "accuracy_vs_epochs.png", "accuracy_vs_face_size.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
     assert len(read_jsonl(out / "history.jsonl")) == 8
@@ -91,8 +111,10 @@ def test_ctrl_c_keeps_the_finished_rows(bench_store, tmp_path):
 
     out = tmp_path / "out"
 
-    def on_event(kind, payload):
-        if kind == "row":  # the user presses Ctrl-C right after the first budget's row
+    from benchmark.events import RowWritten
+
+    def on_event(event):
+        if isinstance(event, RowWritten):  # the user presses Ctrl-C right after the first budget's row
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
@@ -164,7 +186,7 @@ def test_split_with_an_empty_class(smfd_dir, tmp_path, capsys):
 
 def test_unknown_model_name_lists_the_known(tmp_path, capsys):
     code, _, err = cli(capsys, "bench", "--model", "model3", "--model", "lenet", "--out", str(tmp_path / "o"), "--device", "cpu")
-    assert code == 1
+    assert code == 2
     assert err.strip() == "Error: unknown model 'lenet'; known models: model1, model2, model3, vgg16, resnet18, alexnet"
     assert not (tmp_path / "o").exists()  # nothing was started
 
@@ -172,7 +194,7 @@ def test_unknown_model_name_lists_the_known(tmp_path, capsys):
 def test_input_size_a_model_cannot_take(tmp_path, capsys):
     code, _, err = cli(capsys, "bench", "--model", "alexnet", "--input-size", "48", "--out", str(tmp_path / "o"),
                        "--device", "cpu")
-    assert code == 1 and err.strip().startswith("Error: alexnet cannot take 48 px inputs: it needs at least 63 px")
+    assert code == 2 and err.strip().startswith("Error: alexnet cannot take 48 px inputs: it needs at least 63 px")
 
 
 def test_cuda_asked_for_but_absent(tmp_path, capsys):
@@ -217,20 +239,23 @@ def test_no_pretrained_is_recorded(bench_store, tmp_path, capsys):
     out = tmp_path / "o"
     code, stdout, _ = cli(capsys, "bench", "--model", "resnet18", "--no-pretrained", "--epochs", "1", "--seeds", "1", "--input-size", "32",
                           "-d", str(bench_store), "--out", str(out), "--device", "cpu", "--precision", "fp32")
-    assert code == 0 and "NO pretrained weights" in stdout.replace("\n", " ")
+    assert code == 0 and "NO pretrained weights (resnet18)" in stdout
     rows = read_jsonl(out / "results.jsonl")
     assert len(rows) == 1 and rows[0]["pretrained"] is False and rows[0]["input_size"] == 32
     assert rows[0]["amp"] == "fp32" and rows[0]["channels_last"] is False
-    assert "NO (--no-pretrained" in (out / "results.md").read_text()
+    md = (out / "results.md").read_text()
+    assert "- pretrained ImageNet weights: NO for resnet18 (--no-pretrained" in md
+    assert "after 1 epoch." in md and "after 1 epochs" not in md and "(here  epochs)" not in md
+    assert "none matches these budgets" in md
 
 
 def test_unknown_protocol_and_bad_numbers(tmp_path, capsys):
     code, _, err = cli(capsys, "bench", "--all", "--protocol", "fast", "--out", str(tmp_path / "o"), "--device", "cpu")
-    assert code == 1 and err == "Error: unknown protocol 'fast'; known: thesis, quick"
+    assert code == 2 and err == "Error: unknown protocol 'fast'; known: thesis, quick"
     code, _, err = cli(capsys, "bench", "--all", "--epochs", "0", "--out", str(tmp_path / "o"), "--device", "cpu")
-    assert code == 1 and err == "Error: --epochs must be at least 1, not 0"
+    assert code == 2 and err == "Error: --epochs must be at least 1, not 0"
     code, _, err = cli(capsys, "bench", "--all", "--precision", "fp16", "--out", str(tmp_path / "o"), "--device", "cpu")
-    assert code == 1 and err == "Error: --precision must be auto, bf16 or fp32, not 'fp16'"
+    assert code == 2 and err == "Error: --precision must be auto, bf16 or fp32, not 'fp16'"
 
 
 def test_bench_without_models_is_a_usage_error(capsys):
@@ -307,11 +332,16 @@ def test_concurrent_runs_in_worker_processes(bench_store, tmp_path):
 def test_missing_dataset_and_eval_folders_are_clear_errors(bench_store, tmp_path, capsys):
     code, _, err = cli(capsys, "bench", "--model", "model3", "--dataset", str(tmp_path / "nope"), "--out", str(tmp_path / "o"),
                        "--device", "cpu")
-    assert code == 1 and err == (f"Error: no dataset folder at {tmp_path / 'nope'} (give a folder written by "
+    assert code == 2 and err == (f"Error: no dataset folder at {tmp_path / 'nope'} (give a folder written by "
                                  "`lrfp publish`, or a Hub repo id owner/name)")
     code, _, err = cli(capsys, "bench", "--model", "model3", "-d", str(bench_store), "--eval-on", str(tmp_path / "gone"),
                        "--out", str(tmp_path / "o"), "--device", "cpu")
-    assert code == 1 and err.startswith(f"Error: --eval-on {tmp_path / 'gone'}: no such folder")
+    assert code == 2 and err.startswith(f"Error: --eval-on {tmp_path / 'gone'}: no such folder")
+    a_file = tmp_path / "list.txt"
+    a_file.write_text("x")
+    code, _, err = cli(capsys, "bench", "--model", "model3", "-d", str(bench_store), "--eval-on", str(a_file),
+                       "--out", str(tmp_path / "o"), "--device", "cpu")
+    assert code == 2 and err.startswith(f"Error: --eval-on {a_file} is a file, not a folder")
 
 
 def test_the_gpu_settings_train_too_bf16_autocast_and_channels_last_on_cpu(bench_store):
@@ -430,6 +460,16 @@ def test_list_prints_the_registry(capsys):
     assert "224 / 64 / 63" in out  # alexnet: thesis / quick / minimum input
 
 
+def test_list_piped_into_a_narrow_terminal_hides_nothing():
+    proc = subprocess.run([sys.executable, "-m", "lrfp", "bench", "--list"], capture_output=True, text=True, cwd=REPO,
+                          env={**os.environ, "COLUMNS": "40"}, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    rows = [[c.strip() for c in line.split("│")[1:-1]] for line in proc.stdout.splitlines() if line.startswith("│")]
+    alexnet = next(r for r in rows if r[0] == "alexnet")
+    assert alexnet[:5] == ["alexnet", "-", "224 / 64 / 63", "sgd", "ImageNet"]
+    assert alexnet[5].startswith("torchvision AlexNet, ImageNet weights, last layer -> 2 outputs")
+
+
 def test_bench_on_the_split_lrfp_split_writes(smfd_dir, tmp_path, capsys):
     """The real pipeline: import -> `lrfp split` -> `lrfp bench` on its (last) split."""
     build_store(tmp_path / "data", smfd_dir, n_groups=60, max_side=32).close()
@@ -449,23 +489,186 @@ def open_split_all(data_dir: Path) -> int:
         return len(store.split_crops(store.resolve_split()))
 
 
-@pytest.mark.parametrize("amx,device,precision,bf16", [
-    (True, "cpu", "auto", True), (False, "cpu", "auto", False), (False, "cuda", "auto", True),
-    (True, "cpu", "fp32", False), (False, "cpu", "bf16", True),
+@pytest.mark.parametrize("device,precision,bf16", [
+    ("cpu", "auto", None), ("cuda", "auto", True), ("cuda:1", "auto", True), ("cpu", "fp32", False), ("cpu", "bf16", True),
 ])
-def test_auto_precision_is_bf16_on_cuda_and_on_amx_cpus_only(monkeypatch, amx, device, precision, bf16):
+def test_auto_precision_is_bf16_on_cuda_and_probed_on_cpus(device, precision, bf16):
     from benchmark import harness
 
-    monkeypatch.setattr(harness, "cpu_has_amx", lambda: amx)
     assert harness.resolve_precision(precision, device) is bf16
 
 
-def test_amx_is_read_from_the_cpu_flags(monkeypatch, tmp_path):
-    from benchmark import harness
+def test_bf16_is_chosen_only_when_clearly_faster():
+    from benchmark.precision import choose_bf16
 
-    flags = tmp_path / "cpuinfo"
-    real_open = open
-    for text, want in (("flags\t\t: fpu avx512f amx_bf16 amx_tile\n", True), ("flags\t\t: fpu avx2 avx512f\n", False)):
-        flags.write_text("processor\t: 0\n" + text)
-        monkeypatch.setattr("builtins.open", lambda p, *a, **k: real_open(flags if p == "/proc/cpuinfo" else p, *a, **k))
-        assert harness.cpu_has_amx() is want
+    assert choose_bf16(fp32_ms=100.0, bf16_ms=90.0) is True  # 1.11x
+    assert choose_bf16(fp32_ms=100.0, bf16_ms=95.0) is False  # 1.05x: not worth bf16's rounding
+    assert choose_bf16(fp32_ms=100.0, bf16_ms=180.0) is False  # emulated bf16
+
+
+def test_the_precision_probe_times_both_and_is_cached(monkeypatch, tmp_path):
+    from benchmark import precision
+    from benchmark.engine import RunConfig
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(precision, "_busy", lambda: False)  # a quiet machine (this test must not depend on the load)
+    cfg = RunConfig(model="model3", norm=None, seed=0, epochs=1, eval_epochs=(1,), input_size=16, optimizer="adam",
+                    batch_size=4, device="cpu")
+    first = precision.probe(cfg)
+    assert not first.cached and first.fp32_ms > 0 and first.bf16_ms > 0
+    cache = json.loads((tmp_path / "cache" / "lrfp" / "precision.json").read_text())
+    (entries,) = cache.values()
+    assert entries == {"model3|16px|batch 4|adam": {"fp32_ms": first.fp32_ms, "bf16_ms": first.bf16_ms}}
+    again = precision.probe(cfg)
+    assert again.cached and (again.fp32_ms, again.bf16_ms) == (first.fp32_ms, first.bf16_ms)
+
+    monkeypatch.setattr(precision, "_busy", lambda: True)  # a probe on a loaded machine is not kept
+    other = RunConfig(**{**cfg.__dict__, "batch_size": 2})
+    precision.probe(other)
+    assert precision.probe(other).cached is False
+
+
+# -- issue 11: bad input exits 2 before anything is made; failed runs make the exit non-zero ------------
+
+
+@pytest.mark.parametrize("args,message", [
+    (("--batch-size", "0"), "--batch-size must be at least 2, not 0"),
+    (("--batch-size", "-1"), "--batch-size must be at least 2, not -1"),
+    (("--batch-size", "1"), "--batch-size must be at least 2, not 1"),
+    (("--input-size", "0"), "--input-size must be at least 1, not 0"),
+    (("--jobs", "0"), "--jobs must be at least 1, not 0"),
+    (("--seeds", "0"), "--seeds must be at least 1, not 0"),
+    (("--threads", "0"), "--threads must be at least 1, not 0"),
+    (("--device", "tpu"), "--device must be auto, cpu, cuda or cuda:N, not 'tpu'"),
+    (("--device", "cuda:x"), "--device must be auto, cpu, cuda or cuda:N, not 'cuda:x'"),
+    (("--compile", "max"), "--compile must be off, default, reduce-overhead, not 'max'"),
+    (("--stack-seeds", "--jobs", "2"), "--stack-seeds trains a config's seeds in one process; it cannot be combined with --jobs"),
+    (("--dataset", "owner/name", "--split", "s1"), "--split picks a split of the store; it cannot be combined with --dataset"),
+])
+def test_options_that_cannot_work_exit_2_before_anything_is_made(tmp_path, capsys, args, message):
+    out = tmp_path / "o"
+    code, _, err = cli(capsys, "bench", "--model", "model3", "--out", str(out), "-d", str(tmp_path / "no-store"), *args)
+    assert (code, err) == (2, f"Error: {message}")
+    assert not out.exists() and not (tmp_path / "no-store").exists()
+
+
+def _diverging_model():
+    """Register a model whose forward raises, as a run that blows up looks to the harness; returns its remover."""
+    import torch
+
+    from benchmark import registry
+
+    class Diverges(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = torch.nn.Linear(3, 2)
+
+        def forward(self, x):
+            raise FloatingPointError("loss is NaN")
+
+    registry.register_model("diverges", input_size=16, quick_input_size=16, min_input_size=1)(lambda **kw: Diverges())
+    return lambda: registry._REGISTRY.pop("diverges")
+
+
+def test_a_bench_with_a_failed_run_exits_1_after_the_table(bench_store, tmp_path, capsys):
+    remove = _diverging_model()
+    try:
+        code, stdout, err = cli(capsys, "bench", "--model", "diverges", "--protocol", "quick", "--epochs", "1",
+                                "-d", str(bench_store), "--out", str(tmp_path / "o"), "--device", "cpu")
+    finally:
+        remove()
+    assert code == 1
+    assert "failed" in stdout and "FloatingPointError" in stdout  # the table came first
+    assert err == f"Error: 1 of 1 result rows are failed runs (see the table and {tmp_path / 'o' / 'results.md'})"
+    assert read_jsonl(tmp_path / "o" / "results.jsonl")[0]["error"] == "FloatingPointError: loss is NaN"
+
+
+def test_a_model3_only_bench_records_no_pretrained_weights(bench_store, tmp_path):
+    from benchmark.harness import BenchConfig, run_bench
+
+    run_bench(BenchConfig(data_dir=bench_store, out=tmp_path / "o", models=("model3",), protocol="quick", epochs=1,
+                          device="cpu", precision="fp32"))
+    md = (tmp_path / "o" / "results.md").read_text()
+    assert "- pretrained ImageNet weights: none (the models run have none" in md
+    assert "evaluated on test after 1 epoch." in md and "after 1 epochs" not in md
+    assert "(here  epochs)" not in md and "none matches these budgets" in md
+
+
+def test_the_cli_header_is_whole_on_any_terminal_width_and_time_zone(bench_store, tmp_path):
+    """Piped, COLUMNS=40, another time zone, and without datasets/mediapipe/imagehash (a GPU machine lacks them)."""
+    from benchmark.harness import device_name
+
+    env = {**os.environ, "COLUMNS": "40", "TZ": "Pacific/Kiritimati"}
+    block = "import sys; sys.modules.update(dict.fromkeys(['datasets', 'mediapipe', 'imagehash'])); " \
+            "from lrfp.cli import main; main()"
+    proc = subprocess.run(
+        [sys.executable, "-c", block, "bench", "--model", "resnet18", "--no-pretrained", "--epochs", "1", "--seeds", "1",
+         "--input-size", "32", "--precision", "fp32", "--device", "cpu", "-d", str(bench_store), "--out", str(tmp_path / "o")],
+        capture_output=True, text=True, cwd=REPO, env=env, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    header = (f"lrfp bench: protocol thesis, 1 seed(s), {device_name('cpu')}, NO pretrained weights (resnet18)")
+    assert header in proc.stdout.splitlines()
+
+
+def _png_header_only(path: Path, width: int, height: int) -> None:
+    """A valid PNG that declares width x height (what a decompression bomb looks like before decoding)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)  # 1-bit grayscale
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0")) + chunk(b"IEND", b""))
+
+
+def test_a_decompression_bomb_in_eval_on_is_a_clear_error_before_training(bench_store, tmp_path, capsys):
+    import numpy as np
+    from PIL import Image
+
+    folder = tmp_path / "street"
+    rng = np.random.default_rng(0)
+    for label in ("with_mask", "without_mask"):
+        (folder / label).mkdir(parents=True)
+        for i in range(2):
+            Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(folder / label / f"{i}.png")
+    bomb = folder / "with_mask" / "huge.png"
+    _png_header_only(bomb, 20000, 20000)
+    out = tmp_path / "o"
+    code, _, err = cli(capsys, "bench", "--model", "model3", "--epochs", "1", "--protocol", "quick", "--device", "cpu",
+                       "-d", str(bench_store), "--eval-on", str(folder), "--out", str(out))
+    assert code == 1 and err.startswith(f"Error: {bomb}: image too large to open (")
+    assert "unexpected" not in err and not (out / "results.jsonl").exists()  # before any training
+
+
+def test_a_crop_missing_under_the_store_is_named(smfd_dir, tmp_path, capsys):
+    from lrfp.store import open_store
+
+    store = build_store(tmp_path / "data", smfd_dir, n_groups=30, max_side=32)
+    grouped_split(store, "g", seed=0)
+    store.close()
+    with open_store(tmp_path / "data", create=False) as store:
+        row = store.split_crops("g", "test")[0]
+        path = store.root / row["path"]
+    path.unlink()
+    code, _, err = cli(capsys, "bench", "--model", "model3", "--epochs", "1", "--protocol", "quick", "--device", "cpu",
+                       "-d", str(tmp_path / "data"), "--out", str(tmp_path / "o"))
+    assert code == 1
+    assert err.startswith(f"Error: crop {row['id']} ({row['path']}): file {path} is missing under the store; ")
+
+
+@pytest.mark.gpu
+def test_compiled_training_with_cuda_graphs_on_a_gpu(bench_store, tmp_path):
+    """Only where a GPU is present (not in the default run): --compile reduce-overhead trains and checkpoints."""
+    import torch
+
+    from benchmark.harness import BenchConfig, run_bench
+
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    result = run_bench(BenchConfig(data_dir=bench_store, out=tmp_path / "o", models=("model3",), protocol="quick",
+                                   epochs=3, device="cuda", compile="reduce-overhead", jobs=1))
+    assert not result.failed and result.rows[-1]["compile"] == "reduce-overhead"
+    ckpt = torch.load(tmp_path / "o" / "checkpoints" / "model3.pt", map_location="cpu")
+    assert not any(k.startswith("_orig_mod.") for k in ckpt["state_dict"])

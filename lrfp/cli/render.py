@@ -1,4 +1,4 @@
-"""Rich renderings of library results for `import`, `fetch` and `stats` (no logic, only presentation)."""
+"""Rich renderings of library results for `import`, `fetch`, `stats` and `bench` (no logic, only presentation)."""
 
 from __future__ import annotations
 
@@ -239,3 +239,47 @@ def describe_changes(changed: dict[str, tuple[Any, Any]]) -> str:
         return text[:12] if len(text) == 64 and all(c in "0123456789abcdef" for c in text) else text
 
     return ", ".join(f"{k} {show(a)} -> {show(b)}" for k, (a, b) in changed.items())
+
+
+# -- bench ---------------------------------------------------------------------------------------
+
+
+def bench_models_table(specs: list[Any]) -> Table:
+    """The registry (`lrfp bench --list`): one row per model spec."""
+    t = Table(title="registered models (lrfp bench --model NAME)", title_justify="left")
+    for col in ("model", "norms", "input px thesis/quick/min", "optimizer", "weights"):
+        t.add_column(col, no_wrap=True)
+    t.add_column("what")
+    for s in specs:
+        t.add_row(s.name, ", ".join(s.norms) or "-", f"{s.input_size} / {s.quick_input_size} / {s.min_input_size}",
+                  s.optimizer, "ImageNet" if s.pretrained else "scratch", s.summary)
+    return t
+
+
+def bench_header(meta: dict[str, Any], summary: list[dict[str, Any]]) -> str:
+    """One line over the bench table (printed unwrapped: a machine name must not split a word)."""
+    seeds = sorted({s["seeds"] for s in summary if s["eval_set"] == "test"})
+    scratch = meta.get("from_scratch") or []
+    return (f"lrfp bench: protocol {meta.get('protocol')}, {', '.join(map(str, seeds)) or 0} seed(s), "
+            f"{meta.get('device_name')}" + (f", NO pretrained weights ({', '.join(scratch)})" if scratch else ""))
+
+
+def bench_summary_table(summary: list[dict[str, Any]], rows: list[dict[str, Any]]) -> Table:
+    """Test accuracy per config and budget beside the thesis's (`benchmark.report.summarize` rows), then failed runs."""
+    from rich import box
+
+    t = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    for col in ("config", "ep", "test acc", "95% CI", "loss", "AUC", "thesis acc/loss"):
+        t.add_column(col, justify="left" if col == "config" else "right", no_wrap=True)
+    for s in summary:
+        if s["eval_set"] != "test":
+            continue
+        sd = f"±{100 * s['accuracy_sd']:.1f}" if s["seeds"] > 1 else ""
+        th = (f"{100 * s['thesis_accuracy']:.1f}%/{s['thesis_loss']:.2f}@{s['thesis_epochs']}"
+              if s.get("thesis_epochs") else "-")
+        t.add_row(s["config"], str(s["epochs"]), f"{100 * s['accuracy']:.1f}%{sd}",
+                  f"{100 * s['acc_ci_low']:.1f}-{100 * s['acc_ci_high']:.1f}", f"{s['loss']:.3f}", f"{s['roc_auc']:.3f}", th)
+    for r in rows:
+        if r.get("error"):
+            t.add_row(r["config"], "-", "[red]failed[/red]", r["error"][:40], "", "", f"seed {r['seed']}")
+    return t

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmark.registry import register_model
+from benchmark.registry import NORMS, register_model
 from lrfp.errors import BenchError
 
 BCN_GROUPS = 8
@@ -101,7 +101,7 @@ class ThesisCNN(nn.Module):
         return self.classifier(self.features(x))
 
 
-@register_model("model1", input_size=224, quick_input_size=64, min_input_size=8, optimizer="sgd", norms=("bn", "bcn", "bcn_ws"), cpu_channels_last=True)
+@register_model("model1", input_size=224, quick_input_size=64, min_input_size=8, optimizer="sgd", norms=NORMS, cpu_channels_last=True)
 def model1(*, norm: str, pretrained: bool = False, input_size: int = 224, num_classes: int = 2) -> nn.Module:
     """Thesis Model 1: conv5x5, conv3x3+norm, conv3x3 (16/32/64), FC 128, FC 2; input 224."""
     features = nn.Sequential(
@@ -110,7 +110,7 @@ def model1(*, norm: str, pretrained: bool = False, input_size: int = 224, num_cl
     return ThesisCNN(features, (128,), input_size, num_classes)
 
 
-@register_model("model2", input_size=224, quick_input_size=64, min_input_size=32, optimizer="sgd", norms=("bn", "bcn", "bcn_ws"), cpu_channels_last=True)
+@register_model("model2", input_size=224, quick_input_size=64, min_input_size=32, optimizer="sgd", norms=NORMS, cpu_channels_last=True)
 def model2(*, norm: str, pretrained: bool = False, input_size: int = 224, num_classes: int = 2) -> nn.Module:
     """Thesis Model 2: conv5x5, conv3x3+norm, conv3x3, conv3x3+norm, conv3x3 (16/32/64/128/128), FC 128, FC 2."""
     features = nn.Sequential(

@@ -1,0 +1,60 @@
+"""Typed progress events of `run_bench` (what the CLI's progress display and a test's callback receive)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Union
+
+
+@dataclass(frozen=True)
+class DecodeProgress:
+    """Images of the split decoded so far (store splits only)."""
+
+    done: int
+    total: int
+
+
+@dataclass(frozen=True)
+class PrecisionChosen:
+    """`--precision auto` on a CPU timed a few steps of a config in fp32 and bf16 (or read the cached timing)."""
+
+    config: str
+    input_size: int
+    bf16: bool
+    fp32_ms: float  # one training step at the protocol's batch size, milliseconds
+    bf16_ms: float
+    cached: bool
+
+
+@dataclass(frozen=True)
+class GridPlanned:
+    runs: list[str]  # run names (config-sSEED), in order
+    total_epochs: int
+    device: str
+    device_name: str
+    jobs: int
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)  # subset -> label -> crops
+
+
+@dataclass(frozen=True)
+class RunStarted:
+    run: str
+
+
+@dataclass(frozen=True)
+class EpochDone:
+    entry: dict[str, Any]  # one history row: run, config, epoch, epochs, train/val loss and accuracy, seconds
+
+
+@dataclass(frozen=True)
+class RowWritten:
+    row: dict[str, Any]  # one result row (already on disk), `error` non-empty for a failed run
+
+
+@dataclass(frozen=True)
+class RunEnded:
+    run: str
+
+
+BenchEvent = Union[DecodeProgress, PrecisionChosen, GridPlanned, RunStarted, EpochDone, RowWritten, RunEnded]
+OnEvent = Callable[[BenchEvent], None]
