@@ -489,6 +489,10 @@ class Store:
                 (key, value),
             )
 
+    def delete_setting(self, key: str) -> None:
+        with self.transaction():
+            self.conn.execute("DELETE FROM settings WHERE key = ?", (key,))
+
     # -- sources ---------------------------------------------------------------------------------
 
     def upsert_source(self, name: str, kind: str, **fields: Any) -> int:

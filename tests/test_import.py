@@ -245,3 +245,27 @@ def test_ctrl_c_during_import_keeps_what_was_stored_and_says_so(smfd_dir: Path, 
     assert done.returncode == 0, done.stderr
     with open_store(data) as s:
         assert s.count_crops() == distinct_files(folder)
+
+
+def test_a_license_given_on_reimport_is_recorded_and_unblocks_publish(smfd_small, tmp_path: Path) -> None:
+    """`lrfp publish` refuses a source with no license and advises `lrfp import ... --license`: on a folder
+    already imported, that records the license without importing anything again."""
+    from lrfp.errors import PublishError
+    from lrfp.publish.export import check_licenses
+
+    folder, _ = smfd_small
+    data = tmp_path / "d"
+    first = run_import(data, folder)
+    with open_store(data) as s:
+        with pytest.raises(PublishError, match=r"`lrfp import \.\.\. --license`"):
+            check_licenses(s, [{"source_name": "src"}], annotations_only=False)
+        crops = s.query("SELECT id, sha256 FROM crops ORDER BY id")
+    again = run_import(data, folder, license="CC-BY-4.0")
+    assert (again.imported, again.already_imported) == (0, first.imported + first.duplicates)
+    with open_store(data) as s:
+        assert s.source("src")["license"] == "CC-BY-4.0"
+        assert [tuple(r) for r in s.query("SELECT id, sha256 FROM crops ORDER BY id")] == [tuple(r) for r in crops]
+        check_licenses(s, [{"source_name": "src"}], annotations_only=False)  # no longer refused
+    run_import(data, folder)  # no --license: the recorded one stays
+    with open_store(data) as s:
+        assert s.source("src")["license"] == "CC-BY-4.0"
