@@ -120,7 +120,11 @@ def test_a_full_disk_ends_the_run_with_an_error_and_no_row_running(shared_dir: P
         assert "Error: " in err and "No space left on device" in err and "Traceback" not in err, err
         st = statuses(full / "data")
         assert not [name for name, (status, _) in st.items() if status == "running"], st
-        assert any(status == "error" and "No space left on device" in error for status, error in st.values()), st
+        if workers == "1":
+            assert any(status == "error" and "No space left on device" in error for status, error in st.values()), st
+        # With two workers the other process can fill the last bytes while this one records its error: SQLite
+        # cannot always store a status on a full disk, so the guarantee is the message above and no row
+        # left `running` (a rerun redoes the rest).
     finally:
         subprocess.run(["umount", str(full)], capture_output=True)
 
