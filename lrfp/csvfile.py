@@ -27,14 +27,30 @@ def read_csv_text(path: Path, what: str) -> str:
         raise ValueError(f"{path}: not a UTF-8 text file (byte {e.start}); save the {what} as UTF-8 CSV") from e
 
 
+SEPARATORS = (",", ";", "\t")
+"""Field separators accepted: the comma, and the semicolon and tab that spreadsheets write in locales where the
+comma is the decimal mark (e.g. Spanish: "Guardar como CSV" gives `url;id;license`)."""
+
+
+def detect_separator(text: str) -> str:
+    """The field separator of CSV `text`: the one of SEPARATORS found most often in its first non-blank line
+    (the header), outside quoted fields; a comma when none is there (a one-column file)."""
+    header = next((line for line in text.splitlines() if line.strip()), "")
+    unquoted = "".join(part for i, part in enumerate(header.split('"')) if i % 2 == 0)
+    counts = {sep: unquoted.count(sep) for sep in SEPARATORS}
+    best = max(SEPARATORS, key=lambda sep: counts[sep])  # ties go to the first: the comma
+    return best if counts[best] > 0 else ","
+
+
 def parse_csv(path: Path, text: str) -> tuple[list[CsvRecord], list[str]]:
     """Split CSV text into records, skipping blank lines. Returns (records, errors as `FILE:LINE: reason`).
 
+    The separator is the header's (detect_separator): a comma, or a semicolon or tab throughout the file.
     A record whose quoted field runs over a line end (usually an unbalanced `"`) is an error at the line
     where it starts, and so is any other CSV syntax fault (a stray character after a closing quote, a NUL
     byte); reading goes on after it where it can, so that every fault is listed at once.
     """
-    reader = csv.reader(text.splitlines(keepends=True), strict=True)
+    reader = csv.reader(text.splitlines(keepends=True), strict=True, delimiter=detect_separator(text))
     records: list[CsvRecord] = []
     errors: list[str] = []
     while True:

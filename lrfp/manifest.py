@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-from lrfp.csvfile import parse_csv, read_csv_text
+from lrfp.csvfile import detect_separator, parse_csv, read_csv_text
 from lrfp.errors import ManifestError
 from lrfp.names import NAME_RE, NAME_RULE
 from lrfp.paths import check_input_file
@@ -81,7 +81,8 @@ def source_name_for_url(url: str) -> str:
 
 
 def read_manifest(path: Path) -> list[ManifestRow]:
-    """Read a manifest CSV. Raises ManifestError listing every bad row as `FILE:LINE: reason`."""
+    """Read a manifest CSV (comma-, semicolon- or tab-separated: csvfile.detect_separator). Raises ManifestError
+    listing every bad row as `FILE:LINE: reason`."""
     check_input_file(path, "manifest")
     try:
         text = read_csv_text(path, "manifest")
@@ -95,6 +96,7 @@ def read_manifest(path: Path) -> list[ManifestRow]:
     if records[0].line != 1 and errors and errors[0].startswith(f"{path}:1:"):
         raise ManifestError(errors[0])
     header = records[0].fields
+    separator_name = {",": "commas", ";": "semicolons", "\t": "tabs"}[detect_separator(text)]
     columns = [h.strip().lower() for h in header]
     if "url" not in columns:
         shown = ", ".join(h for h in columns if h) or "none"
@@ -109,7 +111,8 @@ def read_manifest(path: Path) -> list[ManifestRow]:
     for rec in records[1:]:
         record, line = rec.fields, rec.line
         if len(record) > len(columns):
-            errors.append(f"{path}:{line}: {len(record)} fields but the header has {len(columns)} (quote fields that contain commas)")
+            errors.append(f"{path}:{line}: {len(record)} fields but the header has {len(columns)} "
+                          f"(quote fields that contain {separator_name})")
             continue
         values = {c: (record[i].strip() if i < len(record) else "") for i, c in enumerate(columns) if c}
         row, reasons = _parse_row(values, line)

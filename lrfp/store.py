@@ -479,6 +479,19 @@ class Store:
         row = self.conn.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
         return row[0] if row else default
 
+    def set_setting(self, key: str, value: str) -> None:
+        """Store one setting (a fetch --redo in progress records its state here)."""
+        with self.transaction():
+            self.conn.execute(
+                "INSERT INTO settings(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
+    def delete_setting(self, key: str) -> None:
+        """Remove one setting (nothing happens if it is not there)."""
+        with self.transaction():
+            self.conn.execute("DELETE FROM settings WHERE key = ?", (key,))
+
     # -- sources ---------------------------------------------------------------------------------
 
     def upsert_source(self, name: str, kind: str, **fields: Any) -> int:

@@ -120,7 +120,11 @@ def test_a_full_disk_ends_the_run_with_an_error_and_no_row_running(shared_dir: P
         assert "Error: " in err and "No space left on device" in err and "Traceback" not in err, err
         st = statuses(full / "data")
         assert not [name for name, (status, _) in st.items() if status == "running"], st
-        assert any(status == "error" and "No space left on device" in error for status, error in st.values()), st
+        if workers == "1":
+            assert any(status == "error" and "No space left on device" in error for status, error in st.values()), st
+        # With two workers the other process can fill the last bytes while this one records its error: SQLite
+        # cannot always store a status on a full disk, so the guarantee is the message above and no row
+        # left `running` (a rerun redoes the rest).
     finally:
         subprocess.run(["umount", str(full)], capture_output=True)
 
@@ -307,6 +311,7 @@ def test_ctrl_c_during_a_stalled_download_exits_at_once(models: str, tmp_path: P
     (["--cookies", "JSONCOOKIES"], "Error: cookies file JSONCOOKIES is not in Netscape format"),
     (["--cookies", "BADCOOKIES"], "Error: cookies file BADCOOKIES is not in Netscape format"),
     (["--models-dir", "/typo"], "Error: --models-dir /typo is not a folder (it does not exist)"),
+    (["--models-dir", "COOKIES"], "Error: --models-dir COOKIES is a file, not a folder; give the folder that holds"),
     (["--cookies", "FOLDER"], "Error: cookies file FOLDER is a folder; give the cookies.txt file itself"),
     (["--sleep", "-1"], "Error: --sleep must be 0 or more seconds (got -1.0)"),
     (["--sleep", "inf"], "Error: --sleep must be 0 or more seconds (got inf)"),
@@ -322,13 +327,26 @@ def test_bad_download_options_exit_2_before_any_work(args: list[str], message: s
     subst = {"COOKIES": str(good), "JSONCOOKIES": str(as_json), "BADCOOKIES": str(header), "FOLDER": str(tmp_path)}
     args = [subst.get(a, a) for a in args]
     for name, value in subst.items():
-        message = message.replace(name, value) if name != "COOKIES" else message
+        message = message.replace(name, value) if name != "COOKIES" or "--models-dir" in args else message
     manifest = write_manifest(tmp_path / "m.csv", [{"url": "http://127.0.0.1:9/v.mp4", "id": "v"}])
     data = tmp_path / "data"
     extra = [] if "--models-dir" in args else ["--models-dir", models]
     assert run_cli(["fetch", str(manifest), "-d", str(data), *extra, *args]) == 2
     assert capsys.readouterr().err.strip().startswith(message)
     assert not data.exists()  # nothing stored: no download_failed rows for the next run to skip
+
+
+@pytest.mark.parametrize("command", [["fetch", "MANIFEST", "-d", "DATA"], ["predict", "MANIFEST"], ["models", "list"]])
+def test_a_models_dir_that_is_a_file_is_called_a_file(command: list[str], tmp_path: Path, monkeypatch, capsys) -> None:
+    """The same check for every command that takes the option or the variable (fetch, predict, models)."""
+    manifest = write_manifest(tmp_path / "m.csv", [{"url": "http://127.0.0.1:9/v.mp4", "id": "v"}])
+    argv = [{"MANIFEST": str(manifest), "DATA": str(tmp_path / "data")}.get(a, a) for a in command]
+    assert run_cli([*argv, "--models-dir", str(manifest)]) == 2
+    assert capsys.readouterr().err.strip().startswith(f"Error: --models-dir {manifest} is a file, not a folder")
+    monkeypatch.setenv("LRFP_MODELS_DIR", str(manifest))
+    assert run_cli(argv) == 2
+    assert capsys.readouterr().err.strip() == f"Error: LRFP_MODELS_DIR={manifest} is a file, not a folder; fix or unset it"
+    assert not (tmp_path / "data").exists()
 
 
 def test_a_models_dir_from_the_environment_that_does_not_exist_exits_2(tmp_path: Path, monkeypatch, capsys) -> None:
@@ -348,8 +366,23 @@ def test_every_row_failing_on_dns_says_the_machine_seems_offline(models: str, tm
     assert fetch(manifest, tmp_path / "data", models) == 1
     err = capsys.readouterr().err
     assert "This machine seems to be offline (no DNS)" in err and "rerun with --retry-failed" in err
+    assert "download(s) failed to look up" not in err  # said once, as the machine being offline
     st = statuses(tmp_path / "data")
     assert {v[0] for v in st.values()} == {"download_failed"}
+
+
+def test_one_row_failing_on_dns_beside_a_stored_clip_is_named_not_called_offline(shared_dir: Path, models: str,
+                                                                                 tmp_path: Path, capsys) -> None:
+    with serve(shared_dir / "data" / "videos") as base:
+        manifest = write_manifest(tmp_path / "m.csv", [{"url": "https://www.youtube.invalid/watch?v=abc", "id": "yt"},
+                                                       {"url": f"{base}/{CORRIDOR_GIF}", "id": "corridor"}])
+        assert fetch(manifest, tmp_path / "data", models) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert "offline" not in err
+    assert ("1 download(s) failed to look up their host name (DNS): yt (https://www.youtube.invalid/watch?v=abc). "
+            "Check those URLs' host names (or the network), then rerun with --retry-failed") in err
+    st = statuses(tmp_path / "data")
+    assert (st["yt"][0], st["corridor"][0]) == ("download_failed", "ok")
 
 
 def test_a_proxy_that_refuses_every_download_is_named(models: str, tmp_path: Path, capsys) -> None:

@@ -271,3 +271,27 @@ def test_cli_import_with_an_empty_source_exits_2_and_creates_no_store(smfd_dir: 
     assert r.stderr.strip().splitlines()[-1] == (
         "Error: --source '' is empty: use letters, digits, '.', '_' or '-' (at most 80, starting with a letter or digit)")
     assert not (tmp_path / "d").exists()
+
+
+def test_a_license_given_on_reimport_is_recorded_and_unblocks_publish(smfd_small, tmp_path: Path) -> None:
+    """`lrfp publish` refuses a source with no license and advises `lrfp import ... --license`: on a folder
+    already imported, that records the license without importing anything again."""
+    from lrfp.errors import PublishError
+    from lrfp.publish.export import check_licenses
+
+    folder, _ = smfd_small
+    data = tmp_path / "d"
+    first = run_import(data, folder)
+    with open_store(data) as s:
+        with pytest.raises(PublishError, match=r"`lrfp import \.\.\. --license`"):
+            check_licenses(s, [{"source_name": "src"}], annotations_only=False)
+        crops = s.query("SELECT id, sha256 FROM crops ORDER BY id")
+    again = run_import(data, folder, license="CC-BY-4.0")
+    assert (again.imported, again.already_imported) == (0, first.imported + first.duplicates)
+    with open_store(data) as s:
+        assert s.source("src")["license"] == "CC-BY-4.0"
+        assert [tuple(r) for r in s.query("SELECT id, sha256 FROM crops ORDER BY id")] == [tuple(r) for r in crops]
+        check_licenses(s, [{"source_name": "src"}], annotations_only=False)  # no longer refused
+    run_import(data, folder)  # no --license: the recorded one stays
+    with open_store(data) as s:
+        assert s.source("src")["license"] == "CC-BY-4.0"

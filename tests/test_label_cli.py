@@ -69,14 +69,14 @@ def test_stats_reports_agreement_once_reviews_exist(capsys, small_store):
     assert code == 0 and "Cohen's kappa" in out and "confusion (rows: current label, columns: review)" in out
 
 
-NOT_A_TERMINAL = ("Error: lrfp label needs an interactive terminal: its {} is not one (a pipe, a file, "
+NOT_A_TERMINAL = ("Error: lrfp label needs an interactive terminal: its {} (a pipe, a file, "
                   "/dev/null or cron). Run it in a terminal window; nothing was drawn or stored.")
 
 
 @pytest.mark.parametrize("how, which", [
-    ("devnull", "standard input and standard output"),
-    ("piped_keys", "standard input and standard output"),
-    ("stdout_piped", "standard output"),
+    ("devnull", "standard input and standard output are not terminals"),
+    ("piped_keys", "standard input and standard output are not terminals"),
+    ("stdout_piped", "standard output is not a terminal"),
 ])
 def test_label_without_a_terminal_is_refused_and_stores_nothing(tmp_path, smfd_dir, how, which):
     import os

@@ -189,3 +189,19 @@ def test_a_quoted_field_over_several_lines_is_refused_at_its_first_line(tmp_path
 def test_text_after_a_closing_quote_is_refused(tmp_path: Path) -> None:
     p = write(tmp_path, 'url,id\n"https://e.org/1.mp4"x,q1\nhttps://e.org/2.mp4,q2\n')
     assert errors_of(p)[1].startswith(f"{p}:2: unreadable CSV (")
+
+
+@pytest.mark.parametrize("sep", [";", "\t"])
+def test_a_semicolon_or_tab_separated_manifest_is_read_like_a_comma_separated_one(tmp_path: Path, sep: str) -> None:
+    """Spreadsheets in locales with a decimal comma (Spanish, ...) save CSV with `;`: the header's separator is used."""
+    p = write(tmp_path, sep.join(["url", "id", "license", "title"]) + "\n"
+              + sep.join(["https://example.org/a.mp4", "walk-1", "CC BY 4.0", '"Lima, centro; plaza"']) + "\n"
+              + sep.join(["https://example.org/b.mp4", "walk-2", "", ""]) + "\n", name="semi.csv")
+    a, b = read_manifest(p)
+    assert (a.url, a.name, a.license, a.title) == ("https://example.org/a.mp4", "walk-1", "CC BY 4.0", "Lima, centro; plaza")
+    assert (b.name, b.license, b.title) == ("walk-2", None, None)
+
+
+def test_a_semicolon_manifest_with_too_many_fields_names_semicolons(tmp_path: Path) -> None:
+    p = write(tmp_path, "url;id\nhttps://example.org/a.mp4;a;extra\n", name="semi.csv")
+    assert errors_of(p)[1:] == [f"{p}:2: 3 fields but the header has 2 (quote fields that contain semicolons)"]

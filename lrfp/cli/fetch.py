@@ -32,7 +32,8 @@ def fetch(
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Also redo rows whose earlier run failed.")] = False,
     redo: Annotated[bool, typer.Option(
         "--redo",
-        help="Reprocess videos done earlier with other settings (--every, start/end, --model, thresholds, margin). "
+        help="Reprocess videos done earlier with other settings (--every, start/end, --detector, --tiles, --downscale, "
+             "thresholds, margin, --per-track). A redo that fails keeps the earlier status, settings and crops. "
              "Crops that come out identical keep their labels; crops that no longer come out are removed, "
              "except labeled ones (or in a split), which are kept and counted.",
     )] = False,
@@ -76,10 +77,34 @@ def fetch(
         out.print(table)
     for note in fetch_notes(result, proxy):
         err.print(note, soft_wrap=True)
+    for note in recorded_notes(result) + dns_notes(result):
+        err.print(note, soft_wrap=True)
     if result.interrupted:
         raise typer.Exit(130)  # main() says what an interruption means
     if not result.all_ok:
         raise typer.Exit(1)
+
+
+def recorded_notes(result: Any) -> list[str]:
+    """'license recorded for 2 videos (not reprocessed: the crops do not depend on it)', one line per column."""
+    from collections import Counter
+
+    counts = Counter(c for v in result.videos if v.described for c in v.described)
+    return [f"{column} recorded for {n} video{'s' if n != 1 else ''} (not reprocessed: the crops do not depend on it)"
+            for column, n in counts.items()]
+
+
+def dns_notes(result: Any) -> list[str]:
+    """The rows whose host name could not be looked up, when others did download (all of them: fetch_notes
+    says the machine seems offline instead)."""
+    from rich.markup import escape
+
+    failed = result.dns_failed
+    if not failed or result.offline:
+        return []
+    listed = "; ".join(f"{v.name} ({v.url})" for v in failed[:5]) + (f"; ... {len(failed) - 5} more" if len(failed) > 5 else "")
+    return [f"[red]{len(failed)} download(s) failed to look up their host name (DNS): {escape(listed)}.[/red] "
+            "Check those URLs' host names (or the network), then rerun with --retry-failed (a plain rerun skips failed rows)."]
 
 
 class _Display:
@@ -126,7 +151,8 @@ class _Display:
                 p.remove_task(self.bars.pop(e.video))
             if r.skipped:
                 other = " with other settings" if r.changed else ""
-                p.console.print(f"[dim]{escape(r.name)}: {r.status} earlier{other}, skipped[/dim]")
+                recorded = f"; {', '.join(r.described)} recorded" if r.described else ""
+                p.console.print(f"[dim]{escape(r.name)}: {r.status} earlier{other}, skipped{escape(recorded)}[/dim]")
                 return
             self.finished += 1
             colour = "green" if r.status == VideoStatus.ok else "yellow" if r.status in (VideoStatus.no_faces, VideoStatus.interrupted) else "red"

@@ -4,7 +4,6 @@ resolution rule, each defined once and used by download, frames, the per-video c
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -12,7 +11,7 @@ from typing import Any
 
 from lrfp.errors import InputError, UsageError
 from lrfp.fetch.detectors import DEFAULT_DETECTOR
-from lrfp.fetch.detectors.weights import ENV_MODELS_DIR, MODELS, REMOVED
+from lrfp.fetch.detectors.weights import MODELS, REMOVED
 
 MAX_LINES = 720
 """Videos must have strictly fewer lines than this (lrfp builds a dataset of low-resolution footage)."""
@@ -48,7 +47,9 @@ class VideoStatus(StrEnum):
 
 
 ROW_SETTINGS = ("start_s", "end_s")
-"""The manifest columns a video's crops depend on (compared with the source's meta 'manifest')."""
+"""The manifest columns a video's crops depend on (compared with the source's meta 'manifest'). Every other
+column (title, license, city, place, recorded, notes, extras) is descriptive: a rerun records a change of it
+without reprocessing the video (pipeline.plan)."""
 
 
 def changed_settings(stored_meta: dict[str, Any], current: dict[str, Any], row_meta: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
@@ -58,6 +59,11 @@ def changed_settings(stored_meta: dict[str, Any], current: dict[str, Any], row_m
     stored = stored_meta.get("settings")
     if not stored:
         return {}
+    # --downscale changes the crops only of a video whose frames it resized (meta 'downscale'); a store of an
+    # older lrfp that did not record the option tells it by that entry too.
+    stored = {**stored, "downscale": bool(stored_meta.get("downscale"))}
+    if "downscale" in current and not stored_meta.get("downscale"):
+        current = {k: v for k, v in current.items() if k != "downscale"}  # frames not resized: the option changed nothing
     diffs = {k: (stored[k], now) for k, now in current.items() if now is not None and k in stored and stored[k] != now}
     made_with = stored_meta.get("manifest") or {}
     for key in ROW_SETTINGS:
@@ -207,10 +213,7 @@ class FetchConfig:
         parse_tiles(self.tiles)
         if self.workers < 1:
             raise UsageError(f"--workers must be at least 1 (got {self.workers})")
-        if self.models_dir is not None and not Path(self.models_dir).is_dir():
-            raise InputError(f"--models-dir {self.models_dir} is not a folder (it does not exist); "
-                             "give the folder that holds the detector models, or leave it out to use the user cache")
-        env_dir = os.environ.get(ENV_MODELS_DIR)
-        if env_dir and not Path(env_dir).is_dir():
-            raise InputError(f"{ENV_MODELS_DIR}={env_dir} is not a folder (it does not exist); fix or unset it")
+        from lrfp.fetch.detectors.weights import check_models_dirs
+
+        check_models_dirs(self.models_dir)  # --models-dir and LRFP_MODELS_DIR: InputError saying what they are instead
         self.download.check()

@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from lrfp.errors import InputError
-from lrfp.fetch.config import DONE, FAILED, FetchConfig, VideoStatus, changed_settings
+from lrfp.fetch.config import DONE, FAILED, ROW_SETTINGS, FetchConfig, VideoStatus, changed_settings
 from lrfp.fetch.detect import close_idle_detectors
 from lrfp.fetch.detect import resolve_detector
 from lrfp.fetch.detectors.tiles import parse_tiles
 from lrfp.fetch.results import Emit, FetchEvent, FetchResult, VideoResult
-from lrfp.fetch.video import fetch_video, run_level_error, settings
+from lrfp.fetch.video import begin_redo, fetch_video, run_level_error, settings
 from lrfp.manifest import ManifestRow, read_manifest
 from lrfp.store import Store, open_store
 
@@ -75,7 +75,9 @@ def plan(store: Store, rows: list[ManifestRow], cfg: FetchConfig, manifest: Path
     come out are removed unless labeled or in a split (Store.prune_source_crops), and counted.
     """
     conflicts = []
+    rows_by_name = {row.name: row for row in rows}
     todo: list[ManifestRow] = []
+    redo: list[str] = []
     skipped: list[VideoResult] = []
     for row in rows:
         src = store.find_source(row.name)
@@ -88,15 +90,49 @@ def plan(store: Store, rows: list[ManifestRow], cfg: FetchConfig, manifest: Path
                    if status in DONE and current is not None else {})
         if changed and cfg.redo:
             todo.append(row)
+            redo.append(row.name)
         elif status in DONE or (status in FAILED and not cfg.retry_failed):
-            skipped.append(VideoResult(row.name, row.url, status, src["error"], skipped=True, changed=changed or None))
+            skipped.append(VideoResult(row.name, row.url, status, src["error"], skipped=True, changed=changed or None,
+                                       described=described_changes(src, row) or None))
         else:
             todo.append(row)
     if conflicts:
         raise InputError("\n".join(conflicts))
+    for r in skipped:  # a descriptive column changed: record it without reprocessing (the crops do not depend on it)
+        if r.described:
+            record_description(store, store.find_source(r.name), rows_by_name[r.name])
+    for name in redo:
+        begin_redo(store, name)  # a redo that fails gives the video back as it was (video.end_redo)
     for row in todo:
         store.upsert_source(row.name, "video", url=row.url, status=VideoStatus.pending, error=None)
     return todo, skipped
+
+
+def described_changes(src: Any, row: ManifestRow) -> list[str]:
+    """The descriptive manifest columns (config.ROW_SETTINGS are not) whose value in `row` differs from what the
+    stored source `src` records, e.g. ['license', 'title']. A column the row leaves empty is not a change (the
+    stored value, perhaps from yt-dlp, stays)."""
+    made_with = json.loads(src["meta"] or "{}").get("manifest") or {}
+    changed = [k for k in ("license", "title") if getattr(row, k) is not None and getattr(row, k) != src[k]]
+    now = row.meta()
+    for key, value in now.items():
+        if key not in ROW_SETTINGS and made_with.get(key) != value:
+            changed.append(key)
+    return changed
+
+
+def record_description(store: Store, src: Any, row: ManifestRow) -> None:
+    """Store the row's descriptive columns (title, license, city, place, recorded, notes, extras) on source `src`,
+    keeping what its crops were made with (start/end, settings), its status, and any column the row leaves empty."""
+    meta = json.loads(src["meta"] or "{}")
+    made_with = meta.get("manifest") or {}
+    meta["manifest"] = {**made_with, **{k: v for k, v in row.meta().items() if k not in ROW_SETTINGS}}
+    fields: dict[str, Any] = {"meta": meta}
+    if row.license is not None:
+        fields["license"] = row.license
+    if row.title is not None:
+        fields["title"] = row.title
+    store.upsert_source(row.name, "video", **fields)
 
 
 @contextlib.contextmanager

@@ -10,7 +10,7 @@ from lrfp.fetch.config import FetchConfig, VideoStatus
 from lrfp.fetch.detect import close_idle_detectors
 from lrfp.fetch.detect import ResolvedDetector
 from lrfp.fetch.results import Emit, FetchEvent, VideoResult
-from lrfp.fetch.video import fetch_video
+from lrfp.fetch.video import end_redo, fetch_video
 from lrfp.manifest import ManifestRow
 from lrfp.procpool import SpawnPool, report, stop_requested
 from lrfp.store import open_store
@@ -94,6 +94,9 @@ def _run_pool_once(data_dir, todo, cfg, model, emit, stop, results) -> list[Mani
         for row in started:
             results[row.name] = r = VideoResult(row.name, row.url, VideoStatus.error, reason)
             store.upsert_source(row.name, "video", status=r.status, error=r.error)
+            if (kept := end_redo(store, row.name, r.status)) is not None:
+                r.kept_earlier = kept
+                r.error = f"{reason}; the redo failed, so the earlier run's status ({kept}), settings and crops are kept"
             emit(FetchEvent("done", row.name, result=r))
     if not_started:
         emit(FetchEvent("message", message=f"a worker process died; going on with {len(not_started)} video(s) in new workers"))

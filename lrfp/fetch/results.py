@@ -45,6 +45,8 @@ class VideoResult:
     crops_removed: int = 0  # crops of an earlier run with other settings that this run did not produce
     labeled_kept: int = 0  # of those, kept because a person labeled them or a split holds them
     changed: dict[str, tuple[Any, Any]] | None = None  # stored with other settings: {setting: (stored, now)}
+    described: list[str] | None = None  # skipped, but these descriptive columns (license, title, ...) were recorded
+    kept_earlier: str | None = None  # a redo failed: the earlier run's status it kept (with its settings and crops)
     video_s: float = 0.0
     wall_s: float = 0.0
 
@@ -96,19 +98,34 @@ class FetchResult:
         """Videos done earlier with other settings and skipped (rerun with --redo to reprocess them)."""
         return [v for v in self.videos if v.skipped and v.changed]
 
+    def recorded(self, column: str) -> list[VideoResult]:
+        """Videos skipped whose manifest `column` (e.g. 'license') this run recorded without reprocessing."""
+        return [v for v in self.videos if v.described and column in v.described]
+
     @property
     def offline(self) -> bool:
-        """True when every video that failed in this run failed to look up its host name (DNS): the machine
-        seems to be offline, rather than each URL being bad."""
+        """True when every download attempted in this run failed to look up its host name (DNS): the machine
+        seems to be offline, rather than each URL being bad. One video downloaded (even from a local server, or
+        failing later on as not_a_video) and this is False: see `dns_failed`."""
         return self._all_failed(dns_failure)
 
     @property
     def unreachable(self) -> bool:
-        """True when every video that failed in this run reached no server (refused, timed out, no DNS)."""
+        """True when every download attempted in this run reached no server (refused, timed out, no DNS)."""
         return self._all_failed(connection_failure)
 
+    @property
+    def dns_failed(self) -> list[VideoResult]:
+        """The videos of this run whose download failed to look up its host name."""
+        return [v for v in self._attempted() if v.status == VideoStatus.download_failed and dns_failure(v.error)]
+
+    def _attempted(self) -> list[VideoResult]:
+        """The videos this run tried to download (not skipped; an interrupted one is left out: it may not have
+        reached the network yet)."""
+        return [v for v in self.videos if not v.skipped and v.status != VideoStatus.interrupted]
+
     def _all_failed(self, why: Callable[[str | None], bool]) -> bool:
-        ran = [v for v in self.videos if not v.skipped and v.status not in DONE and v.status != VideoStatus.interrupted]
+        ran = self._attempted()
         return len(ran) > 0 and all(v.status == VideoStatus.download_failed and why(v.error) for v in ran)
 
     @property

@@ -72,9 +72,61 @@ class _Outcome:
         res.status, res.error = status, error
         res.wall_s = time.monotonic() - self.t0
         self.store.set_source_status(self.source_id, status, error)
+        if status != VideoStatus.interrupted:  # an interrupted redo is finished by the rerun, which still has it
+            if (kept := end_redo(self.store, self.row.name, status)) is not None:
+                res.kept_earlier = kept
+                res.error = (f"{error}; the redo failed, so the earlier run's status ({kept}), settings and crops "
+                             "are kept")
         if self.remove_download and status != VideoStatus.interrupted and not (self.cfg.keep_videos and status in DONE):
             _remove_downloads(self.store.root / DOWNLOADS_DIR, self.row.url)
         return res
+
+
+REDO_KEY = "fetch.redo_of:"
+"""Store setting REDO_KEY + source name: what a video done earlier was (its sources row and crop ids) while a
+--redo of it runs, so that a redo that fails gives it back (docs/fetch-faults.md, "A redo that fails")."""
+
+
+def begin_redo(store: Store, name: str) -> None:
+    """Remember source `name` as it is (done earlier, about to be redone with other settings)."""
+    import json
+
+    src = store.source(name)
+    if store.get_setting(REDO_KEY + name) is not None:
+        return  # an earlier redo of it was interrupted: what it gives back is still the run before that one
+    crops = [crop_id for crop_id, _ in store.crop_paths(source_id=int(src["id"]))]
+    earlier = {k: src[k] for k in ("status", "error", "title", "license", "width", "height", "fps", "duration_s", "meta")}
+    store.set_setting(REDO_KEY + name, json.dumps({"source": earlier, "crops": crops}))
+
+
+def end_redo(store: Store, name: str, status: str) -> str | None:
+    """A redo of `name` ended with `status`. If it failed (FAILED), the source gets back its earlier status,
+    error, size and meta (settings), and the crops this redo added go (unless labeled or in a split); returns
+    the earlier status then. Else (done, or no redo running) returns None."""
+    import json
+
+    from lrfp.fetch.config import FAILED
+
+    saved = store.get_setting(REDO_KEY + name)
+    if saved is None:
+        return None
+    earlier = json.loads(saved)
+    if status in FAILED:
+        src = store.source(name)
+        store.prune_source_crops(int(src["id"]), set(earlier["crops"]))
+        fields = {k: v for k, v in earlier["source"].items() if not (k in ("title", "license") and src[k] is not None)}
+        store.upsert_source(name, "video", **fields)  # a title or license the redo's row gave stays
+    store.delete_setting(REDO_KEY + name)
+    return str(earlier["source"]["status"]) if status in FAILED else None
+
+
+def _start_fields(row: ManifestRow) -> dict[str, Any]:
+    """The source fields a video's run starts with. A title or license the row leaves empty is not written
+    (what the store has, perhaps from yt-dlp or an earlier manifest, stays)."""
+    fields: dict[str, Any] = {"url": row.url, "status": VideoStatus.running, "error": None,
+                              "meta": {"manifest": row.meta()}}
+    fields.update({k: getattr(row, k) for k in ("title", "license") if getattr(row, k) is not None})
+    return fields
 
 
 def _progress_to(emit: Emit, name: str) -> Progress:
@@ -95,10 +147,7 @@ def fetch_video(
 ) -> VideoResult:
     """Download, sample, detect, track and store one video. Its outcome is recorded as the source's status."""
     res = VideoResult(row.name, row.url, VideoStatus.running)
-    source_id = store.upsert_source(
-        row.name, "video", url=row.url, title=row.title, license=row.license, status=VideoStatus.running, error=None,
-        meta={"manifest": row.meta()},
-    )
+    source_id = store.upsert_source(row.name, "video", **_start_fields(row))
     finish = _Outcome(store, source_id, row, cfg, res, remove_download=True)
     progress = _progress_to(emit, row.name)
     emit(FetchEvent("start", row.name, stage="download"))
@@ -139,8 +188,7 @@ def process_video_file(
     """
     cfg.check()
     res = VideoResult(row.name, row.url, VideoStatus.running)
-    source_id = store.upsert_source(row.name, "video", url=row.url, title=row.title, license=row.license,
-                                    status=VideoStatus.running, error=None, meta={"manifest": row.meta()})
+    source_id = store.upsert_source(row.name, "video", **_start_fields(row))
     finish = _Outcome(store, source_id, row, cfg, res, remove_download=False)
     progress = _progress_to(emit or (lambda e: None), row.name)
     return _process(store, source_id, row, path, cfg, model, res, finish, progress, should_stop, threads, {}, None, None)
@@ -159,15 +207,17 @@ def _process(store: Store, source_id: int, row: ManifestRow, path: Path, cfg: Fe
     meta: dict[str, Any] = {"manifest": row.meta(), "download": download_info, "settings": settings(cfg, model, info)}
     if info.downscaled:
         meta["downscale"] = {"from": [info.native_width, info.native_height], "to": [info.width, info.height]}
+    described = {k: v for k, v in (("title", row.title or title), ("license", row.license or license)) if v is not None}
     store.upsert_source(
-        row.name, "video", title=row.title or title, license=row.license or license,
+        row.name, "video", **described,
         width=info.width, height=info.height, fps=info.fps or None, duration_s=info.duration_s, meta=meta,
     )
     if too_high_res(info.native_width, info.native_height) and not cfg.download.downscale:
+        again = "--redo" if store.get_setting(REDO_KEY + row.name) is not None else "--retry-failed"  # end_redo keeps it ok
         return finish(
             VideoStatus.too_high_res,
             f"{info.native_width}x{info.native_height} is {MAX_LINES}p or more (lrfp keeps videos below {MAX_LINES}p); "
-            f"rerun with --retry-failed --downscale to resize its frames to {DOWNSCALE_LINES} lines",
+            f"rerun with {again} --downscale to resize its frames to {DOWNSCALE_LINES} lines",
         )
     if row.start_s is not None and info.duration_s is not None and row.start_s >= info.duration_s:
         return finish(VideoStatus.bad_range, f"start {row.start_s:g} s is past the end of the video ({info.duration_s:.1f} s)")
@@ -250,7 +300,7 @@ def settings(cfg: FetchConfig, model: ResolvedDetector, info: VideoInfo | None =
     size = (info.width, info.height) if info is not None else (None, None)
     return {
         "every_s": cfg.every_s, "min_face": cfg.min_face, "min_score": cfg.min_score, "margin": cfg.margin,
-        "per_track": cfg.per_track, **model.provenance(*size),
+        "per_track": cfg.per_track, "downscale": cfg.download.downscale, **model.provenance(*size),
     }
 
 

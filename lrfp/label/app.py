@@ -90,7 +90,7 @@ class LabelApp(App):
             self.call_after_refresh(lambda: self.latency_probe(key_time, time.monotonic(), crop_id))
 
 
-NOT_A_TERMINAL = ("lrfp label needs an interactive terminal: its {which} is not one (a pipe, a file, "
+NOT_A_TERMINAL = ("lrfp label needs an interactive terminal: its {which} (a pipe, a file, "
                   "/dev/null or cron). Run it in a terminal window; nothing was drawn or stored.")
 
 
@@ -107,7 +107,8 @@ def require_terminal(stdin=None, stdout=None) -> None:
     streams = {"standard input": stdin or sys.stdin, "standard output": stdout or sys.stdout}
     bad = [name for name, stream in streams.items() if not _is_tty(stream)]
     if bad:
-        raise UsageError(NOT_A_TERMINAL.format(which=" and ".join(bad)))
+        which = f"{bad[0]} is not a terminal" if len(bad) == 1 else f"{' and '.join(bad)} are not terminals"
+        raise UsageError(NOT_A_TERMINAL.format(which=which))
 
 
 def _is_tty(stream) -> bool:

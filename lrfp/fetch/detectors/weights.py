@@ -86,8 +86,36 @@ def model_info(name: str) -> ModelFile:
         raise ModelsError(f"unknown detector model {name!r} (known: {', '.join(MODELS)})") from None
 
 
+def models_dir_problem(path: Path) -> str | None:
+    """Why `path` cannot be a models folder ('is a file, not a folder', 'does not exist', ...), or None."""
+    if path.is_dir():
+        return None
+    if path.is_file():
+        return "is a file, not a folder"
+    if path.exists():
+        return "is not a folder"
+    if path.is_symlink():
+        return "is a link to nothing (its target does not exist)"
+    return "is not a folder (it does not exist)"
+
+
+def check_models_dirs(models_dir: Path | None) -> None:
+    """Raises InputError (exit 2) if --models-dir or LRFP_MODELS_DIR is given but is not a folder, saying what
+    it is instead (a file, nothing)."""
+    from lrfp.errors import InputError
+
+    if models_dir is not None and (why := models_dir_problem(Path(models_dir))):
+        raise InputError(f"--models-dir {models_dir} {why}; give the folder that holds the detector models, "
+                         "or leave it out to use the user cache")
+    env = os.environ.get(ENV_MODELS_DIR)
+    if env and (why := models_dir_problem(Path(env))):
+        raise InputError(f"{ENV_MODELS_DIR}={env} {why}; fix or unset it")
+
+
 def search_dirs(models_dir: Path | None) -> list[tuple[str, Path]]:
-    """Where model files are looked for, in order, with the reason each place is searched."""
+    """Where model files are looked for, in order, with the reason each place is searched. Raises InputError
+    (check_models_dirs) for a given folder that is not one."""
+    check_models_dirs(models_dir)
     dirs: list[tuple[str, Path]] = []
     if models_dir is not None:
         dirs.append(("--models-dir", Path(models_dir)))

@@ -1,0 +1,160 @@
+"""`lrfp fetch` reruns: descriptive manifest columns recorded without reprocessing, --downscale compared like every
+setting the crops depend on, and a redo that fails giving the video back as it was (docs/fetch-faults.md).
+
+Real yt-dlp downloads from an HTTP server on 127.0.0.1 (the edge of the network), real MediaPipe, real store.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from fetch_helpers import ARCADE_1080, CORRIDOR_GIF, STAGE_360, run_cli, serve, write_manifest
+from lrfp.errors import PublishError
+from lrfp.store import open_store
+
+
+@pytest.fixture
+def models(shared_dir: Path) -> str:
+    return str(shared_dir / "models")
+
+
+def fetch(manifest: Path, data: Path, models: str, *extra: str) -> int:
+    return run_cli(["fetch", str(manifest), "-d", str(data), "--models-dir", models, "--retries", "0", *extra])
+
+
+def crops(data: Path, source: str) -> dict[int, str]:
+    """crop id -> sha256 of the source's crops."""
+    with open_store(data, create=False) as s:
+        return {r["id"]: r["sha256"] for r in s.query(
+            "SELECT c.id, c.sha256 FROM crops c JOIN sources s ON s.id = c.source_id WHERE s.name = ?", (source,))}
+
+
+def refused_for_license(data: Path, source: str) -> bool:
+    """Whether publish's license check (the one `lrfp publish` runs on a split's rows) refuses the source."""
+    from lrfp.publish.export import check_licenses
+
+    with open_store(data, create=False) as s:
+        try:
+            check_licenses(s, [{"source_name": source}], annotations_only=False)
+        except PublishError as e:
+            assert "the manifest's license column for `lrfp fetch`" in str(e)
+            return True
+    return False
+
+
+def test_a_license_added_to_the_manifest_is_recorded_without_reprocessing(shared_dir: Path, models: str,
+                                                                         tmp_path: Path, capsys) -> None:
+    data = tmp_path / "data"
+    with serve(shared_dir / "data" / "videos") as base:
+        url = f"{base}/{CORRIDOR_GIF}"
+        bare = write_manifest(tmp_path / "c.csv", [{"url": url, "id": "corridor"}])
+        assert fetch(bare, data, models) == 0
+        before = crops(data, "corridor")
+        assert before and refused_for_license(data, "corridor")
+        capsys.readouterr()
+
+        # The publish refusal's advice: the same rows plus a license column (and a title).
+        licensed = write_manifest(tmp_path / "c2.csv", [{"url": url, "id": "corridor", "license": "CC-BY-4.0",
+                                                         "title": "Intel corridor", "notes": "sample"}])
+        assert fetch(licensed, data, models) == 0
+        err = capsys.readouterr().err
+        assert "corridor: ok earlier, skipped; license, title, notes recorded" in err
+        assert "license recorded for 1 video (not reprocessed: the crops do not depend on it)" in err
+        with open_store(data, create=False) as s:
+            src = s.source("corridor")
+            assert (src["license"], src["title"], src["status"]) == ("CC-BY-4.0", "Intel corridor", "ok")
+            assert json.loads(src["meta"])["manifest"] == {"notes": "sample"}
+        assert crops(data, "corridor") == before  # same crops, same ids: nothing reprocessed
+        assert not refused_for_license(data, "corridor")
+
+        # Again: nothing new to record; a row without the license column leaves the stored one alone.
+        assert fetch(licensed, data, models) == 0 and "recorded" not in capsys.readouterr().err
+        assert fetch(bare, data, models, "--redo") == 0
+        with open_store(data, create=False) as s:
+            assert s.source("corridor")["license"] == "CC-BY-4.0"
+
+
+def test_a_redo_without_downscale_that_fails_keeps_the_earlier_video(shared_dir: Path, models: str, tmp_path: Path,
+                                                                   capsys) -> None:
+    data = tmp_path / "data"
+    with serve(shared_dir / "data" / "videos") as base:
+        manifest = write_manifest(tmp_path / "a.csv", [{"url": f"{base}/{ARCADE_1080}", "id": "arcade", "end": "2"}])
+        assert fetch(manifest, data, models, "--downscale", "--every", "1") == 0
+        before = crops(data, "arcade")
+        assert before
+        with open_store(data) as s:
+            s.add_label(min(before), "without_mask", "ann")
+            meta_before = s.source("arcade")["meta"]
+        capsys.readouterr()
+
+        # Without --downscale and without --redo: the change is named, nothing is done.
+        assert fetch(manifest, data, models, "--every", "1", "--tiles", "off") == 0
+        err = capsys.readouterr().err
+        assert "arcade (downscale True -> False, tiles auto -> off)" in err
+
+        # With --redo the video is 1080p again: the redo fails, the stored video stays as it was.
+        assert fetch(manifest, data, models, "--every", "1", "--tiles", "off", "--redo") == 1
+        err = capsys.readouterr().err
+        assert ("arcade: too_high_res 1920x1080 is 720p or more (lrfp keeps videos below 720p); rerun with "
+                "--redo --downscale to resize its frames to 480 lines; the redo failed, so the earlier run's "
+                "status (ok), settings and crops are kept") in " ".join(err.split())
+        with open_store(data, create=False) as s:
+            src = s.source("arcade")
+            assert (src["status"], src["error"], src["meta"]) == ("ok", None, meta_before)
+            assert (src["width"], src["height"]) == (854, 480)
+            assert s.get_setting("fetch.redo_of:arcade") is None
+        assert crops(data, "arcade") == before
+
+        # A plain rerun names the change again (nothing is lost, nothing half-done); --downscale matches it.
+        assert fetch(manifest, data, models, "--every", "1", "--tiles", "off") == 0
+        assert "downscale True -> False" in capsys.readouterr().err
+        assert fetch(manifest, data, models, "--every", "1", "--downscale") == 0
+        assert "other settings" not in capsys.readouterr().err
+
+
+def test_downscale_is_not_a_change_for_a_video_it_did_not_resize(shared_dir: Path, models: str, tmp_path: Path,
+                                                                capsys) -> None:
+    data = tmp_path / "data"
+    with serve(shared_dir / "data" / "videos") as base:
+        manifest = write_manifest(tmp_path / "c.csv", [{"url": f"{base}/{CORRIDOR_GIF}", "id": "corridor"}])
+        assert fetch(manifest, data, models, "--downscale") == 0
+        capsys.readouterr()
+        assert fetch(manifest, data, models) == 0  # 270 lines: --downscale changed nothing
+        assert "other settings" not in capsys.readouterr().err
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="makes its test media with ffmpeg (apt-get install ffmpeg)")
+def test_a_redo_that_fails_after_storing_crops_removes_them_and_keeps_the_earlier_ones(shared_dir: Path, models: str,
+                                                                                     tmp_path: Path, capsys) -> None:
+    media = tmp_path / "media"
+    media.mkdir()
+    clip = media / "v.mp4"  # 4 s, moov first (as streamed MP4s are), so a prefix of it decodes
+    subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-i",
+                    str(shared_dir / "data" / "videos" / STAGE_360), "-t", "4", "-an", "-c:v", "libx264",
+                    "-preset", "ultrafast", "-movflags", "+faststart", str(clip)], check=True)
+    whole = clip.read_bytes()
+    data = tmp_path / "data"
+    with serve(media) as base:
+        manifest = write_manifest(tmp_path / "m.csv", [{"url": f"{base}/v.mp4", "id": "v"}])
+        assert fetch(manifest, data, models, "--every", "1") == 0
+        before = crops(data, "v")
+        assert before
+        with open_store(data, create=False) as s:
+            meta_before = s.source("v")["meta"]
+        # The server now sends the file cut short: the redo stores the crops of the frames it decodes (other
+        # --every: other frames, new crops), then ends `truncated`.
+        clip.write_bytes(whole[: len(whole) * 6 // 10])
+        capsys.readouterr()
+        assert fetch(manifest, data, models, "--every", "0.25", "--redo") == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert "v: truncated" in err and "the redo failed, so the earlier run's status (ok), settings and crops are kept" in err
+    with open_store(data, create=False) as s:
+        src = s.source("v")
+        assert (src["status"], src["meta"]) == ("ok", meta_before)
+    assert crops(data, "v") == before  # what the failed redo added is gone, the earlier crops stay
+    assert sorted(p.name[:-4] for p in (data / "crops").rglob("*.png")) == sorted(before.values())
