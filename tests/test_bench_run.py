@@ -672,3 +672,18 @@ def test_compiled_training_with_cuda_graphs_on_a_gpu(bench_store, tmp_path):
     assert not result.failed and result.rows[-1]["compile"] == "reduce-overhead"
     ckpt = torch.load(tmp_path / "o" / "checkpoints" / "model3.pt", map_location="cpu")
     assert not any(k.startswith("_orig_mod.") for k in ckpt["state_dict"])
+
+
+def test_an_annotations_only_dataset_says_it_has_no_pixels(bench_store, tmp_path, capsys):
+    """A new user benched a folder written by `lrfp publish --annotations-only` and got a column list (exit 1)."""
+    published = tmp_path / "ann"
+    code, _, err = cli(capsys, "publish", "--annotations-only", "--split", "grouped", "-d", str(bench_store),
+                       "--out", str(published))
+    assert code == 0, err
+    for option, extra in (("--dataset", ()), ("--eval-on", ("-d", str(bench_store)))):
+        code, _, err = cli(capsys, "bench", "--model", "model3", option, str(published), *extra,
+                           "--out", str(tmp_path / "o"), "--device", "cpu", "--protocol", "quick")
+        assert code == 2, (option, err)
+        assert err.startswith(f"Error: {option} {published} was published with --annotations-only"), err
+        assert "no pixels" in err and "without --annotations-only" in err
+    assert not (tmp_path / "o" / "results.jsonl").exists()
