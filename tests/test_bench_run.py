@@ -728,8 +728,14 @@ def test_eval_on_partly_made_of_training_images_is_warned_about(bench_store, smf
             copied += 1
         fresh = [p for p in sorted((smfd_dir / cls).glob("*.jpg"))
                  if p.name not in names and hashlib.sha256(p.read_bytes()).hexdigest() not in stored]
-        for p in fresh[:15]:
+        for p in fresh[:13]:
             shutil.copy(p, evalset / cls / p.name)
+        for rel in [r for r in rels if r.startswith(cls + "/")][-2:]:  # 2 resized PNG copies: not exact, near
+            from PIL import Image
+
+            with Image.open(folder / rel) as im:
+                big = im.convert("RGB").resize((im.width * 3 // 2, im.height * 3 // 2))
+            big.save(evalset / cls / f"resized-{rel.split('/')[-1]}.png")
     out = tmp_path / "o"
     code, _, err = cli(capsys, "bench", "--model", "model3", "--epochs", "1", "-d", str(bench_store), "--split", "grouped",
                        "--eval-on", str(evalset), "--out", str(out), "--device", "cpu", "--protocol", "quick")
@@ -739,3 +745,7 @@ def test_eval_on_partly_made_of_training_images_is_warned_about(bench_store, smf
     md = " ".join((out / "results.md").read_text().split())
     assert f"**Warning: --eval-on mixed: {copied} of its 40 images are exact copies of benchmarked images (" in md
     assert "not a clean cross-dataset result" in md
+    import re
+
+    near = re.search(r"; (\d+) more are near-duplicates \(dHash within 4 bits", md)
+    assert near and int(near.group(1)) >= 4, md  # the 4 resized copies (a fresh file may be a look-alike too)
