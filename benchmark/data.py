@@ -213,12 +213,29 @@ def load_published(dataset: str) -> BenchData:
     if missing:
         raise BenchError(f"dataset {dataset!r} has no {', '.join(missing)} split (has: {', '.join(dd)})")
     for s in SUBSETS:
-        cols = set(dd[s].column_names)
-        if not {"image", "label"} <= cols:
-            raise BenchError(f"dataset {dataset!r} split {s} needs columns image and label (has: {', '.join(sorted(cols))})")
+        check_columns("--dataset", dataset, s, dd[s].column_names)
     subsets = {s: _subset_from_hf(dd[s], s) for s in SUBSETS}
     _check_classes(f"dataset {dataset!r}", subsets, SUBSETS)
     return BenchData(name=str(dataset), kind="dataset", subsets=subsets, audit={"split": "published"})
+
+
+def check_columns(option: str, dataset: str, split: str, columns: list[str]) -> None:
+    """Raise InputError (exit 2) unless a published split has the columns a benchmark needs (image, label).
+
+    A folder written by `lrfp publish --annotations-only` has every other column but no image: the message
+    says so and how to get one with pixels.
+    """
+    cols = set(columns)
+    if {"image", "label"} <= cols:
+        return
+    if "image" not in cols and "crop_sha256" in cols:
+        raise InputError(
+            f"{option} {dataset} was published with --annotations-only: it holds labels and boxes but no pixels "
+            "(no image column), so there is nothing to train or test on. Publish the split without "
+            "--annotations-only (`lrfp publish --out DIR`) and bench that folder, or bench the store itself "
+            "(`lrfp bench -d DATA_DIR`)"
+        )
+    raise InputError(f"{option} {dataset}: split {split} needs columns image and label (has: {', '.join(sorted(cols))})")
 
 
 def load_image_folder(folder: Path) -> Subset:
@@ -273,6 +290,8 @@ def load_eval_set(target: str) -> tuple[str, Subset]:
     else:
         dd = _load_hf(target)
         parts = ["test"] if "test" in dd else list(dd)
+        for p in parts:
+            check_columns("--eval-on", target, p, dd[p].column_names)
         subs = [_subset_from_hf(dd[p], p) for p in parts]
         sub = Subset(
             [i for s in subs for i in s.images], np.concatenate([s.labels for s in subs]),

@@ -27,6 +27,14 @@ class PrecisionChosen:
 
 
 @dataclass(frozen=True)
+class EvalOverlap:
+    """Some --eval-on images are also in the benchmarked data (benchmark.overlap); `warning` says how many."""
+
+    eval_set: str
+    warning: str
+
+
+@dataclass(frozen=True)
 class GridPlanned:
     runs: list[str]  # run names (config-sSEED), in order
     total_epochs: int
@@ -56,5 +64,5 @@ class RunEnded:
     run: str
 
 
-BenchEvent = Union[DecodeProgress, PrecisionChosen, GridPlanned, RunStarted, EpochDone, RowWritten, RunEnded]
+BenchEvent = Union[DecodeProgress, PrecisionChosen, EvalOverlap, GridPlanned, RunStarted, EpochDone, RowWritten, RunEnded]
 OnEvent = Callable[[BenchEvent], None]

@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from benchmark.events import (DecodeProgress, EpochDone, GridPlanned, OnEvent, PrecisionChosen, RowWritten, RunEnded,
+from benchmark.events import (DecodeProgress, EpochDone, EvalOverlap, GridPlanned, OnEvent, PrecisionChosen, RowWritten, RunEnded,
                               RunStarted)
 from benchmark.protocols import Protocol, get_protocol
 from benchmark.registry import check_input_size, get_spec, list_models
-from lrfp.errors import BenchError, BenchUsageError
+from lrfp.errors import BenchError, BenchUsageError, InputError
 from lrfp.paths import probe_writable
 
 log = logging.getLogger(__name__)
@@ -231,6 +231,31 @@ def preflight_weights(runs: list[Any]) -> None:
         load_pretrained(name)
 
 
+def check_eval_overlap(cfg: BenchConfig, data: Any, eval_sets: dict[str, Any], emit: OnEvent) -> dict[str, Any]:
+    """Count the --eval-on images that are also in the benchmarked subsets (benchmark.overlap); emit
+    EvalOverlap when some are. Raises InputError (exit 2) when every one is an exact copy: that "cross-dataset"
+    accuracy would be measured on the training data."""
+    from benchmark.overlap import eval_overlap, overlap_warning
+
+    out = {}
+    for name, sub in eval_sets.items():
+        folder = Path(cfg.eval_on).expanduser()
+        info = eval_overlap(data, sub, folder if folder.is_dir() else None, cfg.data_dir)
+        out[name] = info
+        if info["n"] and info["exact_any"] == info["n"]:
+            per = ", ".join(f"{k} {n}" for k, n in info["exact"].items() if n)
+            raise InputError(
+                f"--eval-on {cfg.eval_on}: all {info['n']} of its images are in the benchmarked data ({per}), so its "
+                "accuracy would measure the training data, not another dataset. Give a folder of images that were "
+                "not imported into this store (or leave out --eval-on)"
+            )
+        warning = overlap_warning(str(cfg.eval_on), info)
+        if warning:
+            log.info("%s", warning)
+            emit(EvalOverlap(name, warning))
+    return out
+
+
 def load_data(cfg: BenchConfig, progress: Callable[[int, int], None] | None = None) -> Any:
     from benchmark.data import load_published, load_store_split
 
@@ -284,6 +309,7 @@ def run_bench(cfg: BenchConfig, on_event: OnEvent | None = None) -> BenchResult:
     jobs = cfg.jobs or (1 if cfg.stack_seeds else 3 if device.startswith("cuda") else 1)
     data = load_data(cfg, progress=lambda d, t: emit(DecodeProgress(d, t)))
     eval_sets = dict([load_eval_set(cfg.eval_on)]) if cfg.eval_on else {}
+    overlap = check_eval_overlap(cfg, data, eval_sets, emit)
     preflight_weights(runs)
     if resolve_precision(cfg.precision, device) is None:
         runs = choose_precision(runs, emit)
@@ -303,6 +329,7 @@ def run_bench(cfg: BenchConfig, on_event: OnEvent | None = None) -> BenchResult:
     meta = {
         **context, "protocol": protocol.name, "protocol_summary": protocol.summary, "counts": data.counts(),
         "audit": {k: v for k, v in data.audit.items() if k != "split_report"},
+        "eval_overlap": overlap,  # eval set name -> {n, exact, near, ...} (benchmark.overlap)
         # the transfer models that actually ran with ImageNet weights (Models 1-3 have none to load)
         "pretrained": sorted({r.model for r in runs if r.pretrained}),
         "from_scratch": sorted({r.model for r in runs if not r.pretrained and get_spec(r.model).pretrained}),

@@ -212,8 +212,13 @@ def render_markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         )
     cross = [s for s in summary if s["eval_set"] != "test"]
     if cross:
-        lines += ["", "## Cross-dataset check (`--eval-on`)", "",
-                  "| eval set | model | norm | epochs | seeds | accuracy | 95% CI | loss |", "|---|---|---|---|---|---|---|---|"]
+        from benchmark.overlap import overlap_warning
+
+        lines += ["", "## Cross-dataset check (`--eval-on`)", ""]
+        for name, info in (meta.get("eval_overlap") or {}).items():
+            if (warning := overlap_warning(name, info)):  # eval images that are also in train/validation/test
+                lines += [f"**Warning: {warning}.**", ""]
+        lines += ["| eval set | model | norm | epochs | seeds | accuracy | 95% CI | loss |", "|---|---|---|---|---|---|---|---|"]
         for s in cross:
             lines.append(
                 f"| {s['eval_set']} | {s['model']} | {NORM_NAMES.get(s['norm'] or None, s['norm'])} | {s['epochs']} "

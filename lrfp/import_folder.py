@@ -64,6 +64,7 @@ class ImportResult:
     ungrouped: int = 0
     unchanged: int = 0  # --redo: crops that came out identical (kept, with their labels)
     replaced: int = 0  # --redo: old crops removed because the new settings give other pixels
+    license_recorded: str | None = None  # a --license that changed the source's, on files imported before (kept)
 
     @property
     def skipped_reasons(self) -> Counter:
@@ -262,6 +263,8 @@ def import_folder(
     )
     annotator = cfg.annotator or f"import:{cfg.source}"
     result = ImportResult(source=cfg.source, files=len(files))
+    if done_before and not cfg.redo and cfg.license is not None and cfg.license != existing["license"]:
+        result.license_recorded = cfg.license  # the files stored earlier keep their crops: pixels do not depend on it
     for i, (rel, path, label) in enumerate(files):
         if cfg.redo and rel in done_before:
             status, reason = _redo_one(store, source_id, rel, path, label, groups.get(rel), cfg, annotator,

@@ -18,14 +18,18 @@ def check_input_file(path: Path, what: str) -> None:
         raise InputError(f"{what} {path} is not a regular file")
 
 
-def check_input_folder(path: Path, what: str) -> None:
-    """Raise InputError (exit 2) unless `path` is an existing folder: missing, or a file where a folder is needed."""
+def check_input_folder(path: Path, what: str, hint: str = "") -> None:
+    """Raise InputError (exit 2) unless `path` is an existing folder: missing, or a file where a folder is needed.
+
+    `hint` (e.g. "give a folder of face images") is added after a colon to each message.
+    """
+    tail = f": {hint}" if hint else ""
     if path.is_file():
-        raise InputError(f"{what} {path} is a file, not a folder")
+        raise InputError(f"{what} {path} is a file, not a folder{tail}")
     if not path.exists():
-        raise InputError(f"{what} {path} does not exist")
+        raise InputError(f"{what} {path} does not exist{tail}")
     if not path.is_dir():
-        raise InputError(f"{what} {path} is not a folder")
+        raise InputError(f"{what} {path} is not a folder{tail}")
 
 
 def umask_mode(mode: int = 0o777) -> int:

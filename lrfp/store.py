@@ -1117,6 +1117,11 @@ class Store:
             (source_id,),
         )}
 
+    def imported_file_crops(self) -> list[tuple[str, int]]:
+        """(file sha256, crop id) of every file an import read into a crop (any source)."""
+        return [(r[0], r[1]) for r in self.conn.execute(
+            "SELECT file_sha256, crop_id FROM imported_files WHERE crop_id IS NOT NULL AND file_sha256 IS NOT NULL")]
+
     def unreferenced_import_crops(self, source_id: int) -> list[int]:
         """Ids of the source's crops that no imported file points at (left by `lrfp import --redo`)."""
         return [r[0] for r in self.conn.execute(

@@ -672,3 +672,80 @@ def test_compiled_training_with_cuda_graphs_on_a_gpu(bench_store, tmp_path):
     assert not result.failed and result.rows[-1]["compile"] == "reduce-overhead"
     ckpt = torch.load(tmp_path / "o" / "checkpoints" / "model3.pt", map_location="cpu")
     assert not any(k.startswith("_orig_mod.") for k in ckpt["state_dict"])
+
+
+def test_an_annotations_only_dataset_says_it_has_no_pixels(bench_store, tmp_path, capsys):
+    """A new user benched a folder written by `lrfp publish --annotations-only` and got a column list (exit 1)."""
+    published = tmp_path / "ann"
+    code, _, err = cli(capsys, "publish", "--annotations-only", "--split", "grouped", "-d", str(bench_store),
+                       "--out", str(published))
+    assert code == 0, err
+    for option, extra in (("--dataset", ()), ("--eval-on", ("-d", str(bench_store)))):
+        code, _, err = cli(capsys, "bench", "--model", "model3", option, str(published), *extra,
+                           "--out", str(tmp_path / "o"), "--device", "cpu", "--protocol", "quick")
+        assert code == 2, (option, err)
+        assert err.startswith(f"Error: {option} {published} was published with --annotations-only"), err
+        assert "no pixels" in err and "without --annotations-only" in err
+    assert not (tmp_path / "o" / "results.jsonl").exists()
+
+
+def _imported_folder(data_dir: Path) -> tuple[Path, list[str]]:
+    """The folder the store imported, and the files of it that became crops."""
+    from lrfp.store import open_store
+
+    with open_store(data_dir, create=False) as store:
+        rels = [r["relpath"] for r in store.query(
+            "SELECT relpath FROM imported_files WHERE crop_id IS NOT NULL ORDER BY relpath")]
+        return Path(store.source("smfd")["path"]), rels
+
+
+def test_eval_on_the_imported_folder_itself_is_refused(bench_store, tmp_path, capsys):
+    """A new user evaluated on the very folder the store was built from: a "cross-dataset" 65% with no word.
+    The store keeps 32 px crops, so the files are recognised by their bytes (imported_files.file_sha256)."""
+    folder, rels = _imported_folder(bench_store)
+    n = sum(1 for p in folder.rglob("*.jpg"))
+    code, _, err = cli(capsys, "bench", "--model", "model3", "--epochs", "1", "-d", str(bench_store), "--split", "grouped",
+                       "--eval-on", str(folder), "--out", str(tmp_path / "o"), "--device", "cpu", "--protocol", "quick")
+    assert code == 2, err
+    assert err.startswith(f"Error: --eval-on {folder}: all {n} of its images are in the benchmarked data (train "), err
+    assert "not imported into this store" in err
+    assert not (tmp_path / "o" / "results.jsonl").exists()
+
+
+def test_eval_on_partly_made_of_training_images_is_warned_about(bench_store, smfd_dir, tmp_path, capsys):
+    import hashlib
+    import shutil
+
+    folder, rels = _imported_folder(bench_store)
+    stored = {hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.rglob("*.jpg")}
+    names = {r.split("/")[-1] for r in rels}
+    evalset = tmp_path / "mixed"
+    copied = 0
+    for cls in ("with_mask", "without_mask"):
+        (evalset / cls).mkdir(parents=True)
+        for rel in [r for r in rels if r.startswith(cls + "/")][:5]:  # 5 imported files per class, copied
+            shutil.copy(folder / rel, evalset / rel)
+            copied += 1
+        fresh = [p for p in sorted((smfd_dir / cls).glob("*.jpg"))
+                 if p.name not in names and hashlib.sha256(p.read_bytes()).hexdigest() not in stored]
+        for p in fresh[:13]:
+            shutil.copy(p, evalset / cls / p.name)
+        for rel in [r for r in rels if r.startswith(cls + "/")][-2:]:  # 2 resized PNG copies: not exact, near
+            from PIL import Image
+
+            with Image.open(folder / rel) as im:
+                big = im.convert("RGB").resize((im.width * 3 // 2, im.height * 3 // 2))
+            big.save(evalset / cls / f"resized-{rel.split('/')[-1]}.png")
+    out = tmp_path / "o"
+    code, _, err = cli(capsys, "bench", "--model", "model3", "--epochs", "1", "-d", str(bench_store), "--split", "grouped",
+                       "--eval-on", str(evalset), "--out", str(out), "--device", "cpu", "--protocol", "quick")
+    assert code == 0, err
+    said = " ".join(err.split())
+    assert f"Warning: --eval-on {evalset}: {copied} of its 40 images are exact copies of benchmarked images (" in said
+    md = " ".join((out / "results.md").read_text().split())
+    assert f"**Warning: --eval-on mixed: {copied} of its 40 images are exact copies of benchmarked images (" in md
+    assert "not a clean cross-dataset result" in md
+    import re
+
+    near = re.search(r"; (\d+) more are near-duplicates \(dHash within 4 bits", md)
+    assert near and int(near.group(1)) >= 4, md  # the 4 resized copies (a fresh file may be a look-alike too)

@@ -295,3 +295,27 @@ def test_a_license_given_on_reimport_is_recorded_and_unblocks_publish(smfd_small
     run_import(data, folder)  # no --license: the recorded one stays
     with open_store(data) as s:
         assert s.source("src")["license"] == "CC-BY-4.0"
+
+
+def test_the_cli_says_a_license_given_on_reimport_was_recorded(smfd_small, tmp_path: Path, capsys) -> None:
+    """A new user added --license to an imported folder: it was stored, but the CLI said nothing about it."""
+    from lrfp.cli import main
+
+    folder, _ = smfd_small
+    data = tmp_path / "d"
+
+    def cli(*argv: str) -> tuple[int, str, str]:
+        with pytest.raises(SystemExit) as e:
+            main(["import", str(folder), "--source", "smfd", "-d", str(data), *argv])
+        cap = capsys.readouterr()
+        return e.value.code, cap.out, cap.err
+
+    code, _, err = cli()
+    assert code == 0 and "license recorded" not in err
+    code, _, err = cli("--license", "CC-BY-4.0")
+    assert code == 0
+    assert "license recorded for smfd: CC-BY-4.0 (not re-imported: the crops do not depend on it)" in " ".join(err.split())
+    code, _, err = cli("--license", "CC-BY-4.0")  # the same license again: nothing new to say
+    assert code == 0 and "license recorded" not in err
+    with open_store(data) as s:
+        assert s.source("smfd")["license"] == "CC-BY-4.0"

@@ -391,6 +391,25 @@ def test_export_refuses_a_bad_checkpoint_and_an_unchecked_export(capsys, ckpt_pa
     assert not (tmp_path / "m.onnx").exists()
 
 
+def test_export_and_predict_folder_options_given_a_file_say_it_is_a_file(
+    capsys, ckpt_path: Path, bench_out: Path, smfd_small, tmp_path: Path
+) -> None:
+    """A new user gave `export --check-on` an image file and was told "no such folder"."""
+    image = sorted((smfd_small[0] / "with_mask").iterdir())[0]
+    assert image.is_file()
+    code, _, err = cli(capsys, "export", "-c", str(ckpt_path), "-o", str(tmp_path / "m.onnx"), "--check-on", str(image))
+    assert code == 2 and err.startswith(f"Error: --check-on {image} is a file, not a folder: give a folder"), err
+    code, _, err = cli(capsys, "export", "-c", str(ckpt_path), "-o", str(tmp_path / "m.onnx"),
+                       "--check-on", str(tmp_path / "gone"))
+    assert code == 2 and err.startswith(f"Error: --check-on {tmp_path / 'gone'} does not exist"), err
+    assert not (tmp_path / "m.onnx").exists()
+    ckpt_file = bench_out / "checkpoints" / "model3.pt"
+    for command in ("predict", "export"):
+        code, _, err = cli(capsys, command, "--from", str(ckpt_file), "--config", "model3", "-d", str(tmp_path / "none"))
+        assert code == 2 and err.startswith(f"Error: --from {ckpt_file} is a file, not a folder"), (command, err)
+        assert "--checkpoint" in err
+
+
 @pytest.mark.gpu
 def test_on_cuda_the_probabilities_are_the_cpus(ckpt_path: Path, smfd_small) -> None:
     import numpy as np

@@ -68,6 +68,7 @@ def test_publish_of_a_fetched_store_loads_back_with_datasets(video_store, tmp_pa
             assert row["face_px"] == face_px(r)
             if r["source_kind"] == "video":
                 assert row["url"] == r["source_url"] and row["url"].startswith("http://127.0.0.1:")
+                assert row["source_file"] is None  # a video crop has url/frame/box instead
                 assert row["box"] == [r["box_x"], r["box_y"], r["box_w"], r["box_h"]]
                 assert row["time_s"] == pytest.approx(r["time_s"]) and row["frame_index"] == r["frame_index"]
                 assert row["track"] == r["track_id"] and row["group"].startswith("track:")
@@ -154,6 +155,28 @@ def test_annotations_only_has_no_pixels_and_loads_back(small_store, tmp_path: Pa
     assert "image" not in [f["name"] for f in head["dataset_info"]["features"]]
     assert "**Annotations only**" in body and "## Rebuilding the crops" in body
     assert "**unknown** (pixels not published)" in body
+
+
+def test_annotations_only_rows_name_their_imported_file(small_store, tmp_path: Path) -> None:
+    """A new user could not map annotations-only rows of an imported folder back to its files (url, frame,
+    box and track are all null for them): each row names the file below the imported folder."""
+    import datasets
+
+    grouped_split(small_store, SplitConfig())
+    folder = Path(small_store.source("smfd")["path"])
+    out = tmp_path / "ann"
+    export_dataset(small_store, PublishConfig(out=out, annotations_only=True))
+    ds = datasets.load_dataset(str(out), cache_dir=str(tmp_path / "cache"))
+    rows = [r for part in ds.values() for r in part]
+    names = ds["train"].features["label"].names
+    stored = {r["sha256"]: r["original"] for r in small_store.query("SELECT sha256, original FROM crops")}
+    for r in rows:
+        assert r["source_file"] == stored[r["crop_sha256"]] and r["url"] is None
+        assert (folder / r["source_file"]).is_file(), r["source_file"]
+        assert r["source_file"].split("/")[0] == names[r["label"]]  # the class folder it was imported from
+    assert len({r["source_file"] for r in rows}) == len(rows)
+    _, body = read_card(out)
+    assert "| `source_file` | string |" in body and "their `source_file` names the file" in body
 
 
 def test_no_split(tmp_path: Path, small_store) -> None:

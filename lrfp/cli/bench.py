@@ -76,7 +76,7 @@ def bench(
 
 @contextlib.contextmanager
 def _progress() -> Iterator[Callable[[Any], None]]:
-    from benchmark.events import DecodeProgress, EpochDone, GridPlanned, PrecisionChosen
+    from benchmark.events import DecodeProgress, EpochDone, EvalOverlap, GridPlanned, PrecisionChosen
     from lrfp.cli.console import err
     from lrfp.cli.progress import make_progress
 
@@ -92,6 +92,10 @@ def _progress() -> Iterator[Callable[[Any], None]]:
                 err.print(f"precision {event.config} @{event.input_size}px: {'bf16' if event.bf16 else 'fp32'} "
                           f"(a step: fp32 {event.fp32_ms:.0f} ms, bf16 {event.bf16_ms:.0f} ms"
                           f"{', cached' if event.cached else ''})", soft_wrap=True)
+            elif isinstance(event, EvalOverlap):
+                from rich.markup import escape
+
+                err.print(f"[bold red]Warning:[/bold red] {escape(event.warning)}", soft_wrap=True)
             elif isinstance(event, GridPlanned):
                 tasks["train"] = progress.add_task(
                     f"train {len(event.runs)} runs on {event.device_name}", total=event.total_epochs

@@ -37,7 +37,7 @@ def import_(
     Example:
       lrfp import ../shared/data/smfd --source smfd --groups ../shared/data/smfd/smfd_groups.csv --max-side 48
     """
-    from lrfp.cli.console import out
+    from lrfp.cli.console import err, out
     from lrfp.cli.progress import progress_bar
     from lrfp.cli.tables import import_summary
     from lrfp.import_folder import ImportConfig, import_folder, parse_class_map
@@ -51,3 +51,8 @@ def import_(
     with open_store(data_dir) as store, progress_bar(f"import {source}") as bar:
         result = import_folder(store, cfg, progress=bar)
     out.print(import_summary(result))
+    if result.license_recorded is not None:
+        from rich.markup import escape
+
+        err.print(escape(f"license recorded for {source}: {result.license_recorded} (not re-imported: the crops "
+                         "do not depend on it)"), soft_wrap=True)

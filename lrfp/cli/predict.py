@@ -21,7 +21,7 @@ CheckpointOpt = Annotated[
     Optional[Path], typer.Option("--checkpoint", "-c", dir_okay=False, help="A .pt written by `lrfp bench` (BENCH_OUT/checkpoints/CONFIG.pt).")
 ]
 FromOpt = Annotated[
-    Optional[Path], typer.Option("--from", file_okay=False, help="An `lrfp bench --out` folder: use its checkpoint of --config (best on validation).")
+    Optional[Path], typer.Option("--from", help="An `lrfp bench --out` folder: use its checkpoint of --config (best on validation).")
 ]
 ConfigOpt = Annotated[Optional[str], typer.Option("--config", help="With --from: the configuration, e.g. model3 or model1-bn.")]
 
@@ -92,7 +92,7 @@ def export(
     config: ConfigOpt = None,
     out: Annotated[Path, typer.Option("--out", "-o", dir_okay=False, help="The .onnx file to write.")] = Path("model.onnx"),
     check_on: Annotated[
-        Optional[Path], typer.Option("--check-on", file_okay=False, help="Face images to compare ONNX and PyTorch on (default: the store's crops).")
+        Optional[Path], typer.Option("--check-on", help="Face images to compare ONNX and PyTorch on (default: the store's crops).")
     ] = None,
     data_dir: DataDir = DEFAULT_DATA_DIR,
 ) -> None:

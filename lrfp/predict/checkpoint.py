@@ -60,6 +60,9 @@ def best_checkpoint(results_dir: Path, config: str) -> Path:
     """
     results_dir = Path(results_dir)
     ckpts = results_dir / "checkpoints"
+    if results_dir.is_file():
+        raise CheckpointError(f"--from {results_dir} is a file, not a folder: give the --out folder of an `lrfp bench` "
+                              "run (a checkpoint file goes to --checkpoint)")
     if not results_dir.is_dir():
         raise CheckpointError(f"--from {results_dir}: no such folder; give the --out folder of an `lrfp bench` run")
     if not ckpts.is_dir():

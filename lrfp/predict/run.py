@@ -154,12 +154,12 @@ def _check_images(cfg: ExportConfig) -> list[Any]:
     import numpy as np
 
     from lrfp.images import ImageDecodeError, is_image_name, load_rgb
+    from lrfp.paths import check_input_folder
 
     images: list[Any] = []
     if cfg.check_on is not None:
         folder = Path(cfg.check_on).expanduser()
-        if not folder.is_dir():
-            raise UsageError(f"--check-on {folder}: no such folder")
+        check_input_folder(folder, "--check-on", "give a folder of face images (searched with its subfolders)")
         for p in sorted(folder.rglob("*")):
             if len(images) >= cfg.max_check:
                 break

@@ -260,6 +260,7 @@ FIELDS = """| column | type | meaning |
 | `face_px` | int | face size: the shorter side of the detected face box (the crop adds a margin), or of the image for imported crops |
 | `group` | string | the group the split kept together (track, video or imported group) |
 | `track` | string | face track id within the video; null when not tracked |
+| `source_file` | string | imported images: the file's path below the imported folder (the first one read, when several files had the same pixels); null for video crops |
 """
 
 
@@ -409,7 +410,8 @@ def _rebuild_section() -> str:
 Like Kinetics and VoxCeleb, this release lists where each face is rather than the face itself. For each
 row, the video `url`, the frame `time_s` / `frame_index` and the `box` locate the face; `lrfp fetch` with a
 manifest of these URLs downloads the videos and cuts the same crops (check them against `crop_sha256`;
-a re-encoded upload may give other bytes). Rows from imported folders (`url` null) cannot be rebuilt this way.
+a re-encoded upload may give other bytes). Rows from imported folders (`url` null) cannot be rebuilt this way:
+their `source_file` names the file below the imported folder (`source`) each crop was read from.
 """
 
 

@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 FEATURE_NAMES = (
     "image", "label", "crop_sha256", "source", "url", "frame_index", "time_s", "box", "face_px", "group", "track",
+    "source_file",
 )
 """Column names of the published parquet, in order (`lrfp bench --dataset` reads them)."""
 MAX_SHARD_BYTES = 256 * 2**20
@@ -77,6 +78,7 @@ def features(annotations_only: bool):
         "face_px": Value("int64"),
         "group": Value("string"),
         "track": Value("string"),
+        "source_file": Value("string"),
     }
     if annotations_only:
         del cols["image"]
@@ -146,6 +148,8 @@ def _record(row: Any, image: bool, store: Store, group_by: str, merged_into: dic
         "face_px": face_px(row),
         "group": merged_into.get(key := group_key(row, group_by)[1], key),
         "track": row["track_id"],
+        # an imported file's path below its folder (as `lrfp import` read it), so a row maps back to the file
+        "source_file": row["original"] if row["source_kind"] == "folder" else None,
     }
     if image:
         rec = {"image": {"bytes": read_crop_bytes(store.root, row), "path": None}, **rec}
