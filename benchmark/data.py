@@ -16,12 +16,11 @@ from typing import Any, Callable
 
 import numpy as np
 
-from lrfp import LABELS
+from lrfp import LABELS, SUBSETS
 from lrfp.errors import BenchError, InputError
 
 log = logging.getLogger(__name__)
 
-SUBSETS = ("train", "validation", "test")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -100,11 +99,14 @@ def _check_classes(name: str, subsets: dict[str, Subset], required: tuple[str, .
 def load_store_split(data_dir: Path | str, split: str | None = None, progress: Callable[[int, int], None] | None = None) -> BenchData:
     """Load a split of the store (default: the last one `lrfp split` wrote); only crops labeled with a class."""
     from lrfp.crop_files import open_crop
-    from lrfp.store import face_px, open_store
+    from lrfp.face_size import face_px
+    from lrfp.split import group_key
+    from lrfp.store import open_store
 
     with open_store(data_dir, create=False, read_only=True) as store:
         name = store.resolve_split(split)
         info = store.split_info(name)
+        group_by = info["params"].get("group_by", "track")
         rows = store.split_crops(name)
         root = store.root
         if not rows:
@@ -118,9 +120,9 @@ def load_store_split(data_dir: Path | str, split: str | None = None, progress: C
                 dropped[r["label"] or "unlabeled"] += 1
                 continue
             per_subset[r["subset"]].append(r)
-            # Leakage keys: the face track (or imported group, else the crop itself), and the source video.
-            key = f"track:{r['track_id']}" if r["track_id"] else f"group:{r['group_id']}" if r["group_id"] else f"crop:{r['id']}"
-            groups.setdefault(f"{r['source_name']}/{key}", set()).add(r["subset"])
+            # Leakage keys: the group the split promised to keep together (split.group_key, by the split's
+            # own --group-by), and the source video.
+            groups.setdefault(group_key(r, group_by)[1], set()).add(r["subset"])
             if r["frame_index"] is not None or r["time_s"] is not None:
                 videos.setdefault(r["source_name"], set()).add(r["subset"])
         # Check the classes before decoding anything: a lopsided split fails at once.

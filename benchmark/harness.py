@@ -24,6 +24,7 @@ from benchmark.events import (DecodeProgress, EpochDone, EvalOverlap, GridPlanne
 from benchmark.protocols import Protocol, get_protocol
 from benchmark.registry import check_input_size, get_spec, list_models
 from lrfp.errors import BenchError, BenchUsageError, InputError
+from lrfp.paths import probe_writable
 
 log = logging.getLogger(__name__)
 
@@ -162,9 +163,7 @@ def check_out(out: Path) -> None:
     """--out must be a folder we can create and write in (found now, not after an hour of training)."""
     try:
         out.mkdir(parents=True, exist_ok=True)
-        probe = out / f".lrfp-write-test.{os.getpid()}"
-        probe.write_text("")
-        probe.unlink()
+        probe_writable(out)
     except OSError as e:
         raise BenchError(f"--out {out} is not writable: {e.strerror or e}") from e
 

@@ -1,4 +1,4 @@
-"""Classification metrics for two classes, with intervals: plain numpy, checked against hand-worked cases."""
+"""Classification metrics for two classes, with intervals: scikit-learn and SciPy, checked against hand-worked cases."""
 
 from __future__ import annotations
 
@@ -7,74 +7,69 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from lrfp.bands import FACE_BANDS  # the one band rule, shared with `lrfp stats`
+from lrfp.bands import FACE_BANDS, face_band  # the one band rule, shared with `lrfp stats`
 
-Z95 = 1.959963984540054
+CONFIDENCE = 0.95
+"""Confidence level of the accuracy interval (Wilson score interval)."""
 
 
 def accuracy(y_true: Sequence[int], y_pred: Sequence[int]) -> float:
+    """Fraction of predictions equal to the truth; NaN for no samples."""
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     return float((y_true == y_pred).mean()) if len(y_true) else float("nan")
 
 
 def confusion(y_true: Sequence[int], y_pred: Sequence[int], n_classes: int = 2) -> np.ndarray:
-    """cm[t, p] = how many of class t were predicted as p."""
-    cm = np.zeros((n_classes, n_classes), dtype=np.int64)
-    np.add.at(cm, (np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)), 1)
-    return cm
+    """cm[t, p] = how many of class t were predicted as p; shape (n_classes, n_classes), int64."""
+    from sklearn.metrics import confusion_matrix
+
+    return confusion_matrix(y_true, y_pred, labels=list(range(n_classes))).astype(np.int64)
 
 
-def per_class(cm: np.ndarray) -> list[dict[str, float]]:
-    """Precision, recall, F1 and support of each class; 0/0 gives 0 (as scikit-learn's zero_division=0)."""
-    out = []
-    for k in range(cm.shape[0]):
-        tp = cm[k, k]
-        pred, support = cm[:, k].sum(), cm[k, :].sum()
-        p = tp / pred if pred else 0.0
-        r = tp / support if support else 0.0
-        f1 = 2 * p * r / (p + r) if p + r else 0.0
-        out.append({"precision": float(p), "recall": float(r), "f1": float(f1), "support": int(support)})
-    return out
+def per_class(y_true: Sequence[int], y_pred: Sequence[int], n_classes: int = 2) -> list[dict[str, float]]:
+    """Precision, recall, F1 and support of each class 0..n_classes-1; 0/0 gives 0 (zero_division=0)."""
+    from sklearn.metrics import precision_recall_fscore_support
+
+    p, r, f1, support = precision_recall_fscore_support(
+        y_true, y_pred, labels=list(range(n_classes)), zero_division=0)
+    return [{"precision": float(p[k]), "recall": float(r[k]), "f1": float(f1[k]), "support": int(support[k])}
+            for k in range(n_classes)]
 
 
-def balanced_accuracy(cm: np.ndarray) -> float:
-    """Mean recall over the classes present."""
-    support = cm.sum(axis=1)
-    recalls = [cm[k, k] / support[k] for k in range(cm.shape[0]) if support[k]]
-    return float(np.mean(recalls)) if recalls else float("nan")
+def balanced_accuracy(y_true: Sequence[int], y_pred: Sequence[int]) -> float:
+    """Mean recall over the classes present in y_true; NaN for no samples."""
+    import warnings
+
+    from sklearn.metrics import balanced_accuracy_score
+
+    if not len(y_true):
+        return float("nan")
+    with warnings.catch_warnings():  # "y_pred contains classes not in y_true": expected on tiny test sets
+        warnings.simplefilter("ignore", UserWarning)
+        return float(balanced_accuracy_score(y_true, y_pred))
 
 
 def roc_auc(y_true: Sequence[int], score: Sequence[float]) -> float:
-    """Area under the ROC curve of `score` for class 1: P(score of a positive > a negative), ties count 1/2."""
+    """Area under the ROC curve of `score` for class 1 (ties count 1/2); NaN when one class is absent."""
+    from sklearn.metrics import roc_auc_score
+
     y = np.asarray(y_true)
-    s = np.asarray(score, dtype=np.float64)
-    pos, neg = s[y == 1], s[y == 0]
-    if not len(pos) or not len(neg):
+    if not ((y == 1).any() and (y == 0).any()):
         return float("nan")
-    # Mann-Whitney U with average ranks for ties.
-    order = np.argsort(s, kind="mergesort")
-    ranks = np.empty(len(s), dtype=np.float64)
-    sorted_s = s[order]
-    i = 0
-    while i < len(s):
-        j = i
-        while j + 1 < len(s) and sorted_s[j + 1] == sorted_s[i]:
-            j += 1
-        ranks[order[i : j + 1]] = (i + j) / 2 + 1
-        i = j + 1
-    u = ranks[y == 1].sum() - len(pos) * (len(pos) + 1) / 2
-    return float(u / (len(pos) * len(neg)))
+    return float(roc_auc_score(y, np.asarray(score, dtype=np.float64)))
 
 
-def wilson_ci(k: int, n: int, z: float = Z95) -> tuple[float, float]:
-    """Wilson score interval for k successes out of n (95% by default)."""
+def wilson_ci(k: int, n: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """Wilson score interval for k successes out of n (95% by default); (NaN, NaN) for n = 0.
+
+    Source: SciPy's `binomtest(k, n).proportion_ci(method="wilson")` (Wilson 1927).
+    """
+    from scipy.stats import binomtest
+
     if n <= 0:
         return (float("nan"), float("nan"))
-    p = k / n
-    denom = 1 + z * z / n
-    center = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, center - half), min(1.0, center + half))
+    ci = binomtest(int(k), int(n)).proportion_ci(confidence_level=confidence, method="wilson")
+    return (max(0.0, float(ci.low)), min(1.0, float(ci.high)))
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
@@ -86,9 +81,7 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
 
 
 def band_of(face_px: int) -> str:
-    """The face-size band of `face_px` (lrfp.bands.face_band)."""
-    from lrfp.bands import face_band
-
+    """The face-size band of `face_px` (lrfp.bands.face_band, shared with `lrfp stats`)."""
     return face_band(face_px)
 
 
@@ -112,14 +105,15 @@ def classification_metrics(
     prob = np.asarray(prob, dtype=np.float64)
     pred = prob.argmax(axis=1)
     cm = confusion(y, pred, len(class_names))
+    n_classes = len(class_names)
     n, k = len(y), int((pred == y).sum())
     lo, hi = wilson_ci(k, n)
     row: dict[str, Any] = {
         "n": n, "correct": k, "accuracy": k / n if n else float("nan"), "acc_ci_low": lo, "acc_ci_high": hi,
-        "loss": float(np.mean(losses)) if n else float("nan"), "balanced_accuracy": balanced_accuracy(cm),
+        "loss": float(np.mean(losses)) if n else float("nan"), "balanced_accuracy": balanced_accuracy(y, pred),
         "roc_auc": roc_auc(y, prob[:, 1]),
     }
-    for name, stats in zip(class_names, per_class(cm)):
+    for name, stats in zip(class_names, per_class(y, pred, n_classes)):
         for key in ("precision", "recall", "f1"):
             row[f"{key}_{name}"] = stats[key]
     for t, tn in enumerate(class_names):

@@ -50,9 +50,8 @@ def _imported_file_subsets(data_dir: Path, subsets: dict[str, Any]) -> dict[str,
 
     crop_subset = {key: name for name, sub in subsets.items() for key in sub.keys}
     with open_store(data_dir, create=False, read_only=True) as store:
-        rows = store.query("SELECT file_sha256, crop_id FROM imported_files WHERE crop_id IS NOT NULL "
-                           "AND file_sha256 IS NOT NULL")
-    return {r["file_sha256"]: crop_subset[str(r["crop_id"])] for r in rows if str(r["crop_id"]) in crop_subset}
+        pairs = store.imported_file_crops()
+    return {sha: crop_subset[str(crop_id)] for sha, crop_id in pairs if str(crop_id) in crop_subset}
 
 
 def eval_overlap(data: Any, eval_sub: Any, eval_folder: Path | None = None, data_dir: Path | None = None) -> dict[str, Any]:

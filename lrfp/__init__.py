@@ -10,3 +10,6 @@ UNUSABLE = "unusable"
 
 SKIPPED = "skip"
 """Label event for "unsure, ask again later" (key `s`)."""
+
+SUBSETS = ("train", "validation", "test")
+"""The subsets of a split, in the order the thesis gives them (1,600 / 80 / 320)."""

@@ -7,15 +7,16 @@ import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any
 
 from lrfp import LABELS
 from lrfp.csvfile import parse_csv, read_csv_text
-from lrfp.errors import InputError
+from lrfp.errors import CropFileError, InputError, NotFoundError, UsageError
+from lrfp.events import ProgressCallback, ProgressEvent
+from lrfp.images import ImageDecodeError, downscale, encode_png, load_rgb
 from lrfp.names import NAME_RULE, name_problem
 from lrfp.paths import check_input_file, check_input_folder
-from lrfp.images import ImageDecodeError, downscale, encode_png, load_rgb
-from lrfp.store import CropOrigin, Store, now, sha256_bytes
+from lrfp.store import CropOrigin, Store, sha256_bytes
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +35,9 @@ class ImportConfig:
     annotator: str | None = None
     redo: bool = False
 
-    def __post_init__(self) -> None:
-        # Checked when the options are read, before a store is opened or created (exit 2, nothing touched).
+    def check(self) -> None:
+        """Raise InputError or UsageError (exit 2) naming the option when a field is unusable: called by
+        import_folder, and by the CLI before a store is opened or created (nothing touched)."""
         check_source_name(self.source)
         check_input_folder(self.folder, "folder")
         if self.groups_csv is not None:
@@ -44,6 +46,9 @@ class ImportConfig:
             raise InputError("--license must not be empty: give the images' license, e.g. --license CC-BY-4.0")
         if self.max_side is not None and self.max_side < 8:
             raise InputError(f"--max-side {self.max_side}: must be at least 8 (px)")
+        bad = sorted(f"{folder}={label}" for folder, label in self.class_map.items() if label not in (*LABELS, IGNORE))
+        if bad:
+            raise UsageError(f"--map {bad[0]}: label must be one of {', '.join((*LABELS, IGNORE))}")
 
 
 @dataclass
@@ -213,13 +218,15 @@ def read_groups(csv_path: Path, relpaths: list[str], source: str) -> dict[str, s
 
 
 def import_folder(
-    store: Store, cfg: ImportConfig, progress: Callable[[int, int], None] | None = None
+    store: Store, cfg: ImportConfig, progress: ProgressCallback | None = None
 ) -> ImportResult:
     """Import every image below the class folders. Idempotent: files seen before are not re-read.
 
     Each file is committed on its own (crop file, crop row, label, bookkeeping row in one step),
-    so an interrupted import keeps what it stored and a rerun completes it.
+    so an interrupted import keeps what it stored and a rerun completes it. Raises UsageError for a bad
+    `cfg`, InputError for a missing folder, unmapped class folders or a bad groups CSV.
     """
+    cfg.check()
     folder = cfg.folder.expanduser().resolve()
     cfg = ImportConfig(**{**cfg.__dict__, "folder": folder})
     class_dirs = _class_folders(cfg)
@@ -234,7 +241,7 @@ def import_folder(
         )
     settings = import_settings(cfg, class_dirs)
     meta = json.loads(existing["meta"] or "{}") if existing is not None else {}
-    done_before = _done_files(store, int(existing["id"])) if existing is not None else {}
+    done_before = store.imported_files(int(existing["id"])) if existing is not None else {}
     recorded = meta.get("import_settings")
     changed = changed_settings(recorded, settings) if recorded is not None else []
     if done_before and not cfg.redo and changed:
@@ -285,7 +292,7 @@ def import_folder(
             else:
                 result.skipped.append((rel, reason or status))
         if progress:
-            progress(i + 1, len(files))
+            progress(ProgressEvent("import", i + 1, len(files)))
     if groups:
         result.grouped = sum(1 for rel, _, _ in files if rel in groups)
         result.ungrouped = len(files) - result.grouped
@@ -327,23 +334,16 @@ def _groups(digest: object) -> str:
     return f"a groups CSV with sha256 {str(digest)[:12]}" if digest else "no groups CSV"
 
 
-def _done_files(store: Store, source_id: int) -> dict[str, int | None]:
-    """relpath -> crop id of every file of the source imported before (as a crop or an exact duplicate)."""
-    return {
-        r["relpath"]: r["crop_id"]
-        for r in store.query(
-            "SELECT relpath, crop_id FROM imported_files WHERE source_id = ? AND status IN ('imported', 'duplicate')",
-            (source_id,),
-        )
-    }
-
-
 def _redo_one(
     store: Store, source_id: int, rel: str, path: Path, label: str, group: str | None,
     cfg: ImportConfig, annotator: str, old_crop: int | None,
 ) -> tuple[str, str | None]:
     """Import one file again with this run's settings. An identical crop is kept (labels too); its file is
-    written again when missing or damaged. Returns (unchanged | imported | duplicate | skipped, reason)."""
+    written again when missing or damaged. Returns (unchanged | imported | duplicate | skipped, reason).
+
+    "Identical" means the same pixels: a crop stored by an older lrfp, whose PNG encoder wrote other bytes
+    for them (PIL at zlib level 6 before lrfp.images.encode_png was the one encoder), is kept as it is.
+    """
     from lrfp.crop_files import crop_file_problem
 
     try:
@@ -356,16 +356,20 @@ def _redo_one(
     png = encode_png(image)
     file_sha = sha256_bytes(data)
     origin = CropOrigin(original=rel, group_id=group, meta={"file_sha256": file_sha})
-    with store.transaction() as conn:
-        crop_id, created = store.add_crop(
-            source_id, png, image.width, image.height, origin,
-            label=label, annotator=annotator, label_kind="import", conn_in_transaction=True,
-        )
+    same_pixels = old_crop is not None and _shows_pixels(store, old_crop, png, image)
+    with store.transaction():
+        if same_pixels:
+            crop_id, created = old_crop, False
+        else:
+            crop_id, created = store.add_crop(
+                source_id, png, image.width, image.height, origin,
+                label=label, annotator=annotator, label_kind="import", conn_in_transaction=True,
+            )
         status = "imported" if created else "unchanged" if crop_id == old_crop else "duplicate"
         if status == "unchanged":
-            _apply_new_folder_settings(store, conn, crop_id, label, group, annotator)
-        _insert_file_row(conn, source_id, rel, file_sha, crop_id, "duplicate" if status == "duplicate" else "imported",
-                         "same pixels as another file" if status == "duplicate" else None)
+            _apply_new_folder_settings(store, crop_id, label, group, annotator)
+        store.record_imported_file(source_id, rel, file_sha, crop_id, "duplicate" if status == "duplicate" else "imported",
+                                   "same pixels as another file" if status == "duplicate" else None)
     if not created:
         row = store.crop(crop_id)
         if crop_file_problem(store.crop_file(row)) is not None:
@@ -373,26 +377,38 @@ def _redo_one(
     return status, None
 
 
-def _apply_new_folder_settings(store: Store, conn, crop_id: int, label: str, group: str | None,  # noqa: ANN001
-                               annotator: str) -> None:
+def _shows_pixels(store: Store, crop_id: int, png: bytes, image: Any) -> bool:
+    """Whether the stored crop `crop_id` shows exactly `image` (RGB) though its bytes differ from `png`:
+    a PNG written by an older encoder. False when its file is missing or damaged (it is then rewritten)."""
+    from lrfp.crop_files import open_crop
+
+    try:
+        row = store.crop(crop_id)
+    except NotFoundError:
+        return False
+    if row["sha256"] == sha256_bytes(png):
+        return False  # the same bytes: add_crop finds it by its sha256
+    try:
+        old = open_crop(store.root, row)
+    except CropFileError:
+        return False
+    return old.size == image.size and old.tobytes() == image.convert("RGB").tobytes()
+
+
+def _apply_new_folder_settings(store: Store, crop_id: int, label: str, group: str | None, annotator: str) -> None:
     """--redo on a pixel-identical crop: its label follows a changed --map only while it is still the
-    import's own label (a person's label stays), and its group follows the groups CSV."""
-    current = conn.execute("SELECT label, annotator FROM current_labels WHERE crop_id = ?", (crop_id,)).fetchone()
+    import's own label (a person's label stays), and its group follows the groups CSV. Inside a transaction."""
+    current = store.current_label_event(crop_id)
     if current is not None and current["annotator"] == annotator and current["label"] != label:
-        conn.execute("INSERT INTO labels(crop_id, label, annotator, kind, created_at) VALUES (?, ?, ?, 'import', ?)",
-                     (crop_id, label, annotator, now()))
-    conn.execute("UPDATE crops SET group_id = ? WHERE id = ? AND group_id IS NOT ?", (group, crop_id, group))
+        store.append_label(crop_id, label, annotator, "import")
+    store.set_crop_group(crop_id, group)
 
 
 def _remove_orphan_crops(store: Store, source_id: int) -> int:
     """After --redo: delete the source's crops no imported file points at any more (made with the old settings)."""
-    rows = store.query(
-        """SELECT id, path FROM crops WHERE source_id = ?
-           AND id NOT IN (SELECT crop_id FROM imported_files WHERE crop_id IS NOT NULL)""",
-        (source_id,),
-    )
-    store.delete_crops([r["id"] for r in rows])
-    return len(rows)
+    ids = store.unreferenced_import_crops(source_id)
+    store.delete_crops(ids)
+    return len(ids)
 
 
 def _import_one(
@@ -404,21 +420,16 @@ def _import_one(
     except OSError as e:
         return _record_skip(store, source_id, rel, None, f"unreadable ({e.strerror})")
     file_sha = sha256_bytes(data)
-    with store.transaction() as conn:
-        if _already_done(conn, source_id, rel):  # another process importing the same folder got here first
+    with store.transaction():
+        if store.is_imported(source_id, rel):  # another process importing the same folder got here first
             return "already", None
-        dup = conn.execute(
-            """SELECT f.crop_id, f.relpath, s.name, cl.label FROM imported_files f
-               JOIN sources s ON s.id = f.source_id LEFT JOIN current_labels cl ON cl.crop_id = f.crop_id
-               WHERE f.file_sha256 = ? AND f.crop_id IS NOT NULL LIMIT 1""",
-            (file_sha,),
-        ).fetchone()
+        dup = store.imported_file_with_sha256(file_sha)
         if dup is not None:
             if dup["label"] is not None and dup["label"] != label:
                 reason = f"same bytes as {dup['name']}/{dup['relpath']}, which is labeled {dup['label']}"
-                _insert_file_row(conn, source_id, rel, file_sha, None, "conflict", reason)
+                store.record_imported_file(source_id, rel, file_sha, None, "conflict", reason)
                 return "conflict", reason
-            _insert_file_row(conn, source_id, rel, file_sha, dup["crop_id"], "duplicate", f"same bytes as {dup['relpath']}")
+            store.record_imported_file(source_id, rel, file_sha, dup["crop_id"], "duplicate", f"same bytes as {dup['relpath']}")
             return "duplicate", None
     try:
         image = downscale(load_rgb(data), cfg.max_side)
@@ -426,35 +437,19 @@ def _import_one(
         return _record_skip(store, source_id, rel, file_sha, str(e))
     png = encode_png(image)
     origin = CropOrigin(original=rel, group_id=group, meta={"file_sha256": file_sha})
-    with store.transaction() as conn:
-        if _already_done(conn, source_id, rel):
+    with store.transaction():
+        if store.is_imported(source_id, rel):
             return "already", None
         crop_id, created = store.add_crop(
             source_id, png, image.width, image.height, origin,
             label=label, annotator=annotator, label_kind="import", conn_in_transaction=True,
         )
         status = "imported" if created else "duplicate"
-        _insert_file_row(conn, source_id, rel, file_sha, crop_id, status, None if created else "same pixels as another file")
+        store.record_imported_file(source_id, rel, file_sha, crop_id, status, None if created else "same pixels as another file")
     return status, None
 
 
-def _already_done(conn, source_id: int, rel: str) -> bool:
-    return conn.execute(
-        "SELECT 1 FROM imported_files WHERE source_id = ? AND relpath = ? AND status IN ('imported', 'duplicate')",
-        (source_id, rel),
-    ).fetchone() is not None
-
-
 def _record_skip(store: Store, source_id: int, rel: str, file_sha: str | None, reason: str) -> tuple[str, str]:
-    with store.transaction() as conn:
-        _insert_file_row(conn, source_id, rel, file_sha, None, "skipped", reason)
+    with store.transaction():
+        store.record_imported_file(source_id, rel, file_sha, None, "skipped", reason)
     return "skipped", reason
-
-
-def _insert_file_row(conn, source_id: int, rel: str, file_sha: str | None, crop_id: int | None, status: str, reason: str | None) -> None:
-    conn.execute(
-        """INSERT INTO imported_files(source_id, relpath, file_sha256, crop_id, status, reason) VALUES (?, ?, ?, ?, ?, ?)
-           ON CONFLICT(source_id, relpath) DO UPDATE SET file_sha256 = excluded.file_sha256,
-               crop_id = excluded.crop_id, status = excluded.status, reason = excluded.reason""",
-        (source_id, rel, file_sha, crop_id, status, reason),
-    )

@@ -1,4 +1,5 @@
-"""Checks of the files and folders a command is given, with a message that says what the path is instead."""
+"""Checks of the files and folders a command is given or writes into (a real write probe), with a message
+that says what the path is instead."""
 
 from __future__ import annotations
 
@@ -52,3 +53,17 @@ def make_staging_dir(parent: Path, prefix: str) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
     os.chmod(tmp, umask_mode())
     return tmp
+
+
+def probe_writable(folder: Path) -> None:
+    """Create and remove an empty file in `folder`; raises the OSError if that fails (the store's data
+    directory, `lrfp bench --out`).
+
+    A real write, because os.access says yes on read-only mounts and to root in folders without
+    permission alike. The probe's name carries the pid, so concurrent processes do not collide.
+    """
+    import os
+
+    probe = Path(folder) / f".lrfp-write-probe.{os.getpid()}"
+    probe.write_bytes(b"")
+    probe.unlink()

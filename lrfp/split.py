@@ -14,17 +14,17 @@ import logging
 import random
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
-from lrfp import LABELS
+from lrfp import LABELS, SUBSETS
 from lrfp.errors import SplitError, UsageError
+from lrfp.events import ProgressCallback, ProgressEvent
+from lrfp.face_size import face_px, quantiles
 from lrfp.names import NAME_RULE, name_problem
-from lrfp.stats import quantiles
-from lrfp.store import Store, face_px
+from lrfp.store import Store
 
 log = logging.getLogger(__name__)
 
-SUBSETS = ("train", "validation", "test")
 DEFAULT_RATIOS = (0.80, 0.04, 0.16)
 GROUP_BY = ("track", "video", "group")
 # The order in which group keys are tried, by the level asked for; a crop lacking that key falls back.
@@ -56,7 +56,8 @@ class SplitConfig:
     dedupe: str = "move"
     hash_distance: int = DEFAULT_HASH_DISTANCE
 
-    def __post_init__(self) -> None:
+    def check(self) -> None:
+        """Raise UsageError naming the option when a field is out of range (called by grouped_split)."""
         check_ratios(self.ratios)
         if self.group_by not in GROUP_BY:
             raise UsageError(f"--group-by {self.group_by!r}: choose one of {', '.join(GROUP_BY)}")
@@ -138,12 +139,7 @@ def group_key(row: Any, group_by: str = "track") -> tuple[str, str]:
 
 def usable_crops(store: Store, cfg: SplitConfig) -> tuple[list[Crop], dict[str, int]]:
     """The crops a split may use (current label a class, face large enough), and what was left out."""
-    rows = store.query(
-        """SELECT c.id, c.path, c.sha256, c.width, c.height, c.box_w, c.box_h, c.track_id, c.group_id,
-                  s.name AS source_name, s.kind AS source_kind, cl.label
-           FROM crops c JOIN sources s ON s.id = c.source_id
-           LEFT JOIN current_labels cl ON cl.crop_id = c.id ORDER BY c.id"""
-    )
+    rows = store.crops_with_labels()
     crops: list[Crop] = []
     excluded: Counter = Counter()
     for r in rows:
@@ -162,7 +158,7 @@ def usable_crops(store: Store, cfg: SplitConfig) -> tuple[list[Crop], dict[str, 
 # -- perceptual hashes -------------------------------------------------------------------------
 
 
-def perceptual_hashes(store: Store, crops: list[Crop], progress: Callable[[int, int], None] | None = None):
+def perceptual_hashes(store: Store, crops: list[Crop], progress: ProgressCallback | None = None):
     """64-bit pHash of each crop and of its horizontal mirror: numpy uint64 array N x 2, in the order of `crops`.
 
     The mirror's hash is kept because a face and its mirror differ by 24-30 bits of pHash (far above any
@@ -181,7 +177,7 @@ def perceptual_hashes(store: Store, crops: list[Crop], progress: Callable[[int, 
         out[i, 0] = int(str(imagehash.phash(im)), 16)
         out[i, 1] = int(str(imagehash.phash(ImageOps.mirror(im))), 16)
         if progress and (i % 200 == 0 or i + 1 == len(crops)):
-            progress(i + 1, len(crops))
+            progress(ProgressEvent("hash", i + 1, len(crops)))
     return out
 
 
@@ -330,13 +326,14 @@ def _check_feasible(counts: Counter, cfg: SplitConfig, n_groups: int) -> None:
 
 
 def grouped_split(
-    store: Store, cfg: SplitConfig = SplitConfig(), progress: Callable[[int, int], None] | None = None,
+    store: Store, cfg: SplitConfig = SplitConfig(), progress: ProgressCallback | None = None,
 ) -> SplitResult:
     """Assign every usable labeled crop to train/validation/test, grouped, stratified, seeded; store it.
 
     The same store and config (seed included) always give the same split. Raises SplitError
-    (nothing stored) when the data cannot fill the split as asked.
+    (nothing stored) when the data cannot fill the split as asked, UsageError when `cfg` is invalid.
     """
+    cfg.check()
     crops, excluded = usable_crops(store, cfg)
     counts = Counter(c.label for c in crops)
     _check_feasible(counts, cfg, len({c.group for c in crops}))

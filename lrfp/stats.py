@@ -9,31 +9,17 @@ from typing import Any
 from lrfp import LABELS, SKIPPED, UNUSABLE
 from lrfp.bands import FACE_BANDS, face_band
 from lrfp.crop_files import crop_file_problem
+from lrfp.face_size import face_px, quantiles  # noqa: F401 - quantiles re-exported for older callers
 from lrfp.label.agreement import agreement
-from lrfp.store import Store, face_px
-
-def quantiles(values: list[int], qs: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)) -> list[float] | None:
-    """Linear-interpolated quantiles (numpy's default method), without numpy."""
-    if not values:
-        return None
-    xs = sorted(values)
-    out = []
-    for q in qs:
-        pos = q * (len(xs) - 1)
-        lo = int(pos)
-        hi = min(lo + 1, len(xs) - 1)
-        out.append(xs[lo] + (xs[hi] - xs[lo]) * (pos - lo))
-    return out
+from lrfp.split import group_key
+from lrfp.store import Store
 
 
 def collect_stats(store: Store) -> dict[str, Any]:
     """Crops per source and label, split counts, face sizes, source statuses, and crop files that are
     missing or damaged under the store (`crop_files`: counts and one entry per crop)."""
     label_names = (*LABELS, UNUSABLE, SKIPPED)
-    rows = store.query(
-        """SELECT c.id, c.path, c.source_id, c.width, c.height, c.box_w, c.box_h, c.group_id, c.track_id, cl.label
-           FROM crops c LEFT JOIN current_labels cl ON cl.crop_id = c.id"""
-    )
+    rows = store.crops_with_labels()
     labels = Counter({name: 0 for name in (*label_names, "unlabeled")})
     per_source: dict[int, Counter] = {}
     sides: list[int] = []
@@ -50,7 +36,7 @@ def collect_stats(store: Store) -> dict[str, Any]:
         side = face_px(r)
         sides.append(side)
         bands[face_band(side)] += 1
-        groups.add(r["group_id"] or r["track_id"] or f"crop:{r['id']}")
+        groups.add(group_key(r)[1])  # as `lrfp split` groups by default (before near-duplicate merges)
 
     sources = []
     dropped = Counter({"min_score": 0, "min_face": 0})  # detections `lrfp fetch` threw away, per filter
@@ -65,13 +51,7 @@ def collect_stats(store: Store) -> dict[str, Any]:
 
     splits: dict[str, Any] = {}
     for name in store.split_names():
-        counts: dict[str, dict[str, int]] = {}
-        for r in store.query(
-            """SELECT a.subset, COALESCE(cl.label, 'unlabeled') AS label, COUNT(*) AS n FROM split_assignments a
-               LEFT JOIN current_labels cl ON cl.crop_id = a.crop_id WHERE a.split_name = ? GROUP BY 1, 2""",
-            (name,),
-        ):
-            counts.setdefault(r["subset"], {})[r["label"]] = r["n"]
+        counts = store.split_label_counts(name)
         info = store.split_info(name)
         splits[name] = {"counts": counts, "seed": info["seed"], "params": info["params"],
                         "leakage": info["report"].get("leakage")}
@@ -104,7 +84,7 @@ def collect_stats(store: Store) -> dict[str, Any]:
             "disagree_with_label": store.count_prediction_disagreements(),
         },
         # current labels that are a suggestion accepted in `lrfp label` (model-suggested, human-confirmed)
-        "labels_from_suggestions": store.query("SELECT COUNT(*) FROM current_labels WHERE suggested = 1")[0][0],
+        "labels_from_suggestions": store.count_suggested_labels(),
     }
     review = agreement(store)  # None until `lrfp label --review` has written a review
     if review is not None:

@@ -30,6 +30,8 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
 from lrfp.errors import DataDirError, NoSplitError, NotFoundError, SchemaError
+from lrfp.face_size import face_px  # noqa: F401 - re-exported: callers import the rule from the store
+from lrfp.paths import probe_writable
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,9 @@ CROPS_DIR = "crops"
 FRAMES_DIR = "frames"
 TMP_DIR = "tmp"  # on the store's filesystem, so a rename out of it is atomic
 BUSY_TIMEOUT_MS = 60_000
+IN_LIST_CHUNK = 500
+"""Most values bound in one `IN (...)` list: SQLite before 3.32 allows 999 parameters per statement,
+and a query may bind a few more than its list."""
 
 # Each entry migrates the schema from version i to i+1. Never edit a released entry: append.
 MIGRATIONS: list[str] = [
@@ -193,14 +198,6 @@ def latest_schema_version() -> int:
 def now() -> str:
     """UTC timestamp with microseconds, ISO 8601: sorts as text."""
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="microseconds")
-
-
-def face_px(row: Any) -> int:
-    """Face size in px, the one rule every command uses: the shorter side of the detected face box,
-    else (an imported image, which is the face) the shorter side of the crop."""
-    if row["box_w"] is not None and row["box_h"] is not None:
-        return int(min(row["box_w"], row["box_h"]))
-    return int(min(row["width"], row["height"]))
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -483,6 +480,7 @@ class Store:
         return row[0] if row else default
 
     def set_setting(self, key: str, value: str) -> None:
+        """Store one setting (a fetch --redo in progress records its state here)."""
         with self.transaction():
             self.conn.execute(
                 "INSERT INTO settings(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
@@ -490,6 +488,7 @@ class Store:
             )
 
     def delete_setting(self, key: str) -> None:
+        """Remove one setting (nothing happens if it is not there)."""
         with self.transaction():
             self.conn.execute("DELETE FROM settings WHERE key = ?", (key,))
 
@@ -650,8 +649,8 @@ class Store:
             return
         paths = []
         with self.transaction():
-            for i in range(0, len(crop_ids), 900):
-                chunk = list(crop_ids[i:i + 900])
+            for i in range(0, len(crop_ids), IN_LIST_CHUNK):
+                chunk = list(crop_ids[i:i + IN_LIST_CHUNK])
                 marks = ",".join("?" * len(chunk))
                 paths += [r[0] for r in self.conn.execute(f"SELECT path FROM crops WHERE id IN ({marks})", chunk)]
                 self.conn.execute(f"DELETE FROM crops WHERE id IN ({marks})", chunk)
@@ -676,8 +675,8 @@ class Store:
                    FROM crops c WHERE c.source_id = ?""", (source_id,)).fetchall()
             obsolete = [r for r in rows if r["id"] not in keep]
             gone = [r for r in obsolete if not r["held"]]
-            for i in range(0, len(gone), 500):
-                chunk = [r["id"] for r in gone[i : i + 500]]
+            for i in range(0, len(gone), IN_LIST_CHUNK):
+                chunk = [r["id"] for r in gone[i : i + IN_LIST_CHUNK]]
                 self.conn.execute(f"DELETE FROM crops WHERE id IN ({','.join('?' * len(chunk))})", chunk)
             frames = self.conn.execute(
                 """SELECT id, path FROM frames f WHERE f.source_id = ?
@@ -793,8 +792,8 @@ class Store:
     def _crop_ids_by_sha256(self, digests: Sequence[str]) -> dict[str, int]:
         found: dict[str, int] = {}
         unique = list(dict.fromkeys(digests))
-        for i in range(0, len(unique), 500):  # stay under SQLite's limit on bound parameters
-            chunk = unique[i : i + 500]
+        for i in range(0, len(unique), IN_LIST_CHUNK):
+            chunk = unique[i : i + IN_LIST_CHUNK]
             found.update(self.conn.execute(
                 f"SELECT sha256, id FROM crops WHERE sha256 IN ({','.join('?' * len(chunk))})", chunk).fetchall())
         return found
@@ -808,11 +807,39 @@ class Store:
         suggested=True records that the label is a model's suggestion the annotator accepted.
         """
         with self.transaction():
-            cur = self.conn.execute(
-                "INSERT INTO labels(crop_id, label, annotator, kind, created_at, suggested) VALUES (?, ?, ?, ?, ?, ?)",
-                (crop_id, label, annotator, kind, now(), int(suggested)),
-            )
-            return int(cur.lastrowid)
+            return self.append_label(crop_id, label, annotator, kind, suggested=suggested)
+
+    def current_label_event(self, crop_id: int) -> sqlite3.Row | None:
+        """The event that set the crop's current label (label, annotator, created_at, suggested), or None."""
+        return self.conn.execute(
+            "SELECT label, annotator, created_at, suggested FROM current_labels WHERE crop_id = ?", (crop_id,)).fetchone()
+
+    def current_labels(self) -> dict[int, str | None]:
+        """{crop id: current label (None: cleared)} of every crop that has a label event."""
+        return {r[0]: r[1] for r in self.conn.execute("SELECT crop_id, label FROM current_labels ORDER BY crop_id")}
+
+    def count_suggested_labels(self) -> int:
+        """Crops whose current label is a model suggestion accepted in `lrfp label`."""
+        return self.conn.execute("SELECT COUNT(*) FROM current_labels WHERE suggested = 1").fetchone()[0]
+
+    def labeled_since(self, crop_id: int, since: str) -> bool:
+        """Whether anyone gave the crop a (non-review) label event after the time `since` (ISO text)."""
+        return self.conn.execute(
+            "SELECT 1 FROM labels WHERE crop_id = ? AND kind != 'review' AND created_at > ? LIMIT 1",
+            (crop_id, since)).fetchone() is not None
+
+    def append_label(self, crop_id: int, label: str | None, annotator: str, kind: str = "label",
+                     *, suggested: bool = False) -> int:
+        """`add_label` inside the caller's `transaction()` (committed with the rest of it)."""
+        cur = self.conn.execute(
+            "INSERT INTO labels(crop_id, label, annotator, kind, created_at, suggested) VALUES (?, ?, ?, ?, ?, ?)",
+            (crop_id, label, annotator, kind, now(), int(suggested)),
+        )
+        return int(cur.lastrowid)
+
+    def set_crop_group(self, crop_id: int, group_id: str | None) -> None:
+        """Set a crop's group id (an import's groups CSV changed). Call inside `transaction()`."""
+        self.conn.execute("UPDATE crops SET group_id = ? WHERE id = ? AND group_id IS NOT ?", (group_id, crop_id, group_id))
 
     def current_label(self, crop_id: int) -> str | None:
         row = self.conn.execute("SELECT label FROM current_labels WHERE crop_id = ?", (crop_id,)).fetchone()
@@ -861,8 +888,8 @@ class Store:
         else:
             rows = []
             unique = list(dict.fromkeys(int(i) for i in crop_ids))
-            for i in range(0, len(unique), 500):  # stay under SQLite's limit on bound parameters
-                chunk = unique[i : i + 500]
+            for i in range(0, len(unique), IN_LIST_CHUNK):
+                chunk = unique[i : i + IN_LIST_CHUNK]
                 rows += self.conn.execute(f"{sql} AND p.crop_id IN ({','.join('?' * len(chunk))})", chunk).fetchall()
         return {
             r["crop_id"]: StoredPrediction(
@@ -963,8 +990,13 @@ class Store:
         }
 
     def split_crops(self, name: str, subset: str | None = None) -> list[sqlite3.Row]:
-        """Crops of a split with their current label and subset, in a stable order."""
-        sql = """SELECT c.*, a.subset, cl.label, s.name AS source_name
+        """Crops of a split with their current label and subset, in a stable order (subset, crop id).
+
+        Each row: every crops column, plus subset, label (None when cleared), source_name, source_kind,
+        source_url and source_license -- what publish and the bench need, from one query.
+        """
+        sql = """SELECT c.*, a.subset, cl.label, s.name AS source_name, s.kind AS source_kind,
+                        s.url AS source_url, s.license AS source_license
                  FROM split_assignments a
                  JOIN crops c ON c.id = a.crop_id
                  JOIN sources s ON s.id = c.source_id
@@ -976,9 +1008,163 @@ class Store:
             args.append(subset)
         return self.conn.execute(sql + " ORDER BY a.subset, c.id", args).fetchall()
 
+    def split_label_counts(self, name: str) -> dict[str, dict[str, int]]:
+        """{subset: {current label or "unlabeled": crops}} of the split `name`."""
+        counts: dict[str, dict[str, int]] = {}
+        for r in self.conn.execute(
+            """SELECT a.subset, COALESCE(cl.label, 'unlabeled') AS label, COUNT(*) AS n FROM split_assignments a
+               LEFT JOIN current_labels cl ON cl.crop_id = a.crop_id WHERE a.split_name = ? GROUP BY 1, 2""",
+            (name,),
+        ):
+            counts.setdefault(r["subset"], {})[r["label"]] = r["n"]
+        return counts
+
+    def split_label_events(self, name: str) -> list[sqlite3.Row]:
+        """Every label event (crop_id, label, annotator, kind, suggested) of the crops of split `name`, oldest first."""
+        return self.conn.execute(
+            """SELECT l.crop_id, l.label, l.annotator, l.kind, l.suggested FROM labels l
+               JOIN split_assignments a ON a.crop_id = l.crop_id AND a.split_name = ? ORDER BY l.id""",
+            (name,),
+        ).fetchall()
+
+    # -- reads shared by stats, split, label and publish -----------------------------------------
+
+    def crops_with_labels(self) -> list[sqlite3.Row]:
+        """Every crop with its source and current label, by crop id (the join `lrfp stats` and split share).
+
+        Each row: id, path, sha256, original, width, height, box_w, box_h, track_id, group_id, source_id,
+        source_name, source_kind, label (None when unlabeled or cleared).
+        """
+        return self.conn.execute(
+            """SELECT c.id, c.path, c.sha256, c.original, c.width, c.height, c.box_w, c.box_h, c.track_id, c.group_id,
+                      c.source_id, s.name AS source_name, s.kind AS source_kind, cl.label
+               FROM crops c JOIN sources s ON s.id = c.source_id
+               LEFT JOIN current_labels cl ON cl.crop_id = c.id ORDER BY c.id"""
+        ).fetchall()
+
+    def crop_paths(self, *, unlabeled_only: bool = False, source_id: int | None = None,
+                   limit: int | None = None) -> list[tuple[int, str]]:
+        """(crop id, stored path) in id order: every crop, or those without a current label, or of one
+        source; at most `limit`."""
+        sql = "SELECT c.id, c.path FROM crops c"
+        where = []
+        args: tuple[Any, ...] = ()
+        if unlabeled_only:
+            sql += " LEFT JOIN current_labels cl ON cl.crop_id = c.id"
+            where.append("cl.label IS NULL")
+        if source_id is not None:
+            where.append("c.source_id = ?")
+            args += (source_id,)
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY c.id"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args += (limit,)
+        return [(r[0], r[1]) for r in self.conn.execute(sql, args)]
+
+    def count_unlabeled(self) -> int:
+        """Crops with no current label (never labeled, or cleared by an undo)."""
+        return self.conn.execute(
+            "SELECT COUNT(*) FROM crops c LEFT JOIN current_labels cl ON cl.crop_id = c.id WHERE cl.label IS NULL"
+        ).fetchone()[0]
+
+    def crop_in_context(self, crop_id: int) -> sqlite3.Row:
+        """One crop with its source name and its frame's path and size (frame_path, frame_w, frame_h;
+        None when no frame was kept). Raises NotFoundError for an unknown id."""
+        row = self.conn.execute(
+            """SELECT c.*, s.name AS source_name, f.path AS frame_path, f.width AS frame_w, f.height AS frame_h
+               FROM crops c JOIN sources s ON s.id = c.source_id LEFT JOIN frames f ON f.id = c.frame_id
+               WHERE c.id = ?""",
+            (crop_id,),
+        ).fetchone()
+        if row is None:
+            raise NotFoundError(f"no crop with id {crop_id}")
+        return row
+
+    def frames_per_source(self) -> dict[int, int]:
+        """{source id: frames recorded} for every source with at least one frame."""
+        return {r[0]: r[1] for r in self.conn.execute("SELECT source_id, COUNT(*) FROM frames GROUP BY 1")}
+
+    def has_reviews(self) -> bool:
+        """Whether any review event (`lrfp label --review`) was written."""
+        return self.conn.execute("SELECT 1 FROM labels WHERE kind = 'review' LIMIT 1").fetchone() is not None
+
+    def latest_reviews(self) -> list[sqlite3.Row]:
+        """Each reviewer's latest review of each crop beside the crop's current label, by crop and reviewer.
+
+        Each row: crop_id, reviewer, review, label, annotator and suggested (of the current label: None
+        when the crop has none; suggested 1 when it was a model suggestion accepted in `lrfp label`), path.
+        """
+        return self.conn.execute(
+            """SELECT r.crop_id, r.annotator AS reviewer, r.label AS review, cl.label AS label,
+                      cl.annotator AS annotator, cl.suggested AS suggested, c.path
+               FROM labels r
+               JOIN crops c ON c.id = r.crop_id
+               LEFT JOIN current_labels cl ON cl.crop_id = r.crop_id
+               WHERE r.kind = 'review'
+                 AND r.id = (SELECT MAX(id) FROM labels WHERE crop_id = r.crop_id AND kind = 'review'
+                             AND annotator = r.annotator)
+               ORDER BY r.crop_id, r.annotator"""
+        ).fetchall()
+
+    # -- imports ---------------------------------------------------------------------------------
+
+    def imported_files(self, source_id: int) -> dict[str, int | None]:
+        """relpath -> crop id of every file of the source an import stored (as a crop or an exact duplicate)."""
+        return {r[0]: r[1] for r in self.conn.execute(
+            "SELECT relpath, crop_id FROM imported_files WHERE source_id = ? AND status IN ('imported', 'duplicate')",
+            (source_id,),
+        )}
+
+    def imported_file_crops(self) -> list[tuple[str, int]]:
+        """(file sha256, crop id) of every file an import read into a crop (any source)."""
+        return [(r[0], r[1]) for r in self.conn.execute(
+            "SELECT file_sha256, crop_id FROM imported_files WHERE crop_id IS NOT NULL AND file_sha256 IS NOT NULL")]
+
+    def unreferenced_import_crops(self, source_id: int) -> list[int]:
+        """Ids of the source's crops that no imported file points at (left by `lrfp import --redo`)."""
+        return [r[0] for r in self.conn.execute(
+            """SELECT id FROM crops WHERE source_id = ?
+               AND id NOT IN (SELECT crop_id FROM imported_files WHERE crop_id IS NOT NULL)""",
+            (source_id,),
+        )]
+
+    def is_imported(self, source_id: int, relpath: str) -> bool:
+        """Whether this file of this source is already stored (or counted as a duplicate)."""
+        return self.conn.execute(
+            "SELECT 1 FROM imported_files WHERE source_id = ? AND relpath = ? AND status IN ('imported', 'duplicate')",
+            (source_id, relpath),
+        ).fetchone() is not None
+
+    def imported_file_with_sha256(self, file_sha256: str) -> sqlite3.Row | None:
+        """An imported file with these bytes that became a crop: crop_id, relpath, name (its source) and
+        label (the crop's current label), or None."""
+        return self.conn.execute(
+            """SELECT f.crop_id, f.relpath, s.name, cl.label FROM imported_files f
+               JOIN sources s ON s.id = f.source_id LEFT JOIN current_labels cl ON cl.crop_id = f.crop_id
+               WHERE f.file_sha256 = ? AND f.crop_id IS NOT NULL LIMIT 1""",
+            (file_sha256,),
+        ).fetchone()
+
+    def record_imported_file(
+        self, source_id: int, relpath: str, file_sha256: str | None, crop_id: int | None, status: str,
+        reason: str | None,
+    ) -> None:
+        """Record what an import did with one file (status imported, duplicate, conflict or skipped).
+        Call inside `transaction()`: the caller commits it with the crop it belongs to."""
+        self.conn.execute(
+            """INSERT INTO imported_files(source_id, relpath, file_sha256, crop_id, status, reason) VALUES (?, ?, ?, ?, ?, ?)
+               ON CONFLICT(source_id, relpath) DO UPDATE SET file_sha256 = excluded.file_sha256,
+                   crop_id = excluded.crop_id, status = excluded.status, reason = excluded.reason""",
+            (source_id, relpath, file_sha256, crop_id, status, reason),
+        )
+
     # -- queries ---------------------------------------------------------------------------------
 
-    def query(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
+    def query(self, sql: str, args: Sequence[Any] | dict[str, Any] = ()) -> list[sqlite3.Row]:
+        """Raw SQL, for the label session's state queries only (lrfp/label/session.py says why they stay there).
+        Anything else reads through a named method above."""
         return self.conn.execute(sql, args).fetchall()
 
 
@@ -1009,12 +1195,9 @@ def _older_schema(db_path: Path) -> bool:
 
 
 def _check_writable(root: Path) -> str | None:
-    """Why `root` cannot be written (None: it can). A real write: os.access says yes to root on read-only
-    mounts and no-permission dirs alike."""
-    probe = root / f".lrfp-write-probe.{os.getpid()}"
+    """Why `root` cannot be written (None: it can): lrfp.paths.probe_writable's real write."""
     try:
-        probe.write_bytes(b"")
-        probe.unlink()
+        probe_writable(root)
     except OSError as e:
         return e.strerror or type(e).__name__
     return None

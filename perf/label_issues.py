@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> dict:
         with open_store(tmp / "data") as store:
             import_folder(store, ImportConfig(folder=SMFD, source="smfd", groups_csv=SMFD / "smfd_groups.csv",
                                               max_side=args.max_side))
-            ids = [r[0] for r in store.query("SELECT crop_id FROM current_labels ORDER BY crop_id")]
+            ids = list(store.current_labels())
             flipped = random.Random(args.seed).sample(ids, round(len(ids) * args.fraction))
             for crop_id in flipped:
                 given = store.current_label(crop_id)

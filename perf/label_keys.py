@@ -156,7 +156,7 @@ async def simulate_grid(data_dir: Path, truth: dict[int, str], size: tuple[int, 
 
 
 def check(store, truth: dict[int, str]) -> None:
-    got = {r[0]: r[1] for r in store.query("SELECT crop_id, label FROM current_labels")}
+    got = store.current_labels()
     wrong = [i for i, c in truth.items() if got.get(i) != c]
     if wrong:
         raise SystemExit(f"the simulated user left {len(wrong)} crops without their true class: {wrong[:5]}")

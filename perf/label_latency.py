@@ -177,8 +177,7 @@ def main() -> None:
         print(f"built {args.crops} crops in {time.perf_counter() - t:.1f} s at {args.data_dir}", file=sys.stderr)
     with open_store(args.data_dir) as store:
         n_crops = store.count_crops()
-        unlabeled = store.query("SELECT COUNT(*) FROM crops c LEFT JOIN current_labels cl ON cl.crop_id = c.id "
-                                "WHERE cl.label IS NULL")[0][0]
+        unlabeled = store.count_unlabeled()
     if unlabeled < args.keys * 2 + 50:
         raise SystemExit(f"only {unlabeled} unlabeled crops left in {args.data_dir}: delete it to rebuild")
 

@@ -21,17 +21,16 @@ def test_confusion_accuracy_and_per_class_by_hand():
     cm = confusion(y, p)
     assert cm.tolist() == [[3, 1], [2, 4]]
     assert accuracy(y, p) == pytest.approx(0.7)
-    c0, c1 = per_class(cm)
+    c0, c1 = per_class(y, p)
     assert c0["precision"] == pytest.approx(3 / 5) and c0["recall"] == pytest.approx(3 / 4)
     assert c0["f1"] == pytest.approx(2 * 0.6 * 0.75 / 1.35)
     assert c1["precision"] == pytest.approx(4 / 5) and c1["recall"] == pytest.approx(4 / 6)
     assert (c0["support"], c1["support"]) == (4, 6)
-    assert balanced_accuracy(cm) == pytest.approx((3 / 4 + 4 / 6) / 2)
+    assert balanced_accuracy(y, p) == pytest.approx((3 / 4 + 4 / 6) / 2)
 
 
 def test_per_class_with_a_class_never_predicted_is_zero_not_nan():
-    cm = confusion([0, 1, 1], [1, 1, 1])
-    c0, c1 = per_class(cm)
+    c0, c1 = per_class([0, 1, 1], [1, 1, 1])
     assert c0 == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1}
     assert c1["precision"] == pytest.approx(2 / 3) and c1["recall"] == 1.0
 
@@ -70,11 +69,12 @@ def test_mean_std_is_the_sample_std():
 
 
 def test_face_bands_edges_and_band_accuracy():
+    # The bench rows and `lrfp stats` share lrfp.bands: a 64 px face is in 64-128 in both (it was 48-64 here).
     assert [band_of(x) for x in (10, 23, 24, 31, 32, 47, 48, 63, 64, 127, 128, 200)] == [
         "<24", "<24", "24-32", "24-32", "32-48", "32-48", "48-64", "48-64", "64-128", "64-128", ">=128", ">=128"]
-    bands = band_accuracy([20, 22, 30, 63, 100], [0, 1, 1, 0, 0], [0, 0, 1, 0, 1])
+    bands = band_accuracy([20, 22, 30, 63, 64, 100, 300], [0, 1, 1, 0, 0, 0, 1], [0, 0, 1, 0, 1, 0, 1])
     assert bands["<24"] == (0.5, 2) and bands["24-32"] == (1.0, 1) and bands["48-64"] == (1.0, 1)
-    assert bands["64-128"] == (0.0, 1)
+    assert bands["64-128"] == (0.5, 2) and bands[">=128"] == (1.0, 1)
     assert math.isnan(bands["32-48"][0]) and bands["32-48"][1] == 0
 
 

@@ -85,7 +85,7 @@ def test_short_training_beats_chance_and_writes_every_output(bench_store, tmp_pa
     # the CLI's table shows the same thesis cells: both read them from the summary, computed once
     from rich.console import Console
 
-    from lrfp.cli.render import bench_summary_table
+    from lrfp.cli.tables import bench_summary_table
 
     console = Console(width=200, record=True, file=open(os.devnull, "w"))
     console.print(bench_summary_table(result.summary, result.rows))

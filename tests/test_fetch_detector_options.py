@@ -126,7 +126,7 @@ def test_summary_and_stats_count_the_faces_each_filter_dropped(shared_dir: Path,
     reading rendered text, which wraps with the terminal's width)."""
     import json
 
-    from lrfp.cli.render import fetch_summary, stats_tables
+    from lrfp.cli.tables import fetch_summary, stats_tables
     from lrfp.fetch import FetchConfig, fetch_manifest
     from lrfp.stats import collect_stats
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from lrfp.errors import DataDirError, InputError
+from lrfp.errors import DataDirError, InputError, UsageError
 from lrfp.images import encode_png
 from lrfp.import_folder import ImportConfig, import_folder, parse_class_map
 from lrfp.store import open_store
@@ -245,6 +245,32 @@ def test_ctrl_c_during_import_keeps_what_was_stored_and_says_so(smfd_dir: Path, 
     assert done.returncode == 0, done.stderr
     with open_store(data) as s:
         assert s.count_crops() == distinct_files(folder)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"source": "  "}, "--source '  ' contains ' ': use letters, digits, '.', '_' or '-' (at most 80, starting with a letter or digit)"),
+        ({"max_side": 0}, "--max-side 0: must be at least 8 (px)"),
+        ({"class_map": {"mask": "masked"}}, "--map mask=masked: label must be one of with_mask, without_mask, ignore"),
+    ],
+)
+def test_import_checks_its_config_first_and_stores_nothing(smfd_dir: Path, tmp_path: Path, kwargs: dict, message: str) -> None:
+    # A library caller's config is checked at the top of import_folder (the CLI checks it before the store exists).
+    with open_store(tmp_path / "d") as store:
+        with pytest.raises((InputError, UsageError)) as e:
+            import_folder(store, ImportConfig(**{"folder": smfd_dir, "source": "smfd", **kwargs}))
+        assert str(e.value) == message
+        assert store.count_crops() == 0 and store.sources() == []
+
+
+def test_cli_import_with_an_empty_source_exits_2_and_creates_no_store(smfd_dir: Path, tmp_path: Path) -> None:
+    r = subprocess.run([sys.executable, "-m", "lrfp", "import", str(smfd_dir), "--source", "", "-d", str(tmp_path / "d")],
+                       capture_output=True, text=True)
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines()[-1] == (
+        "Error: --source '' is empty: use letters, digits, '.', '_' or '-' (at most 80, starting with a letter or digit)")
+    assert not (tmp_path / "d").exists()
 
 
 def test_a_license_given_on_reimport_is_recorded_and_unblocks_publish(smfd_small, tmp_path: Path) -> None:

@@ -112,7 +112,7 @@ async def test_grid_u_after_a_restores_the_whole_page_on_screen(store):
         assert labels[0] != labels[1] and len(set(labels[1:])) == 1  # cells redrawn as unlabeled
         await pilot.press("u")  # the next undo takes back the single m
         assert store.current_label(page[0]) is None
-        assert app.session.summary()["session_labels"] == 0
+        assert app.session.summary().session_labels == 0
 
 
 async def test_summary_counts_crops_not_key_presses(store):
@@ -121,8 +121,8 @@ async def test_summary_counts_crops_not_key_presses(store):
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("x", "left", "s", "n", "m", "left", "x")  # crop 0: x then s; crop 1: n; crop 2: m then x
     summary = app.session.summary()
-    assert summary["session_labels"] == 3
-    assert summary["session_counts"] == {"skip": 1, "without_mask": 1, "unusable": 1}
+    assert summary.session_labels == 3
+    assert summary.session_counts == {"skip": 1, "without_mask": 1, "unusable": 1}
     assert [store.current_label(i) for i in ids[:3]] == ["skip", "without_mask", "unusable"]
 
 

@@ -252,9 +252,9 @@ async def test_undo_after_a_confirmed_page_brings_the_page_back_unlabeled(store)
         await pilot.press("y")
         await pilot.pause()
         assert app.screen.page == ids[18:24]
-        assert app.session.summary()["session_suggested"] == 18
+        assert app.session.summary().session_suggested == 18
         await pilot.press("u")  # one undo restores the whole confirmed page and shows it again
         await pilot.pause()
         assert app.screen.page == page
-        assert app.session.summary()["session_suggested"] == 0
+        assert app.session.summary().session_suggested == 0
     assert all(store.current_label(i) is None for i in page)

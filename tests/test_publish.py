@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lrfp.errors import PublishError
+from lrfp.errors import PublishError, PublishInputError
 from lrfp.publish import FEATURE_NAMES, PublishConfig, PushConfig, export_dataset, publish_dataset
 from lrfp.split import SplitConfig, grouped_split
 from lrfp.store import face_px
@@ -332,3 +332,14 @@ def test_rejected_token_is_said(video_store, tmp_path: Path) -> None:
 @pytest.fixture(autouse=True)
 def _token_for_in_process_pushes(monkeypatch):
     monkeypatch.setenv("HF_TOKEN", SECRET)
+
+
+def test_a_bad_config_is_refused_before_the_hub_is_contacted(small_store, tmp_path: Path) -> None:
+    grouped_split(small_store, SplitConfig())
+    out = tmp_path / "hub"
+    # The push target is unreachable: had the config not been checked first, the error would name the Hub.
+    push = PushConfig(repo_id="jdoe/lr-fp", endpoint="http://127.0.0.1:9")
+    with pytest.raises(PublishInputError) as e:
+        publish_dataset(small_store, PublishConfig(out=out, pretty_name=" ", annotations_only=True), push)
+    assert str(e.value) == "--pretty-name must not be empty (it is the dataset card's title)"
+    assert not out.exists()

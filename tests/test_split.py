@@ -264,5 +264,21 @@ def test_a_group_larger_than_a_split_is_said(smfd_dir: Path, tmp_path: Path) -> 
 )
 def test_bad_options(kwargs: dict, message: str) -> None:
     with pytest.raises(UsageError) as e:
-        SplitConfig(**kwargs)
+        SplitConfig(**kwargs).check()
     assert str(e.value) == message
+
+
+def test_grouped_split_checks_its_config_first_and_stores_nothing(small_store) -> None:
+    with pytest.raises(UsageError) as e:
+        grouped_split(small_store, SplitConfig(name="bad", group_by="person"))
+    assert str(e.value) == "--group-by 'person': choose one of track, video, group"
+    assert small_store.split_names() == []
+
+
+def test_progress_comes_as_typed_events(small_store) -> None:
+    from lrfp.events import ProgressEvent
+
+    events: list[ProgressEvent] = []
+    grouped_split(small_store, SplitConfig(dedupe="off"), progress=events.append)
+    assert events and {e.stage for e in events} == {"hash"}
+    assert events[-1].done == events[-1].total == len(usable_crops(small_store, SplitConfig())[0])

@@ -75,8 +75,18 @@ def test_audit_counts_mirrored_copies_across_splits(tmp_path, smfd_dir, pairs):
         result = grouped_split(store, SplitConfig(name="off", dedupe="off", hash_distance=DEFAULT_HASH_DISTANCE))
         apart = split_apart(store, "off", pairs)
         assert apart > 0  # with every file its own group, some pairs land apart
-        # Used to report 0: the face and its mirror are 24-34 bits apart in pHash.
-        assert result.report["leakage"]["near_duplicates"]["pairs"] == apart
+        # Used to report 0: the face and its mirror are 24-34 bits apart in pHash. Every mirror pair that
+        # landed apart is reported; SMFD may hold a few more near-duplicates across these 60 files (which
+        # ones land apart depends on the assignment, and so on the crops' group keys).
+        nd = result.report["leakage"]["near_duplicates"]
+        assert nd["pairs"] >= apart
+        ids = {r["original"]: r["id"] for r in store.split_crops("off")}
+        subset = {r["id"]: r["subset"] for r in store.split_crops("off")}
+        apart_pairs = {frozenset((ids[f"{c}/{b}"], ids[f"{c}/{a}"])) for c, b, a in pairs
+                       if subset[ids[f"{c}/{b}"]] != subset[ids[f"{c}/{a}"]]}
+        reported = {frozenset((ex["a"]["crop_id"], ex["b"]["crop_id"])) for ex in nd["examples"]}
+        if nd["pairs"] <= len(nd["examples"]):  # the report lists them all
+            assert apart_pairs <= reported
 
 
 def test_dedupe_move_keeps_each_face_and_its_mirror_in_one_split(tmp_path, smfd_dir, pairs):

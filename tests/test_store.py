@@ -411,7 +411,7 @@ def test_a_v1_store_gains_the_predictions_table_and_keeps_its_data(tmp_path: Pat
 
 
 def test_stats_show_predicted_crops_and_disagreements(tmp_path: Path) -> None:
-    from lrfp.cli.render import stats_tables
+    from lrfp.cli.tables import stats_tables
     from lrfp.stats import collect_stats
     from lrfp.store import NewPrediction
 

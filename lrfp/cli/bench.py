@@ -41,14 +41,14 @@ def bench(
     Example:
       lrfp bench --all --protocol quick
     """
-    from lrfp.cli import render
+    from lrfp.cli import tables
     from lrfp.cli.console import out as console
     from lrfp.errors import BenchError, UsageError
 
     if list_:
         from benchmark.registry import get_spec, list_models
 
-        console.print(render.bench_models_table([get_spec(n) for n in list_models()]))
+        console.print(tables.bench_models_table([get_spec(n) for n in list_models()]))
         return
     if not all_models and not model:
         raise UsageError("name the models: --model NAME (repeatable) or --all; --list shows them")
@@ -61,8 +61,8 @@ def bench(
     )
     with _progress() as on_event:
         result = run_bench(cfg, on_event=on_event)
-    console.print(render.bench_header(result.meta, result.summary), soft_wrap=True)
-    console.print(render.bench_summary_table(result.summary, result.rows))  # piped: never wrapped (cli/console.py)
+    console.print(tables.bench_header(result.meta, result.summary), soft_wrap=True)
+    console.print(tables.bench_summary_table(result.summary, result.rows))  # piped: never wrapped (cli/console.py)
     console.print(f"Results in {result.out}: " + ", ".join(p.name for p in result.files), soft_wrap=True)
     if result.meta.get("previous_results"):
         console.print(f"The earlier results there were moved to {result.meta['previous_results']}", soft_wrap=True)

@@ -61,7 +61,7 @@ def fetch(
       lrfp fetch manifests/sample.csv --downscale --workers 2
     """
     from lrfp.cli.console import err, out
-    from lrfp.cli.render import fetch_notes, fetch_summary
+    from lrfp.cli.tables import fetch_notes, fetch_summary
     from lrfp.fetch import DownloadOptions, FetchConfig, fetch_manifest
 
     cfg = FetchConfig(

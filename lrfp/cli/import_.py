@@ -39,7 +39,7 @@ def import_(
     """
     from lrfp.cli.console import err, out
     from lrfp.cli.progress import progress_bar
-    from lrfp.cli.render import import_summary
+    from lrfp.cli.tables import import_summary
     from lrfp.import_folder import ImportConfig, import_folder, parse_class_map
     from lrfp.store import open_store
 
@@ -47,6 +47,7 @@ def import_(
         folder=folder, source=source, class_map=parse_class_map(class_map or []),
         groups_csv=groups, license=license, max_side=max_side, redo=redo,
     )
+    cfg.check()  # before the store is created: bad options leave no empty data directory behind
     with open_store(data_dir) as store, progress_bar(f"import {source}") as bar:
         result = import_folder(store, cfg, progress=bar)
     out.print(import_summary(result))

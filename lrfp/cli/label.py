@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from lrfp.cli.options import DEFAULT_DATA_DIR, DataDir
+from lrfp.cli.options import DEFAULT_DATA_DIR, DataDir, Seed
 
 
 def label(
@@ -17,7 +17,7 @@ def label(
         "--label", help="Only crops currently labeled this (with_mask, without_mask, unusable, skip).")] = None,
     source: Annotated[Optional[str], typer.Option("--source", help="Only crops of this source.")] = None,
     shuffle: Annotated[bool, typer.Option("--shuffle", help="Random order (seeded) instead of source and time.")] = False,
-    seed: Annotated[int, typer.Option("--seed", help="Seed for --shuffle and the --review sample.")] = 0,
+    seed: Seed = 0,
     annotator: Annotated[Optional[str], typer.Option(
         "--annotator", help="Who labels (default: the OS user).")] = None,
     review: Annotated[bool, typer.Option(
@@ -56,14 +56,15 @@ def label(
         source=source, shuffle=shuffle, seed=seed, review=review, sample=sample, order=order, queue=queue,
         suggestions=suggestions,
     )
-    message, summary = run_label_app(data_dir, cfg, grid=grid)
-    if message is not None:
-        out.print(message)
+    result = run_label_app(data_dir, cfg, grid=grid)
+    if result.summary is None:
+        out.print(result.message)
         return
-    done = ", ".join(f"{k} {v}" for k, v in sorted(summary["session_counts"].items())) or "nothing"
+    summary = result.summary
+    done = ", ".join(f"{k} {v}" for k, v in sorted(summary.session_counts.items())) or "nothing"
     verb = "reviewed" if review else "labeled"
-    accepted = f"; {summary['session_suggested']} of them accepted model suggestions" if summary["session_suggested"] else ""
-    out.print(f"{summary['annotator']} {verb} {summary['session_labels']} crops this session ({done}){accepted}.")
-    counts = summary["counts"]
-    out.print(f"{summary['decided']}/{summary['total']} decided; {counts.get('unlabeled', 0)} unlabeled, "
+    accepted = f"; {summary.session_suggested} of them accepted model suggestions" if summary.session_suggested else ""
+    out.print(f"{summary.annotator} {verb} {summary.session_labels} crops this session ({done}){accepted}.")
+    counts = summary.counts
+    out.print(f"{summary.decided}/{summary.total} decided; {counts.get('unlabeled', 0)} unlabeled, "
               f"{counts.get('skip', 0)} skipped. Rerun `lrfp label` to continue.")

@@ -46,7 +46,7 @@ def review_labels(
         raise UsageError(f"--top {top}: must be 0 or more")
     from lrfp.cli.console import out
     from lrfp.cli.progress import make_progress
-    from lrfp.cli.render import label_issues_table
+    from lrfp.cli.tables import label_issues_table
     from lrfp.review.oof import OofConfig
     from lrfp.review.run import ReviewConfig, review_labels as run_review
     from lrfp.store import open_store

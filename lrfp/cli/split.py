@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import typer
 
-from lrfp.cli.options import DEFAULT_DATA_DIR, DataDir, JsonOut
+from lrfp.cli.options import DEFAULT_DATA_DIR, DataDir, JsonOut, Seed
 
 
 def split(
     name: Annotated[str, typer.Option("--name", help="Store the split under this name (several can coexist).")] = "default",
-    seed: Annotated[int, typer.Option("--seed", help="Random seed: same store + seed gives the same split.")] = 0,
+    seed: Seed = 0,
     ratios: Annotated[
         str, typer.Option("--ratios", help="train,validation,test fractions (sum 1; validation may be 0).")
     ] = "0.8,0.04,0.16",
@@ -46,6 +46,7 @@ def split(
     """
     from lrfp.cli.console import err, out
     from lrfp.cli.progress import progress_bar
+    from lrfp.cli.tables import split_tables
     from lrfp.split import SplitConfig, grouped_split, parse_ratios
     from lrfp.store import open_store
 
@@ -58,44 +59,7 @@ def split(
     if as_json:
         print(json.dumps(result.report, indent=2))
         return
-    for table in _report_tables(result.report):
+    for table in split_tables(result.report):
         out.print(table)
     for w in result.warnings:
         err.print(f"[yellow]Warning:[/yellow] {w}")
-
-
-def _report_tables(r: dict[str, Any]) -> list:
-    """Presentation only: the stored report as rich tables."""
-    from rich.table import Table
-
-    t = Table(title=f"split {r['name']} (seed {r['seed']}, grouped by {r['group_by']})", title_justify="left")
-    for col in ("subset", "class", "crops", "share", "groups", "sources", "face px min/p25/med/p75/max"):
-        t.add_column(col, justify="left" if col in ("subset", "class", "sources") else "right")
-    for subset, s in r["subsets"].items():
-        rows = [("all", s)] + list(s["classes"].items())
-        for cls, c in rows:
-            q = c["face_px"]
-            t.add_row(
-                subset if cls == "all" else "", cls, str(c["crops"]),
-                f"{r['fractions'][subset]:.1%}" if cls == "all" else "", str(c["groups"]),
-                ", ".join(c["sources"]), " / ".join(f"{v:g}" for v in q.values()) if q else "-",
-            )
-    leak = r["leakage"]
-    nd = leak["near_duplicates"]
-    a = Table(title="leakage audit", show_header=False, title_justify="left")
-    a.add_column(style="bold")
-    a.add_column()
-    a.add_row("groups shared across splits", str(leak["shared_groups"]))
-    a.add_row(f"near-duplicate pairs across splits (pHash <= {nd['max_distance']} bits)", str(nd["pairs"]))
-    for ex in nd["examples"][:5]:
-        a.add_row("", f"crop {ex['a']['crop_id']} ({ex['a']['subset']}) ~ crop {ex['b']['crop_id']} ({ex['b']['subset']}), distance {ex['distance']}")
-    d = r["dedupe"]
-    a.add_row("dedupe", f"{d['mode']}: {d['merged_pairs']} near-duplicate pair(s) merged groups, {d['dropped']} crop(s) dropped")
-    a.add_row("groups (crops by key)", f"{r['groups']}  ({', '.join(f'{k} {v}' for k, v in r['group_keys'].items())})")
-    a.add_row("groups holding both classes", str(r["mixed_label_groups"]))
-    a.add_row("left out", ", ".join(f"{k} {v}" for k, v in r["excluded"].items()) or "none")
-    if r["balance_dropped"]:
-        a.add_row("dropped by --balance", str(r["balance_dropped"]))
-    if leak["sources_in_several_splits"]:
-        a.add_row("sources in several splits (by design when grouping finer than source)", ", ".join(leak["sources_in_several_splits"][:10]))
-    return [t, a]

@@ -14,7 +14,7 @@ def stats(data_dir: DataDir = DEFAULT_DATA_DIR, as_json: JsonOut = False) -> Non
       lrfp stats --json
     """
     from lrfp.cli.console import out
-    from lrfp.cli.render import stats_tables
+    from lrfp.cli.tables import stats_tables
     from lrfp.stats import collect_stats, stats_json
     from lrfp.store import open_store
 

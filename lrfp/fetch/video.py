@@ -94,7 +94,7 @@ def begin_redo(store: Store, name: str) -> None:
     src = store.source(name)
     if store.get_setting(REDO_KEY + name) is not None:
         return  # an earlier redo of it was interrupted: what it gives back is still the run before that one
-    crops = [r["id"] for r in store.query("SELECT id FROM crops WHERE source_id = ?", (src["id"],))]
+    crops = [crop_id for crop_id, _ in store.crop_paths(source_id=int(src["id"]))]
     earlier = {k: src[k] for k in ("status", "error", "title", "license", "width", "height", "fps", "duration_s", "meta")}
     store.set_setting(REDO_KEY + name, json.dumps({"source": earlier, "crops": crops}))
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import Counter
+import math
 from typing import Any
 
 from lrfp import LABELS, UNUSABLE
@@ -14,16 +14,20 @@ that is an accepted model suggestion (it measures the model as much as the annot
 
 
 def cohen_kappa(pairs: list[tuple[str, str]], classes: tuple[str, ...] = CLASSES) -> float | None:
-    """Cohen's kappa of (first, second) label pairs; None when undefined (no pairs, or one class only)."""
-    n = len(pairs)
-    if n == 0:
+    """Cohen's kappa of (first, second) label pairs (scikit-learn's `cohen_kappa_score`); None when
+    undefined (no pairs, or both sides use one and the same class only)."""
+    import warnings
+
+    from sklearn.exceptions import UndefinedMetricWarning
+    from sklearn.metrics import cohen_kappa_score
+
+    if not pairs:
         return None
-    observed = sum(a == b for a, b in pairs) / n
-    first, second = Counter(a for a, _ in pairs), Counter(b for _, b in pairs)
-    expected = sum(first[c] * second[c] for c in classes) / (n * n)
-    if expected == 1:
-        return None
-    return (observed - expected) / (1 - expected)
+    first, second = zip(*pairs)
+    with warnings.catch_warnings():  # chance agreement 1 (0/0): sklearn warns and returns NaN
+        warnings.simplefilter("ignore", UndefinedMetricWarning)
+        kappa = float(cohen_kappa_score(first, second, labels=list(classes)))
+    return None if math.isnan(kappa) else kappa
 
 
 def agreement(store: Store) -> dict[str, Any] | None:
@@ -34,19 +38,9 @@ def agreement(store: Store) -> dict[str, Any] | None:
     of disagreements (for a third look), plus the same per reviewer. Crops whose current label was a
     model suggestion accepted in `lrfp label` are left out (counted in `suggested_left_out`).
     """
-    rows = store.query(
-        """SELECT r.crop_id, r.annotator AS reviewer, r.label AS review, cl.label AS label,
-                  cl.annotator AS annotator, cl.suggested AS suggested, c.path
-           FROM labels r
-           JOIN crops c ON c.id = r.crop_id
-           LEFT JOIN current_labels cl ON cl.crop_id = r.crop_id
-           WHERE r.kind = 'review'
-             AND r.id = (SELECT MAX(id) FROM labels WHERE crop_id = r.crop_id AND kind = 'review'
-                         AND annotator = r.annotator)
-           ORDER BY r.crop_id, r.annotator"""
-    )
-    if not store.query("SELECT 1 FROM labels WHERE kind = 'review' LIMIT 1"):
+    if not store.has_reviews():
         return None
+    rows = store.latest_reviews()
     compared = [r for r in rows if r["label"] in CLASSES and r["review"] in CLASSES and not r["suggested"]]
     result = _summarize(compared)
     result["reviews"] = len(rows)
@@ -60,10 +54,12 @@ def agreement(store: Store) -> dict[str, Any] | None:
 
 
 def _summarize(rows: list[Any]) -> dict[str, Any]:
+    from sklearn.metrics import confusion_matrix
+
     pairs = [(r["label"], r["review"]) for r in rows]
-    confusion = {a: {b: 0 for b in CLASSES} for a in CLASSES}
-    for a, b in pairs:
-        confusion[a][b] += 1
+    cm = confusion_matrix([a for a, _ in pairs], [b for _, b in pairs], labels=list(CLASSES)) if pairs else None
+    confusion = {a: {b: int(cm[i, j]) if cm is not None else 0 for j, b in enumerate(CLASSES)}
+                 for i, a in enumerate(CLASSES)}
     per_class = {}
     for c in CLASSES:
         either = sum(1 for a, b in pairs if c in (a, b))

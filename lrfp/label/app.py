@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Callable
 
 from textual import events
 from textual.app import App
 from textual.binding import Binding
 
-from lrfp.label.session import LabelSession
+from lrfp.label.session import LabelConfig, LabelSession, SessionSummary
 
 MIN_COLS, MIN_ROWS = 60, 18
 """Smallest terminal the views can draw in (crop, context panel, progress and footer)."""
@@ -67,10 +68,6 @@ class LabelApp(App):
             if self.screen is screen:
                 self.pop_screen()
 
-    @property
-    def too_small(self) -> bool:
-        return self._too_small is not None
-
     def switch_to_grid(self, push: bool = False):  # noqa: ANN201 - an awaitable
         from lrfp.label.grid_screen import GridScreen
 
@@ -121,12 +118,20 @@ def _is_tty(stream) -> bool:
         return False
 
 
-def run_label_app(store_dir, cfg, *, grid: bool = False) -> tuple[str | None, dict[str, object] | None]:
+@dataclass(frozen=True)
+class LabelRunResult:
+    """How `lrfp label` ended: `message` says why the app did not start (nothing to show), else None and
+    `summary` says what the session did."""
+
+    message: str | None = None
+    summary: SessionSummary | None = None
+
+
+def run_label_app(store_dir, cfg: LabelConfig, *, grid: bool = False) -> LabelRunResult:
     """Open the store, build the session and run the app until the user quits.
 
-    Returns (message, None) when there is nothing to show (the app does not start), else
-    (None, the session summary). Raises UsageError when stdin or stdout is not a terminal (see
-    `require_terminal`), before the app draws anything or any label is stored.
+    Raises UsageError for a bad `cfg`, or when stdin or stdout is not a terminal (see `require_terminal`),
+    before the app draws anything or any label is stored; DataDirError when there is no store at `store_dir`.
     """
     from lrfp.store import open_store
 
@@ -134,8 +139,8 @@ def run_label_app(store_dir, cfg, *, grid: bool = False) -> tuple[str | None, di
         session = LabelSession(store, cfg)
         message = session.empty_message()
         if message is not None:
-            return message, None
+            return LabelRunResult(message=message)
         require_terminal()
         LabelApp(session, grid=grid).run()
         session.refresh_counts()
-        return None, session.summary()
+        return LabelRunResult(summary=session.summary())

@@ -9,7 +9,7 @@ from textual.containers import Container, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from lrfp.label.render import load_image
+from lrfp.label.halfblock import load_image
 from lrfp.label.session import LabelSession
 from lrfp.label.widgets import (
     ACCEPT_KEY, LABEL_BINDINGS, UNDO_BINDINGS, PixelImage, label_text, progress_text, suggestion_text,

@@ -18,7 +18,8 @@ from typing import Any
 
 from lrfp import LABELS, SKIPPED, UNUSABLE
 from lrfp.errors import NotFoundError, UsageError
-from lrfp.store import Store, face_px
+from lrfp.face_size import face_px
+from lrfp.store import IN_LIST_CHUNK, Store
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,36 @@ class LabelConfig:
     queue: str | None = None
     suggestions: bool = True  # show model suggestions (never in blind --review)
 
+    def check(self) -> None:
+        """Raise UsageError for option combinations that cannot mean anything, naming the fix (called by LabelSession)."""
+        if not self.annotator or not self.annotator.strip():
+            raise UsageError("--annotator must not be empty")
+        if self.only is not None and self.only not in ONLY_CHOICES:
+            raise UsageError(f"--only {self.only!r}: choose one of {', '.join(ONLY_CHOICES)}")
+        if self.label is not None and self.label not in LABEL_VALUES:
+            raise UsageError(f"--label {self.label!r}: choose one of {', '.join(LABEL_VALUES)}")
+        if self.label is not None and self.only not in (None, "all"):
+            raise UsageError(f"--label {self.label} and --only {self.only} contradict each other: use one of them")
+        if self.review and self.label is not None:
+            raise UsageError("--review is blind: it cannot be combined with --label")
+        if self.sample is not None:
+            if not self.review:
+                raise UsageError("--sample only applies with --review")
+            if not 0 < self.sample <= 1:
+                raise UsageError(f"--sample {self.sample}: must be a fraction in (0, 1], e.g. 0.1")
+        if self.order not in ORDER_CHOICES:
+            raise UsageError(f"--order {self.order!r}: choose one of {', '.join(ORDER_CHOICES)}")
+        if self.queue is not None and self.queue not in QUEUE_CHOICES:
+            raise UsageError(f"--queue {self.queue!r}: choose one of {', '.join(QUEUE_CHOICES)}")
+        if self.order != "time" and self.shuffle:
+            raise UsageError(f"--order {self.order} and --shuffle contradict each other: use one of them")
+        if self.review and (self.order != "time" or self.queue is not None):
+            what = f"--order {self.order}" if self.order != "time" else f"--queue {self.queue}"
+            raise UsageError(f"--review is blind: it cannot be combined with {what} (both come from a model)")
+        if self.queue is not None and (self.only is not None or self.label is not None):
+            other = f"--only {self.only}" if self.only is not None else f"--label {self.label}"
+            raise UsageError(f"--queue {self.queue} and {other} contradict each other: use one of them")
+
     @property
     def kind(self) -> str:
         return "review" if self.review else "label"
@@ -66,35 +97,19 @@ class LabelConfig:
         return self.only or ("all" if self.label else "unlabeled")
 
 
-def validate_config(cfg: LabelConfig) -> None:
-    """Reject option combinations that cannot mean anything, with a message naming the fix."""
-    if not cfg.annotator or not cfg.annotator.strip():
-        raise UsageError("--annotator must not be empty")
-    if cfg.only is not None and cfg.only not in ONLY_CHOICES:
-        raise UsageError(f"--only {cfg.only!r}: choose one of {', '.join(ONLY_CHOICES)}")
-    if cfg.label is not None and cfg.label not in LABEL_VALUES:
-        raise UsageError(f"--label {cfg.label!r}: choose one of {', '.join(LABEL_VALUES)}")
-    if cfg.label is not None and cfg.only not in (None, "all"):
-        raise UsageError(f"--label {cfg.label} and --only {cfg.only} contradict each other: use one of them")
-    if cfg.review and cfg.label is not None:
-        raise UsageError("--review is blind: it cannot be combined with --label")
-    if cfg.sample is not None:
-        if not cfg.review:
-            raise UsageError("--sample only applies with --review")
-        if not 0 < cfg.sample <= 1:
-            raise UsageError(f"--sample {cfg.sample}: must be a fraction in (0, 1], e.g. 0.1")
-    if cfg.order not in ORDER_CHOICES:
-        raise UsageError(f"--order {cfg.order!r}: choose one of {', '.join(ORDER_CHOICES)}")
-    if cfg.queue is not None and cfg.queue not in QUEUE_CHOICES:
-        raise UsageError(f"--queue {cfg.queue!r}: choose one of {', '.join(QUEUE_CHOICES)}")
-    if cfg.order != "time" and cfg.shuffle:
-        raise UsageError(f"--order {cfg.order} and --shuffle contradict each other: use one of them")
-    if cfg.review and (cfg.order != "time" or cfg.queue is not None):
-        what = f"--order {cfg.order}" if cfg.order != "time" else f"--queue {cfg.queue}"
-        raise UsageError(f"--review is blind: it cannot be combined with {what} (both come from a model)")
-    if cfg.queue is not None and (cfg.only is not None or cfg.label is not None):
-        other = f"--only {cfg.only}" if cfg.only is not None else f"--label {cfg.label}"
-        raise UsageError(f"--queue {cfg.queue} and {other} contradict each other: use one of them")
+@dataclass(frozen=True)
+class SessionSummary:
+    """What a labeling session did: keys pressed this session (session_labels, by label in session_counts)
+    and the state of its crops at the end (total, decided, counts by state incl. "unlabeled")."""
+
+    annotator: str
+    kind: str  # "label" or "review"
+    session_labels: int
+    session_suggested: int  # of them, labels taken from a model suggestion
+    session_counts: dict[str, int]
+    total: int
+    decided: int
+    counts: dict[str, int]
 
 
 def in_review_sample(crop_id: int, fraction: float, seed: int) -> bool:
@@ -178,7 +193,7 @@ class LabelSession:
     """The crops to show for a LabelConfig, a position in them, and labeling that commits at once."""
 
     def __init__(self, store: Store, cfg: LabelConfig) -> None:
-        validate_config(cfg)
+        cfg.check()
         self.store = store
         self.cfg = cfg
         self.source_id: int | None = None
@@ -203,6 +218,10 @@ class LabelSession:
         self.position = self._next_matching(0)
 
     # -- the queue -------------------------------------------------------------------------------
+
+    # The queue, state and count queries below are the one place raw SQL (`Store.query`) stays outside
+    # store.py: they share `_state_sql`, whose meaning depends on this session (a reviewer sees only their
+    # own review events, a labeler the current label), so a named store read would take the session along.
 
     def _state_sql(self) -> str:
         """SQL for a crop's state as this session sees it (column `state`, for crop alias c)."""
@@ -275,7 +294,7 @@ class LabelSession:
         self._suspects_run = run
         rows = self.store.label_issues(run["run_id"], only_issues=True)
         if self.source_id is not None:
-            keep = {r["id"] for r in self.store.query("SELECT id FROM crops WHERE source_id = ?", (self.source_id,))}
+            keep = {crop_id for crop_id, _ in self.store.crop_paths(source_id=self.source_id)}
             rows = [r for r in rows if r["crop_id"] in keep]
         for r in rows:
             if r["suggested_label"] != r["given_label"]:
@@ -290,9 +309,7 @@ class LabelSession:
         if self._suspects_run is not None:
             if crop_id in self._reopened:
                 return True
-            return not self.store.query(
-                "SELECT 1 FROM labels WHERE crop_id = ? AND kind != 'review' AND created_at > ? LIMIT 1",
-                (crop_id, self._suspects_run["created_at"]))
+            return not self.store.labeled_since(crop_id, self._suspects_run["created_at"])
         return self._matches(self.state(crop_id))
 
     def suggestion(self, crop_id: int) -> Suggestion | None:
@@ -368,14 +385,7 @@ class LabelSession:
         return f"No crops{where}."
 
     def info(self, crop_id: int) -> CropInfo:
-        row = self.store.query(
-            """SELECT c.*, s.name AS source_name, f.path AS frame_path, f.width AS frame_w, f.height AS frame_h FROM crops c
-               JOIN sources s ON s.id = c.source_id LEFT JOIN frames f ON f.id = c.frame_id WHERE c.id = ?""",
-            (crop_id,),
-        )
-        if not row:
-            raise NotFoundError(f"no crop with id {crop_id}")
-        c = row[0]
+        c = self.store.crop_in_context(crop_id)
         history = []
         for e in self.store.label_history(crop_id):
             if self.cfg.review and not (e["kind"] == "review" and e["annotator"] == self.cfg.annotator):
@@ -401,8 +411,8 @@ class LabelSession:
             return 0, Counter()
         states: Counter = Counter()
         # Chunked IN lists: SQLite limits the number of parameters per statement.
-        for i in range(0, len(self._scope), 900):
-            chunk = self._scope[i:i + 900]
+        for i in range(0, len(self._scope), IN_LIST_CHUNK):
+            chunk = self._scope[i:i + IN_LIST_CHUNK]
             marks = ",".join("?" * len(chunk))
             for r in self.store.query(
                 f"SELECT {self._state_sql().replace(':me', '?')} AS state, COUNT(*) AS n FROM crops c "
@@ -510,8 +520,8 @@ class LabelSession:
         """Whether the crop's current label is an accepted suggestion (never, for a blind review's state)."""
         if self.cfg.review:
             return False
-        row = self.store.query("SELECT suggested FROM current_labels WHERE crop_id = ?", (crop_id,))
-        return bool(row and row[0]["suggested"])
+        row = self.store.current_label_event(crop_id)
+        return bool(row is not None and row["suggested"])
 
     def label_current(self, label: str) -> int | None:
         """Label the crop on screen and auto-advance. Returns the event id (None when nothing is shown)."""
@@ -567,20 +577,16 @@ class LabelSession:
         self.position = action[0].position
         return [e.crop_id for e in action]
 
-    @property
-    def can_undo(self) -> bool:
-        return bool(self._undo)
-
     def _account(self, before: str | None, after: str | None) -> None:
         self._counts[before or "unlabeled"] -= 1
         self._counts[after or "unlabeled"] += 1
 
-    def summary(self) -> dict[str, object]:
+    def summary(self) -> SessionSummary:
         """What this session did, for the CLI's closing line."""
         p = self.progress()
-        return {
-            "annotator": self.cfg.annotator, "kind": self.cfg.kind, "session_labels": self.session_labels,
-            "session_suggested": self.session_suggested,
-            "session_counts": {k: v for k, v in self.session_counts.items() if v},
-            "total": p.total, "decided": p.decided, "counts": {k: v for k, v in p.counts.items() if v},
-        }
+        return SessionSummary(
+            annotator=self.cfg.annotator, kind=self.cfg.kind, session_labels=self.session_labels,
+            session_suggested=self.session_suggested,
+            session_counts={k: v for k, v in self.session_counts.items() if v},
+            total=p.total, decided=p.decided, counts={k: v for k, v in p.counts.items() if v},
+        )

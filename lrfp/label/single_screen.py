@@ -9,13 +9,11 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from lrfp.label.render import LoadedImage, context_region, load_image
+from lrfp.label.halfblock import LoadedImage, context_region, load_image
 from lrfp.label.session import CropInfo, LabelSession
 from lrfp.label.widgets import (
     ACCEPT_KEY, LABEL_BINDINGS, UNDO_BINDINGS, SUGGESTION_STYLE, PixelImage, label_text, progress_text,
 )
-
-KEY_LABELS = {"m": "with_mask", "n": "without_mask", "x": "unusable", "s": "skip"}
 
 
 class SingleScreen(Screen):

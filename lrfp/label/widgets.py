@@ -8,7 +8,7 @@ from textual.strip import Strip
 from textual.widget import Widget
 
 from lrfp import LABELS, SKIPPED, UNUSABLE
-from lrfp.label.render import HalfBlocks, LoadedImage, half_block_cells
+from lrfp.label.halfblock import HalfBlocks, LoadedImage, half_block_cells
 from lrfp.label.session import LabelSession
 
 LABEL_BINDINGS = [

@@ -173,9 +173,9 @@ def _check_images(cfg: ExportConfig) -> list[Any]:
         from lrfp.store import open_store
 
         with open_store(cfg.data_dir, create=False) as store:
-            for r in store.query("SELECT path FROM crops ORDER BY id LIMIT ?", (cfg.max_check,)):
+            for _, rel in store.crop_paths(limit=cfg.max_check):
                 try:
-                    images.append(np.asarray(load_rgb(store.crop_file(r["path"]).read_bytes())))
+                    images.append(np.asarray(load_rgb(store.crop_file(rel).read_bytes())))
                 except (OSError, ImageDecodeError):
                     continue
         where = f"the store {cfg.data_dir}"

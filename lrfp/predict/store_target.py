@@ -29,12 +29,7 @@ class StorePredictResult:
 
 def crops_to_predict(store: Store, all_crops: bool) -> list[tuple[int, str]]:
     """(crop id, stored path) in id order: the crops without a current label (all_crops=False), or every crop."""
-    if all_crops:
-        return [(r[0], r[1]) for r in store.query("SELECT id, path FROM crops ORDER BY id")]
-    return [(r[0], r[1]) for r in store.query(
-        "SELECT c.id, c.path FROM crops c LEFT JOIN current_labels cl ON cl.crop_id = c.id "
-        "WHERE cl.label IS NULL ORDER BY c.id"
-    )]
+    return store.crop_paths(unlabeled_only=not all_crops)
 
 
 def predict_store(

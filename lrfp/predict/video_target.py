@@ -252,13 +252,11 @@ def plot_masked_share(path: Path, tracks: list[TrackDecision], title: str, step_
 
 
 def _check_writable_dir(out_dir: Path) -> None:
-    import os
+    from lrfp.paths import probe_writable
 
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        probe = out_dir / f".lrfp-write-test.{os.getpid()}"
-        probe.write_text("")
-        probe.unlink()
+        probe_writable(out_dir)
     except OSError as e:
         raise UsageError(f"--out {out_dir} is not a writable folder: {e.strerror or e}") from e
 

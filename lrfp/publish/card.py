@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from lrfp import LABELS, __version__
+from lrfp.face_size import face_px, quantiles
 from lrfp.label.agreement import cohen_kappa
-from lrfp.stats import quantiles
-from lrfp.store import Store, face_px
+from lrfp.store import Store
 
 HF_LICENSES = {
     "apache-2.0", "mit", "bsd-2-clause", "bsd-3-clause", "cc0-1.0", "cc-by-2.0", "cc-by-2.5", "cc-by-3.0",
@@ -133,7 +133,7 @@ def _detector_section(store: Store, rows: list[Any]) -> str:
 
 def _sampling_section(store: Store, rows: list[Any]) -> str:
     per_source = Counter(r["source_name"] for r in rows)
-    frames = {r["source_id"]: r["n"] for r in store.query("SELECT source_id, COUNT(*) AS n FROM frames GROUP BY 1")}
+    frames = store.frames_per_source()
     table = []
     for s in store.sources():
         if s["name"] in per_source and s["kind"] == "video":
@@ -154,12 +154,7 @@ def _sampling_section(store: Store, rows: list[Any]) -> str:
 def _labeling_section(store: Store, split: str, rows: list[Any]) -> str:
     published = {r["id"] for r in rows}
     events = [
-        e for e in store.query(
-            """SELECT l.crop_id, l.label, l.annotator, l.kind, l.suggested FROM labels l
-               JOIN split_assignments a ON a.crop_id = l.crop_id AND a.split_name = ? ORDER BY l.id""",
-            (split,),
-        )
-        if e["crop_id"] in published
+        e for e in store.split_label_events(split) if e["crop_id"] in published
     ]
     current: dict[int, Any] = {}
     reviews: dict[int, list[Any]] = {}

@@ -8,14 +8,16 @@ import math
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from lrfp import LABELS
+from lrfp import LABELS, SUBSETS
 from lrfp.crop_files import read_crop_bytes
 from lrfp.errors import NotFoundError, PublishError, PublishInputError
+from lrfp.events import ProgressCallback, ProgressEvent
+from lrfp.face_size import face_px
 from lrfp.paths import make_staging_dir
-from lrfp.split import SUBSETS, group_key
-from lrfp.store import Store, face_px
+from lrfp.split import group_key
+from lrfp.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +38,13 @@ class PublishConfig:
     pretty_name: str = "Low-Res Faces in Peru (lrfp)"
     max_shard_bytes: int = MAX_SHARD_BYTES
 
-    def __post_init__(self) -> None:
-        if not self.pretty_name.strip():
+    def check(self) -> None:
+        """Raise PublishInputError (exit 2) naming the option when a field is unusable (called by export_dataset
+        and publish_dataset before anything else)."""
+        if not self.pretty_name or not self.pretty_name.strip():
             raise PublishInputError("--pretty-name must not be empty (it is the dataset card's title)")
+        if self.max_shard_bytes < 1:
+            raise PublishInputError(f"max_shard_bytes {self.max_shard_bytes}: must be at least 1 byte")
 
 
 @dataclass
@@ -81,16 +87,7 @@ def features(annotations_only: bool):
 
 def split_rows(store: Store, split: str) -> tuple[list[Any], dict[str, int]]:
     """Rows of the split whose current label is still a class, and counts of those left out."""
-    rows = store.query(
-        """SELECT c.*, a.subset, cl.label, s.name AS source_name, s.kind AS source_kind, s.url AS source_url,
-                  s.license AS source_license
-           FROM split_assignments a
-           JOIN crops c ON c.id = a.crop_id
-           JOIN sources s ON s.id = c.source_id
-           LEFT JOIN current_labels cl ON cl.crop_id = c.id
-           WHERE a.split_name = ? ORDER BY a.subset, c.id""",
-        (split,),
-    )
+    rows = store.split_crops(split)
     kept = [r for r in rows if r["label"] in LABELS]
     left_out = {}
     if len(kept) < len(rows):
@@ -160,14 +157,15 @@ def _record(row: Any, image: bool, store: Store, group_by: str, merged_into: dic
 
 
 def export_dataset(
-    store: Store, cfg: PublishConfig, progress: Callable[[int, int], None] | None = None,
+    store: Store, cfg: PublishConfig, progress: ProgressCallback | None = None,
 ) -> PublishResult:
     """Write `cfg.out`: data/{train,validation,test}-NNNNN-of-NNNNN.parquet and README.md.
 
     Nothing is written on refusal (no split, unknown license, non-empty --out). The files are
     built beside --out and moved into place at the end, so a failure leaves --out as it was;
-    --overwrite replaces only README.md and data/ in it.
+    --overwrite replaces only README.md and data/ in it. Raises PublishInputError for a bad `cfg`.
     """
+    cfg.check()
     import datasets
     from datasets import Dataset
 
@@ -212,7 +210,7 @@ def export_dataset(
                 records.append(_record(r, not cfg.annotations_only, store, group_by, merged_into))
                 done += 1
                 if progress and (done % 100 == 0 or done == len(rows)):
-                    progress(done, len(rows))
+                    progress(ProgressEvent("export", done, len(rows)))
             ds = Dataset.from_list(records, features=feats)
             n_shards = max(1, math.ceil(ds.data.nbytes / cfg.max_shard_bytes))
             for i in range(n_shards):

@@ -63,12 +63,7 @@ class ReviewResult:
 
 def labeled_crops(store: Store) -> list[Any]:
     """Crops whose current label is a class (unusable, skipped and unlabeled are left out), with their source."""
-    rows = store.query(
-        """SELECT c.id, c.path, c.sha256, c.original, c.track_id, c.group_id, s.name AS source_name, s.kind AS source_kind,
-                  cl.label FROM crops c JOIN sources s ON s.id = c.source_id
-           JOIN current_labels cl ON cl.crop_id = c.id ORDER BY c.id"""
-    )
-    return [r for r in rows if r["label"] in LABELS]
+    return [r for r in store.crops_with_labels() if r["label"] in LABELS]
 
 
 def check_review_input(rows: list[Any], cfg: ReviewConfig) -> None:

@@ -1,4 +1,5 @@
-"""Rich renderings of library results for `import`, `fetch`, `stats` and `bench` (no logic, only presentation)."""
+"""Rich renderings of library results for `import`, `fetch`, `stats`, `split`, `bench` and `review-labels`
+(no logic, only presentation)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 from rich.markup import escape
 from rich.table import Table
 
+from lrfp import SUBSETS
 from lrfp.fetch.results import FetchResult
 from lrfp.import_folder import ImportResult
 
@@ -43,7 +45,7 @@ def stats_tables(s: dict[str, Any]) -> list[Table]:
     overview.add_row("crops", str(s["crops"]))
     for k, v in labels.items():
         overview.add_row(f"  {k}", str(v))
-    overview.add_row("groups (group, track or crop)", str(s["groups"]))
+    overview.add_row("groups (as `lrfp split` groups by track)", str(s["groups"]))
     q = s["face_px"]["shorter_side"]
     if q:
         overview.add_row("face px, shorter side (min/p25/median/p75/max)", " / ".join(f"{v:g}" for v in q.values()))
@@ -93,7 +95,7 @@ def stats_tables(s: dict[str, Any]) -> list[Table]:
         t.add_column("subset")
         for c in classes:
             t.add_column(c, justify="right")
-        for subset in ("train", "validation", "test"):
+        for subset in SUBSETS:
             if subset in sp["counts"]:
                 t.add_row(subset, *(str(sp["counts"][subset].get(c, 0)) for c in classes))
         tables.append(t)
@@ -145,6 +147,41 @@ def agreement_tables(a: dict[str, Any], max_listed: int = 20) -> list[Table]:
     if len(a["disagreements"]) > max_listed:
         listed.caption = f"{len(a['disagreements']) - max_listed} more in `lrfp stats --json`"
     return [summary, confusion, listed] if a["disagreements"] else [summary, confusion]
+
+
+def split_tables(r: dict[str, Any]) -> list[Table]:
+    """`lrfp split`: the split report (SplitResult.report) as a counts table and the leakage audit."""
+    t = Table(title=f"split {r['name']} (seed {r['seed']}, grouped by {r['group_by']})", title_justify="left")
+    for col in ("subset", "class", "crops", "share", "groups", "sources", "face px min/p25/med/p75/max"):
+        t.add_column(col, justify="left" if col in ("subset", "class", "sources") else "right")
+    for subset, s in r["subsets"].items():
+        rows = [("all", s)] + list(s["classes"].items())
+        for cls, c in rows:
+            q = c["face_px"]
+            t.add_row(
+                subset if cls == "all" else "", cls, str(c["crops"]),
+                f"{r['fractions'][subset]:.1%}" if cls == "all" else "", str(c["groups"]),
+                ", ".join(c["sources"]), " / ".join(f"{v:g}" for v in q.values()) if q else "-",
+            )
+    leak = r["leakage"]
+    nd = leak["near_duplicates"]
+    a = Table(title="leakage audit", show_header=False, title_justify="left")
+    a.add_column(style="bold")
+    a.add_column()
+    a.add_row("groups shared across splits", str(leak["shared_groups"]))
+    a.add_row(f"near-duplicate pairs across splits (pHash <= {nd['max_distance']} bits)", str(nd["pairs"]))
+    for ex in nd["examples"][:5]:
+        a.add_row("", f"crop {ex['a']['crop_id']} ({ex['a']['subset']}) ~ crop {ex['b']['crop_id']} ({ex['b']['subset']}), distance {ex['distance']}")
+    d = r["dedupe"]
+    a.add_row("dedupe", f"{d['mode']}: {d['merged_pairs']} near-duplicate pair(s) merged groups, {d['dropped']} crop(s) dropped")
+    a.add_row("groups (crops by key)", f"{r['groups']}  ({', '.join(f'{k} {v}' for k, v in r['group_keys'].items())})")
+    a.add_row("groups holding both classes", str(r["mixed_label_groups"]))
+    a.add_row("left out", ", ".join(f"{k} {v}" for k, v in r["excluded"].items()) or "none")
+    if r["balance_dropped"]:
+        a.add_row("dropped by --balance", str(r["balance_dropped"]))
+    if leak["sources_in_several_splits"]:
+        a.add_row("sources in several splits (by design when grouping finer than source)", ", ".join(leak["sources_in_several_splits"][:10]))
+    return [t, a]
 
 
 def label_issues_table(rows: list[dict[str, Any]], top: int) -> Table:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from PIL import Image
 from rich.console import Console
 
-from lrfp.label.render import UPPER_HALF, HalfBlocks, context_region, fit_size, half_block_cells, load_image
+from lrfp.label.halfblock import UPPER_HALF, HalfBlocks, context_region, fit_size, half_block_cells, load_image
 
 RED, GREEN, BLUE, WHITE, BLACK = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255), (0, 0, 0)
 
