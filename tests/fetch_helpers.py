@@ -18,7 +18,7 @@ from typing import Iterator
 
 from net_helpers import closed_port, running  # noqa: F401 (closed_port: used by the fetch tests)
 
-from lrfp.fetch.models import MODELS
+from lrfp.fetch.detectors.weights import MODELS
 
 ARCADE_1080 = "facenet-pytorch_video.mp4"
 CORRIDOR_GIF = "intel_face-demographics-walking-and-pause.gif"

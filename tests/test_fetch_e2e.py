@@ -17,7 +17,7 @@ from fetch_helpers import (
     ARCADE_1080, CORRIDOR_GIF, STAGE_360, _Handler, cli_subprocess, closed_port, make_media, run_cli, serve,
     write_manifest,
 )
-from lrfp.fetch.models import MODELS
+from lrfp.fetch.detectors.weights import MODELS
 from lrfp.manifest import source_name_for_url
 from lrfp.store import open_store
 

@@ -136,7 +136,7 @@ def test_a_writer_error_ends_the_run_even_when_the_last_batch_held_the_end_marke
 
     from lrfp.fetch.config import FetchConfig
     from lrfp.fetch.frames import VideoInfo
-    from lrfp.fetch.models import resolve_model
+    from lrfp.fetch.detectors.weights import resolve_model
     from lrfp.fetch.results import VideoResult
     from lrfp.fetch.writer import CropWriter
 

@@ -10,7 +10,7 @@ import pytest
 
 from fetch_helpers import ARCADE_1080, CORRIDOR_GIF, STAGE_360, fake_wheel, make_local_index
 from lrfp.errors import ModelsError
-from lrfp.fetch import models as M
+from lrfp.fetch.detectors import weights as M
 from lrfp.fetch.crop import cut_crop, square_box
 from lrfp.fetch.frames import NotAVideo, probe_video, sample_frames
 from lrfp.fetch.track import Candidate, IoUTracker, iou, spaced_in_time
