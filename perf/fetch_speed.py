@@ -1,6 +1,6 @@
 """How fast `lrfp fetch` processes a 480p 30 fps video on one core, beside a plain decode-and-detect loop.
 
-Not a test: run it by hand and put the table in docs/fetch-speed.md.
+Not a test: run it by hand and put the table in docs/detectors.md ("Speed with tiles").
 
     python perf/fetch_speed.py [--repeat 3] [--seconds 14] [--markdown docs/fetch-speed.md] [--json out.json]
 
