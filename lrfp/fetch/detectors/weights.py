@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 from lrfp.errors import ModelsError
+from lrfp.paths import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -54,14 +55,6 @@ class ResolvedModel:
 def user_cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "lrfp" / "models"
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 REMOVED = {
