@@ -1,6 +1,6 @@
 """How fast `lrfp predict` runs on a 480p video on one CPU core, split into decode, detect and classify time.
 
-Not a test: run it by hand and copy the table into docs/predict.md.
+Not a test: run it by hand and copy the table into docs/predict.md ("Speed").
 
     .venv/bin/python -m perf.predict_speed [--repeat 3] [--out results.json]
 
@@ -10,7 +10,7 @@ The checkpoints, in the format `lrfp bench` writes:
 - model3 at 64 px (the thesis's Model 3 input), trained here for 1 epoch on an SMFD store by `lrfp bench`;
 - resnet18 at 224 px (the heaviest thesis input; random weights: speed does not depend on the weights).
 Each case runs `lrfp.predict.video_target.predict_video` (what `lrfp predict VIDEO` runs: fetch's sampling and
-default detector, BlazeFace full range, then batched classification) in a fresh process pinned to one CPU core
+default detector and tiles, then batched classification) in a fresh process pinned to one CPU core
 (sched_setaffinity; torch and OpenCV set to one thread), at the default --every 0.5 and, for Model 3, at every
 frame (--every 0.04); the crops of up to 16 frames are handed to the classifier together, which runs them in
 forward passes of --batch-size crops: the default (8 on a CPU), 1 (one pass per face) and 64. Each number is
