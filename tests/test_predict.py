@@ -439,3 +439,38 @@ def test_a_crop_file_gone_missing_is_listed_and_the_others_are_predicted(store_w
     res = predict_store(store, Classifier(load_checkpoint(ckpt_path)))
     assert [u[0] for u in res.unreadable] == [unlabeled[1]] and "No such file" in res.unreadable[0][1]
     assert sorted(store.latest_predictions()) == sorted(set(unlabeled) - {unlabeled[1]})
+
+
+def test_store_as_puts_a_videos_faces_in_the_store_as_fetch_would_with_predictions_not_labels(
+    capsys, clip: Path, ckpt_path: Path, shared_dir: Path, tmp_path: Path,
+) -> None:
+    from lrfp.store import open_store
+
+    data = tmp_path / "data"
+    code, out, err = cli(capsys, "predict", str(clip), "-c", str(ckpt_path), "--models-dir", str(shared_dir / "models"),
+                         "-o", str(tmp_path / "out"), "--store-as", "stage2s", "-d", str(data))
+    assert code == 0, err
+    assert "Stored as source stage2s: ok" in out.replace("\n", " ")
+    with open_store(data, create=False) as store:
+        src = store.source("stage2s")
+        crops = store.crop_paths(source_id=src["id"])
+        preds = store.latest_predictions([c for c, _ in crops])
+        assert src["kind"] == "video" and src["status"] == "ok" and src["url"] == str(clip.resolve())
+        assert crops and set(preds) == {c for c, _ in crops}  # every stored crop has a prediction
+        assert all(store.current_label(c) is None for c, _ in crops)  # and none a label
+        n = len(crops)
+    # Again: the same crops (content-addressed), nothing twice.
+    assert cli(capsys, "predict", str(clip), "-c", str(ckpt_path), "--models-dir", str(shared_dir / "models"),
+               "-o", str(tmp_path / "out"), "--store-as", "stage2s", "-d", str(data))[0] == 0
+    with open_store(data, create=False) as store:
+        assert len(store.crop_paths(source_id=store.source("stage2s")["id"])) == n
+    # A name taken by another source, a bad name, or --store-as without a video: exit 2 before any work.
+    code, _, err = cli(capsys, "predict", str(tmp_path / "out"), "-c", str(ckpt_path), "--store-as", "x", "-d", str(data))
+    assert code == 2 and "--store-as is for a video TARGET" in err
+    code, _, err = cli(capsys, "predict", str(clip), "-c", str(ckpt_path), "--store-as", "a/b", "-d", str(data))
+    assert code == 2 and "--store-as 'a/b' contains '/'" in err
+    other = tmp_path / "other.mp4"
+    other.write_bytes(clip.read_bytes())
+    code, _, err = cli(capsys, "predict", str(other), "-c", str(ckpt_path), "--models-dir", str(shared_dir / "models"),
+                       "--store-as", "stage2s", "-d", str(data))
+    assert code == 2 and "already another video" in err

@@ -46,6 +46,9 @@ def predict(
     tiles: Tiles = FaceSettings.tiles,
     models_dir: ModelsDir = None,
     downscale: Downscale = False,
+    store_as: Annotated[Optional[str], typer.Option("--store-as", help=(
+        "Video: also store its faces in the store (-d) as `lrfp fetch` would (crops with provenance, source NAME), "
+        "with their predictions (never labels). Without it nothing is written to the store."))] = None,
     data_dir: DataDir = DEFAULT_DATA_DIR,
 ) -> None:
     """Classify face crops with a checkpoint of `lrfp bench`: the store's, a video's, or a folder's.
@@ -65,7 +68,7 @@ def predict(
 
     cfg = PredictConfig(
         checkpoint=CheckpointChoice(checkpoint, from_, config), target=target, data_dir=data_dir, all_crops=all_crops,
-        device=device, batch_size=batch_size, out=out, video_out=video_out,
+        device=device, batch_size=batch_size, out=out, video_out=video_out, store_as=store_as,
         faces=FaceSettings(every_s=every, min_face=min_face, min_score=min_score, margin=margin, detector=detector, tiles=tiles,
                            models_dir=models_dir, downscale=downscale),
     )
@@ -166,4 +169,11 @@ def _summary(run: "PredictRun") -> list[Any]:
     if r.faces == 0:
         lines.append(f"No face found in {r.frames} sampled frames ({r.detector}): the CSVs have a header only.")
     lines.append("Wrote " + ", ".join(str(p) for p in r.files))
+    if run.stored is not None:
+        fetched, preds = run.stored
+        lines.append(f"Stored as source {fetched.name}: {fetched.status}, {fetched.crops_kept} crops "
+                     f"({fetched.crops_new} new), {preds.crops} with a prediction (never a label); "
+                     "`lrfp label --order uncertain` shows the least certain first.")
+        if fetched.error:
+            lines.append(f"  {fetched.error}")
     return lines

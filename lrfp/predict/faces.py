@@ -166,3 +166,53 @@ def video_faces(
                 t0 = time.perf_counter()
         finally:
             frames.close()
+
+
+def store_video_faces(
+    spec: str, name: str, data_dir: Path, settings: FaceSettings, on_message: Callable[[str], None] | None = None,
+) -> tuple[Any, int]:
+    """Store a video's faces as `lrfp fetch` does (download for a URL, sample, detect, track, crops with their
+    provenance) as source `name` in the store at data_dir (created if missing). Returns (the fetch VideoResult,
+    the source id). The caller checks the name first (`check_store_name`)."""
+    from lrfp.fetch import FetchConfig as Cfg, fetch_video, process_video_file
+    from lrfp.fetch.detect import resolve_detector
+    from lrfp.fetch.detectors.tiles import parse_tiles
+    from lrfp.manifest import ManifestRow
+    from lrfp.store import open_store
+
+    cfg = Cfg(every_s=settings.every_s, min_face=settings.min_face, min_score=settings.min_score,
+              margin=settings.margin, detector=settings.detector, tiles=settings.tiles, models_dir=settings.models_dir)
+    if settings.downscale:
+        from dataclasses import replace
+
+        cfg = replace(cfg, download=replace(cfg.download, downscale=True))
+    model = resolve_detector(cfg.detector, parse_tiles(cfg.tiles), cfg.min_score, cfg.models_dir, on_pull=on_message)
+    url = spec if is_url(spec) else str(Path(spec).expanduser().resolve())
+    row = ManifestRow(line=0, url=url, name=name)
+    with open_store(data_dir) as store:
+        if is_url(spec):
+            res = fetch_video(store, row, cfg, model, lambda e: None)
+        else:
+            res = process_video_file(store, row, Path(url), cfg, model)
+        return res, int(store.source(name)["id"])
+
+
+def check_store_name(spec: str, name: str, data_dir: Path) -> None:
+    """Raises UsageError (a name that breaks the source-name rule) or InputError (the name is already another
+    source of the store: an imported folder or another video), before any work."""
+    from lrfp.errors import UsageError
+    from lrfp.names import NAME_RULE, name_problem
+    from lrfp.store import open_store
+
+    problem = name_problem(name)
+    if problem is not None:
+        raise UsageError(f"--store-as {name!r} {problem}: {NAME_RULE}")
+    if not (Path(data_dir).expanduser() / "lrfp.sqlite").exists():
+        return
+    url = spec if is_url(spec) else str(Path(spec).expanduser().resolve())
+    with open_store(data_dir, create=False) as store:
+        src = store.find_source(name)
+    if src is not None and (src["kind"] != "video" or src["url"] != url):
+        what = "an imported folder" if src["kind"] != "video" else f"another video ({src['url']})"
+        raise InputError(f"--store-as {name!r}: that source name is already {what} in the store {data_dir}; "
+                         "give another name")

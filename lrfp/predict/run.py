@@ -53,6 +53,7 @@ class PredictConfig:
     out: Path = Path("predictions")
     video_out: Path | None = None
     faces: FaceSettings = field(default_factory=FaceSettings)
+    store_as: str | None = None  # video: also store its faces as this source of the store, with their predictions
 
 
 @dataclass
@@ -61,6 +62,7 @@ class PredictRun:
     checkpoint: Any  # lrfp.predict.checkpoint.Checkpoint
     device: str
     result: Any  # StorePredictResult, FolderPredictResult or VideoPredictResult
+    stored: Any = None  # video with store_as: (fetch VideoResult, StorePredictResult of its crops)
 
 
 def target_kind(target: str | None) -> str:
@@ -92,6 +94,9 @@ def run_predict(
         raise UsageError("--video-out is for a video TARGET")
     if cfg.video_out is not None and Path(cfg.video_out).suffix.lower() != ".mp4":
         raise UsageError(f"--video-out {cfg.video_out}: give a file name ending in .mp4")
+    if cfg.store_as is not None and kind != "video":
+        raise UsageError("--store-as is for a video TARGET (a store's crops are predicted in place; "
+                         "a folder goes in with `lrfp import`)")
     if kind == "video":
         cfg.faces.check()
         if not is_url(cfg.target) and not Path(cfg.target).expanduser().exists():
@@ -121,7 +126,22 @@ def run_predict(
 
         clf = Classifier(ckpt, device, cfg.batch_size)
         vcfg = VideoPredictConfig(out_dir=Path(cfg.out), faces=cfg.faces, video_out=cfg.video_out)
+        if cfg.store_as is not None:
+            from lrfp.predict.faces import check_store_name
+
+            check_store_name(cfg.target, cfg.store_as, cfg.data_dir)
+            check_classes(ckpt, LABELS)
         result = predict_video(cfg.target, clf, vcfg, progress=lambda d, t: emit("video", d, t), on_message=on_message)
+        if cfg.store_as is not None:
+            from lrfp.predict.faces import store_video_faces
+            from lrfp.predict.store_target import predict_store
+            from lrfp.store import open_store
+
+            fetched, source_id = store_video_faces(cfg.target, cfg.store_as, cfg.data_dir, cfg.faces, on_message)
+            with open_store(cfg.data_dir) as store:
+                preds = predict_store(store, clf, all_crops=True, source_id=source_id,
+                                      progress=lambda d, t: emit("crops", d, t))
+            return PredictRun(kind=kind, checkpoint=ckpt, device=device, result=result, stored=(fetched, preds))
     return PredictRun(kind=kind, checkpoint=ckpt, device=device, result=result)
 
 

@@ -27,16 +27,18 @@ class StorePredictResult:
     seconds: float = 0.0  # classification time (preprocessing included)
 
 
-def crops_to_predict(store: Store, all_crops: bool) -> list[tuple[int, str]]:
-    """(crop id, stored path) in id order: the crops without a current label (all_crops=False), or every crop."""
-    return store.crop_paths(unlabeled_only=not all_crops)
+def crops_to_predict(store: Store, all_crops: bool, source_id: int | None = None) -> list[tuple[int, str]]:
+    """(crop id, stored path) in id order: the crops without a current label (all_crops=False), or every crop;
+    of one source when source_id is given."""
+    return store.crop_paths(unlabeled_only=not all_crops, source_id=source_id)
 
 
 def predict_store(
-    store: Store, classifier: Classifier, *, all_crops: bool = False,
+    store: Store, classifier: Classifier, *, all_crops: bool = False, source_id: int | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> StorePredictResult:
-    """Classify the unlabeled crops (all_crops: every crop) and append one prediction per crop.
+    """Classify the unlabeled crops (all_crops: every crop; source_id: of that source only) and append one
+    prediction per crop.
 
     The checkpoint's classes must be the store's (raises CheckpointError before anything is read). Each chunk of
     CHUNK crops is committed in one transaction. A crop whose file cannot be decoded is listed in `unreadable`.
@@ -46,7 +48,7 @@ def predict_store(
     import numpy as np
 
     check_classes(classifier.ckpt, LABELS)
-    ids = crops_to_predict(store, all_crops)
+    ids = crops_to_predict(store, all_crops, source_id)
     res = StorePredictResult()
     ck = classifier.ckpt
     for start in range(0, len(ids), CHUNK):
