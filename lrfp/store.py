@@ -404,7 +404,9 @@ class Store:
             uri += "&immutable=1"  # a read-only folder: no other process can change it, and no -shm can be made
         return sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
 
-    def _check_schema_read_only(self) -> None:
+    def _schema_versions(self) -> tuple[int, int]:
+        """(this store's schema version, the latest this lrfp knows). Raises SchemaError for a store made by a
+        newer lrfp, before anything is written."""
         version = self.conn.execute("PRAGMA user_version").fetchone()[0]
         latest = latest_schema_version()
         if version > latest:
@@ -412,6 +414,10 @@ class Store:
                 f"{self.db_path} has schema version {version}, but this lrfp knows up to {latest}: "
                 "upgrade lrfp (the store was left untouched)"
             )
+        return version, latest
+
+    def _check_schema_read_only(self) -> None:
+        version, latest = self._schema_versions()
         if version < latest:
             raise DataDirError(
                 f"{self.db_path} has schema version {version} and needs an upgrade to {latest}, which writes to it: "
@@ -444,13 +450,7 @@ class Store:
             self.conn.execute("COMMIT")
 
     def _migrate(self) -> None:
-        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
-        latest = latest_schema_version()
-        if version > latest:
-            raise SchemaError(
-                f"{self.db_path} has schema version {version}, but this lrfp knows up to {latest}: "
-                "upgrade lrfp (the store was left untouched)"
-            )
+        version, latest = self._schema_versions()
         if version == latest:
             return
         with self.transaction():

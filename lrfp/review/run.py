@@ -39,17 +39,6 @@ class ReviewConfig:
             raise UsageError(f"--group-by {self.group_by!r}: choose one of {', '.join(GROUP_BY)}")
 
 
-def resolve_device(device: str) -> str:
-    """auto -> cuda where torch sees one, else cpu. Raises UsageError for a device that is not there."""
-    from benchmark.harness import resolve_device as bench_device
-    from lrfp.errors import BenchError
-
-    try:
-        return bench_device(device)
-    except BenchError as e:
-        raise UsageError(str(e)) from None
-
-
 @dataclass
 class ReviewResult:
     run_id: str
@@ -106,6 +95,8 @@ def review_labels(
     rows = labeled_crops(store)
     check_review_input(rows, cfg)
     if cfg.oof.device == "auto" or cfg.oof.device not in ("cpu",):
+        from lrfp.predict.infer import resolve_device  # the bench's device rule, as `lrfp predict` applies it
+
         cfg = replace(cfg, oof=replace(cfg.oof, device=resolve_device(cfg.oof.device)))
     grouped_folds([LABELS.index(r["label"]) for r in rows], [group_key(r, cfg.group_by)[1] for r in rows],
                   cfg.folds, cfg.oof.seed)  # fails fast when there are fewer groups than folds
