@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import os
-import platform
 import re
 import time
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from benchmark.events import (DecodeProgress, EpochDone, EvalOverlap, GridPlanne
 from benchmark.protocols import Protocol, get_protocol
 from benchmark.registry import check_input_size, get_spec, list_models
 from lrfp.errors import BenchError, BenchUsageError, InputError
+from lrfp.machine import cpu_name
 from lrfp.paths import probe_writable
 
 log = logging.getLogger(__name__)
@@ -150,13 +150,7 @@ def device_name(device: str) -> str:
         import torch
 
         return torch.cuda.get_device_name(torch.device(device))
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} cores)"
-    except OSError:
-        pass
-    return f"{platform.processor() or platform.machine()} ({os.cpu_count()} cores)"
+    return f"{cpu_name()} ({os.cpu_count()} cores)"
 
 
 def check_out(out: Path) -> None:

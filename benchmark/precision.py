@@ -53,13 +53,12 @@ def machine_key() -> str:
     """CPU model + a hash of its flags + threads + torch version: a probe is valid on this machine only."""
     import torch
 
-    model, flags = "unknown", ""
+    from lrfp.machine import cpu_name
+
+    model, flags = cpu_name(), ""
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and model == "unknown":
-                model = line.split(":", 1)[1].strip()
-            elif line.startswith("flags") and not flags:
-                flags = line.split(":", 1)[1].strip()
+        flags = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                      if line.startswith("flags")), "")
     except OSError:
         pass
     digest = hashlib.sha1(flags.encode()).hexdigest()[:10]

@@ -17,11 +17,12 @@ import argparse
 import json
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+
+from lrfp.machine import cpu_name
 
 BANDS = [("<16", 0, 16), ("16-24", 16, 24), ("24-32", 24, 32), ("32-48", 32, 48), (">=48", 48, 1e9)]
 MATCH_IOU = 0.3
@@ -129,15 +130,6 @@ def evaluate(gt_dir: Path, frames: list[dict], detector: str, tiles: str, min_sc
     return row
 
 
-def machine() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
-        model = next((line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name")), "")
-    except (OSError, subprocess.SubprocessError):
-        model = ""
-    return model or platform.processor() or platform.machine()
-
-
 def markdown(rows: list[dict], command: str) -> str:
     def pct(v):
         return "-" if v is None else f"{100 * v:.0f}%"
@@ -155,7 +147,7 @@ def markdown(rows: list[dict], command: str) -> str:
     faces = ", ".join(f"{b}: {n.get(f'faces {b}', 0)}" for b, _, _ in BANDS)
     lines += ["", f"Faces per band (not ignored): {faces}; 16-40 px: {n.get('faces_16_40')}. "
               f"{n.get('frames')} frames.", "",
-              f"Machine: {machine()}; {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; Python {platform.python_version()}.",
+              f"Machine: {cpu_name()}; {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; Python {platform.python_version()}.",
               f"Command: `{command}`"]
     return "\n".join(lines) + "\n"
 
@@ -185,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()}), flush=True)
     command = "python " + " ".join([Path(sys.argv[0]).as_posix(), *(argv if argv is not None else sys.argv[1:])])
     if a.json:
-        a.json.write_text(json.dumps({"machine": machine(), "command": command, "rows": rows}, indent=1))
+        a.json.write_text(json.dumps({"machine": cpu_name(), "command": command, "rows": rows}, indent=1))
     if a.markdown:
         a.markdown.write_text(markdown(rows, command))
     else:

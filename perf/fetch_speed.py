@@ -2,7 +2,7 @@
 
 Not a test: run it by hand and put the table in docs/detectors.md ("Speed with tiles").
 
-    python perf/fetch_speed.py [--repeat 3] [--seconds 14] [--markdown docs/fetch-speed.md] [--json out.json]
+    python -m perf.fetch_speed [--repeat 3] [--seconds 14] [--markdown out.md] [--json out.json]
 
 The clip: 854x480 at 30 fps, made from the 1080p arcade clip of ../shared/data/videos (played forward and
 back, no cut), MPEG-4 part 2. One process, pinned to one CPU core (os.sched_setaffinity; OpenCV set to one
@@ -28,38 +28,18 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from lrfp.machine import cpu_name
+from perf.clips import arcade_480p
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("LRFP_SHARED", REPO.parent / "shared"))
-ARCADE = SHARED / "data" / "videos" / "facenet-pytorch_video.mp4"
 MODELS = SHARED / "models"
-
-
-def make_clip(dest: Path, seconds: float) -> Path:
-    """An 854x480 30 fps clip of about `seconds`, from the arcade clip played forward and back."""
-    import cv2
-
-    cap = cv2.VideoCapture(str(ARCADE))
-    frames = []
-    while True:
-        ok, f = cap.read()
-        if not ok:
-            break
-        frames.append(cv2.resize(f, (854, 480), interpolation=cv2.INTER_AREA))
-    cap.release()
-    loop = frames + frames[::-1]
-    out = dest / "arcade480p30.mp4"
-    w = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), 30, (854, 480))
-    for i in range(round(seconds * 30)):
-        w.write(loop[i % len(loop)])
-    w.release()
-    return out
 
 
 def pin_one_core() -> str:
@@ -153,14 +133,6 @@ def summary(m: dict) -> dict:
     }
 
 
-def machine() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
-        return next((line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name")), "")
-    except (OSError, subprocess.SubprocessError):
-        return platform.processor() or platform.machine()
-
-
 def markdown(s: dict, repeat: int, command: str) -> str:
     rows = [("decode (grab every frame)", "decode"), ("plain loop: sample + tiled detection", "plain"),
             ("lrfp fetch after the download (process_video_file)", "fetch")]
@@ -173,7 +145,7 @@ def markdown(s: dict, repeat: int, command: str) -> str:
                      f"{s['x_realtime_median'][k]:.1f}x |")
     lines += ["", f"lrfp's own work on top of the plain loop: {s['fetch_over_plain_pct_best']:+.0f}% (fastest runs), "
               f"{s['fetch_over_plain_pct_median']:+.0f}% (medians). Goals: fetch >= 12x real time, own work <= 20%.", "",
-              f"Machine: {machine()}, {os.cpu_count()} cores shared with other jobs; "
+              f"Machine: {cpu_name()}, {os.cpu_count()} cores shared with other jobs; "
               f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; Python {platform.python_version()}.",
               f"Command: `{command}`"]
     return "\n".join(lines) + "\n"
@@ -187,10 +159,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--markdown", type=Path)
     a = p.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
-        clip = make_clip(Path(tmp), a.seconds)
+        clip = arcade_480p(Path(tmp) / "arcade480p30.mp4", fps=30, seconds=a.seconds)
         m = measure(clip, a.repeat)
     s = summary(m)
-    command = "python perf/fetch_speed.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python -m perf.fetch_speed " + " ".join(argv if argv is not None else sys.argv[1:])
     if a.json:
         a.json.write_text(json.dumps({"summary": s, "runs": m["runs"]}, indent=1, default=str))
     text = markdown(s, a.repeat, command.strip())

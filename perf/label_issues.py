@@ -21,20 +21,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from lrfp.machine import cpu_name
+
 REPO = Path(__file__).resolve().parents[1]
 SMFD = Path(os.environ.get("LRFP_SHARED", REPO.parent / "shared")) / "data" / "smfd"
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} logical cores, {platform.system()} {platform.release()}, Python {platform.python_version()}"
+    return f"{cpu_name()}, {os.cpu_count()} logical cores, {platform.system()} {platform.release()}, Python {platform.python_version()}"
 
 
 def main(argv: list[str] | None = None) -> dict:

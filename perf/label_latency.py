@@ -30,6 +30,8 @@ import sys
 import time
 from pathlib import Path
 
+from lrfp.machine import cpu_name
+
 REPO = Path(__file__).resolve().parents[1]
 SMFD = Path(os.environ.get("LRFP_SHARED", REPO.parent / "shared")) / "data" / "smfd"
 SIZE = (120, 40)
@@ -142,14 +144,7 @@ def run_tmux(data_dir: Path, keys: int, interval_s: float) -> list[float]:
 
 
 def machine() -> dict[str, str]:
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_name()
     load = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     return {"cpu": cpu, "cores": str(os.cpu_count()), "python": platform.python_version(), "uptime": load}
 

@@ -24,35 +24,17 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+from lrfp.machine import cpu_name
+from perf.clips import arcade_480p
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("LRFP_SHARED", REPO.parent / "shared"))
-ARCADE = SHARED / "data" / "videos" / "facenet-pytorch_video.mp4"
 MODELS = SHARED / "models"
-
-
-def make_480p(dest: Path) -> Path:
-    import cv2
-
-    cap = cv2.VideoCapture(str(ARCADE))
-    fps = cap.get(cv2.CAP_PROP_FPS)
-    frames = []
-    while True:
-        ok, f = cap.read()
-        if not ok:
-            break
-        frames.append(cv2.resize(f, (854, 480), interpolation=cv2.INTER_AREA))
-    cap.release()
-    out = cv2.VideoWriter(str(dest), cv2.VideoWriter_fourcc(*"mp4v"), fps, (854, 480))
-    for f in frames + frames[::-1] + frames:
-        out.write(f)
-    out.release()
-    return dest
 
 
 def make_checkpoints(work: Path) -> dict[str, Path]:
@@ -108,13 +90,6 @@ def run_case(ckpt: Path, video: Path, every: float, batch: int, out: Path) -> di
     return json.loads(p.stdout.strip().splitlines()[-1])
 
 
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=3)
@@ -124,7 +99,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        video = make_480p(work / "arcade480.mp4")
+        video = arcade_480p(work / "arcade480.mp4")
         ckpts = make_checkpoints(work)
         rows = []
         print("| model | every s | batch | frames | faces | decode s | detect s | classify s (preprocess) | other s (write) "
