@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lrfp.errors import InputError
+from lrfp.errors import InputError, UsageError
 
 
 def check_input_file(path: Path, what: str) -> None:
@@ -30,6 +30,25 @@ def check_input_folder(path: Path, what: str, hint: str = "") -> None:
         raise InputError(f"{what} {path} does not exist{tail}")
     if not path.is_dir():
         raise InputError(f"{what} {path} is not a folder{tail}")
+
+
+def check_output_suffix(path: Path, suffix: str, label: str) -> None:
+    """Raise UsageError (exit 2) unless the file `path` to write ends in `suffix` (e.g. '.onnx', any case).
+    `label` names the path in the message (e.g. '--video-out out.mp4')."""
+    if Path(path).suffix.lower() != suffix:
+        raise UsageError(f"{label}: give a file name ending in {suffix}")
+
+
+def prepare_output_file(path: Path, suffix: str, label: str) -> Path:
+    """`path` checked as check_output_suffix does, with its folder created. Raises UsageError (exit 2) for the
+    wrong suffix or a folder that cannot be made."""
+    path = Path(path)
+    check_output_suffix(path, suffix, label)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"{label}: cannot create its folder: {e.strerror or e}") from e
+    return path
 
 
 def umask_mode(mode: int = 0o777) -> int:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from lrfp.errors import InputError, UsageError
+from lrfp.errors import InputError
 from lrfp.predict.checkpoint import Checkpoint
 
 log = logging.getLogger(__name__)
@@ -72,13 +72,9 @@ def export_onnx(ckpt: Checkpoint, out: Path, check_images: Sequence[Any] = ()) -
     import onnx
     import torch
 
-    out = Path(out)
-    if out.suffix.lower() != ".onnx":
-        raise UsageError(f"{out}: give a file name ending in .onnx")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise UsageError(f"{out}: cannot create its folder: {e.strerror or e}") from e
+    from lrfp.paths import prepare_output_file
+
+    out = prepare_output_file(Path(out), ".onnx", str(out))
 
     class WithSoftmax(torch.nn.Module):
         def __init__(self, model: torch.nn.Module) -> None:

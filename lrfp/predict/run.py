@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from lrfp.errors import UsageError
+from lrfp.paths import check_output_suffix
 from lrfp.predict.faces import FaceSettings, is_url
 
 log = logging.getLogger(__name__)
@@ -92,8 +93,8 @@ def run_predict(
         raise UsageError("--all is for the store's crops (no TARGET); a folder or video is predicted whole")
     if cfg.video_out is not None and kind != "video":
         raise UsageError("--video-out is for a video TARGET")
-    if cfg.video_out is not None and Path(cfg.video_out).suffix.lower() != ".mp4":
-        raise UsageError(f"--video-out {cfg.video_out}: give a file name ending in .mp4")
+    if cfg.video_out is not None:
+        check_output_suffix(cfg.video_out, ".mp4", f"--video-out {cfg.video_out}")
     if cfg.store_as is not None and kind != "video":
         raise UsageError("--store-as is for a video TARGET (a store's crops are predicted in place; "
                          "a folder goes in with `lrfp import`)")
@@ -163,8 +164,7 @@ def run_export(cfg: ExportConfig) -> Any:
     from lrfp.predict.checkpoint import load_checkpoint
     from lrfp.predict.export import export_onnx
 
-    if Path(cfg.out).suffix.lower() != ".onnx":
-        raise UsageError(f"--out {cfg.out}: give a file name ending in .onnx")
+    check_output_suffix(cfg.out, ".onnx", f"--out {cfg.out}")
     ckpt = load_checkpoint(cfg.checkpoint.resolve())
     images = _check_images(cfg)
     return export_onnx(ckpt, Path(cfg.out), images)

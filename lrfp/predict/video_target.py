@@ -291,13 +291,9 @@ class _Annotator:
     def __init__(self, path: Path, video: OpenedVideo, every_s: float, classes: tuple[str, ...]) -> None:
         import cv2
 
-        path = Path(path)
-        if path.suffix.lower() != ".mp4":
-            raise UsageError(f"--video-out {path}: give a file name ending in .mp4")
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise UsageError(f"--video-out {path}: cannot create its folder: {e.strerror or e}") from e
+        from lrfp.paths import prepare_output_file
+
+        path = prepare_output_file(Path(path), ".mp4", f"--video-out {path}")
         fps = min(video.fps or 25.0, 1.0 / every_s)
         self.path = path
         self.writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (video.width, video.height))
