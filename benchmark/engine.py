@@ -59,6 +59,8 @@ class RunConfig:
     # torch.compile the training forward ("" off; "default", "reduce-overhead" = with CUDA graphs). Opt-in:
     # not yet measured on a GPU (issue 12), and on a CPU the compile time outweighs a short run.
     compile: str = ""
+    # replay each training step as a CUDA graph (benchmark/cudagraph.py). Opt-in: not yet measured on a GPU.
+    cuda_graph: bool = False
 
     @property
     def config_name(self) -> str:
@@ -75,9 +77,11 @@ class RunResult:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _autocast(device: str, enabled: bool) -> contextlib.AbstractContextManager:
-    """bf16 autocast on the device's type (CUDA, or a CPU with AMX), or nothing."""
-    return torch.autocast(device.split(":")[0], dtype=torch.bfloat16) if enabled else contextlib.nullcontext()
+def _autocast(device: str, enabled: bool, cache: bool = True) -> contextlib.AbstractContextManager:
+    """bf16 autocast on the device's type (CUDA, or a CPU), or nothing. cache=False for CUDA graph capture."""
+    if not enabled:
+        return contextlib.nullcontext()
+    return torch.autocast(device.split(":")[0], dtype=torch.bfloat16, cache_enabled=cache)
 
 
 def _sync(device: str) -> None:
@@ -90,64 +94,105 @@ def make_optimizer(model: torch.nn.Module, cfg: RunConfig) -> torch.optim.Optimi
 
     foreach=True everywhere: bitwise the same updates as the per-parameter loop (checked on Model 3), and on a
     CPU, where torch does not pick it by default, Adam's step took 5.5 instead of 56 ms (loaded 2-core EPYC).
+    With cfg.cuda_graph on CUDA, Adam keeps its step count on the device (`capturable=True`, which graph
+    capture requires); SGD with momentum has no host-side state to capture.
     """
     if cfg.optimizer == "adam":
-        return torch.optim.Adam(model.parameters(), lr=cfg.lr, foreach=True)
+        capturable = cfg.cuda_graph and cfg.device.startswith("cuda")
+        return torch.optim.Adam(model.parameters(), lr=cfg.lr, foreach=True, capturable=capturable)
     return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, foreach=True)
+
+
+class TrainStep:
+    """One training step of `model` on a normalized batch: forward (bf16 autocast if cfg.amp), cross-entropy,
+    backward, optimizer step; the epoch's loss sum and correct count stay on the device (no host sync).
+
+    With cfg.cuda_graph the step is replayed as a CUDA graph (`benchmark.cudagraph.GraphedStep`; it lives
+    across epochs, so make one per run). `graph_factory` is the tests' stand-in for `torch.cuda.CUDAGraph`.
+    On a CPU in bf16, a step whose gradients are not finite is redone in fp32 (see `_step`), counted in
+    `fp32_retries`.
+    """
+
+    def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, cfg: RunConfig,
+                 graph_factory: Callable[[], Any] | None = None) -> None:
+        self.model, self.optimizer, self.cfg = model, optimizer, cfg
+        self.loss_sum = torch.zeros((), device=cfg.device)
+        self.correct = torch.zeros((), device=cfg.device, dtype=torch.long)
+        self.fp32_retries = 0
+        self._cpu_guard = cfg.amp and not cfg.device.startswith("cuda")
+        self._call: Callable[[torch.Tensor, torch.Tensor], None]
+        if cfg.cuda_graph:
+            from benchmark.cudagraph import GraphedStep
+
+            self.graphed: Any = GraphedStep(self._step, graph_factory=graph_factory)
+            self._call = self.graphed
+        else:
+            self.graphed = None
+            self._call = lambda xb, yb: self._step(xb, yb, True)
+
+    def reset(self) -> None:
+        """Zero the sums in place (a captured graph keeps adding into these very tensors)."""
+        self.loss_sum.zero_()
+        self.correct.zero_()
+        self.fp32_retries = 0
+
+    def __call__(self, xb: torch.Tensor, yb: torch.Tensor) -> None:
+        self._call(xb, yb)
+
+    def _step(self, xb: torch.Tensor, yb: torch.Tensor, set_to_none: bool) -> None:
+        cfg = self.cfg
+        logits, loss = self._forward_backward(xb, yb, cfg.amp, set_to_none)
+        # On a CPU, oneDNN's bf16 weight gradients sometimes come out NaN (torch 2.14.1: odd batch sizes such
+        # as a remainder batch of 41, never a full 64 in our trials): such a step is recomputed in fp32 before
+        # the optimizer sees it, and counted. (CPU only: no CUDA graph is ever captured around this sync.)
+        if self._cpu_guard and not _grads_finite(self.model):
+            logits, loss = self._forward_backward(xb, yb, False, set_to_none)
+            self.fp32_retries += 1
+        self.optimizer.step()
+        self.loss_sum += loss.detach() * xb.shape[0]
+        self.correct += (logits.detach().argmax(1) == yb).sum()
+
+    def _forward_backward(self, xb: torch.Tensor, yb: torch.Tensor, amp: bool, set_to_none: bool
+                          ) -> tuple[torch.Tensor, torch.Tensor]:
+        with _autocast(self.cfg.device, amp, cache=not self.cfg.cuda_graph):
+            logits = self.model(xb)
+        loss = F.cross_entropy(logits.float(), yb)
+        self.optimizer.zero_grad(set_to_none=set_to_none)
+        loss.backward()
+        return logits, loss
 
 
 def train_one_epoch(
     model: torch.nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
-    cfg: RunConfig, generator: torch.Generator,
+    cfg: RunConfig, generator: torch.Generator, step: TrainStep | None = None,
 ) -> dict[str, float]:
-    """One pass over (x uint8 on device, y on device) in shuffled batches.
+    """One pass over (x uint8 N,3,H,W on device, y N on device) in shuffled batches of cfg.batch_size.
 
-    Returns loss, accuracy, images, seconds and fp32_retries (CPU bf16 steps redone in fp32, see below).
+    step: the run's `TrainStep` (it must outlive the epoch when it holds a CUDA graph); None makes a plain one.
+    Returns loss, accuracy, images, seconds and fp32_retries (CPU bf16 steps redone in fp32, see TrainStep).
     """
     model.train()
+    step = step or TrainStep(model, optimizer, cfg)
+    step.reset()
     n = x.shape[0]
     _sync(cfg.device)
     t0 = time.perf_counter()
     perm = torch.randperm(n, generator=generator, device=x.device)
-    loss_sum = torch.zeros((), device=x.device)
-    correct = torch.zeros((), device=x.device, dtype=torch.long)
     seen = 0
     memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
-    cpu_guard = not cfg.device.startswith("cuda")
-    fp32_retries = 0
     for i in range(0, n, cfg.batch_size):
         idx = perm[i : i + cfg.batch_size]
         if len(idx) < 2:  # BatchNorm cannot train on a batch of one; drop such a remainder
             continue
         xb = prepare_batch(x[idx], train=True, generator=generator, degrees=cfg.rotation_degrees)
-        xb = xb.contiguous(memory_format=memory_format)
-        yb = y[idx]
-        logits, loss = _forward_backward(model, optimizer, xb, yb, cfg.device, cfg.amp)
-        # On a CPU, oneDNN's bf16 weight gradients sometimes come out NaN (torch 2.14.1: odd batch sizes such
-        # as a remainder batch of 41, never a full 64 in our trials): such a step is recomputed in fp32 before
-        # the optimizer sees it, and counted.
-        if cfg.amp and cpu_guard and not _grads_finite(model):
-            logits, loss = _forward_backward(model, optimizer, xb, yb, cfg.device, False)
-            fp32_retries += 1
-        optimizer.step()
-        loss_sum += loss.detach() * len(idx)
-        correct += (logits.detach().argmax(1) == yb).sum()
+        step(xb.contiguous(memory_format=memory_format), y[idx])
         seen += len(idx)
-    _sync(cfg.device)
+    if not seen:
+        raise ValueError(f"no training batch of two or more images (the training set has {n})")
+    loss_sum, correct = float(step.loss_sum), int(step.correct)  # the epoch's one host sync
     seconds = time.perf_counter() - t0
-    return {"loss": float(loss_sum) / seen, "accuracy": int(correct) / seen, "images": seen, "seconds": seconds,
-            "fp32_retries": fp32_retries}
-
-
-def _forward_backward(
-    model: torch.nn.Module, optimizer: torch.optim.Optimizer, xb: torch.Tensor, yb: torch.Tensor, device: str, amp: bool,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    with _autocast(device, amp):
-        logits = model(xb)
-    loss = F.cross_entropy(logits.float(), yb)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    return logits, loss
+    return {"loss": loss_sum / seen, "accuracy": correct / seen, "images": seen, "seconds": seconds,
+            "fp32_retries": step.fp32_retries}
 
 
 def _grads_finite(model: torch.nn.Module) -> bool:
@@ -189,7 +234,7 @@ def row_identity(cfg: RunConfig, context: dict[str, Any] | None = None) -> dict[
         "seed": cfg.seed, "input_size": cfg.input_size, "pretrained": cfg.pretrained, "optimizer": cfg.optimizer,
         "lr": cfg.lr, "momentum": cfg.momentum if cfg.optimizer == "sgd" else None, "batch_size": cfg.batch_size,
         "amp": "bf16" if cfg.amp else "fp32", "channels_last": cfg.channels_last, "compile": cfg.compile or "off",
-        **(context or {}),
+        "cuda_graph": cfg.cuda_graph, **(context or {}),
     }
 
 
@@ -320,10 +365,12 @@ def run(
     # the compiled module shares the parameters; checkpoints and evaluation use `model` (no _orig_mod. keys)
     train_model = torch.compile(model, mode=cfg.compile) if cfg.compile else model
 
+    step = TrainStep(train_model, optimizer, cfg)  # one per run: a CUDA graph is captured once and replayed
+
     t = _tensors(cfg, data, eval_sets)
     book = _RunBook(cfg, data, t, eval_sets, checkpoint_dir, context, params, macs, on_epoch, on_row)
     for epoch in range(1, cfg.epochs + 1):
-        book.after_epoch(epoch, model, train_one_epoch(train_model, optimizer, *t["train"], cfg, generator))
+        book.after_epoch(epoch, model, train_one_epoch(train_model, optimizer, *t["train"], cfg, generator, step))
     return book.finish()
 
 
@@ -348,7 +395,8 @@ def run_stacked(
         torch.manual_seed(cfg.seed)
         models.append(create_model(cfg.model, norm=cfg.norm, pretrained=cfg.pretrained, input_size=cfg.input_size))
     params, macs = count_params(models[0]), count_macs(models[0], cfg0.input_size)
-    stacked = StackedSeeds([m.to(device) for m in models], cfg0.optimizer, cfg0.lr, cfg0.momentum)
+    stacked = StackedSeeds([m.to(device) for m in models], cfg0.optimizer, cfg0.lr, cfg0.momentum,
+                           cuda_graph=cfg0.cuda_graph)
     generators = [torch.Generator(device=device).manual_seed(cfg.seed) for cfg in cfgs]
     t = _tensors(cfg0, data, eval_sets)
     context = {**(context or {}), "stacked_seeds": len(cfgs)}

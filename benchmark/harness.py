@@ -55,6 +55,7 @@ class BenchConfig:
     precision: str = "auto"  # auto | bf16 | fp32 (auto: bf16 on CUDA; on a CPU whichever a short timed probe finds faster)
     compile: str = "off"  # off | default | reduce-overhead (torch.compile; opt-in, unmeasured on a GPU so far)
     stack_seeds: bool = False  # train a config's seeds as one vmapped model (benchmark/stacked.py); opt-in, unmeasured on a GPU
+    cuda_graph: bool = False  # replay each training step as a CUDA graph (benchmark/cudagraph.py); opt-in, unmeasured on a GPU
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir))
@@ -83,6 +84,11 @@ class BenchConfig:
             raise BenchUsageError(f"--compile must be {', '.join(COMPILE_MODES)}, not {self.compile!r}")
         if self.precision not in PRECISIONS:
             raise BenchUsageError(f"--precision must be auto, bf16 or fp32, not {self.precision!r}")
+        if self.cuda_graph and self.compile != "off":
+            raise BenchUsageError(f"--cuda-graph cannot be combined with --compile {self.compile}: both change how the "
+                                  "step is launched; pick one (--compile reduce-overhead captures CUDA graphs itself)")
+        if self.cuda_graph and not (self.device == "auto" or self.device.startswith("cuda")):
+            raise BenchUsageError(f"--cuda-graph needs a CUDA device, not --device {self.device}")
         if self.stack_seeds and self.jobs not in (None, 1):
             raise BenchUsageError("--stack-seeds trains a config's seeds in one process; it cannot be combined with --jobs")
         if self.dataset and self.split:
@@ -190,6 +196,7 @@ def plan_runs(cfg: BenchConfig, protocol: Protocol, device: str, bf16: bool | No
                     rotation_degrees=protocol.rotation_degrees, device=device, amp=bf16,
                     channels_last=bf16 or (device == "cpu" and spec.cpu_channels_last),
                     protocol=protocol.name, compile="" if cfg.compile == "off" else cfg.compile,
+                    cuda_graph=cfg.cuda_graph,
                 ))
     return runs
 
@@ -295,6 +302,9 @@ def run_bench(cfg: BenchConfig, on_event: OnEvent | None = None) -> BenchResult:
     emit: OnEvent = on_event or (lambda event: None)
     protocol = get_protocol(cfg.protocol)
     device = resolve_device(cfg.device)
+    if cfg.cuda_graph and not device.startswith("cuda"):
+        raise BenchUsageError(f"--cuda-graph needs a CUDA device, and --device {cfg.device} resolved to {device} "
+                              "(CUDA graphs replay GPU kernels; leave --cuda-graph out on a CPU)")
     runs = plan_runs(cfg, protocol, device)
     check_out(cfg.out)
     if cfg.threads is not None:

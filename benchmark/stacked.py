@@ -36,9 +36,12 @@ class StackedSeeds:
 
     models: K modules of the same architecture on one device, in train mode, already initialized per seed.
     optimizer: "sgd" (with `momentum`) or "adam", at `lr` (the same for every seed, as in the grid).
+    cuda_graph: replay each stacked step as a CUDA graph (`benchmark.cudagraph`; CUDA only, `graph_factory` is
+    the tests' stand-in for `torch.cuda.CUDAGraph`).
     """
 
-    def __init__(self, models: list[nn.Module], optimizer: str, lr: float, momentum: float = 0.9) -> None:
+    def __init__(self, models: list[nn.Module], optimizer: str, lr: float, momentum: float = 0.9, *,
+                 cuda_graph: bool = False, graph_factory=None) -> None:
         from torch.func import stack_module_state
 
         if not models or not all(stackable(m) for m in models):
@@ -49,8 +52,18 @@ class StackedSeeds:
         self.buffers = {n: b.clone() for n, b in buffers.items()}
         self._template = copy.deepcopy(models[0])  # holds the architecture; its own tensors are never used
         plist = list(self.params.values())
-        self.optimizer = (torch.optim.Adam(plist, lr=lr, foreach=True) if optimizer == "adam"
+        capturable = cuda_graph and plist[0].is_cuda  # Adam's step count on the device, as graph capture needs
+        self.optimizer = (torch.optim.Adam(plist, lr=lr, foreach=True, capturable=capturable) if optimizer == "adam"
                           else torch.optim.SGD(plist, lr=lr, momentum=momentum, foreach=True))
+        device = plist[0].device
+        self._loss_sum = torch.zeros(self.k, device=device)
+        self._correct = torch.zeros(self.k, device=device, dtype=torch.long)
+        self._amp = False
+        self._cuda_graph = cuda_graph
+        if cuda_graph:
+            from benchmark.cudagraph import GraphedStep
+
+            self.graphed = GraphedStep(self._step, graph_factory=graph_factory)
 
     def _forward(self, xb: torch.Tensor) -> torch.Tensor:
         """xb: K,B,3,H,W float -> logits K,B,classes, seed k's inputs through seed k's weights."""
@@ -75,8 +88,9 @@ class StackedSeeds:
             torch.cuda.synchronize()
         t0 = time.perf_counter()
         perms = [torch.randperm(n, generator=g, device=device) for g in generators]
-        loss_sum = torch.zeros(self.k, device=device)
-        correct = torch.zeros(self.k, device=device, dtype=torch.long)
+        self._loss_sum.zero_()
+        self._correct.zero_()
+        self._amp = amp
         seen = 0
         for i in range(0, n, batch_size):
             idx = [p[i : i + batch_size] for p in perms]
@@ -84,24 +98,31 @@ class StackedSeeds:
                 continue
             xb = torch.stack([prepare_batch(x[ix], train=True, generator=g, degrees=degrees) for ix, g in zip(idx, generators)])
             yb = torch.stack([y[ix] for ix in idx])
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                logits = self._forward(xb)
-            # per-seed mean cross-entropy, summed: each seed's gradient is its own loss's gradient
-            losses = F.cross_entropy(logits.float().flatten(0, 1), yb.flatten(), reduction="none").view(self.k, -1).mean(1)
-            self.optimizer.zero_grad(set_to_none=True)
-            losses.sum().backward()
-            self.optimizer.step()
-            loss_sum += losses.detach() * len(idx[0])
-            correct += (logits.detach().argmax(-1) == yb).sum(1)
+            if self._cuda_graph:
+                self.graphed(xb, yb)
+            else:
+                self._step(xb, yb, True)
             seen += len(idx[0])
         if device.type == "cuda":
             torch.cuda.synchronize()
         seconds = time.perf_counter() - t0
         if not seen:
             raise ValueError("no training batch of two or more images")
-        losses_out, correct_out = (loss_sum / seen).tolist(), correct.tolist()
+        losses_out, correct_out = (self._loss_sum / seen).tolist(), self._correct.tolist()
         return [{"loss": losses_out[k], "accuracy": correct_out[k] / seen, "images": seen, "seconds": seconds}
                 for k in range(self.k)]
+
+    def _step(self, xb: torch.Tensor, yb: torch.Tensor, set_to_none: bool) -> None:
+        """xb K,B,3,H,W and yb K,B: every seed's step at once; adds to the per-seed loss and correct sums."""
+        with torch.autocast(xb.device.type, dtype=torch.bfloat16, enabled=self._amp, cache_enabled=not self._cuda_graph):
+            logits = self._forward(xb)
+        # per-seed mean cross-entropy, summed: each seed's gradient is its own loss's gradient
+        losses = F.cross_entropy(logits.float().flatten(0, 1), yb.flatten(), reduction="none").view(self.k, -1).mean(1)
+        self.optimizer.zero_grad(set_to_none=set_to_none)
+        losses.sum().backward()
+        self.optimizer.step()
+        self._loss_sum += losses.detach() * yb.shape[1]
+        self._correct += (logits.detach().argmax(-1) == yb).sum(1)
 
     def model(self, k: int) -> nn.Module:
         """Seed k's weights and buffers as a standalone module (a copy, for evaluation or a checkpoint)."""

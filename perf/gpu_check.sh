@@ -10,22 +10,25 @@
 # On the GPU machine (python3 with torch 2.11, torchvision 0.26, numpy, pillow, scikit-learn, scipy, matplotlib):
 #   run(command="bash perf/gpu_check.sh .speedstore/data", carry=[".speedstore"], timeout_s=600)
 #
-# Phases, most important first (each under `timeout -s INT` for the time left, so it ends cleanly):
-# 1. the real thesis grid, 10 configs x 3 seeds x 80 epochs, --no-pretrained, timed end to end
-#    (goal: <= 150 s; was ~520 s). Its rows are in grid/results.jsonl as they finish; a grid cut short
-#    writes results.md marked INTERRUPTED.
-# 2. per model: lrfp's loop vs the plain ImageFolder + DataLoader (8 workers) + PIL fp32 loop, alternating
-#    epochs, and the grid extrapolated both ways (goal: lrfp >= 8x the DataLoader grid).
-# 3. per model: lrfp's loop vs the bare step on tensors in memory; 3 seeds stacked (torch.func) vs one after
-#    another; the same with torch.compile reduce-overhead (CUDA graphs). Both are opt-in in lrfp bench until
-#    these figures say they pay.
-# 4. (if time is left; put it first with PHASES in a second session) the grid again with --stack-seeds.
+# Phases, in this order (each under `timeout -s INT` for the time left, so it ends cleanly; PHASES picks some):
+# 1. overhead_graph, overhead: per config (all ten, thesis sizes, bf16), lrfp's loop vs the bare step on
+#    tensors in memory, and 3 seeds stacked (torch.func) vs one after another; first with every step
+#    replayed as a CUDA graph (--cuda-graph), then eagerly. About a minute each: they say which of the
+#    opt-in paths pays, per model, before the grids spend the rest.
+# 2. grid_graph: the real thesis grid, 10 configs x 3 seeds x 80 epochs, --no-pretrained, with
+#    `--cuda-graph --stack-seeds` (the two opt-in paths together), timed end to end (goal: <= 150 s).
+# 3. grid: the same grid with the defaults (was ~520 s). Rows are in grid*/results.jsonl as they finish;
+#    a grid cut short writes results.md marked INTERRUPTED.
+# 4. compare: per model, lrfp's loop vs the plain ImageFolder + DataLoader (8 workers) + PIL fp32 loop,
+#    alternating epochs, and the grid extrapolated both ways (goal: lrfp >= 8x the DataLoader grid).
+# 5. compile, grid_stacked: torch.compile reduce-overhead per model; the grid with --stack-seeds alone.
+# A second session runs what the first had no time for, e.g. PHASES="grid compare".
 set -uo pipefail
 STORE=${1:?usage: gpu_check.sh STORE_DIR [--quick]}
 MODE=${2:-}
 OUT=${OUT:-gpu-check}
 BUDGET_S=${BUDGET_S:-560}
-PHASES=${PHASES:-grid compare overhead compile grid_stacked}  # a subset, e.g. PHASES="grid_stacked overhead"
+PHASES=${PHASES:-overhead_graph overhead grid_graph grid compare compile grid_stacked}  # a subset, e.g. PHASES="grid compare"
 mkdir -p "$OUT"
 PY=${PYTHON:-python3}
 export PYTHONUNBUFFERED=1
@@ -47,34 +50,40 @@ phase() {  # phase NAME MIN_SECONDS CMD...: run CMD with the time left (minus a 
 if [[ "$MODE" == "--quick" ]]; then  # a smoke test of this script on any machine: tiny, on the CPU
     DEV=(--device cpu); PROTO=quick; WORKERS=2; EPOCHS=1; MODELS=(--model model3); SEEDS=1
     OVER=(--model model3 --size 32 --batches 2 --rounds 1 --precision fp32 --stacked 2)
-    COMPILE=()
+    COMPILE=(); GRAPH=()  # CUDA graphs need a GPU: the graph phases are skipped here
 else
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt"
     DEV=(--device cuda); PROTO=thesis; WORKERS=8; EPOCHS=2; MODELS=(); SEEDS=3
-    OVER=(--model model3 --model model1-bn --model model2-bcn_ws --model resnet18 --sizes thesis --batches 20 --rounds 3
+    OVER=(--model model3 --model model1-bn --model model1-bcn --model model1-bcn_ws --model model2-bn --model model2-bcn
+          --model model2-bcn_ws --model resnet18 --model alexnet --model vgg16 --sizes thesis --batches 20 --rounds 3
           --precision bf16 --stacked 3)
+    GRAPH=(--cuda-graph)
     COMPILE=(--model model3 --model model1-bn --sizes thesis --batches 20 --rounds 3 --precision bf16 --compile reduce-overhead)
 fi
 "$PY" -c "import torch, torchvision, sys; print('python', sys.version.split()[0], 'torch', torch.__version__, 'torchvision', torchvision.__version__, 'cuda', torch.cuda.is_available())" | tee -a "$OUT/log.txt"
 
-GRID="$OUT/grid"  # results.md/.csv/.jsonl come back; the checkpoints (VGG-16 ~0.5 GB) are deleted below
-G0=$(date +%s)
-phase grid 60 "$PY" -m perf.train_speed -d "$STORE" --protocol "$PROTO" "${DEV[@]}" "${MODELS[@]}" --seeds "$SEEDS" \
-    --grid-only --grid-out "$GRID" --out "$OUT/grid.json"
-log "grid wall $(( $(date +%s) - G0 ))s, rows: $(wc -l < "$GRID/results.jsonl" 2>/dev/null || echo 0)"
-rm -rf "$GRID/checkpoints"
+if (( ${#GRAPH[@]} )); then
+    phase overhead_graph 60 "$PY" -m perf.loop_overhead "${DEV[@]}" "${OVER[@]}" "${GRAPH[@]}" --out "$OUT/overhead_graph.json"
+fi
+phase overhead 60 "$PY" -m perf.loop_overhead "${DEV[@]}" "${OVER[@]}" --out "$OUT/overhead.json"
+
+grid() {  # grid PHASE_NAME EXTRA_FLAGS...: the thesis grid, timed; results.md/.csv/.jsonl come back, checkpoints do not
+    local name=$1; shift
+    local G0=$(date +%s)
+    phase "$name" 60 "$PY" -m perf.train_speed -d "$STORE" --protocol "$PROTO" "${DEV[@]}" "${MODELS[@]}" --seeds "$SEEDS" \
+        --grid-only --grid-out "$OUT/$name" --out "$OUT/$name.json" "$@"
+    [[ " $PHASES " == *" $name "* ]] && log "$name wall $(( $(date +%s) - G0 ))s, rows: $(wc -l < "$OUT/$name/results.jsonl" 2>/dev/null || echo 0)"
+    rm -rf "$OUT/$name/checkpoints"  # VGG-16's is ~0.5 GB
+}
+if (( ${#GRAPH[@]} )); then grid grid_graph "${GRAPH[@]}" --stack-seeds; fi
+grid grid
 
 phase compare 90 "$PY" -m perf.train_speed -d "$STORE" --protocol "$PROTO" "${DEV[@]}" "${MODELS[@]}" --seeds "$SEEDS" \
     --workers "$WORKERS" --epochs "$EPOCHS" --out "$OUT/compare.json"
-
-phase overhead 60 "$PY" -m perf.loop_overhead "${DEV[@]}" "${OVER[@]}" --out "$OUT/overhead.json"
 if (( ${#COMPILE[@]} )); then
     phase compile 90 "$PY" -m perf.loop_overhead "${DEV[@]}" "${COMPILE[@]}" --out "$OUT/compile.json"
 fi
-GRID="$OUT/grid_stacked"
-phase grid_stacked 120 "$PY" -m perf.train_speed -d "$STORE" --protocol "$PROTO" "${DEV[@]}" "${MODELS[@]}" --seeds "$SEEDS" \
-    --grid-only --stack-seeds --grid-out "$GRID" --out "$OUT/grid_stacked.json"
-rm -rf "$GRID/checkpoints"
+grid grid_stacked --stack-seeds
 # the per-model JSON lines of every phase, in one file (they are also in each phase's log)
 grep -h '^{"config' "$OUT"/*.log > "$OUT/rows.jsonl" 2>/dev/null || true
 log "done in $(( $(date +%s) - START ))s; files: $(ls "$OUT" | tr '\n' ' ')"

@@ -37,21 +37,32 @@ def bare_trainer(run_cfg, batches: int):
     b, s = run_cfg.batch_size, run_cfg.input_size
     xs = [torch.randn(b, 3, s, s, device=run_cfg.device).contiguous(memory_format=mf) for _ in range(batches)]
     ys = [torch.randint(0, 2, (b,), device=run_cfg.device) for _ in range(batches)]
-    ctx = (lambda: torch.autocast(run_cfg.device.split(":")[0], dtype=torch.bfloat16)) if run_cfg.amp else None
+    ctx = (lambda: torch.autocast(run_cfg.device.split(":")[0], dtype=torch.bfloat16, cache_enabled=not run_cfg.cuda_graph)
+           ) if run_cfg.amp else None
     model.train()
+
+    def step(xb: torch.Tensor, yb: torch.Tensor, set_to_none: bool) -> None:
+        if ctx:
+            with ctx():
+                logits = model(xb)
+        else:
+            logits = model(xb)
+        loss = F.cross_entropy(logits.float(), yb)
+        opt.zero_grad(set_to_none=set_to_none)
+        loss.backward()
+        opt.step()
+
+    if run_cfg.cuda_graph:  # the bare step replayed as a CUDA graph too: the limit of a graphed loop
+        from benchmark.cudagraph import GraphedStep
+
+        run_step = GraphedStep(step)
+    else:
+        run_step = lambda xb, yb: step(xb, yb, True)  # noqa: E731
 
     def epoch() -> float:
         t0 = time.perf_counter()
         for xb, yb in zip(xs, ys):
-            if ctx:
-                with ctx():
-                    logits = model(xb)
-            else:
-                logits = model(xb)
-            loss = F.cross_entropy(logits.float(), yb)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            run_step(xb, yb)
         if run_cfg.device.startswith("cuda"):
             torch.cuda.synchronize()
         return time.perf_counter() - t0
@@ -61,7 +72,7 @@ def bare_trainer(run_cfg, batches: int):
 
 def lrfp_trainer(run_cfg, batches: int):
     """A callable() -> seconds for one `train_one_epoch` over batches x batch_size synthetic uint8 images."""
-    from benchmark.engine import make_optimizer, train_one_epoch
+    from benchmark.engine import TrainStep, make_optimizer, train_one_epoch
     from benchmark.registry import create_model
 
     torch.manual_seed(0)
@@ -69,13 +80,14 @@ def lrfp_trainer(run_cfg, batches: int):
     model = create_model(run_cfg.model, norm=run_cfg.norm, input_size=run_cfg.input_size).to(run_cfg.device, memory_format=mf)
     opt = make_optimizer(model, run_cfg)
     model = torch.compile(model, mode=run_cfg.compile) if run_cfg.compile else model
+    step = TrainStep(model, opt, run_cfg)  # lives across epochs, as in engine.run (a CUDA graph is captured once)
     b, s = run_cfg.batch_size, run_cfg.input_size
     gen = torch.Generator(device=run_cfg.device).manual_seed(0)
     x = torch.randint(0, 256, (b * batches, 3, s, s), dtype=torch.uint8).to(run_cfg.device)
     y = torch.randint(0, 2, (b * batches,)).to(run_cfg.device)
 
     def epoch() -> float:
-        return train_one_epoch(model, opt, x, y, run_cfg, gen)["seconds"]
+        return train_one_epoch(model, opt, x, y, run_cfg, gen, step)["seconds"]
 
     return epoch
 
@@ -98,7 +110,7 @@ def stacked_vs_separate(run_cfg, batches: int, rounds: int, k: int) -> dict:
     for seed in range(k):
         torch.manual_seed(seed)
         models.append(create_model(run_cfg.model, norm=run_cfg.norm, input_size=s).to(dev))
-    stacked = StackedSeeds(models, run_cfg.optimizer, run_cfg.lr, run_cfg.momentum)
+    stacked = StackedSeeds(models, run_cfg.optimizer, run_cfg.lr, run_cfg.momentum, cuda_graph=run_cfg.cuda_graph)
     gens = [torch.Generator(device=dev).manual_seed(seed) for seed in range(k)]
 
     def one_stacked() -> float:
@@ -133,6 +145,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--stacked", type=int, default=0,
                     help="also time K seeds as K separate epochs against one stacked epoch (benchmark/stacked.py)")
     ap.add_argument("--compile", default="", help="torch.compile mode for both loops (default, reduce-overhead); off if empty")
+    ap.add_argument("--cuda-graph", action="store_true", help="replay every step (lrfp's, bare, stacked) as a CUDA graph")
     ap.add_argument("--out")
     args = ap.parse_args(argv)
     if args.threads:
@@ -147,7 +160,8 @@ def main(argv: list[str] | None = None) -> dict:
         size = args.size or (spec.input_size if args.sizes == "thesis" else spec.quick_input_size)
         base = RunConfig(model=model, norm=norm or (spec.norms[0] if spec.norms else None), seed=0, epochs=1,
                          eval_epochs=(1,), input_size=size, optimizer=spec.optimizer, batch_size=args.batch_size,
-                         device=device, channels_last=device == "cpu" and spec.cpu_channels_last, compile=args.compile)
+                         device=device, channels_last=device == "cpu" and spec.cpu_channels_last, compile=args.compile,
+                         cuda_graph=args.cuda_graph)
         precisions = ["fp32", "bf16"] if args.precision == "both" else [args.precision]
         for prec in precisions:
             cfg = replace(base, amp=True, channels_last=True) if prec == "bf16" else base
@@ -159,7 +173,7 @@ def main(argv: list[str] | None = None) -> dict:
                 to.append(ours())
             n = args.batches * args.batch_size
             row = {"config": cfg.config_name, "input_size": size, "precision": prec, "channels_last": cfg.channels_last,
-                   "compile": cfg.compile or "off",
+                   "compile": cfg.compile or "off", "cuda_graph": cfg.cuda_graph,
                    "bare_images_per_s": round(n / min(tb), 1), "lrfp_images_per_s": round(n / min(to), 1)}
             row["lrfp_vs_bare"] = round(row["lrfp_images_per_s"] / row["bare_images_per_s"], 3)
             result["models"].append(row)

@@ -33,7 +33,7 @@ def _load() -> float:
 
 def lrfp_trainer(run_cfg, data):
     """A callable that trains one epoch with the engine's own loop and returns images, seconds, images/s."""
-    from benchmark.engine import make_optimizer, to_device, train_one_epoch
+    from benchmark.engine import TrainStep, make_optimizer, to_device, train_one_epoch
     from benchmark.registry import create_model
 
     torch.manual_seed(run_cfg.seed)
@@ -41,12 +41,13 @@ def lrfp_trainer(run_cfg, data):
     mf = torch.channels_last if run_cfg.channels_last else torch.contiguous_format
     model = model.to(run_cfg.device, memory_format=mf)
     opt = make_optimizer(model, run_cfg)
+    step = TrainStep(model, opt, run_cfg)  # lives across epochs, as in engine.run (a CUDA graph is captured once)
     gen = torch.Generator(device=run_cfg.device)
     gen.manual_seed(0)
     x, y = to_device(data.subsets["train"], run_cfg.input_size, run_cfg.device)
 
     def one_epoch() -> dict[str, float]:
-        s = train_one_epoch(model, opt, x, y, run_cfg, gen)
+        s = train_one_epoch(model, opt, x, y, run_cfg, gen, step)
         return {"images": s["images"], "seconds": s["seconds"], "images_per_s": s["images"] / s["seconds"]}
 
     return one_epoch
@@ -79,6 +80,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--grid", action="store_true", help="also run and time the real grid with `lrfp bench`")
     ap.add_argument("--grid-only", action="store_true", help="only the real grid (no per-model comparison)")
     ap.add_argument("--stack-seeds", action="store_true", help="the grid with `lrfp bench --stack-seeds`")
+    ap.add_argument("--cuda-graph", action="store_true", help="lrfp's loop (and the grid) with `lrfp bench --cuda-graph`")
     ap.add_argument("--jobs", type=int, help="concurrent runs for --grid")
     ap.add_argument("--grid-out", help="keep the --grid run's results (results.md, plots, checkpoints) in this folder")
     ap.add_argument("--out", help="write the numbers as JSON here")
@@ -90,7 +92,7 @@ def main(argv: list[str] | None = None) -> dict:
     protocol = get_protocol(args.protocol)
     cfg = BenchConfig(data_dir=Path(args.data_dir), split=args.split, protocol=args.protocol,
                       models=tuple(args.model or ()), device=device, pretrained=False, seeds=args.seeds,
-                      precision=args.precision)
+                      precision=args.precision, cuda_graph=args.cuda_graph)
     runs = [r for r in plan_runs(cfg, protocol, device) if r.seed == 0]
     if resolve_precision(args.precision, device) is None:  # auto on a CPU: the bench's own timed probe
         runs = choose_precision(runs, lambda event: print(event, file=sys.stderr))
@@ -134,10 +136,12 @@ def main(argv: list[str] | None = None) -> dict:
             res = run_bench(BenchConfig(data_dir=cfg.data_dir, split=args.split, protocol=args.protocol,
                                         models=cfg.models, device=device, pretrained=False, seeds=args.seeds,
                                         jobs=args.jobs, precision=args.precision, stack_seeds=args.stack_seeds,
+                                        cuda_graph=args.cuda_graph,
                                         out=Path(args.grid_out) if args.grid_out else Path(tmp) / "grid"))
             result["grid_lrfp_seconds_measured"] = round(time.perf_counter() - t0, 1)
             result["grid_rows"] = len(res.rows)
             result["grid_jobs"] = res.meta.get("jobs")
+            result["grid_stack_seeds"], result["grid_cuda_graph"] = args.stack_seeds, args.cuda_graph
     result["load_after"] = _load()
     try:
         result["uptime"] = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()

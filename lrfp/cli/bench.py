@@ -31,6 +31,7 @@ def bench(
     precision: Annotated[str, typer.Option("--precision", help="auto (bf16 autocast + channels-last on CUDA; on a CPU per config, where a short cached timing probe finds it >= 10% faster), bf16 or fp32. The chosen one is in the results.")] = "auto",
     compile_: Annotated[str, typer.Option("--compile", help="off, default or reduce-overhead (torch.compile of the training step; reduce-overhead adds CUDA graphs). Opt-in: not yet measured on a GPU.")] = "off",
     stack_seeds: Annotated[bool, typer.Option("--stack-seeds", help="Train each config's seeds as one stacked model (torch.func; equal to separate runs up to float rounding; not for VGG-16/AlexNet, whose Dropout differs). Opt-in: not yet measured on a GPU, slower on a CPU.")] = False,
+    cuda_graph: Annotated[bool, typer.Option("--cuda-graph", help="Replay each training step as a CUDA graph (one launch instead of hundreds; for the small models that leave a GPU idle). CUDA only. Opt-in: not yet measured on a GPU.")] = False,
     data_dir: DataDir = DEFAULT_DATA_DIR,
 ) -> None:
     """Train and evaluate the six baselines on a split and report them beside the thesis.
@@ -57,7 +58,7 @@ def bench(
         data_dir=data_dir, out=out, models=() if all_models else tuple(model or ()), protocol=protocol,
         epochs=epochs, seeds=seeds, device=device, threads=threads, split=split, dataset=dataset, eval_on=eval_on,
         pretrained=not no_pretrained, input_size=input_size, jobs=jobs, batch_size=batch_size, precision=precision,
-        compile=compile_, stack_seeds=stack_seeds,
+        compile=compile_, stack_seeds=stack_seeds, cuda_graph=cuda_graph,
     )
     with _progress() as on_event:
         result = run_bench(cfg, on_event=on_event)
