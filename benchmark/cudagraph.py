@@ -11,8 +11,13 @@ with one launch. The recipe is PyTorch's "whole network capture" (docs: CUDA sem
 - autocast with its weight cache off (`cache_enabled=False`) and Adam with `capturable=True`
   (`engine.make_optimizer`), both required for capture;
 - batches of the captured size are copied into the graph's static input tensors and replayed; a batch of
-  another size (the epoch's remainder) runs eagerly on the same parameters, with gradients zeroed in place
-  so that the graph's gradient tensors stay the ones the parameters hold.
+  another size (the epoch's remainder) runs eagerly on the same parameters, with gradients zeroed in place,
+  so that `p.grad` stays the tensor the graph writes (set to None, each eager step would allocate new
+  ones and the graph's own would go back to its pool while the graph still writes into them);
+- Python's garbage collector runs before each capture and is off during it: torch >= 2.9 no longer
+  collects there, and a graph left over from an earlier run (a reference cycle, freed by the collector
+  at any moment) must not be destroyed while another is being captured ("operation not permitted when
+  stream is capturing", pytorch/pytorch#161037).
 
 What stays outside the graph: the gather of the batch and its augmentation (they draw from lrfp's own
 `torch.Generator`, which the graph would freeze). Dropout inside the graph uses the default CUDA
@@ -24,7 +29,10 @@ seam for the CPU tests, which check everything but the capture itself (tests/tes
 
 from __future__ import annotations
 
-from typing import Any, Callable
+import contextlib
+import gc
+import warnings
+from typing import Any, Callable, Iterator
 
 import torch
 
@@ -60,7 +68,8 @@ class GraphedStep:
         if self._key is None:
             self._key = key
         if key != self._key:  # the remainder batch: eagerly, keeping the gradient tensors the graph writes
-            self.step(xb, yb, self.graph is None)
+            with _eager_capturable():
+                self.step(xb, yb, self.graph is None)
             self.eager_steps += 1
             return
         if self.warmup_steps < self.warmup:
@@ -75,6 +84,11 @@ class GraphedStep:
         self.replays += 1
 
     def _warm(self, xb: torch.Tensor, yb: torch.Tensor) -> None:
+        with _eager_capturable():
+            self._warm_step(xb, yb)
+        self.warmup_steps += 1
+
+    def _warm_step(self, xb: torch.Tensor, yb: torch.Tensor) -> None:
         if xb.is_cuda:  # on a side stream, as the PyTorch recipe does, so that capture starts from a clean stream
             side = torch.cuda.Stream(device=xb.device)
             side.wait_stream(torch.cuda.current_stream(xb.device))
@@ -83,7 +97,6 @@ class GraphedStep:
             torch.cuda.current_stream(xb.device).wait_stream(side)
         else:
             self.step(xb, yb, True)
-        self.warmup_steps += 1
 
     def _capture(self, xb: torch.Tensor, yb: torch.Tensor) -> None:
         """Record the step on static copies of this batch (capture runs nothing; the caller replays it)."""
@@ -92,8 +105,24 @@ class GraphedStep:
         factory = self._factory or torch.cuda.CUDAGraph
         graph = factory()
         if isinstance(graph, torch.cuda.CUDAGraph):
-            with torch.cuda.graph(graph):
-                self.step(self._static_x, self._static_y, True)
+            gc.collect()  # free earlier runs' graphs now, not in the middle of this capture (module docstring)
+            enabled = gc.isenabled()
+            gc.disable()
+            try:
+                with torch.cuda.graph(graph):
+                    self.step(self._static_x, self._static_y, True)
+            finally:
+                if enabled:
+                    gc.enable()
         else:  # a stand-in (tests): it records the call to run it at each replay
             graph.capture(lambda: self.step(self._static_x, self._static_y, True))
         self.graph = graph
+
+
+@contextlib.contextmanager
+def _eager_capturable() -> Iterator[None]:
+    """Silence torch's warning that an optimizer built with capturable=True steps outside a capture: the warm-up
+    and remainder steps do so by design (torch/optim/optimizer.py, `_accelerator_graph_capture_health_check`)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="This instance was constructed with capturable=True")
+        yield

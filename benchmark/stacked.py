@@ -96,8 +96,9 @@ class StackedSeeds:
             idx = [p[i : i + batch_size] for p in perms]
             if len(idx[0]) < 2:  # as train_one_epoch: BatchNorm cannot train on a batch of one
                 continue
-            xb = torch.stack([prepare_batch(x[ix], train=True, generator=g, degrees=degrees) for ix, g in zip(idx, generators)])
-            yb = torch.stack([y[ix] for ix in idx])
+            xb = torch.stack([prepare_batch(x.index_select(0, ix), train=True, generator=g, degrees=degrees)
+                              for ix, g in zip(idx, generators)])
+            yb = torch.stack([y.index_select(0, ix) for ix in idx])
             if self._cuda_graph:
                 self.graphed(xb, yb)
             else:

@@ -9,6 +9,8 @@ capturable Adam are checked by the `gpu` tests at the end, which the default run
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -72,8 +74,8 @@ def test_graphed_bf16_on_a_cpu_runs_the_same_steps():
 
 
 def test_after_capture_other_batch_sizes_keep_the_gradient_tensors():
-    """A remainder batch after the capture must zero the gradients in place: the graph writes into the gradient
-    tensors it captured, so replacing them (set_to_none) would leave the parameters reading stale ones."""
+    """A remainder batch after the capture zeroes the gradients in place, so that `p.grad` stays the tensor the
+    graph writes (set to None, the graph's own would go back to its pool while it still writes into them)."""
     calls: list[tuple[int, bool]] = []
     step = GraphedStep(lambda xb, yb, set_to_none: calls.append((xb.shape[0], set_to_none)), warmup=2,
                        graph_factory=RerunGraph)
@@ -159,7 +161,9 @@ def test_a_captured_step_trains_like_the_eager_one_on_a_gpu(model, norm, optimiz
                         batch_size=64, device="cuda", amp=True, channels_last=True, cuda_graph=graph)
         torch.manual_seed(0)
         m = create_model(model, norm=norm, input_size=32).to("cuda", memory_format=torch.channels_last)
-        opt = make_optimizer(m, cfg)
+        # both with the graphed run's optimizer (Adam capturable=True: other kernels than capturable=False), so
+        # that only the graph differs
+        opt = make_optimizer(m, replace(cfg, cuda_graph=True))
         gen = torch.Generator(device="cuda").manual_seed(0)
         step = TrainStep(m, opt, cfg)
         stats = [train_one_epoch(m, opt, x, y, cfg, gen, step) for _ in range(2)]
@@ -208,7 +212,7 @@ def test_stacked_seeds_captured_on_a_gpu_train_like_eager_stacked_seeds():
         gens = [torch.Generator(device="cuda").manual_seed(k) for k in (0, 1, 2)]
         out.append((s, [s.train_one_epoch(x, y, gens, 64, 15.0, amp=True) for _ in range(2)]))
     (plain, ps), (graphed, gs) = out
-    assert graphed.graphed.replays == 2 * 4 - WARMUP_STEPS
+    assert graphed.graphed.replays == 2 * 4 - WARMUP_STEPS and graphed.graphed.eager_steps == 2
     for pe, ge in zip(ps, gs):
         for a, b in zip(pe, ge):
             assert b["loss"] == pytest.approx(a["loss"], rel=1e-2)
