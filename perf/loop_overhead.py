@@ -87,8 +87,11 @@ def lrfp_trainer(run_cfg, batches: int):
     y = torch.randint(0, 2, (b * batches,)).to(run_cfg.device)
 
     def epoch() -> float:
-        return train_one_epoch(model, opt, x, y, run_cfg, gen, step)["seconds"]
+        stats = train_one_epoch(model, opt, x, y, run_cfg, gen, step)
+        epoch.fp32_retries += stats["fp32_retries"]
+        return stats["seconds"]
 
+    epoch.fp32_retries = 0  # CPU bf16 steps redone in fp32 (engine.TrainStep): each costs a second step
     return epoch
 
 
@@ -176,6 +179,9 @@ def main(argv: list[str] | None = None) -> dict:
                    "compile": cfg.compile or "off", "cuda_graph": cfg.cuda_graph,
                    "bare_images_per_s": round(n / min(tb), 1), "lrfp_images_per_s": round(n / min(to), 1)}
             row["lrfp_vs_bare"] = round(row["lrfp_images_per_s"] / row["bare_images_per_s"], 3)
+            # the spread of the rounds (fastest / slowest), to tell a real gap from a noisy machine
+            row.update(bare_round_spread=round(min(tb) / max(tb), 3), lrfp_round_spread=round(min(to) / max(to), 3),
+                       lrfp_fp32_retries=ours.fp32_retries)
             result["models"].append(row)
             print(json.dumps(row), file=sys.stderr, flush=True)
         if args.stacked and prec == precisions[-1]:
