@@ -12,9 +12,10 @@
 #
 # Phases, in this order (each under `timeout -s INT` for the time left, so it ends cleanly; PHASES picks some):
 # 1. overhead_graph, overhead: per config (all ten, thesis sizes, bf16), lrfp's loop vs the bare step on
-#    tensors in memory, and 3 seeds stacked (torch.func) vs one after another; first with every step
-#    replayed as a CUDA graph (--cuda-graph), then eagerly. About a minute each: they say which of the
-#    opt-in paths pays, per model, before the grids spend the rest.
+#    tensors in memory, 3 seeds stacked (torch.func) vs one after another, and the bare step with the
+#    first convolution in NCHW vs all channels-last; first with every step replayed as a CUDA graph
+#    (--cuda-graph), then eagerly. About a minute each: they say which of the opt-in paths pays, per
+#    model, before the grids spend the rest.
 # 2. grid_graph: the real thesis grid, 10 configs x 3 seeds x 80 epochs, --no-pretrained, with
 #    `--cuda-graph --stack-seeds` (the two opt-in paths together), timed end to end (goal: <= 150 s).
 # 3. grid: the same grid with the defaults (was ~520 s). Rows are in grid*/results.jsonl as they finish;
@@ -56,7 +57,7 @@ else
     DEV=(--device cuda); PROTO=thesis; WORKERS=8; EPOCHS=2; MODELS=(); SEEDS=3
     OVER=(--model model3 --model model1-bn --model model1-bcn --model model1-bcn_ws --model model2-bn --model model2-bcn
           --model model2-bcn_ws --model resnet18 --model alexnet --model vgg16 --sizes thesis --batches 20 --rounds 3
-          --precision bf16 --stacked 3)
+          --precision bf16 --stacked 3 --first-conv-nchw)
     GRAPH=(--cuda-graph)
     COMPILE=(--model model3 --model model1-bn --sizes thesis --batches 20 --rounds 3 --precision bf16 --compile reduce-overhead)
 fi

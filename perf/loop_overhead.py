@@ -24,14 +24,22 @@ import torch
 import torch.nn.functional as F
 
 
-def bare_trainer(run_cfg, batches: int):
-    """A callable() -> seconds for `batches` bare steps of run_cfg's model on fixed normalized batches."""
+def bare_trainer(run_cfg, batches: int, first_conv_nchw: bool = False):
+    """A callable() -> seconds for `batches` bare steps of run_cfg's model on fixed normalized batches.
+
+    first_conv_nchw: the 3-channel first convolution (and the input) in NCHW, every other layer channels-last
+    (issue 12's per-layer memory format question for Models 1-2's slow first-layer kernel on a GPU).
+    """
     from benchmark.engine import make_optimizer
     from benchmark.registry import create_model
 
     torch.manual_seed(0)
     mf = torch.channels_last if run_cfg.channels_last else torch.contiguous_format
     model = create_model(run_cfg.model, norm=run_cfg.norm, input_size=run_cfg.input_size).to(run_cfg.device, memory_format=mf)
+    if first_conv_nchw:
+        first = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+        first.weight.data = first.weight.data.contiguous()
+        mf = torch.contiguous_format
     opt = make_optimizer(model, run_cfg)
     model = torch.compile(model, mode=run_cfg.compile) if run_cfg.compile else model
     b, s = run_cfg.batch_size, run_cfg.input_size
@@ -95,6 +103,24 @@ def lrfp_trainer(run_cfg, batches: int):
     return epoch
 
 
+def first_conv_layouts(run_cfg, batches: int, rounds: int) -> dict:
+    """Bare-step images/s with every layer channels-last vs the first convolution in NCHW (alternating rounds).
+
+    On one core of the AMD EPYC (2026-11-30, bf16 and fp32, Models 1-3 at 64 px) NCHW first was 0.55-0.80x as
+    fast: not for CPUs. Whether it pays on a GPU is what this row is for."""
+    all_cl, nchw_first = bare_trainer(run_cfg, batches), bare_trainer(run_cfg, batches, first_conv_nchw=True)
+    all_cl(), nchw_first()
+    ta, tb = [], []
+    for _ in range(rounds):
+        ta.append(all_cl())
+        tb.append(nchw_first())
+    n = batches * run_cfg.batch_size
+    row = {"config": run_cfg.config_name, "input_size": run_cfg.input_size, "precision": "bf16" if run_cfg.amp else "fp32",
+           "all_channels_last_images_per_s": round(n / min(ta), 1), "first_conv_nchw_images_per_s": round(n / min(tb), 1)}
+    row["first_conv_nchw_vs_all_channels_last"] = round(row["first_conv_nchw_images_per_s"] / row["all_channels_last_images_per_s"], 3)
+    return row
+
+
 def stacked_vs_separate(run_cfg, batches: int, rounds: int, k: int) -> dict:
     """Images/s of K seeds trained one after another (K train_one_epoch calls) vs as one stacked model."""
     from benchmark.registry import create_model
@@ -148,6 +174,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--stacked", type=int, default=0,
                     help="also time K seeds as K separate epochs against one stacked epoch (benchmark/stacked.py)")
     ap.add_argument("--compile", default="", help="torch.compile mode for both loops (default, reduce-overhead); off if empty")
+    ap.add_argument("--first-conv-nchw", action="store_true",
+                    help="also time the bare step with the first convolution in NCHW and the rest channels-last")
     ap.add_argument("--cuda-graph", action="store_true", help="replay every step (lrfp's, bare, stacked) as a CUDA graph")
     ap.add_argument("--out")
     args = ap.parse_args(argv)
@@ -184,6 +212,10 @@ def main(argv: list[str] | None = None) -> dict:
                        lrfp_fp32_retries=ours.fp32_retries)
             result["models"].append(row)
             print(json.dumps(row), file=sys.stderr, flush=True)
+            if args.first_conv_nchw and cfg.channels_last:
+                row = first_conv_layouts(cfg, args.batches, args.rounds)
+                result["models"].append(row)
+                print(json.dumps(row), file=sys.stderr, flush=True)
         if args.stacked and prec == precisions[-1]:
             row = stacked_vs_separate(cfg, args.batches, args.rounds, args.stacked)
             result["models"].append(row)
