@@ -81,3 +81,26 @@ def test_a_stacked_grid_gives_the_rows_of_separate_runs(tmp_path, smfd_dir):
         assert r["val_loss"] == pytest.approx(p["val_loss"], rel=1e-3, abs=1e-4)
         assert r["accuracy"] == p["accuracy"] and r["val_accuracy"] == p["val_accuracy"]
     assert (tmp_path / "stacked" / "checkpoints" / "model3.pt").exists()
+
+
+@pytest.mark.parametrize("model,norm,optimizer", [("model3", None, "adam"), ("model1", "bn", "sgd"), ("model1", "bcn_ws", "sgd")])
+def test_stacked_seeds_in_bf16_train_like_separate_bf16_runs(model, norm, optimizer):
+    """The stacked path under bf16 autocast (the CUDA default; the grid never stacks CPU bf16): BatchNorm and
+    GroupNorm under vmap take bf16 activations with fp32 weights; the losses follow separate bf16 runs."""
+    x, y = _data(n=96)
+    separate = []
+    for seed in (0, 1):
+        cfg = RunConfig(model=model, norm=norm, seed=seed, epochs=1, eval_epochs=(1,), input_size=32,
+                        optimizer=optimizer, batch_size=32, amp=True)
+        torch.manual_seed(seed)
+        m = create_model(model, norm=norm, input_size=32)
+        stats = train_one_epoch(m, make_optimizer(m, cfg), x, y, cfg, torch.Generator().manual_seed(seed))
+        assert stats["fp32_retries"] == 0  # else the separate run took an fp32 step the stacked one did not
+        separate.append(stats["loss"])
+    models = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        models.append(create_model(model, norm=norm, input_size=32))
+    stacked = StackedSeeds(models, optimizer, lr=0.001)
+    got = stacked.train_one_epoch(x, y, [torch.Generator().manual_seed(s) for s in (0, 1)], 32, 15.0, amp=True)
+    assert [r["loss"] for r in got] == pytest.approx(separate, rel=2e-2)
