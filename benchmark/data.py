@@ -343,8 +343,8 @@ def augment(x: Any, generator: Any, degrees: float) -> Any:
     x: float N,3,H,W (any scale). Like torchvision's RandomRotation the corners are filled with black (0
     before normalization). Draws 2N numbers from `generator`: the same seed gives the same augmentation.
     The sampling grid is `F.affine_grid`'s (align_corners=False) written out as two broadcast products: the
-    same values, and on a CPU the whole augmentation takes 2.8 instead of 9.1 ms for 64x3x64x64 (one core of
-    an AMD EPYC, 2026-11-30; affine_grid's batched matrix product and the grid it returns were 70% of it).
+    same values, and on a CPU the augmentation takes 3.9 instead of 7.4 ms for 64x3x64x64, about all of it
+    now `grid_sample` itself (one AMD EPYC core, 2026-11-30, `python -m perf.batch_prep --threads 1`).
     """
     import torch
     import torch.nn.functional as F

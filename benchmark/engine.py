@@ -107,6 +107,9 @@ class TrainStep:
     """One training step of `model` on a normalized batch: forward (bf16 autocast if cfg.amp), cross-entropy,
     backward, optimizer step; the epoch's loss sum and correct count stay on the device (no host sync).
 
+    Called as step(xb, yb): xb float32 B,3,H,W (normalized, in the run's memory format), yb int64 B, both on
+    cfg.device. `loss_sum` (sum of per-batch mean loss x B) and `correct` accumulate until `reset()`.
+
     With cfg.cuda_graph the step is replayed as a CUDA graph (`benchmark.cudagraph.GraphedStep`; it lives
     across epochs, so make one per run). `graph_factory` is the tests' stand-in for `torch.cuda.CUDAGraph`.
     On a CPU in bf16, a step whose gradients are not finite is redone in fp32 (see `_step`), counted in
@@ -166,13 +169,19 @@ def train_one_epoch(
     model: torch.nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
     cfg: RunConfig, generator: torch.Generator, step: TrainStep | None = None,
 ) -> dict[str, float]:
-    """One pass over (x uint8 N,3,H,W on device, y N on device) in shuffled batches of cfg.batch_size.
+    """One pass over (x uint8 N,3,H,W on device, y int64 N on device) in shuffled batches of cfg.batch_size.
 
-    step: the run's `TrainStep` (it must outlive the epoch when it holds a CUDA graph); None makes a plain one.
+    step: the run's `TrainStep` of (model, optimizer), which must outlive the epoch when it holds a CUDA graph;
+    None makes a plain one for this epoch.
     Returns loss, accuracy, images, seconds and fp32_retries (CPU bf16 steps redone in fp32, see TrainStep).
+    Raises ValueError when cfg.cuda_graph is set without a step (a graph captured per epoch would never be
+    replayed across epochs) or when no batch has two or more images.
     """
     model.train()
-    step = step or TrainStep(model, optimizer, cfg)
+    if step is None:
+        if cfg.cuda_graph:
+            raise ValueError("cfg.cuda_graph needs the run's TrainStep, made once and passed to every epoch")
+        step = TrainStep(model, optimizer, cfg)
     step.reset()
     n = x.shape[0]
     _sync(cfg.device)
@@ -184,7 +193,7 @@ def train_one_epoch(
         idx = perm[i : i + cfg.batch_size]
         if len(idx) < 2:  # BatchNorm cannot train on a batch of one; drop such a remainder
             continue
-        # index_select, not x[idx]: the same rows, 9x faster on a CPU (0.05 vs 0.47 ms for 64 uint8 images of 64 px)
+        # index_select, not x[idx]: the same rows, 0.02 vs 0.46 ms for 64 uint8 images of 64 px (perf/batch_prep.py)
         xb = prepare_batch(x.index_select(0, idx), train=True, generator=generator, degrees=cfg.rotation_degrees)
         step(xb.contiguous(memory_format=memory_format), y.index_select(0, idx))
         seen += len(idx)

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import copy
 import time
+from typing import Any, Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -41,7 +43,7 @@ class StackedSeeds:
     """
 
     def __init__(self, models: list[nn.Module], optimizer: str, lr: float, momentum: float = 0.9, *,
-                 cuda_graph: bool = False, graph_factory=None) -> None:
+                 cuda_graph: bool = False, graph_factory: Callable[[], Any] | None = None) -> None:
         from torch.func import stack_module_state
 
         if not models or not all(stackable(m) for m in models):

@@ -11,17 +11,18 @@
 #   run(command="bash perf/gpu_check.sh .speedstore/data", carry=[".speedstore"], timeout_s=600)
 #
 # Phases, in this order (each under `timeout -s INT` for the time left, so it ends cleanly; PHASES picks some):
-# 1. overhead_graph, overhead: per config (all ten, thesis sizes, bf16), lrfp's loop vs the bare step on
+# 1. overhead_graph, overhead: per config (five that span the grid, thesis sizes, bf16), lrfp's loop vs the bare step on
 #    tensors in memory, 3 seeds stacked (torch.func) vs one after another, and the bare step with the
 #    first convolution in NCHW vs all channels-last; first with every step replayed as a CUDA graph
-#    (--cuda-graph), then eagerly. About a minute each: they say which of the opt-in paths pays, per
-#    model, before the grids spend the rest.
+#    (--cuda-graph), then eagerly. Estimated at one to two minutes each (never timed on a GPU): they say
+#    which of the opt-in paths pays, per model, before the grids spend the rest.
 # 2. grid_graph: the real thesis grid, 10 configs x 3 seeds x 80 epochs, --no-pretrained, with
-#    `--cuda-graph --stack-seeds` (the two opt-in paths together), timed end to end (goal: <= 150 s).
-# 3. grid: the same grid with the defaults (was ~520 s). Rows are in grid*/results.jsonl as they finish;
+#    `--cuda-graph --stack-seeds` (the two opt-in paths together), timed end to end (goal: <= 150 s); it
+#    keeps 150 s for the phases after it, so a slow one is stopped and reported partial.
+# 3. grid: the same grid with the defaults (was ~520 s; keeps 60 s for compare). Rows are in grid*/results.jsonl as they finish;
 #    a grid cut short writes results.md marked INTERRUPTED.
 # 4. compare: per model, lrfp's loop vs the plain ImageFolder + DataLoader (8 workers) + PIL fp32 loop,
-#    alternating epochs, and the grid extrapolated both ways (goal: lrfp >= 8x the DataLoader grid).
+#    one timed epoch each after a warm-up, and the grid extrapolated both ways (goal: lrfp >= 8x the DataLoader grid).
 # 5. compile, grid_stacked: torch.compile reduce-overhead per model; the grid with --stack-seeds alone.
 # A second session runs what the first had no time for, e.g. PHASES="grid compare".
 set -uo pipefail
@@ -36,12 +37,15 @@ export PYTHONUNBUFFERED=1
 START=$(date +%s)
 left() { echo $(( BUDGET_S - ($(date +%s) - START) )); }
 log() { echo "[$(date -u +%H:%M:%S) +$(( $(date +%s) - START ))s] $*" | tee -a "$OUT/log.txt"; }
-phase() {  # phase NAME MIN_SECONDS CMD...: run CMD with the time left (minus a margin), output to $OUT/NAME.log
-    local name=$1 need=$2; shift 2
+phase() {  # phase NAME MIN_SECONDS RESERVE_SECONDS CMD...: run CMD with the time left minus RESERVE (kept for
+           # the later phases) minus a margin; output to $OUT/NAME.log. Sets RAN=1 if it ran.
+    local name=$1 need=$2 reserve=$3; shift 3
+    RAN=0
     [[ " $PHASES " == *" $name "* ]] || { log "skip $name: not in PHASES"; return 0; }
-    local t=$(( $(left) - 15 ))
-    if (( t < need )); then log "skip $name: ${t}s left, it needs ${need}s"; return 0; fi
+    local t=$(( $(left) - 15 - reserve ))
+    if (( t < need )); then log "skip $name: ${t}s left after the ${reserve}s kept for later phases, it needs ${need}s"; return 0; fi
     log "start $name (limit ${t}s): $*"
+    RAN=1
     timeout -s INT -k 10 "$t" "$@" > "$OUT/$name.log" 2>&1
     local rc=$?
     grep -v '━' "$OUT/$name.log" | tail -n 40 > "$OUT/$name.tail.txt"
@@ -50,41 +54,51 @@ phase() {  # phase NAME MIN_SECONDS CMD...: run CMD with the time left (minus a 
 
 if [[ "$MODE" == "--quick" ]]; then  # a smoke test of this script on any machine: tiny, on the CPU
     DEV=(--device cpu); PROTO=quick; WORKERS=2; EPOCHS=1; MODELS=(--model model3); SEEDS=1
-    OVER=(--model model3 --size 32 --batches 2 --rounds 1 --precision fp32 --stacked 2)
+    OVER=(--model model3 --size 32 --batches 2 --rounds 1 --precision fp32 --stacked 2 --first-conv-nchw)
     COMPILE=(); GRAPH=()  # CUDA graphs need a GPU: the graph phases are skipped here
 else
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt"
-    DEV=(--device cuda); PROTO=thesis; WORKERS=8; EPOCHS=2; MODELS=(); SEEDS=3
-    OVER=(--model model3 --model model1-bn --model model1-bcn --model model1-bcn_ws --model model2-bn --model model2-bcn
-          --model model2-bcn_ws --model resnet18 --model alexnet --model vgg16 --sizes thesis --batches 20 --rounds 3
-          --precision bf16 --stacked 3 --first-conv-nchw)
+    DEV=(--device cuda); PROTO=thesis; WORKERS=8; EPOCHS=1; MODELS=(); SEEDS=3
+    # five configs that span the grid (launch-bound Model 3 to compute-bound VGG-16), to keep the phase short
+    OVER=(--model model3 --model model1-bn --model model2-bcn_ws --model resnet18 --model vgg16 --sizes thesis
+          --batches 20 --rounds 3 --precision bf16 --stacked 3 --first-conv-nchw)
     GRAPH=(--cuda-graph)
     COMPILE=(--model model3 --model model1-bn --sizes thesis --batches 20 --rounds 3 --precision bf16 --compile reduce-overhead)
 fi
 "$PY" -c "import torch, torchvision, sys; print('python', sys.version.split()[0], 'torch', torch.__version__, 'torchvision', torchvision.__version__, 'cuda', torch.cuda.is_available())" | tee -a "$OUT/log.txt"
 
 if (( ${#GRAPH[@]} )); then
-    phase overhead_graph 60 "$PY" -m perf.loop_overhead "${DEV[@]}" "${OVER[@]}" "${GRAPH[@]}" --out "$OUT/overhead_graph.json"
+    phase overhead_graph 45 0 "$PY" -m perf.loop_overhead "${DEV[@]}" "${OVER[@]}" "${GRAPH[@]}" --out "$OUT/overhead_graph.json"
+else
+    log "skip overhead_graph: CUDA graphs need a GPU"
 fi
-phase overhead 60 "$PY" -m perf.loop_overhead "${DEV[@]}" "${OVER[@]}" --out "$OUT/overhead.json"
+phase overhead 45 0 "$PY" -m perf.loop_overhead "${DEV[@]}" "${OVER[@]}" --out "$OUT/overhead.json"
 
-grid() {  # grid PHASE_NAME EXTRA_FLAGS...: the thesis grid, timed; results.md/.csv/.jsonl come back, checkpoints do not
-    local name=$1; shift
+grid() {  # grid PHASE_NAME RESERVE_SECONDS EXTRA_FLAGS...: the thesis grid, timed; results.md/.csv/.jsonl come back
+    local name=$1 reserve=$2; shift 2
     local G0=$(date +%s)
-    phase "$name" 60 "$PY" -m perf.train_speed -d "$STORE" --protocol "$PROTO" "${DEV[@]}" "${MODELS[@]}" --seeds "$SEEDS" \
-        --grid-only --grid-out "$OUT/$name" --out "$OUT/$name.json" "$@"
-    [[ " $PHASES " == *" $name "* ]] && log "$name wall $(( $(date +%s) - G0 ))s, rows: $(wc -l < "$OUT/$name/results.jsonl" 2>/dev/null || echo 0)"
+    phase "$name" 60 "$reserve" "$PY" -m perf.train_speed -d "$STORE" --protocol "$PROTO" "${DEV[@]}" "${MODELS[@]}" \
+        --seeds "$SEEDS" --grid-only --grid-out "$OUT/$name" --out "$OUT/$name.json" "$@"
+    if (( RAN )); then
+        log "$name wall $(( $(date +%s) - G0 ))s, rows: $(wc -l 2>/dev/null < "$OUT/$name/results.jsonl" || echo 0)"
+    fi
     rm -rf "$OUT/$name/checkpoints"  # VGG-16's is ~0.5 GB
 }
-if (( ${#GRAPH[@]} )); then grid grid_graph "${GRAPH[@]}" --stack-seeds; fi
-grid grid
+# the opt-in paths first (a grid that meets the goal ends well inside its share), then the defaults; each grid
+# leaves time for what follows it, so that one session gets a figure of every phase, partial or whole
+if (( ${#GRAPH[@]} )); then
+    grid grid_graph 150 "${GRAPH[@]}" --stack-seeds
+else
+    log "skip grid_graph: CUDA graphs need a GPU"
+fi
+grid grid 60
 
-phase compare 90 "$PY" -m perf.train_speed -d "$STORE" --protocol "$PROTO" "${DEV[@]}" "${MODELS[@]}" --seeds "$SEEDS" \
+phase compare 45 0 "$PY" -m perf.train_speed -d "$STORE" --protocol "$PROTO" "${DEV[@]}" "${MODELS[@]}" --seeds "$SEEDS" \
     --workers "$WORKERS" --epochs "$EPOCHS" --out "$OUT/compare.json"
 if (( ${#COMPILE[@]} )); then
-    phase compile 90 "$PY" -m perf.loop_overhead "${DEV[@]}" "${COMPILE[@]}" --out "$OUT/compile.json"
+    phase compile 90 0 "$PY" -m perf.loop_overhead "${DEV[@]}" "${COMPILE[@]}" --out "$OUT/compile.json"
 fi
-grid grid_stacked --stack-seeds
+grid grid_stacked 0 --stack-seeds
 # the per-model JSON lines of every phase, in one file (they are also in each phase's log)
 grep -h '^{"config' "$OUT"/*.log > "$OUT/rows.jsonl" 2>/dev/null || true
 log "done in $(( $(date +%s) - START ))s; files: $(ls "$OUT" | tr '\n' ' ')"

@@ -23,6 +23,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from perf import code_version
+
 
 def bare_trainer(run_cfg, batches: int, first_conv_nchw: bool = False):
     """A callable() -> seconds for `batches` bare steps of run_cfg's model on fixed normalized batches.
@@ -106,8 +108,8 @@ def lrfp_trainer(run_cfg, batches: int):
 def first_conv_layouts(run_cfg, batches: int, rounds: int) -> dict:
     """Bare-step images/s with every layer channels-last vs the first convolution in NCHW (alternating rounds).
 
-    On one core of the AMD EPYC (2026-11-30, bf16 and fp32, Models 1-3 at 64 px) NCHW first was 0.55-0.80x as
-    fast: not for CPUs. Whether it pays on a GPU is what this row is for."""
+    On one core of the AMD EPYC (2026-11-30, bf16 and fp32, Models 1-bn, 2-bn and 3 at 64 px) NCHW first was
+    0.50-0.78x as fast: not for CPUs. Whether it pays on a GPU is what this row is for."""
     all_cl, nchw_first = bare_trainer(run_cfg, batches), bare_trainer(run_cfg, batches, first_conv_nchw=True)
     all_cl(), nchw_first()
     ta, tb = [], []
@@ -182,9 +184,12 @@ def main(argv: list[str] | None = None) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
+    if device.startswith("cuda"):  # as lrfp bench does (engine.run): cuDNN picks its kernels by timing
+        torch.backends.cudnn.benchmark = True
     result = {"machine": device_name(device), "torch": torch.__version__, "platform": platform.platform(),
               "threads": torch.get_num_threads(), "batch_size": args.batch_size, "batches": args.batches,
-              "rounds": args.rounds, "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()), "models": []}
+              "rounds": args.rounds, "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()), "code": code_version(),
+              "models": []}
     for name in args.model or ["model3"]:
         model, _, norm = name.partition("-")
         spec = get_spec(model)

@@ -89,6 +89,8 @@ def main(argv: list[str] | None = None) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
+    if device.startswith("cuda"):  # as lrfp bench does (engine.run): cuDNN picks its kernels by timing
+        torch.backends.cudnn.benchmark = True
     protocol = get_protocol(args.protocol)
     cfg = BenchConfig(data_dir=Path(args.data_dir), split=args.split, protocol=args.protocol,
                       models=tuple(args.model or ()), device=device, pretrained=False, seeds=args.seeds,

@@ -219,3 +219,13 @@ def test_stacked_seeds_captured_on_a_gpu_train_like_eager_stacked_seeds():
     for k in (0, 1, 2):
         for name, value in plain.model(k).state_dict().items():
             torch.testing.assert_close(graphed.model(k).state_dict()[name].float(), value.float(), rtol=1e-2, atol=1e-3)
+
+
+def test_a_graphed_config_without_its_step_is_refused():
+    """A graph made inside one epoch would be captured again every epoch: the run's TrainStep must be passed."""
+    x, y = _data(40)
+    cfg = RunConfig(model="model3", norm=None, seed=0, epochs=1, eval_epochs=(1,), input_size=32, optimizer="adam",
+                    batch_size=16, cuda_graph=True)
+    m = create_model("model3", input_size=32)
+    with pytest.raises(ValueError, match="needs the run's TrainStep"):
+        train_one_epoch(m, make_optimizer(m, cfg), x, y, cfg, torch.Generator().manual_seed(0))
