@@ -45,6 +45,14 @@ class GridPlanned:
 
 
 @dataclass(frozen=True)
+class GridResumed:
+    """--out held an unfinished benchmark of the same plan: `done` runs are kept, the rest are trained."""
+
+    done: list[str]  # run names (config-sSEED) already finished
+    total: int  # runs in the plan
+
+
+@dataclass(frozen=True)
 class RunStarted:
     run: str
 
@@ -64,5 +72,5 @@ class RunEnded:
     run: str
 
 
-BenchEvent = Union[DecodeProgress, PrecisionChosen, EvalOverlap, GridPlanned, RunStarted, EpochDone, RowWritten, RunEnded]
+BenchEvent = Union[DecodeProgress, PrecisionChosen, EvalOverlap, GridPlanned, GridResumed, RunStarted, EpochDone, RowWritten, RunEnded]
 OnEvent = Callable[[BenchEvent], None]

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from benchmark.events import (DecodeProgress, EpochDone, EvalOverlap, GridPlanned, OnEvent, PrecisionChosen, RowWritten, RunEnded,
-                              RunStarted)
+from benchmark.events import (DecodeProgress, EpochDone, EvalOverlap, GridPlanned, GridResumed, OnEvent, PrecisionChosen,
+                              RowWritten, RunEnded, RunStarted)
 from benchmark.protocols import Protocol, get_protocol
 from benchmark.registry import check_input_size, get_spec, list_models
 from lrfp.errors import BenchError, BenchUsageError, InputError
@@ -56,6 +56,7 @@ class BenchConfig:
     compile: str = "off"  # off | default | reduce-overhead (torch.compile; opt-in, unmeasured on a GPU so far)
     stack_seeds: bool = False  # train a config's seeds as one vmapped model (benchmark/stacked.py); opt-in, unmeasured on a GPU
     cuda_graph: bool = False  # replay each training step as a CUDA graph (benchmark/cudagraph.py); opt-in, unmeasured on a GPU
+    fresh: bool = False  # start a new benchmark even where --out holds an unfinished one of the same plan (benchmark/resume.py)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir))
@@ -289,13 +290,17 @@ def _worker_run(run_cfg: Any, ckpt_dir: Path, context: dict[str, Any]) -> None:
 def run_bench(cfg: BenchConfig, on_event: OnEvent | None = None) -> BenchResult:
     """Train and evaluate the grid; rows, summary, plots and checkpoints go to cfg.out.
 
+    Where cfg.out holds an unfinished benchmark of the same plan (an interrupted run of the same command), only
+    its unfinished runs are trained and its finished rows are kept (`benchmark.resume`; not with cfg.fresh);
+    otherwise the earlier results there move to previous-<time>/.
+
     Raises BenchUsageError (exit 2) for options that cannot work (`cfg.check()`, before anything is made),
     BenchError for what the machine or the data refuses (no CUDA, --out not writable, a bad split, missing
     weights). A run that fails is a row with its `error` (see `BenchResult.failed`), not an exception.
     """
     import torch
 
-    from benchmark import report
+    from benchmark import report, resume
     from benchmark.data import load_eval_set
 
     cfg.check()
@@ -313,6 +318,12 @@ def run_bench(cfg: BenchConfig, on_event: OnEvent | None = None) -> BenchResult:
     data = load_data(cfg, progress=lambda d, t: emit(DecodeProgress(d, t)))
     eval_sets = dict([load_eval_set(cfg.eval_on)]) if cfg.eval_on else {}
     overlap = check_eval_overlap(cfg, data, eval_sets, emit)
+    all_runs = runs
+    the_plan = resume.plan(runs, data, eval_sets, cfg.precision, cfg.stack_seeds, device)
+    earlier = None if cfg.fresh else resume.find_unfinished(cfg.out, the_plan, runs, list(eval_sets))
+    if earlier is not None:  # rerun of an interrupted benchmark: train only what it did not finish
+        emit(GridResumed(sorted(earlier.done), len(runs)))
+        runs = [r for r in runs if r.run_name not in earlier.done]
     preflight_weights(runs)
     if resolve_precision(cfg.precision, device) is None:
         runs = choose_precision(runs, emit)
@@ -334,14 +345,19 @@ def run_bench(cfg: BenchConfig, on_event: OnEvent | None = None) -> BenchResult:
         "audit": {k: v for k, v in data.audit.items() if k != "split_report"},
         "eval_overlap": overlap,  # eval set name -> {n, exact, near, ...} (benchmark.overlap)
         # the transfer models that actually ran with ImageNet weights (Models 1-3 have none to load)
-        "pretrained": sorted({r.model for r in runs if r.pretrained}),
-        "from_scratch": sorted({r.model for r in runs if not r.pretrained and get_spec(r.model).pretrained}),
+        "pretrained": sorted({r.model for r in all_runs if r.pretrained}),
+        "from_scratch": sorted({r.model for r in all_runs if not r.pretrained and get_spec(r.model).pretrained}),
     }
-    archived = report.archive_previous(cfg.out)
-    if archived:
-        log.info("moved the previous results in %s to %s", cfg.out, archived)
-        meta["previous_results"] = str(archived)
-    writer = report.ResultsWriter(cfg.out)
+    if earlier is None:
+        archived = report.archive_previous(cfg.out)
+        if archived:
+            log.info("moved the previous results in %s to %s", cfg.out, archived)
+            meta["previous_results"] = str(archived)
+        resume.write_plan(cfg.out, the_plan)
+        writer = report.ResultsWriter(cfg.out)
+    else:
+        meta["resumed_runs"] = sorted(earlier.done)
+        writer = report.ResultsWriter(cfg.out, earlier.rows, earlier.history)
     ckpt_dir = cfg.out / "checkpoints"
     total_epochs = sum(r.epochs for r in runs)
     emit(GridPlanned([r.run_name for r in runs], total_epochs, device, context["device_name"], jobs, meta["counts"]))

@@ -29,7 +29,9 @@ def archive_previous(out: Path) -> Path | None:
     with, or silently deletes, an old one). Returns where they went, or None if there were none."""
     import datetime as dt
 
-    ours = [out / n for n in (RESULTS_JSONL, RESULTS_CSV, RESULTS_MD, HISTORY_JSONL, *PLOTS, CHECKPOINTS)]
+    from benchmark.resume import PLAN_JSON
+
+    ours = [out / n for n in (RESULTS_JSONL, RESULTS_CSV, RESULTS_MD, HISTORY_JSONL, PLAN_JSON, *PLOTS, CHECKPOINTS)]
     present = [p for p in ours if p.exists()]
     if not present:
         return None
@@ -47,14 +49,23 @@ def _clean(value: Any) -> Any:
 
 
 class ResultsWriter:
-    """Appends each row the moment it exists (fsynced), so that an interrupted benchmark keeps its rows."""
+    """Appends each row the moment it exists (fsynced), so that an interrupted benchmark keeps its rows.
 
-    def __init__(self, out: Path) -> None:
+    rows/history: what a resumed benchmark keeps from its earlier session (`benchmark.resume`), written first;
+    a new benchmark starts new files.
+    """
+
+    def __init__(self, out: Path, rows: list[dict[str, Any]] | None = None,
+                 history: list[dict[str, Any]] | None = None) -> None:
         self.out = out
-        self.rows: list[dict[str, Any]] = []
-        self.history: list[dict[str, Any]] = []
-        for name in (RESULTS_JSONL, HISTORY_JSONL):  # a new benchmark starts new files
-            (out / name).write_text("")
+        self.rows: list[dict[str, Any]] = list(rows or [])
+        self.history: list[dict[str, Any]] = list(history or [])
+        for name, kept in ((RESULTS_JSONL, self.rows), (HISTORY_JSONL, self.history)):
+            tmp = out / (name + ".tmp")
+            tmp.write_text("".join(json.dumps({k: _clean(v) for k, v in obj.items()}, default=str) + "\n" for obj in kept))
+            os.replace(tmp, out / name)
+        if self.rows:
+            write_csv(out / RESULTS_CSV, self.rows)
 
     @staticmethod
     def _append(path: Path, obj: dict[str, Any]) -> None:
@@ -174,6 +185,8 @@ def render_markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         f"threads {meta.get('threads')}, concurrent runs {meta.get('jobs')}, {meta.get('precision')}",
         f"- pretrained ImageNet weights: {_weights_line(meta)}",
         f"- wall time: {meta.get('wall_seconds', 0):.0f} s{'; INTERRUPTED: only the finished rows below' if meta.get('interrupted') else ''}",
+        *([f"- resumed: {len(meta['resumed_runs'])} runs were finished by an earlier, interrupted session into this "
+           "folder and kept (the wall time above is this session's)"] if meta.get("resumed_runs") else []),
         "",
         "Accuracy is the mean over seeds ± its standard deviation; the 95% interval is Wilson's for that "
         f"accuracy on this test set's size (the thesis's intervals use its {THESIS_TEST_SIZE} test images). "

@@ -31,12 +31,15 @@ def bench(
     precision: Annotated[str, typer.Option("--precision", help="auto (bf16 autocast + channels-last on CUDA; on a CPU per config, where a short cached timing probe finds it >= 10% faster), bf16 or fp32. The chosen one is in the results.")] = "auto",
     compile_: Annotated[str, typer.Option("--compile", help="off, default or reduce-overhead (torch.compile of the training step; reduce-overhead adds CUDA graphs). Opt-in: not yet measured on a GPU.")] = "off",
     stack_seeds: Annotated[bool, typer.Option("--stack-seeds", help="Train each config's seeds as one stacked model (torch.func; equal to separate runs up to float rounding; not for VGG-16/AlexNet, whose Dropout differs). Opt-in: not yet measured on a GPU, slower on a CPU.")] = False,
+    fresh: Annotated[bool, typer.Option("--fresh", help="Start a new benchmark even where --out holds an unfinished one of the same settings (by default a rerun of an interrupted command trains only the runs it did not finish). The earlier results move to --out/previous-<time>/.")] = False,
     cuda_graph: Annotated[bool, typer.Option("--cuda-graph", help="Replay each training step as a CUDA graph (one launch instead of hundreds; for the small models that leave a GPU idle). CUDA only. Opt-in: not yet measured on a GPU.")] = False,
     data_dir: DataDir = DEFAULT_DATA_DIR,
 ) -> None:
     """Train and evaluate the six baselines on a split and report them beside the thesis.
 
     Writes results.csv, results.jsonl, results.md, PNG plots and the best checkpoint per model to --out.
+    Rerunning an interrupted command (Ctrl-C, a crash) into the same --out trains only the runs it did not
+    finish, and tries failed runs again; --fresh starts over.
     Exits 1 after the table if any run failed, 2 for options that cannot work.
 
     Example:
@@ -58,7 +61,7 @@ def bench(
         data_dir=data_dir, out=out, models=() if all_models else tuple(model or ()), protocol=protocol,
         epochs=epochs, seeds=seeds, device=device, threads=threads, split=split, dataset=dataset, eval_on=eval_on,
         pretrained=not no_pretrained, input_size=input_size, jobs=jobs, batch_size=batch_size, precision=precision,
-        compile=compile_, stack_seeds=stack_seeds, cuda_graph=cuda_graph,
+        compile=compile_, stack_seeds=stack_seeds, cuda_graph=cuda_graph, fresh=fresh,
     )
     with _progress() as on_event:
         result = run_bench(cfg, on_event=on_event)
@@ -77,7 +80,7 @@ def bench(
 
 @contextlib.contextmanager
 def _progress() -> Iterator[Callable[[Any], None]]:
-    from benchmark.events import DecodeProgress, EpochDone, EvalOverlap, GridPlanned, PrecisionChosen
+    from benchmark.events import DecodeProgress, EpochDone, EvalOverlap, GridPlanned, GridResumed, PrecisionChosen
     from lrfp.cli.console import err
     from lrfp.cli.progress import make_progress
 
@@ -97,6 +100,9 @@ def _progress() -> Iterator[Callable[[Any], None]]:
                 from rich.markup import escape
 
                 err.print(f"[bold red]Warning:[/bold red] {escape(event.warning)}", soft_wrap=True)
+            elif isinstance(event, GridResumed):
+                err.print(f"Resuming the unfinished benchmark in this --out: {len(event.done)} of {event.total} runs "
+                          "are already finished and kept (--fresh starts over)", soft_wrap=True)
             elif isinstance(event, GridPlanned):
                 tasks["train"] = progress.add_task(
                     f"train {len(event.runs)} runs on {event.device_name}", total=event.total_epochs
