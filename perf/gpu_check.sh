@@ -24,7 +24,8 @@
 # 4. compare: per model, lrfp's loop vs the plain ImageFolder + DataLoader (8 workers) + PIL fp32 loop,
 #    one timed epoch each after a warm-up, and the grid extrapolated both ways (goal: lrfp >= 8x the DataLoader grid).
 # 5. compile, grid_stacked: torch.compile reduce-overhead per model; the grid with --stack-seeds alone.
-# A second session runs what the first had no time for, e.g. PHASES="grid compare".
+# A second session runs what the first had no time for, e.g. PHASES="grid compare"; with
+# RESUME_FROM=DIR (the first session's returned $OUT, carried in) a grid cut short continues where it stopped.
 set -uo pipefail
 STORE=${1:?usage: gpu_check.sh STORE_DIR [--quick]}
 MODE=${2:-}
@@ -76,6 +77,10 @@ phase overhead 45 0 "$PY" -m perf.loop_overhead "${DEV[@]}" "${OVER[@]}" --out "
 
 grid() {  # grid PHASE_NAME RESERVE_SECONDS EXTRA_FLAGS...: the thesis grid, timed; results.md/.csv/.jsonl come back
     local name=$1 reserve=$2; shift 2
+    # a grid an earlier session left unfinished continues (lrfp bench resumes from plan.json + results.jsonl)
+    if [[ -n "${RESUME_FROM:-}" && -f "$RESUME_FROM/$name/plan.json" && ! -e "$OUT/$name" ]]; then
+        cp -r "$RESUME_FROM/$name" "$OUT/$name" && log "$name: resuming the grid in $RESUME_FROM/$name"
+    fi
     local G0=$(date +%s)
     phase "$name" 60 "$reserve" "$PY" -m perf.train_speed -d "$STORE" --protocol "$PROTO" "${DEV[@]}" "${MODELS[@]}" \
         --seeds "$SEEDS" --grid-only --grid-out "$OUT/$name" --out "$OUT/$name.json" "$@"
