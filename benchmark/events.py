@@ -53,6 +53,20 @@ class GridResumed:
 
 
 @dataclass(frozen=True)
+class PreviousMoved:
+    """A new benchmark moved the earlier one's outputs in --out to `path` (before its first run)."""
+
+    path: str
+
+
+@dataclass(frozen=True)
+class Notice:
+    """Something the user asked for that this benchmark does otherwise, and why (e.g. seeds not stacked)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
 class RunStarted:
     run: str
 
@@ -72,5 +86,6 @@ class RunEnded:
     run: str
 
 
-BenchEvent = Union[DecodeProgress, PrecisionChosen, EvalOverlap, GridPlanned, GridResumed, RunStarted, EpochDone, RowWritten, RunEnded]
+BenchEvent = Union[DecodeProgress, PrecisionChosen, EvalOverlap, GridPlanned, GridResumed, PreviousMoved, Notice,
+                   RunStarted, EpochDone, RowWritten, RunEnded]
 OnEvent = Callable[[BenchEvent], None]

@@ -10,16 +10,17 @@ starts.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
-from benchmark.events import (DecodeProgress, EpochDone, EvalOverlap, GridPlanned, GridResumed, OnEvent, PrecisionChosen,
-                              RowWritten, RunEnded, RunStarted)
+from benchmark.events import (DecodeProgress, EpochDone, EvalOverlap, GridPlanned, GridResumed, Notice, OnEvent,
+                              PrecisionChosen, PreviousMoved, RowWritten, RunEnded, RunStarted)
 from benchmark.protocols import Protocol, get_protocol
 from benchmark.registry import check_input_size, get_spec, list_models
 from lrfp.errors import BenchError, BenchUsageError, InputError
@@ -298,11 +299,6 @@ def run_bench(cfg: BenchConfig, on_event: OnEvent | None = None) -> BenchResult:
     BenchError for what the machine or the data refuses (no CUDA, --out not writable, a bad split, missing
     weights). A run that fails is a row with its `error` (see `BenchResult.failed`), not an exception.
     """
-    import torch
-
-    from benchmark import report, resume
-    from benchmark.data import load_eval_set
-
     cfg.check()
     emit: OnEvent = on_event or (lambda event: None)
     protocol = get_protocol(cfg.protocol)
@@ -311,7 +307,53 @@ def run_bench(cfg: BenchConfig, on_event: OnEvent | None = None) -> BenchResult:
         raise BenchUsageError(f"--cuda-graph needs a CUDA device, and --device {cfg.device} resolved to {device} "
                               "(CUDA graphs replay GPU kernels; leave --cuda-graph out on a CPU)")
     runs = plan_runs(cfg, protocol, device)
+    created = not cfg.out.exists()
     check_out(cfg.out)
+    try:
+        with _out_lock(cfg.out):
+            return _run_planned(cfg, protocol, device, runs, emit)
+    except BaseException:
+        if created:  # a check that failed before any output: leave no empty --out behind
+            (cfg.out / _OUT_LOCK).unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                cfg.out.rmdir()
+        raise
+
+
+_OUT_LOCK = ".bench.lock"
+
+
+@contextlib.contextmanager
+def _out_lock(out: Path) -> Iterator[None]:
+    """Hold --out for this benchmark: a second `lrfp bench` into the same folder is refused (BenchError, exit 1)
+    instead of training the same runs again beside it and interleaving their rows."""
+    import fcntl
+
+    fh = open(out / _OUT_LOCK, "a+")
+    try:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.seek(0)
+            pid = fh.read().strip() or "?"
+            raise BenchError(f"another lrfp bench (process {pid}) is writing to --out {out}; wait for it to end, "
+                             "or give another --out") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+        yield
+    finally:
+        fh.close()
+
+
+def _run_planned(cfg: BenchConfig, protocol: Protocol, device: str, runs: list[Any], emit: OnEvent) -> BenchResult:
+    """run_bench after its option checks, with --out held (see there)."""
+    import torch
+
+    from benchmark import report, resume
+    from benchmark.data import load_eval_set
+
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
     jobs = cfg.jobs or (1 if cfg.stack_seeds else 3 if device.startswith("cuda") else 1)
@@ -320,8 +362,15 @@ def run_bench(cfg: BenchConfig, on_event: OnEvent | None = None) -> BenchResult:
     overlap = check_eval_overlap(cfg, data, eval_sets, emit)
     all_runs = runs
     the_plan = resume.plan(runs, data, eval_sets, cfg.precision, cfg.stack_seeds, device)
-    earlier = None if cfg.fresh else resume.find_unfinished(cfg.out, the_plan, runs, list(eval_sets))
-    if earlier is not None:  # rerun of an interrupted benchmark: train only what it did not finish
+    earlier = resume.read_earlier(cfg.out)
+    if earlier is None or earlier.finished or cfg.fresh:
+        earlier = None  # a new benchmark (the earlier outputs, if any, move aside below)
+    elif earlier.plan != the_plan:
+        raise BenchUsageError(
+            f"--out {cfg.out} holds an unfinished benchmark of other settings ({'; '.join(resume.differences(earlier.plan, the_plan))}): "
+            f"{len(earlier.done)} of its {len(earlier.needed)} runs are finished. Rerun its own command to finish it, "
+            "add --fresh to start this one there (the earlier results move to previous-<time>/), or give another --out")
+    else:  # rerun of an interrupted benchmark: train only what it did not finish
         emit(GridResumed(sorted(earlier.done), len(runs)))
         runs = [r for r in runs if r.run_name not in earlier.done]
     preflight_weights(runs)
@@ -347,12 +396,17 @@ def run_bench(cfg: BenchConfig, on_event: OnEvent | None = None) -> BenchResult:
         # the transfer models that actually ran with ImageNet weights (Models 1-3 have none to load)
         "pretrained": sorted({r.model for r in all_runs if r.pretrained}),
         "from_scratch": sorted({r.model for r in all_runs if not r.pretrained and get_spec(r.model).pretrained}),
+        # what this benchmark ran (options may override the protocol's epochs and seeds)
+        "run_epochs": max((r.epochs for r in all_runs), default=None),
+        "run_budgets": sorted({e for r in all_runs for e in r.eval_epochs}),
+        "run_seeds": len({r.seed for r in all_runs}),
     }
     if earlier is None:
         archived = report.archive_previous(cfg.out)
         if archived:
             log.info("moved the previous results in %s to %s", cfg.out, archived)
             meta["previous_results"] = str(archived)
+            emit(PreviousMoved(str(archived)))
         resume.write_plan(cfg.out, the_plan)
         writer = report.ResultsWriter(cfg.out)
     else:
@@ -425,8 +479,13 @@ def _run_stacked_groups(runs, data, eval_sets, ckpt_dir, context, on_row, on_epo
         groups.setdefault(r.config_name, []).append(r)
     for group in groups.values():
         r0 = group[0]
-        exact = (len(group) > 1 and not (r0.amp and r0.device == "cpu")
-                 and stackable(create_model(r0.model, norm=r0.norm, input_size=r0.input_size)))
+        cpu_bf16 = r0.amp and r0.device == "cpu"
+        dropout = not stackable(create_model(r0.model, norm=r0.norm, input_size=r0.input_size))
+        exact = len(group) > 1 and not cpu_bf16 and not dropout
+        if len(group) > 1 and not exact:
+            why = ("its Dropout masks would differ from separate runs" if dropout else
+                   "bf16 on a CPU checks each model's gradients for oneDNN's NaN bug, one model at a time")
+            emit(Notice(f"--stack-seeds: {r0.config_name} trains its {len(group)} seeds one at a time ({why})"))
         if not exact:
             for run_cfg in group:
                 _run_one(run_cfg, data, eval_sets, ckpt_dir, context, on_row, on_epoch, emit)

@@ -2,12 +2,13 @@
 
 Before its first run a benchmark writes `plan.json` to --out: every planned run's identity (model, norm, seed,
 epochs and budgets, input size, optimizer and learning rate, batch size, weights, precision option, speed
-paths) and the data it trains on (name, split, class counts per subset, --eval-on). Rerunning the same command
-finds that plan. When it is the same and some runs have not finished, the finished runs' rows and history are
-kept and only the others are trained: a run cut short starts again from its first epoch, a failed run is
-tried again. Runs finish in any order, so "finished" is per run: a row for every budget and eval set, none of
-them an error. A finished benchmark, another plan, or `--fresh` starts a new benchmark (the earlier results
-move to previous-<time>/, `report.archive_previous`).
+paths) and the data it trains on (name, split, class counts, a digest of every crop and label, --eval-on's).
+Rerunning the same command finds that plan. When the plan is the same and some runs have not finished, the
+finished runs' rows and history are kept and only the others are trained: a run cut short starts again from
+its first epoch, a failed run is tried again. Runs finish in any order, so "finished" is per run: a row for
+every budget and eval set, none of them an error. A finished benchmark, or `--fresh`, starts a new benchmark
+(the earlier results move to previous-<time>/, `report.archive_previous`); an unfinished benchmark of another
+plan is refused (`differences` names what changed) rather than moved aside by a typo.
 
 The config's checkpoint stays: it holds the best validation weights of every run trained into this --out so
 far, a run cut short included, and the runs trained now replace it only if they beat it.
@@ -15,6 +16,7 @@ far, a run cut short included, and the runs trained now replace it only if they 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,23 +31,45 @@ _RUN_FIELDS = ("model", "norm", "seed", "epochs", "eval_epochs", "input_size", "
 
 
 @dataclass
-class Resumed:
-    """What an unfinished earlier benchmark left: the finished runs' names, rows and history entries."""
+class Earlier:
+    """The benchmark an earlier session left in --out: its plan, the runs it planned and finished, and the
+    finished runs' rows and history entries (to keep if it is resumed)."""
 
+    plan: dict[str, Any]
+    needed: set[str]
     done: set[str]
     rows: list[dict[str, Any]] = field(default_factory=list)
     history: list[dict[str, Any]] = field(default_factory=list)
 
+    @property
+    def finished(self) -> bool:
+        return self.done == self.needed
+
 
 def plan(runs: list[Any], data: Any, eval_sets: dict[str, Any], precision: str, stack_seeds: bool, device: str
          ) -> dict[str, Any]:
-    """The plan of a benchmark as JSON-ready data (runs: `engine.RunConfig`s before the precision probe)."""
+    """The plan of a benchmark as JSON-ready data (runs: `engine.RunConfig`s before the precision probe).
+
+    The data is identified by its crops: a digest of every subset's (crop key, label) pairs, so that another
+    split, a relabeled crop or another --eval-on folder is another plan even where the counts stay the same.
+    """
     run_keys = [{k: v for k, v in asdict(r).items() if k in _RUN_FIELDS} for r in runs]
     return json.loads(json.dumps({
         "runs": run_keys, "precision": precision, "stack_seeds": stack_seeds, "device": device.split(":")[0],
-        "data": {"name": data.name, "kind": data.kind, "split": data.audit.get("split"), "counts": data.counts()},
-        "eval_sets": sorted(eval_sets),
+        "data": {"name": data.name, "kind": data.kind, "split": data.audit.get("split"), "counts": data.counts(),
+                 "crops": _digest(data.subsets)},
+        "eval_sets": {name: _digest({name: sub}) for name, sub in sorted(eval_sets.items())},
     }, default=str))
+
+
+def _digest(subsets: dict[str, Any]) -> str:
+    h = hashlib.sha256()
+    for name in sorted(subsets):
+        sub = subsets[name]
+        h.update(f"[{name}]\n".encode())
+        for key, label in zip(sub.keys, [int(v) for v in sub.labels]):
+            h.update(f"{key}\t{label}\n".encode())
+    return h.hexdigest()[:20]
 
 
 def write_plan(out: Path, the_plan: dict[str, Any]) -> None:
@@ -54,37 +78,55 @@ def write_plan(out: Path, the_plan: dict[str, Any]) -> None:
     tmp.replace(out / PLAN_JSON)
 
 
-def find_unfinished(out: Path, the_plan: dict[str, Any], runs: list[Any], eval_set_names: list[str]) -> Resumed | None:
-    """The unfinished benchmark of this very plan in `out`, or None (no plan there, another plan, every run
-    already finished, or none finished yet: then a new benchmark is the same thing)."""
+def read_earlier(out: Path) -> Earlier | None:
+    """The benchmark in `out` by its plan.json, or None where there is none (or it cannot be read)."""
     from benchmark.report import HISTORY_JSONL, RESULTS_JSONL
 
     try:
         earlier = json.loads((out / PLAN_JSON).read_text())
-    except (OSError, ValueError):
-        return None
-    if earlier != the_plan:
+        run_keys = earlier["runs"]
+        sets = ["test", *earlier.get("eval_sets", {})]
+        needed = {_name(r["model"], r.get("norm"), r["seed"]): {(e, s) for e in r["eval_epochs"] for s in sets}
+                  for r in run_keys}
+    except (OSError, ValueError, KeyError, TypeError):
         return None
     rows = _read_rows(out / RESULTS_JSONL)
-    sets = ["test", *eval_set_names]
-    needed = {r.run_name: {(e, s) for e in r.eval_epochs for s in sets} for r in runs}
-    have: dict[str, set[tuple[int, str]]] = {}
+    have: dict[str, set[tuple[Any, Any]]] = {}
     failed: set[str] = set()
     for row in rows:
-        name = _run_name(row)
+        name = f"{row.get('config')}-s{row.get('seed')}"
         if row.get("error"):
             failed.add(name)
         else:
             have.setdefault(name, set()).add((row.get("epochs"), row.get("eval_set")))
     done = {n for n, need in needed.items() if need <= have.get(n, set()) and n not in failed}
-    if not done or done == set(needed):
-        return None
+    keep = [r for r in rows if f"{r.get('config')}-s{r.get('seed')}" in done and not r.get("error")]
     history = [h for h in _read_rows(out / HISTORY_JSONL) if h.get("run") in done]
-    return Resumed(done, [r for r in rows if _run_name(r) in done and not r.get("error")], history)
+    return Earlier(earlier, set(needed), done, keep, history)
 
 
-def _run_name(row: dict[str, Any]) -> str:
-    return f"{row.get('config')}-s{row.get('seed')}"
+def differences(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    """What differs between two plans, in the options' words (for the message that refuses a mismatch)."""
+    out = []
+    labels = {"model": "models", "norm": "norms", "seed": "seeds", "epochs": "--epochs", "eval_epochs": "budgets",
+              "input_size": "--input-size", "batch_size": "--batch-size", "pretrained": "pretrained weights",
+              "protocol": "--protocol", "lr": "learning rate", "compile": "--compile", "cuda_graph": "--cuda-graph"}
+    for key, label in labels.items():
+        a = sorted({json.dumps(r.get(key)) for r in before.get("runs", [])})
+        b = sorted({json.dumps(r.get(key)) for r in now.get("runs", [])})
+        if a != b:
+            out.append(f"{label} {', '.join(a)} before, {', '.join(b)} now")
+    if before.get("data") != now.get("data"):
+        out.append("the data or its split")
+    for key, label in (("eval_sets", "--eval-on"), ("precision", "--precision"), ("stack_seeds", "--stack-seeds"),
+                       ("device", "the device")):
+        if before.get(key) != now.get(key):
+            out.append(label)
+    return out or ["the plan"]
+
+
+def _name(model: str, norm: str | None, seed: int) -> str:
+    return f"{model}-{norm}-s{seed}" if norm else f"{model}-s{seed}"
 
 
 def _read_rows(path: Path) -> list[dict[str, Any]]:

@@ -94,19 +94,112 @@ def test_a_finished_benchmark_rerun_is_a_new_one(store, tmp_path):
     assert len(list(out.glob("previous-*"))) == 1 and "previous_results" in result.meta
 
 
-@pytest.mark.parametrize("change", [{"epochs": 3}, {"input_size": 14}, {"fresh": True}, {"precision": "bf16"}])
-def test_other_settings_or_fresh_start_a_new_benchmark(store, tmp_path, change):
+@pytest.mark.parametrize("change,named", [({"epochs": 3}, "--epochs"), ({"input_size": 14}, "--input-size"),
+                                          ({"precision": "bf16"}, "--precision"), ({"seeds": 3}, "seeds")])
+def test_an_unfinished_benchmark_of_other_settings_is_refused_not_moved(store, tmp_path, change, named):
+    """A typo in a rerun must not move the unfinished benchmark aside (where resuming never looks again)."""
+    from benchmark.harness import run_bench
+    from benchmark.report import read_jsonl
+    from lrfp.errors import BenchUsageError
+
+    out = tmp_path / "o"
+    on_event, _ = _interrupt_when("model3-s1")
+    with pytest.raises(KeyboardInterrupt):
+        run_bench(_cfg(store, out, seeds=2), on_event=on_event)
+    rows = read_jsonl(out / "results.jsonl")
+    with pytest.raises(BenchUsageError) as e:
+        run_bench(_cfg(store, out, **{"seeds": 2, **change}))
+    msg = str(e.value)
+    assert msg.startswith(f"--out {out} holds an unfinished benchmark of other settings (") and named in msg
+    assert "1 of its 2 runs are finished" in msg and "add --fresh" in msg
+    assert read_jsonl(out / "results.jsonl") == rows and not list(out.glob("previous-*"))  # nothing moved
+    on_event, seen = _recorder()  # its own command still resumes it
+    run_bench(_cfg(store, out, seeds=2), on_event=on_event)
+    assert seen["started"] == ["model3-s1"]
+
+
+def test_fresh_starts_anew_and_moves_the_unfinished_one_aside(store, tmp_path):
+    from benchmark.events import PreviousMoved
     from benchmark.harness import run_bench
 
     out = tmp_path / "o"
     on_event, _ = _interrupt_when("model3-s1")
     with pytest.raises(KeyboardInterrupt):
         run_bench(_cfg(store, out, seeds=2), on_event=on_event)
-    on_event, seen = _recorder()
-    run_bench(_cfg(store, out, seeds=2, **change), on_event=on_event)
-    assert seen["started"] == ["model3-s0", "model3-s1"] and not seen["resumed"]
+    events = []
+    run_bench(_cfg(store, out, seeds=2, fresh=True), on_event=events.append)
+    moved = [e for e in events if isinstance(e, PreviousMoved)]
     (previous,) = out.glob("previous-*")
+    assert moved and moved[0].path == str(previous)  # said before the first run, not only at the end
     assert (previous / "plan.json").exists() and (previous / "results.jsonl").exists()
+
+
+def test_another_split_with_the_same_counts_is_another_plan(smfd_dir, tmp_path):
+    """Re-splitting with another seed can keep every count (balanced, fixed sizes): the crops decide."""
+    from benchmark.harness import run_bench
+    from benchmark.resume import PLAN_JSON
+    from lrfp.errors import BenchUsageError
+    import json
+
+    s = build_store(tmp_path / "data", smfd_dir, n_groups=50, max_side=16)
+    grouped_split(s, "g", seed=0)
+    s.close()
+    out = tmp_path / "o"
+    on_event, _ = _interrupt_when("model3-s1")
+    with pytest.raises(KeyboardInterrupt):
+        run_bench(_cfg(tmp_path / "data", out, seeds=2), on_event=on_event)
+    plan = json.loads((out / PLAN_JSON).read_text())
+    plan["data"]["crops"] = "0" * 20  # as if another split had put other crops in the subsets
+    (out / PLAN_JSON).write_text(json.dumps(plan))
+    with pytest.raises(BenchUsageError, match="the data or its split"):
+        run_bench(_cfg(tmp_path / "data", out, seeds=2))
+
+
+def test_a_second_bench_into_an_out_in_use_is_refused(store, tmp_path):
+    import fcntl
+
+    from benchmark.harness import run_bench
+    from lrfp.errors import BenchError
+
+    out = tmp_path / "o"
+    out.mkdir()
+    with open(out / ".bench.lock", "w") as held:  # another lrfp bench holds this --out
+        held.write("4242")
+        held.flush()
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(BenchError, match=r"another lrfp bench \(process 4242\) is writing to --out"):
+            run_bench(_cfg(store, out, seeds=1))
+    assert not (out / "results.jsonl").exists()
+    run_bench(_cfg(store, out, seeds=1))  # free again
+
+
+def test_a_failed_check_leaves_no_empty_out(store, tmp_path):
+    from benchmark.harness import run_bench
+    from lrfp.errors import LrfpError
+
+    out = tmp_path / "new"
+    with pytest.raises(LrfpError):
+        run_bench(_cfg(store, out, split="no-such-split"))
+    assert not out.exists()
+
+
+def test_seeds_that_cannot_be_stacked_say_so(store, tmp_path):
+    from benchmark.events import Notice
+    from benchmark.harness import run_bench
+
+    events = []
+    run_bench(_cfg(store, tmp_path / "o", seeds=2, stack_seeds=True, precision="bf16"), on_event=events.append)
+    notes = [e.text for e in events if isinstance(e, Notice)]
+    assert notes == ["--stack-seeds: model3 trains its 2 seeds one at a time (bf16 on a CPU checks each model's "
+                     "gradients for oneDNN's NaN bug, one model at a time)"]
+
+
+def test_results_md_says_what_this_benchmark_ran(store, tmp_path):
+    from benchmark.harness import run_bench
+
+    run_bench(_cfg(store, tmp_path / "o", seeds=2))
+    md = (tmp_path / "o" / "results.md").read_text()
+    assert "- this benchmark: 2 epochs evaluated at 2, 2 seeds per config" in md
 
 
 def test_failed_runs_are_tried_again_and_the_finished_ones_kept(store, tmp_path):
@@ -162,6 +255,23 @@ def test_a_half_written_last_row_is_not_a_finished_run(store, tmp_path):
     on_event, seen = _recorder()
     run_bench(_cfg(store, out), on_event=on_event)
     assert seen["started"] == ["model3-s1", "model3-s2"]
+
+
+def test_ctrl_c_under_fresh_says_to_rerun_without_it(store, tmp_path, capsys, monkeypatch):
+    from test_bench_run import cli
+
+    import benchmark.harness
+
+    def interrupted(cfg, on_event=None):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(benchmark.harness, "run_bench", interrupted)
+    args = ["bench", "--model", "model3", "--protocol", "quick", "-d", str(store), "--out", str(tmp_path / "o"),
+            "--device", "cpu"]
+    code, _, err = cli(capsys, *args, "--fresh")
+    assert code == 130 and "rerun the command without --fresh to finish" in err
+    code, _, err = cli(capsys, *args)
+    assert code == 130 and "rerun the same command to finish" in err
 
 
 def test_the_command_says_it_resumes(store, tmp_path, capsys):

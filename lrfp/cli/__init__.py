@@ -141,11 +141,19 @@ def refuse_conflicting_repeats(cmd, args: list[str]) -> None:  # noqa: ANN001 - 
 
 
 INTERRUPTED = "Interrupted: what was stored stays; rerun the same command to finish."
+_on_interrupt = [INTERRUPTED]
+
+
+def on_interrupt_say(message: str) -> None:
+    """What a command wants said on Ctrl-C instead of INTERRUPTED (e.g. how to finish where the same command
+    would not); the last call wins."""
+    _on_interrupt[-1] = message
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: runs the app and turns LrfpError into `Error: <message>` and an exit code."""
     debug = os.environ.get("LRFP_DEBUG") == "1"
+    _on_interrupt[-1] = INTERRUPTED
     try:
         cmd = command()
         refuse_conflicting_repeats(cmd, list(sys.argv[1:] if argv is None else argv))
@@ -156,7 +164,7 @@ def main(argv: list[str] | None = None) -> None:
         typer.echo(f"Error: {e}", err=True)
         sys.exit(e.exit_code)
     except (typer.Abort, KeyboardInterrupt):
-        typer.echo(INTERRUPTED, err=True)
+        typer.echo(_on_interrupt[-1], err=True)
         sys.exit(130)
     except TyperException as e:  # usage errors: typer's (vendored click) exceptions know how to show themselves
         e.show()
@@ -167,5 +175,5 @@ def main(argv: list[str] | None = None) -> None:
         typer.echo(f"Error: unexpected {type(e).__name__}: {e} (rerun with LRFP_DEBUG=1 for the traceback)", err=True)
         sys.exit(1)
     if rv == 130:  # typer turns Ctrl-C inside a command into exit code 130
-        typer.echo(INTERRUPTED, err=True)
+        typer.echo(_on_interrupt[-1], err=True)
     sys.exit(rv if isinstance(rv, int) else 0)

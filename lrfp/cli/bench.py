@@ -63,6 +63,10 @@ def bench(
         pretrained=not no_pretrained, input_size=input_size, jobs=jobs, batch_size=batch_size, precision=precision,
         compile=compile_, stack_seeds=stack_seeds, cuda_graph=cuda_graph, fresh=fresh,
     )
+    if fresh:  # on Ctrl-C the same command would start over again
+        from lrfp.cli import on_interrupt_say
+
+        on_interrupt_say("Interrupted: what was stored stays; rerun the command without --fresh to finish.")
     with _progress() as on_event:
         result = run_bench(cfg, on_event=on_event)
     console.print(tables.bench_header(result.meta, result.summary), soft_wrap=True)
@@ -80,7 +84,8 @@ def bench(
 
 @contextlib.contextmanager
 def _progress() -> Iterator[Callable[[Any], None]]:
-    from benchmark.events import DecodeProgress, EpochDone, EvalOverlap, GridPlanned, GridResumed, PrecisionChosen
+    from benchmark.events import (DecodeProgress, EpochDone, EvalOverlap, GridPlanned, GridResumed, Notice, PrecisionChosen,
+                                  PreviousMoved)
     from lrfp.cli.console import err
     from lrfp.cli.progress import make_progress
 
@@ -100,6 +105,10 @@ def _progress() -> Iterator[Callable[[Any], None]]:
                 from rich.markup import escape
 
                 err.print(f"[bold red]Warning:[/bold red] {escape(event.warning)}", soft_wrap=True)
+            elif isinstance(event, PreviousMoved):
+                err.print(f"A new benchmark: the earlier results in this --out were moved to {event.path}", soft_wrap=True)
+            elif isinstance(event, Notice):
+                err.print(f"Note: {event.text}", soft_wrap=True)
             elif isinstance(event, GridResumed):
                 err.print(f"Resuming the unfinished benchmark in this --out: {len(event.done)} of {event.total} runs "
                           "are already finished and kept (--fresh starts over)", soft_wrap=True)
