@@ -440,13 +440,33 @@ def _run_planned(cfg: BenchConfig, protocol: Protocol, device: str, runs: list[A
     finally:
         meta["wall_seconds"] = time.perf_counter() - t0
         meta["interrupted"] = interrupted
-        files = [report.write_markdown(cfg.out, writer.rows, meta)]
-        if writer.rows or writer.history:
-            try:
-                files += report.write_plots(cfg.out, writer.rows, writer.history)
-            except Exception:  # a plot must never cost the rows
-                log.exception("plotting failed")
+        with _deferred_ctrl_c():  # a second Ctrl-C while the summary is written waits the second or two it takes
+            files = [report.write_markdown(cfg.out, writer.rows, meta)]
+            if writer.rows or writer.history:
+                try:
+                    files += report.write_plots(cfg.out, writer.rows, writer.history)
+                except Exception:  # a plot must never cost the rows
+                    log.exception("plotting failed")
     return BenchResult(out=cfg.out, rows=writer.rows, summary=report.summarize(writer.rows), files=files, meta=meta)
+
+
+@contextlib.contextmanager
+def _deferred_ctrl_c() -> Iterator[None]:
+    """Hold SIGINT during the block (main thread only) and deliver one that came in after it."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught and callable(previous):
+        previous(signal.SIGINT, None)
 
 
 def _run_one(run_cfg, data, eval_sets, ckpt_dir, context, on_row, on_epoch, emit) -> None:

@@ -289,3 +289,26 @@ def test_the_command_says_it_resumes(store, tmp_path, capsys):
     assert code == 0
     captured = err + stdout
     assert "Resuming the unfinished benchmark in this --out: 1 of 2 runs are already finished" in captured.replace("\n", " ")
+
+
+def test_a_second_ctrl_c_while_the_summary_is_written_still_leaves_results_md(store, tmp_path, monkeypatch):
+    """Ctrl-C twice (the second one during the wrap-up): results.md and the plots are still written."""
+    import os
+    import signal
+
+    from benchmark import report
+    from benchmark.harness import run_bench
+
+    out = tmp_path / "o"
+    write_markdown = report.write_markdown
+
+    def impatient(*a, **kw):  # the user presses Ctrl-C again while results.md is being written
+        os.kill(os.getpid(), signal.SIGINT)
+        return write_markdown(*a, **kw)
+
+    monkeypatch.setattr(report, "write_markdown", impatient)
+    on_event, _ = _interrupt_when("model3-s1")
+    with pytest.raises(KeyboardInterrupt):
+        run_bench(_cfg(store, out, seeds=2), on_event=on_event)
+    assert "INTERRUPTED" in (out / "results.md").read_text()
+    assert (out / "learning_curves.png").exists()
