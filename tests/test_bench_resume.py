@@ -81,6 +81,8 @@ def test_a_rerun_after_ctrl_c_trains_only_the_unfinished_runs(store, tmp_path):
     assert (out / "results.csv").read_text().count("\n") == 4  # header + 3 rows
     assert not list(out.glob("previous-*"))
     assert "- resumed: 2 runs were finished by an earlier, interrupted session" in (out / "results.md").read_text()
+    assert [f.name for f in result.files[1:]] == ["learning_curves.png", "accuracy_vs_epochs.png",
+                                                  "accuracy_vs_face_size.png"]  # plots of kept rows (read back from JSON) too
 
 
 def test_a_finished_benchmark_rerun_is_a_new_one(store, tmp_path):
