@@ -48,6 +48,11 @@ def _clean(value: Any) -> Any:
     return value
 
 
+def _json_line(obj: dict[str, Any]) -> str:
+    """One row or history entry as a results.jsonl / history.jsonl line (NaN written as null)."""
+    return json.dumps({k: _clean(v) for k, v in obj.items()}, default=str) + "\n"
+
+
 class ResultsWriter:
     """Appends each row the moment it exists (fsynced), so that an interrupted benchmark keeps its rows.
 
@@ -62,7 +67,7 @@ class ResultsWriter:
         self.history: list[dict[str, Any]] = list(history or [])
         for name, kept in ((RESULTS_JSONL, self.rows), (HISTORY_JSONL, self.history)):
             tmp = out / (name + ".tmp")
-            tmp.write_text("".join(json.dumps({k: _clean(v) for k, v in obj.items()}, default=str) + "\n" for obj in kept))
+            tmp.write_text("".join(_json_line(obj) for obj in kept))
             os.replace(tmp, out / name)
         if self.rows:
             write_csv(out / RESULTS_CSV, self.rows)
@@ -70,7 +75,7 @@ class ResultsWriter:
     @staticmethod
     def _append(path: Path, obj: dict[str, Any]) -> None:
         with open(path, "a") as fh:
-            fh.write(json.dumps({k: _clean(v) for k, v in obj.items()}, default=str) + "\n")
+            fh.write(_json_line(obj))
             fh.flush()
             os.fsync(fh.fileno())
 
@@ -98,10 +103,24 @@ def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
     os.replace(tmp, path)
 
 
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
+def read_jsonl(path: Path, *, skip_bad: bool = False) -> list[dict[str, Any]]:
+    """The JSON objects of `path`, one a line ([] if it does not exist). skip_bad: leave out a line that does not
+    parse (a crash in the middle of writing it) instead of raising ValueError."""
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    out = []
+    for line in path.read_text().splitlines():
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            if skip_bad:
+                continue
+            raise
+        if isinstance(obj, dict) or not skip_bad:
+            out.append(obj)
+    return out
 
 
 # -- summary -------------------------------------------------------------------------------------

@@ -53,7 +53,7 @@ def plan(runs: list[Any], data: Any, eval_sets: dict[str, Any], precision: str, 
     The data is identified by its crops: a digest of every subset's (crop key, label) pairs, so that another
     split, a relabeled crop or another --eval-on folder is another plan even where the counts stay the same.
     """
-    run_keys = [{k: v for k, v in asdict(r).items() if k in _RUN_FIELDS} for r in runs]
+    run_keys = [{"run": r.run_name, **{k: v for k, v in asdict(r).items() if k in _RUN_FIELDS}} for r in runs]
     return json.loads(json.dumps({
         "runs": run_keys, "precision": precision, "stack_seeds": stack_seeds, "device": device.split(":")[0],
         "data": {"name": data.name, "kind": data.kind, "split": data.audit.get("split"), "counts": data.counts(),
@@ -80,28 +80,28 @@ def write_plan(out: Path, the_plan: dict[str, Any]) -> None:
 
 def read_earlier(out: Path) -> Earlier | None:
     """The benchmark in `out` by its plan.json, or None where there is none (or it cannot be read)."""
-    from benchmark.report import HISTORY_JSONL, RESULTS_JSONL
+    from benchmark.report import HISTORY_JSONL, RESULTS_JSONL, read_jsonl
 
     try:
         earlier = json.loads((out / PLAN_JSON).read_text())
         run_keys = earlier["runs"]
         sets = ["test", *earlier.get("eval_sets", {})]
-        needed = {_name(r["model"], r.get("norm"), r["seed"]): {(e, s) for e in r["eval_epochs"] for s in sets}
-                  for r in run_keys}
+        needed = {r["run"]: {(e, s) for e in r["eval_epochs"] for s in sets} for r in run_keys}
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    rows = _read_rows(out / RESULTS_JSONL)
+    # a line cut in half by a crash is left out: its run is then not finished and is trained again
+    rows = read_jsonl(out / RESULTS_JSONL, skip_bad=True)
     have: dict[str, set[tuple[Any, Any]]] = {}
     failed: set[str] = set()
     for row in rows:
-        name = f"{row.get('config')}-s{row.get('seed')}"
+        name = _row_run(row)
         if row.get("error"):
             failed.add(name)
         else:
             have.setdefault(name, set()).add((row.get("epochs"), row.get("eval_set")))
     done = {n for n, need in needed.items() if need <= have.get(n, set()) and n not in failed}
-    keep = [r for r in rows if f"{r.get('config')}-s{r.get('seed')}" in done and not r.get("error")]
-    history = [h for h in _read_rows(out / HISTORY_JSONL) if h.get("run") in done]
+    keep = [r for r in rows if _row_run(r) in done and not r.get("error")]
+    history = [h for h in read_jsonl(out / HISTORY_JSONL, skip_bad=True) if h.get("run") in done]
     return Earlier(earlier, set(needed), done, keep, history)
 
 
@@ -125,21 +125,6 @@ def differences(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
     return out or ["the plan"]
 
 
-def _name(model: str, norm: str | None, seed: int) -> str:
-    return f"{model}-{norm}-s{seed}" if norm else f"{model}-s{seed}"
-
-
-def _read_rows(path: Path) -> list[dict[str, Any]]:
-    """The JSON lines of `path`; a line that does not parse (a crash in the middle of writing it) is left out:
-    its run is then not finished and is trained again."""
-    if not path.exists():
-        return []
-    out = []
-    for line in path.read_text().splitlines():
-        try:
-            obj = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(obj, dict):
-            out.append(obj)
-    return out
+def _row_run(row: dict[str, Any]) -> str:
+    """The run a result row belongs to, named as `engine.RunConfig.run_name` names it."""
+    return f"{row.get('config')}-s{row.get('seed')}"

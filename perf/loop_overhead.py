@@ -190,6 +190,10 @@ def main(argv: list[str] | None = None) -> dict:
               "threads": torch.get_num_threads(), "batch_size": args.batch_size, "batches": args.batches,
               "rounds": args.rounds, "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()), "code": code_version(),
               "models": []}
+    def add(row: dict) -> None:  # into the JSON result, and on stderr as it comes (a long run shows its progress)
+        result["models"].append(row)
+        print(json.dumps(row), file=sys.stderr, flush=True)
+
     for name in args.model or ["model3"]:
         model, _, norm = name.partition("-")
         spec = get_spec(model)
@@ -215,16 +219,13 @@ def main(argv: list[str] | None = None) -> dict:
             # the spread of the rounds (fastest / slowest), to tell a real gap from a noisy machine
             row.update(bare_round_spread=round(min(tb) / max(tb), 3), lrfp_round_spread=round(min(to) / max(to), 3),
                        lrfp_fp32_retries=ours.fp32_retries)
-            result["models"].append(row)
-            print(json.dumps(row), file=sys.stderr, flush=True)
+            add(row)
             if args.first_conv_nchw and cfg.channels_last:
                 row = first_conv_layouts(cfg, args.batches, args.rounds)
-                result["models"].append(row)
-                print(json.dumps(row), file=sys.stderr, flush=True)
+                add(row)
         if args.stacked and prec == precisions[-1]:
             row = stacked_vs_separate(cfg, args.batches, args.rounds, args.stacked)
-            result["models"].append(row)
-            print(json.dumps(row), file=sys.stderr, flush=True)
+            add(row)
     text = json.dumps(result, indent=2)
     print(text)
     if args.out:
