@@ -15,7 +15,8 @@
 #    tensors in memory, 3 seeds stacked (torch.func) vs one after another, and the bare step with the
 #    first convolution in NCHW vs all channels-last; first with every step replayed as a CUDA graph
 #    (--cuda-graph), then eagerly. Estimated at one to two minutes each (never timed on a GPU): they say
-#    which of the opt-in paths pays, per model, before the grids spend the rest.
+#    which of the opt-in paths pays, per model, before the grids spend the rest. Each keeps time for the grids
+#    (380 s and 330 s of the 560): stopped early if slow, they leave grid_graph at least 180 s whatever happens.
 # 2. grid_graph: the real thesis grid, 10 configs x 3 seeds x 80 epochs, --no-pretrained, with
 #    `--cuda-graph --stack-seeds` (the two opt-in paths together), timed end to end (goal: <= 150 s); it
 #    keeps 150 s for the phases after it, so a slow one is stopped and reported partial.
@@ -69,11 +70,11 @@ fi
 "$PY" -c "import torch, torchvision, sys; print('python', sys.version.split()[0], 'torch', torch.__version__, 'torchvision', torchvision.__version__, 'cuda', torch.cuda.is_available())" | tee -a "$OUT/log.txt"
 
 if (( ${#GRAPH[@]} )); then
-    phase overhead_graph 45 0 "$PY" -m perf.loop_overhead "${DEV[@]}" "${OVER[@]}" "${GRAPH[@]}" --out "$OUT/overhead_graph.json"
+    phase overhead_graph 45 380 "$PY" -m perf.loop_overhead "${DEV[@]}" "${OVER[@]}" "${GRAPH[@]}" --out "$OUT/overhead_graph.json"
 else
     log "skip overhead_graph: CUDA graphs need a GPU"
 fi
-phase overhead 45 0 "$PY" -m perf.loop_overhead "${DEV[@]}" "${OVER[@]}" --out "$OUT/overhead.json"
+phase overhead 45 330 "$PY" -m perf.loop_overhead "${DEV[@]}" "${OVER[@]}" --out "$OUT/overhead.json"
 
 grid() {  # grid PHASE_NAME RESERVE_SECONDS EXTRA_FLAGS...: the thesis grid, timed; results.md/.csv/.jsonl come back
     local name=$1 reserve=$2; shift 2

@@ -19,6 +19,7 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -158,41 +159,10 @@ def stacked_vs_separate(run_cfg, batches: int, rounds: int, k: int) -> dict:
     return row
 
 
-def main(argv: list[str] | None = None) -> dict:
+def _measure(args: argparse.Namespace, device: str, add: Callable[[dict], None]) -> None:
+    """Every config x precision asked for: its rows, each passed to `add` as soon as it is measured."""
     from benchmark.engine import RunConfig
-    from benchmark.harness import device_name, resolve_device
     from benchmark.registry import get_spec
-
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", action="append", help="model or model-norm (e.g. model1-bn); repeatable; default model3")
-    ap.add_argument("--size", type=int, help="input side (default: the model's size under --sizes)")
-    ap.add_argument("--sizes", choices=("quick", "thesis"), default="quick", help="the models' quick or thesis input sizes")
-    ap.add_argument("--batch-size", type=int, default=64)
-    ap.add_argument("--batches", type=int, default=8, help="batches a timed round")
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--device", default="cpu")
-    ap.add_argument("--threads", type=int)
-    ap.add_argument("--precision", choices=("fp32", "bf16", "both"), default="both")
-    ap.add_argument("--stacked", type=int, default=0,
-                    help="also time K seeds as K separate epochs against one stacked epoch (benchmark/stacked.py)")
-    ap.add_argument("--compile", default="", help="torch.compile mode for both loops (default, reduce-overhead); off if empty")
-    ap.add_argument("--first-conv-nchw", action="store_true",
-                    help="also time the bare step with the first convolution in NCHW and the rest channels-last")
-    ap.add_argument("--cuda-graph", action="store_true", help="replay every step (lrfp's, bare, stacked) as a CUDA graph")
-    ap.add_argument("--out")
-    args = ap.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = resolve_device(args.device)
-    if device.startswith("cuda"):  # as lrfp bench does (engine.run): cuDNN picks its kernels by timing
-        torch.backends.cudnn.benchmark = True
-    result = {"machine": device_name(device), "torch": torch.__version__, "platform": platform.platform(),
-              "threads": torch.get_num_threads(), "batch_size": args.batch_size, "batches": args.batches,
-              "rounds": args.rounds, "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()), "code": code_version(),
-              "models": []}
-    def add(row: dict) -> None:  # into the JSON result, and on stderr as it comes (a long run shows its progress)
-        result["models"].append(row)
-        print(json.dumps(row), file=sys.stderr, flush=True)
 
     for name in args.model or ["model3"]:
         model, _, norm = name.partition("-")
@@ -226,6 +196,47 @@ def main(argv: list[str] | None = None) -> dict:
         if args.stacked and prec == precisions[-1]:
             row = stacked_vs_separate(cfg, args.batches, args.rounds, args.stacked)
             add(row)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    from benchmark.harness import device_name, resolve_device
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", action="append", help="model or model-norm (e.g. model1-bn); repeatable; default model3")
+    ap.add_argument("--size", type=int, help="input side (default: the model's size under --sizes)")
+    ap.add_argument("--sizes", choices=("quick", "thesis"), default="quick", help="the models' quick or thesis input sizes")
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--batches", type=int, default=8, help="batches a timed round")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--threads", type=int)
+    ap.add_argument("--precision", choices=("fp32", "bf16", "both"), default="both")
+    ap.add_argument("--stacked", type=int, default=0,
+                    help="also time K seeds as K separate epochs against one stacked epoch (benchmark/stacked.py)")
+    ap.add_argument("--compile", default="", help="torch.compile mode for both loops (default, reduce-overhead); off if empty")
+    ap.add_argument("--first-conv-nchw", action="store_true",
+                    help="also time the bare step with the first convolution in NCHW and the rest channels-last")
+    ap.add_argument("--cuda-graph", action="store_true", help="replay every step (lrfp's, bare, stacked) as a CUDA graph")
+    ap.add_argument("--out")
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    if device.startswith("cuda"):  # as lrfp bench does (engine.run): cuDNN picks its kernels by timing
+        torch.backends.cudnn.benchmark = True
+    result = {"machine": device_name(device), "torch": torch.__version__, "platform": platform.platform(),
+              "threads": torch.get_num_threads(), "batch_size": args.batch_size, "batches": args.batches,
+              "rounds": args.rounds, "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()), "code": code_version(),
+              "models": []}
+    def add(row: dict) -> None:  # into the JSON result, and on stderr as it comes (a long run shows its progress)
+        result["models"].append(row)
+        print(json.dumps(row), file=sys.stderr, flush=True)
+
+    try:  # stopped early (Ctrl-C, or gpu_check.sh's time limit: SIGINT), it still writes the rows it has
+        _measure(args, device, add)
+    except KeyboardInterrupt:
+        result["interrupted"] = True
+        print("interrupted: writing the rows measured so far", file=sys.stderr, flush=True)
     text = json.dumps(result, indent=2)
     print(text)
     if args.out:

@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -58,11 +59,69 @@ def fastest(epochs: list[dict[str, float]]) -> float:
     return max(e["images_per_s"] for e in epochs)
 
 
+def compare_loops(runs: list, data: Any, device: str, args: argparse.Namespace, result: dict) -> None:
+    """Per run (one seed of each config): lrfp's loop vs the plain DataLoader loop, each row appended to
+    result["models"] (and printed on stderr) as soon as it is measured."""
+    from perf.dataloader_baseline import dataloader_trainer, export_image_folder
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = export_image_folder(data.subsets["train"], Path(tmp) / "train") if runs else None
+        for r in runs:
+            ours = lrfp_trainer(r, data)
+            plain = dataloader_trainer(r.model, r.norm, folder, r.input_size, device=device, workers=args.workers,
+                                       batch_size=r.batch_size, lr=r.lr, rotation_degrees=r.rotation_degrees)
+            ours(), plain()  # warm-up: allocator, oneDNN/cuDNN kernels, DataLoader workers
+            timed_ours, timed_plain = [], []
+            for _ in range(args.epochs):  # alternate, so that a burst of load hits both loops alike
+                timed_ours.append(ours())
+                timed_plain.append(plain())
+            row = {"config": r.config_name, "input_size": r.input_size, "lrfp_precision": "bf16" if r.amp else "fp32",
+                   "lrfp_channels_last": r.channels_last, "lrfp_images_per_s": round(fastest(timed_ours), 1),
+                   "dataloader_images_per_s": round(fastest(timed_plain), 1)}
+            row["speedup"] = round(row["lrfp_images_per_s"] / row["dataloader_images_per_s"], 2)
+            result["models"].append(row)
+            print(json.dumps(row), file=sys.stderr, flush=True)
+            del ours, plain
+
+
+def extrapolate(result: dict, runs: list, per_run_images: int, seeds: int) -> None:
+    """The grid's training seconds both ways, from the configs measured in result["models"]: each run is
+    per_run_images (train set x epochs x seeds); a comparison cut short extrapolates only the configs it has
+    and says so (`grid_configs_measured` < `grid_configs`)."""
+    measured = result["models"]
+    result["grid_runs"] = len(runs) * seeds
+    result["grid_configs"], result["grid_configs_measured"] = len(runs), len(measured)
+    for loop in ("lrfp", "dataloader"):
+        result[f"grid_{loop}_seconds_extrapolated"] = (
+            round(sum(per_run_images / m[f"{loop}_images_per_s"] for m in measured), 1) if measured else None)
+
+
+def time_grid(cfg: Any, device: str, args: argparse.Namespace, result: dict) -> None:
+    """The real grid with `lrfp bench`, timed end to end. Cut short, it raises KeyboardInterrupt after
+    recording the seconds so far (`grid_lrfp_seconds_until_stopped`); the finished runs' rows stay in --grid-out."""
+    from benchmark.harness import BenchConfig, run_bench
+
+    result["grid_stack_seeds"], result["grid_cuda_graph"] = args.stack_seeds, args.cuda_graph
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        try:
+            res = run_bench(BenchConfig(data_dir=cfg.data_dir, split=args.split, protocol=args.protocol,
+                                        models=cfg.models, device=device, pretrained=False, seeds=args.seeds,
+                                        jobs=args.jobs, precision=args.precision, stack_seeds=args.stack_seeds,
+                                        cuda_graph=args.cuda_graph,
+                                        out=Path(args.grid_out) if args.grid_out else Path(tmp) / "grid"))
+        except KeyboardInterrupt:
+            result["grid_lrfp_seconds_until_stopped"] = round(time.perf_counter() - t0, 1)
+            raise
+        result["grid_lrfp_seconds_measured"] = round(time.perf_counter() - t0, 1)
+        result["grid_rows"] = len(res.rows)
+        result["grid_jobs"] = res.meta.get("jobs")
+
+
 def main(argv: list[str] | None = None) -> dict:
     from benchmark.data import load_store_split
-    from perf.dataloader_baseline import dataloader_trainer, export_image_folder
     from benchmark.harness import (BenchConfig, choose_precision, device_name, plan_runs, resolve_device,
-                                   resolve_precision, run_bench)
+                                   resolve_precision)
     from benchmark.protocols import get_protocol
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -98,7 +157,6 @@ def main(argv: list[str] | None = None) -> dict:
     runs = [r for r in plan_runs(cfg, protocol, device) if r.seed == 0]
     if resolve_precision(args.precision, device) is None:  # auto on a CPU: the bench's own timed probe
         runs = choose_precision(runs, lambda event: print(event, file=sys.stderr))
-    seeds = args.seeds or protocol.seeds
     data = load_store_split(cfg.data_dir, cfg.split)
     n_train = len(data.subsets["train"])
     result = {
@@ -108,42 +166,17 @@ def main(argv: list[str] | None = None) -> dict:
     }
     if args.grid_only:
         runs, args.grid = [], True
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = export_image_folder(data.subsets["train"], Path(tmp) / "train") if runs else None
-        for r in runs:
-            ours = lrfp_trainer(r, data)
-            plain = dataloader_trainer(r.model, r.norm, folder, r.input_size, device=device, workers=args.workers,
-                                       batch_size=r.batch_size, lr=r.lr, rotation_degrees=r.rotation_degrees)
-            ours(), plain()  # warm-up: allocator, oneDNN/cuDNN kernels, DataLoader workers
-            timed_ours, timed_plain = [], []
-            for _ in range(args.epochs):  # alternate, so that a burst of load hits both loops alike
-                timed_ours.append(ours())
-                timed_plain.append(plain())
-            row = {"config": r.config_name, "input_size": r.input_size, "lrfp_precision": "bf16" if r.amp else "fp32",
-                   "lrfp_channels_last": r.channels_last, "lrfp_images_per_s": round(fastest(timed_ours), 1),
-                   "dataloader_images_per_s": round(fastest(timed_plain), 1)}
-            row["speedup"] = round(row["lrfp_images_per_s"] / row["dataloader_images_per_s"], 2)
-            result["models"].append(row)
-            print(json.dumps(row), file=sys.stderr, flush=True)
-            del ours, plain
     # One run per config and seed of protocol.epochs epochs over the train set (validation/test passes excluded).
-    per_run_images = n_train * protocol.epochs * seeds
-    result["grid_runs"] = len(runs) * seeds
-    result["grid_lrfp_seconds_extrapolated"] = None if not runs else round(sum(per_run_images / m["lrfp_images_per_s"] for m in result["models"]), 1)
-    result["grid_dataloader_seconds_extrapolated"] = None if not runs else round(
-        sum(per_run_images / m["dataloader_images_per_s"] for m in result["models"]), 1)
-    if args.grid:
-        with tempfile.TemporaryDirectory() as tmp:
-            t0 = time.perf_counter()
-            res = run_bench(BenchConfig(data_dir=cfg.data_dir, split=args.split, protocol=args.protocol,
-                                        models=cfg.models, device=device, pretrained=False, seeds=args.seeds,
-                                        jobs=args.jobs, precision=args.precision, stack_seeds=args.stack_seeds,
-                                        cuda_graph=args.cuda_graph,
-                                        out=Path(args.grid_out) if args.grid_out else Path(tmp) / "grid"))
-            result["grid_lrfp_seconds_measured"] = round(time.perf_counter() - t0, 1)
-            result["grid_rows"] = len(res.rows)
-            result["grid_jobs"] = res.meta.get("jobs")
-            result["grid_stack_seeds"], result["grid_cuda_graph"] = args.stack_seeds, args.cuda_graph
+    per_run_images = n_train * protocol.epochs * (args.seeds or protocol.seeds)
+    try:  # stopped early (Ctrl-C, or gpu_check.sh's time limit: SIGINT), it still writes what it measured
+        compare_loops(runs, data, device, args, result)
+        extrapolate(result, runs, per_run_images, args.seeds or protocol.seeds)
+        if args.grid:
+            time_grid(cfg, device, args, result)
+    except KeyboardInterrupt:
+        result["interrupted"] = True
+        extrapolate(result, runs, per_run_images, args.seeds or protocol.seeds)
+        print("interrupted: writing what was measured so far", file=sys.stderr, flush=True)
     result["load_after"] = _load()
     try:
         result["uptime"] = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
