@@ -291,6 +291,7 @@ def _publish_like(bench_store: Path, dest: Path) -> Path:
 
 
 def test_published_dataset_and_eval_on_a_class_folder(bench_store, smfd_dir, tmp_path, capsys):
+    pytest.importorskip("datasets", reason="publishing needs `datasets` (lrfp's own install has it; the GPU machine's python has not)")
     published = _publish_like(bench_store, tmp_path / "lr-fp")
     other, _ = smfd_subset(smfd_dir, tmp_path / "other", n_groups=8, seed=7)
     out = tmp_path / "o"
@@ -440,6 +441,7 @@ def test_a_second_bench_into_the_same_out_keeps_the_first(bench_store, tmp_path,
 def test_a_hub_dataset_that_cannot_be_reached_is_a_clear_error(tmp_path, capsys, monkeypatch):
     # The edge of the network: the Hub client in offline mode, as on a machine without internet.
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    pytest.importorskip("datasets", reason="a Hub dataset needs `datasets` (lrfp's own install has it; the GPU machine's python has not)")
     import datasets  # noqa: F401  (reads the setting at import; set it for this process too)
     import huggingface_hub.constants
 
@@ -472,6 +474,7 @@ def test_list_piped_into_a_narrow_terminal_hides_nothing():
 
 def test_bench_on_the_split_lrfp_split_writes(smfd_dir, tmp_path, capsys):
     """The real pipeline: import -> `lrfp split` -> `lrfp bench` on its (last) split."""
+    pytest.importorskip("imagehash", reason="`lrfp split` needs imagehash (lrfp's own install has it; the GPU machine's python has not)")
     build_store(tmp_path / "data", smfd_dir, n_groups=60, max_side=32).close()
     assert cli(capsys, "split", "-d", str(tmp_path / "data"))[0] == 0
     code, _, err = cli(capsys, "bench", "--model", "model3", "--protocol", "quick", "--epochs", "1", "-d",
@@ -676,6 +679,7 @@ def test_compiled_training_with_cuda_graphs_on_a_gpu(bench_store, tmp_path):
 
 def test_an_annotations_only_dataset_says_it_has_no_pixels(bench_store, tmp_path, capsys):
     """A new user benched a folder written by `lrfp publish --annotations-only` and got a column list (exit 1)."""
+    pytest.importorskip("datasets", reason="publishing needs `datasets` (lrfp's own install has it; the GPU machine's python has not)")
     published = tmp_path / "ann"
     code, _, err = cli(capsys, "publish", "--annotations-only", "--split", "grouped", "-d", str(bench_store),
                        "--out", str(published))
