@@ -18,13 +18,12 @@ import platform
 import sys
 import time
 from dataclasses import replace
-from pathlib import Path
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
-from perf import code_version
+from perf import code_version, torch_device, write_result
 
 
 def bare_trainer(run_cfg, batches: int, first_conv_nchw: bool = False):
@@ -199,7 +198,7 @@ def _measure(args: argparse.Namespace, device: str, add: Callable[[dict], None])
 
 
 def main(argv: list[str] | None = None) -> dict:
-    from benchmark.harness import device_name, resolve_device
+    from benchmark.harness import device_name
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", action="append", help="model or model-norm (e.g. model1-bn); repeatable; default model3")
@@ -219,11 +218,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--cuda-graph", action="store_true", help="replay every step (lrfp's, bare, stacked) as a CUDA graph")
     ap.add_argument("--out")
     args = ap.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = resolve_device(args.device)
-    if device.startswith("cuda"):  # as lrfp bench does (engine.run): cuDNN picks its kernels by timing
-        torch.backends.cudnn.benchmark = True
+    device = torch_device(args.device, args.threads)
     result = {"machine": device_name(device), "torch": torch.__version__, "platform": platform.platform(),
               "threads": torch.get_num_threads(), "batch_size": args.batch_size, "batches": args.batches,
               "rounds": args.rounds, "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()), "code": code_version(),
@@ -237,10 +232,7 @@ def main(argv: list[str] | None = None) -> dict:
     except KeyboardInterrupt:
         result["interrupted"] = True
         print("interrupted: writing the rows measured so far", file=sys.stderr, flush=True)
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text + "\n")
+    write_result(result, args.out)
     return result
 
 

@@ -24,6 +24,8 @@ from typing import Any
 
 import torch
 
+from perf import torch_device, write_result
+
 
 def _load() -> float:
     try:
@@ -120,8 +122,7 @@ def time_grid(cfg: Any, device: str, args: argparse.Namespace, result: dict) -> 
 
 def main(argv: list[str] | None = None) -> dict:
     from benchmark.data import load_store_split
-    from benchmark.harness import (BenchConfig, choose_precision, device_name, plan_runs, resolve_device,
-                                   resolve_precision)
+    from benchmark.harness import BenchConfig, choose_precision, device_name, plan_runs, resolve_precision
     from benchmark.protocols import get_protocol
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -145,11 +146,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--out", help="write the numbers as JSON here")
     args = ap.parse_args(argv)
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = resolve_device(args.device)
-    if device.startswith("cuda"):  # as lrfp bench does (engine.run): cuDNN picks its kernels by timing
-        torch.backends.cudnn.benchmark = True
+    device = torch_device(args.device, args.threads)
     protocol = get_protocol(args.protocol)
     cfg = BenchConfig(data_dir=Path(args.data_dir), split=args.split, protocol=args.protocol,
                       models=tuple(args.model or ()), device=device, pretrained=False, seeds=args.seeds,
@@ -182,10 +179,7 @@ def main(argv: list[str] | None = None) -> dict:
         result["uptime"] = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     except OSError:
         pass
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text + "\n")
+    write_result(result, args.out)
     return result
 
 
