@@ -469,28 +469,40 @@ def _deferred_ctrl_c() -> Iterator[None]:
         previous(signal.SIGINT, None)
 
 
-def _run_one(run_cfg, data, eval_sets, ckpt_dir, context, on_row, on_epoch, emit) -> None:
-    """One run in this process. A failed run is a row with its error, not the end of the grid (Ctrl-C and
-    BenchError still end it)."""
-    from benchmark.engine import error_row, run
+def _guarded(group: list[Any], context, on_row, emit, what: str, train: Callable[[], None]) -> None:
+    """train() for the runs of `group` (one run, or a config's stacked seeds) in this process, between their
+    RunStarted and RunEnded events. A failure is an error row for each run of the group, not the end of the
+    grid (Ctrl-C and BenchError still end it); `what` names it in the log."""
+    from benchmark.engine import error_row
 
-    emit(RunStarted(run_cfg.run_name))
+    for run_cfg in group:
+        emit(RunStarted(run_cfg.run_name))
     try:
-        run(run_cfg, data, eval_sets=eval_sets, checkpoint_dir=ckpt_dir, context=context,
-            on_epoch=on_epoch, on_row=on_row)
+        train()
     except (KeyboardInterrupt, BenchError):
         raise
-    except Exception as e:
-        log.warning("run %s failed: %s: %s", run_cfg.run_name, type(e).__name__, e)
-        log.debug("run %s failed", run_cfg.run_name, exc_info=True)
-        on_row(error_row(run_cfg, context, e))
-    emit(RunEnded(run_cfg.run_name))
+    except Exception as e:  # stacked seeds fail together: one error row each
+        log.warning("%s failed: %s: %s", what, type(e).__name__, e)
+        log.debug("%s failed", what, exc_info=True)
+        for run_cfg in group:
+            on_row(error_row(run_cfg, context, e))
+    for run_cfg in group:
+        emit(RunEnded(run_cfg.run_name))
+
+
+def _run_one(run_cfg, data, eval_sets, ckpt_dir, context, on_row, on_epoch, emit) -> None:
+    """One run in this process (see `_guarded` for a run that fails)."""
+    from benchmark.engine import run
+
+    _guarded([run_cfg], context, on_row, emit, f"run {run_cfg.run_name}",
+             lambda: run(run_cfg, data, eval_sets=eval_sets, checkpoint_dir=ckpt_dir, context=context,
+                         on_epoch=on_epoch, on_row=on_row))
 
 
 def _run_stacked_groups(runs, data, eval_sets, ckpt_dir, context, on_row, on_epoch, emit) -> None:
     """--stack-seeds: each config's seeds as one stacked model where that is exact (no Dropout; not CPU bf16,
     whose per-step NaN guard is per model), the other configs one run at a time as usual."""
-    from benchmark.engine import error_row, run_stacked
+    from benchmark.engine import run_stacked
     from benchmark.registry import create_model
     from benchmark.stacked import stackable
 
@@ -510,19 +522,9 @@ def _run_stacked_groups(runs, data, eval_sets, ckpt_dir, context, on_row, on_epo
             for run_cfg in group:
                 _run_one(run_cfg, data, eval_sets, ckpt_dir, context, on_row, on_epoch, emit)
             continue
-        for run_cfg in group:
-            emit(RunStarted(run_cfg.run_name))
-        try:
-            run_stacked(group, data, eval_sets=eval_sets, checkpoint_dir=ckpt_dir, context=context,
-                        on_epoch=on_epoch, on_row=on_row)
-        except (KeyboardInterrupt, BenchError):
-            raise
-        except Exception as e:  # the stacked seeds fail together: one error row each
-            log.warning("stacked runs of %s failed: %s: %s", r0.config_name, type(e).__name__, e)
-            for run_cfg in group:
-                on_row(error_row(run_cfg, context, e))
-        for run_cfg in group:
-            emit(RunEnded(run_cfg.run_name))
+        _guarded(group, context, on_row, emit, f"stacked runs of {r0.config_name}",
+                 lambda: run_stacked(group, data, eval_sets=eval_sets, checkpoint_dir=ckpt_dir, context=context,
+                                     on_epoch=on_epoch, on_row=on_row))
 
 
 def _run_parallel(runs, data, eval_sets, ckpt_dir, context, jobs, threads, on_row, on_epoch, emit) -> None:

@@ -396,7 +396,9 @@ def test_cpu_bf16_steps_with_non_finite_gradients_are_redone_in_fp32():
     assert stats["images"] == 100 and stats["loss"] == stats["loss"]  # finite, not NaN
 
 
-def test_a_failing_run_is_a_row_with_its_error_and_the_grid_goes_on(bench_store, tmp_path):
+@pytest.mark.parametrize("stack_seeds", [False, True], ids=["one-at-a-time", "stacked"])
+def test_a_failing_run_is_a_row_with_its_error_and_the_grid_goes_on(bench_store, tmp_path, stack_seeds):
+    """Stacked seeds fail together: one error row for each seed, and the next config still trains."""
     import torch
 
     from benchmark import registry
@@ -416,13 +418,16 @@ def test_a_failing_run_is_a_row_with_its_error_and_the_grid_goes_on(bench_store,
 
     try:
         result = run_bench(BenchConfig(data_dir=bench_store, out=tmp_path / "o", models=("diverges", "model3"),
-                                       protocol="quick", epochs=1, device="cpu"))
+                                       protocol="quick", epochs=1, device="cpu", seeds=2, stack_seeds=stack_seeds,
+                                       precision="fp32"))
     finally:
         registry._REGISTRY.pop("diverges")
-    assert [(r["config"], bool(r["error"])) for r in result.rows] == [("diverges", True), ("model3", False)]
-    assert result.rows[0]["error"] == "FloatingPointError: loss is NaN"
+    assert sorted((r["config"], r["seed"], bool(r.get("error"))) for r in result.rows) == [
+        ("diverges", 0, True), ("diverges", 1, True), ("model3", 0, False), ("model3", 1, False)]
+    assert {r["error"] for r in result.rows if r.get("error")} == {"FloatingPointError: loss is NaN"}
     md = (tmp_path / "o" / "results.md").read_text()
-    assert "## Runs that failed" in md and "- diverges seed 0: FloatingPointError: loss is NaN" in md
+    assert "## Runs that failed" in md
+    assert "- diverges seed 0: FloatingPointError: loss is NaN" in md and "- diverges seed 1: FloatingPointError" in md
 
 
 def test_a_second_bench_into_the_same_out_keeps_the_first(bench_store, tmp_path, capsys):
