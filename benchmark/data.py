@@ -17,7 +17,7 @@ from typing import Any, Callable
 import numpy as np
 
 from lrfp import LABELS, SUBSETS
-from lrfp.errors import BenchError, InputError
+from lrfp.errors import BenchError, BenchUsageError, InputError
 
 log = logging.getLogger(__name__)
 
@@ -82,18 +82,38 @@ def _decode(path: Path) -> np.ndarray:
     return np.asarray(open_rgb(path)).copy()
 
 
-def _check_classes(name: str, subsets: dict[str, Subset], required: tuple[str, ...]) -> None:
+def _subset_problem(counts: dict[str, dict[str, int]], required: tuple[str, ...] = SUBSETS) -> str | None:
+    """Why subsets with these {subset: {label: n}} counts cannot be benchmarked ('the validation subset is
+    empty', 'the test subset has no without_mask crops'), or None. Labels other than LABELS are not counted."""
     for subset in required:
-        sub = subsets.get(subset)
-        if sub is None or len(sub.labels) == 0:
-            raise BenchError(f"{name}: the {subset} subset is empty; a benchmark needs train, validation and test crops")
-        present = set(sub.labels.tolist())
-        missing = [LABELS[i] for i in range(len(LABELS)) if i not in present]
+        have = {label: n for label, n in (counts.get(subset) or {}).items() if label in LABELS and n}
+        if not have:
+            return f"the {subset} subset is empty"
+        missing = [label for label in LABELS if label not in have]
         if missing:
-            raise BenchError(
-                f"{name}: the {subset} subset has no {' or '.join(missing)} crops, so accuracy on two classes "
-                f"means nothing; relabel or make a new split (`lrfp split`)"
-            )
+            return f"the {subset} subset has no {' or '.join(missing)} crops"
+    return None
+
+
+def _check_classes(name: str, subsets: dict[str, Subset], required: tuple[str, ...], fix: str = "") -> None:
+    """Raise BenchUsageError (exit 2) unless each required subset holds crops of every class; `fix` says what to do."""
+    counts = {s: {LABELS[k]: int(v) for k, v in Counter(sub.labels.tolist()).items()} for s, sub in subsets.items()}
+    problem = _subset_problem(counts, required)
+    if problem:
+        why = ("a benchmark needs labeled crops of both classes in train, validation and test" if len(required) > 1
+               else "accuracy on two classes needs images of both")
+        raise BenchUsageError(f"{name}: {problem}: {why}" + (f"; {fix}" if fix else ""))
+
+
+def _usable_splits_hint(store: Any, name: str) -> str:
+    """What to do about an unusable split: the store's other splits that would work (as --split NAME), else
+    how to make one."""
+    usable = [n for n in store.split_names() if n != name and _subset_problem(store.split_label_counts(n)) is None]
+    make = "make one with `lrfp split --name NAME` (ratios that give every subset crops, e.g. the default 0.8,0.04,0.16)"
+    if usable:
+        return (f"this store's splits that would work: {', '.join(usable)} (e.g. --split {usable[-1]}); "
+                f"or {make}")
+    return f"no other split of this store would work: {make}"
 
 
 def load_store_split(data_dir: Path | str, split: str | None = None, progress: Callable[[int, int], None] | None = None) -> BenchData:
@@ -109,8 +129,13 @@ def load_store_split(data_dir: Path | str, split: str | None = None, progress: C
         group_by = info["params"].get("group_by", "track")
         rows = store.split_crops(name)
         root = store.root
-        if not rows:
-            raise BenchError(f"split {name!r} assigns no crops")
+        counts = store.split_label_counts(name)
+        problem = _subset_problem(counts)
+        if problem:  # before decoding anything: a lopsided or empty split fails at once
+            raise BenchUsageError(
+                f"split {name!r}: {problem} (labeled crops per subset: {_counts_text(counts)}): "
+                f"a benchmark needs labeled crops of both classes in train, validation and test; "
+                + _usable_splits_hint(store, name))
         groups: dict[str, set[str]] = {}
         videos: dict[str, set[str]] = {}
         per_subset: dict[str, list] = {s: [] for s in SUBSETS}
@@ -125,11 +150,6 @@ def load_store_split(data_dir: Path | str, split: str | None = None, progress: C
             groups.setdefault(group_key(r, group_by)[1], set()).add(r["subset"])
             if r["frame_index"] is not None or r["time_s"] is not None:
                 videos.setdefault(r["source_name"], set()).add(r["subset"])
-        # Check the classes before decoding anything: a lopsided split fails at once.
-        _check_classes(f"split {name!r}", {
-            sub: Subset([], np.asarray([LABELS.index(r["label"]) for r in srows], dtype=np.int64), np.zeros(0), [])
-            for sub, srows in per_subset.items()
-        }, SUBSETS)
         total = sum(len(v) for v in per_subset.values())
         subsets = {}
         done = 0
@@ -155,9 +175,17 @@ def load_store_split(data_dir: Path | str, split: str | None = None, progress: C
     }
     if dropped:
         log.info("split %s: left out %s (not a class label)", name, dict(dropped))
-    data = BenchData(name=name, kind="store", subsets=subsets, audit=audit)
-    _check_classes(f"split {name!r}", subsets, SUBSETS)
-    return data
+    return BenchData(name=name, kind="store", subsets=subsets, audit=audit)
+
+
+def _counts_text(counts: dict[str, dict[str, int]]) -> str:
+    """'train 120 with_mask + 120 without_mask, validation 0, test ...' for a message."""
+    parts = []
+    for subset in SUBSETS:
+        have = {label: (counts.get(subset) or {}).get(label) for label in LABELS}
+        have = {label: n for label, n in have.items() if n}
+        parts.append(f"{subset} " + (" + ".join(f"{n} {label}" for label, n in have.items()) if have else "0"))
+    return ", ".join(parts)
 
 
 def _label_index(value: Any, names: list[str] | None) -> int:
@@ -200,10 +228,12 @@ def _load_hf(dataset: str) -> Any:
         if path.is_dir() and (path / "dataset_dict.json").exists():
             return datasets.load_from_disk(str(path))
         return datasets.load_dataset(str(path) if path.exists() else dataset)
-    except FileNotFoundError as e:
-        raise BenchError(f"no dataset at {dataset!r} (a folder written by `lrfp publish`, or a Hub repo id): {e}") from e
     except Exception as e:  # datasets raises many types (DatasetNotFoundError, ConnectionError, ValueError...)
-        raise BenchError(f"cannot load dataset {dataset!r}: {type(e).__name__}: {e}") from e
+        # A local folder it cannot read is bad input (exit 2); a Hub id that fails (offline, no such repo) a failure.
+        error = InputError if path.exists() else BenchError
+        if isinstance(e, FileNotFoundError) or type(e).__name__ in ("EmptyDatasetError", "DataFilesNotFoundError"):
+            raise error(f"no dataset at {dataset!r} (a folder written by `lrfp publish`, or a Hub repo id): {e}") from e
+        raise error(f"cannot load dataset {dataset!r}: {type(e).__name__}: {e}") from e
 
 
 def load_published(dataset: str) -> BenchData:
@@ -278,6 +308,44 @@ def check_local_folder(option: str, spec: str) -> None:
             raise InputError(f"no dataset folder at {spec} (give a folder written by `lrfp publish`, or a Hub repo id owner/name)")
         raise InputError(f"{option} {spec}: no such folder (expected class subfolders {', '.join(LABELS)}/ "
                          "or a dataset written by `lrfp publish`)")
+    if option == "--eval-on":
+        check_eval_folder(spec)
+
+
+_DATASET_FILES = ("dataset_dict.json", "*.parquet", "*.arrow")  # what `lrfp publish` and `save_to_disk` write
+
+
+def check_eval_folder(spec: str) -> None:
+    """An --eval-on folder must hold images of both classes in with_mask/ and without_mask/, or be a dataset
+    written by `lrfp publish` (data/*.parquet). Looks at file names only (decoding comes later).
+
+    Raises InputError (exit 2) naming the class subfolder that is missing or holds no images, or saying that
+    the folder has neither class subfolders nor a dataset (and how many loose images it holds).
+    """
+    from lrfp.images import is_image_name
+
+    folder = Path(spec).expanduser()
+    def images(d: Path) -> int:
+        return sum(1 for p in d.rglob("*") if p.is_file() and is_image_name(p))
+
+    present = [label for label in LABELS if (folder / label).is_dir()]
+    if present:
+        counts = {label: images(folder / label) if label in present else 0 for label in LABELS}
+        for label in LABELS:
+            if counts[label]:
+                continue
+            others = ", ".join(f"{other}/ holds {n}" for other, n in counts.items() if other != label)
+            what = "holds no images" if label in present else "is missing"
+            raise InputError(f"--eval-on {spec}: its {label}/ subfolder {what} ({others}): an evaluation set needs "
+                             f"images of both classes; put the {label} images in {folder / label}/")
+        return
+    if any(next(folder.rglob(pattern), None) is not None for pattern in _DATASET_FILES):
+        return  # a published dataset: load_eval_set checks its columns
+    loose = images(folder)
+    fix = (f"it holds {loose} images outside class subfolders: move them into {folder / LABELS[0]}/ and "
+           f"{folder / LABELS[1]}/" if loose else f"give a folder with {LABELS[0]}/ and {LABELS[1]}/ subfolders of images")
+    raise InputError(f"--eval-on {spec} has no class subfolders ({LABELS[0]}/, {LABELS[1]}/) and is not a dataset written "
+                     f"by `lrfp publish` (no data/*.parquet): {fix}")
 
 
 def load_eval_set(target: str) -> tuple[str, Subset]:
@@ -299,8 +367,9 @@ def load_eval_set(target: str) -> tuple[str, Subset]:
         )
         name = f"{path.name or target}:{'+'.join(parts)}"
     if len(sub) == 0:
-        raise BenchError(f"--eval-on {target}: no images found (expected class subfolders {', '.join(LABELS)}/)")
-    _check_classes(f"--eval-on {target}", {"eval": sub}, ("eval",))
+        raise InputError(f"--eval-on {target}: no images found (expected class subfolders {', '.join(LABELS)}/)")
+    _check_classes(f"--eval-on {target}", {"eval": sub}, ("eval",),
+                   fix=f"give a folder with images in both {LABELS[0]}/ and {LABELS[1]}/, or a dataset with both labels")
     return name, sub
 
 

@@ -60,6 +60,8 @@ class BenchConfig:
     fresh: bool = False  # start a new benchmark even where --out holds an unfinished one of the same plan (benchmark/resume.py)
 
     def __post_init__(self) -> None:
+        if not str(self.out).strip():  # Path("") is the current folder: never write results there by accident
+            raise BenchUsageError("--out is empty: give the folder for the results, e.g. --out bench-results")
         object.__setattr__(self, "data_dir", Path(self.data_dir))
         object.__setattr__(self, "out", Path(self.out))
         object.__setattr__(self, "models", tuple(self.models))
@@ -102,6 +104,7 @@ class BenchConfig:
             check_local_folder("--dataset", self.dataset)
         if self.eval_on:
             check_local_folder("--eval-on", self.eval_on)
+        check_out_path(self.out)
 
 
 _DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
@@ -159,6 +162,19 @@ def device_name(device: str) -> str:
 
         return torch.cuda.get_device_name(torch.device(device))
     return f"{cpu_name()} ({os.cpu_count()} cores)"
+
+
+def check_out_path(out: Path) -> None:
+    """Raise BenchUsageError (exit 2) if --out is a file, or lies under a file (`--out notes.txt/run1`): no
+    folder can be made there. Nothing is created; permissions are checked by `check_out`."""
+    if out.exists() and not out.is_dir():
+        raise BenchUsageError(f"--out {out} is a file, not a folder: give a folder for the results (created if missing)")
+    for parent in out.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise BenchUsageError(f"--out {out}: {parent} is a file, so no folder can be made under it; give "
+                                      "another --out")
+            break
 
 
 def check_out(out: Path) -> None:

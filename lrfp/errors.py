@@ -14,7 +14,14 @@ class UsageError(LrfpError):
 
 
 class DataDirError(LrfpError):
-    """The data directory cannot be created, read or written."""
+    """The data directory cannot be created, read or written (the disk or its state stops the work: exit 1)."""
+
+
+class NoStoreError(DataDirError):
+    """--data-dir names no lrfp store: a folder that does not exist, is a file, or holds no store (exit 2:
+    the user's -d or LRFP_DATA_DIR points at the wrong place, or nothing was imported yet)."""
+
+    exit_code = 2
 
 
 class SchemaError(LrfpError):
@@ -41,9 +48,8 @@ class NotFoundError(LrfpError):
 
 
 class NoSplitError(NotFoundError):
-    """The store has no split yet (a state, not bad input: exit 1)."""
-
-    exit_code = 1
+    """The store has no split yet (exit 2, like an unknown --split: the store given cannot be used as it is by a
+    command that needs a split; `lrfp split` makes one)."""
 
 
 class SplitError(LrfpError):

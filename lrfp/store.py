@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
-from lrfp.errors import DataDirError, NoSplitError, NotFoundError, SchemaError
+from lrfp.errors import DataDirError, NoSplitError, NoStoreError, NotFoundError, SchemaError
 from lrfp.face_size import face_px  # noqa: F401 - re-exported: callers import the rule from the store
 from lrfp.paths import probe_writable
 
@@ -335,7 +335,8 @@ class Store:
         commands that only read (stats, publish, bench) work on a read-only mount or a copy without
         write permission; nothing is written, not even the stale-tmp cleanup. On a folder that cannot
         be written, the file is opened `immutable` (no lock or -shm file is needed there).
-        Raises DataDirError (missing folder or store; a write command on a read-only folder, saying so),
+        Raises NoStoreError (exit 2: no such folder, a file, or no store in it), DataDirError (a write command
+        on a read-only folder, saying so; a store that cannot be opened),
         SchemaError (not an lrfp store, or from a newer lrfp).
         """
         self.root = Path(data_dir).expanduser().resolve()
@@ -344,17 +345,25 @@ class Store:
         self._folders: set[str] = set()  # folders this Store has made or found (files are written into them)
         self.db_path = self.root / DB_NAME
         self.read_only = read_only
+        fix = "point -d (or LRFP_DATA_DIR) at a store's folder, or make one with `lrfp import` or `lrfp fetch`"
         if not self.root.exists():
             if not create:
-                raise DataDirError(f"no lrfp data directory at {self.root} (run `lrfp import` or `lrfp fetch` first)")
+                raise NoStoreError(f"no lrfp data directory at {self.root}: {fix}")
             try:
                 self.root.mkdir(parents=True)
+            except NotADirectoryError as e:  # a part of the path is a file: the -d given cannot be a folder
+                raise NoStoreError(f"cannot create data directory {self.root}: {e.strerror} (a part of the path is "
+                                   "a file): give -d a folder's path") from e
             except OSError as e:
                 raise DataDirError(f"cannot create data directory {self.root}: {e.strerror}") from e
         if not self.root.is_dir():
-            raise DataDirError(f"data directory {self.root} is not a directory")
+            raise NoStoreError(f"data directory {self.root} is not a directory: {fix}")
         if not create and not self.db_path.exists():
-            raise DataDirError(f"no lrfp store in {self.root} (run `lrfp import` or `lrfp fetch` first)")
+            try:
+                what = "an empty folder" if not any(self.root.iterdir()) else f"a folder without {DB_NAME}"
+            except OSError:
+                what = f"no {DB_NAME} there"
+            raise NoStoreError(f"no lrfp store in {self.root} ({what}): {fix}")
         writable_reason = None if read_only else _check_writable(self.root)
         if writable_reason is not None:
             raise DataDirError(

@@ -164,7 +164,8 @@ def test_no_split_in_the_store(smfd_dir, tmp_path, capsys):
     build_store(tmp_path / "data", smfd_dir, n_groups=3, max_side=24).close()
     code, _, err = cli(capsys, "bench", "--model", "model3", "-d", str(tmp_path / "data"), "--out", str(tmp_path / "o"),
                        "--device", "cpu")
-    assert code == 1 and err.strip() == "Error: the store has no split yet: run `lrfp split` first"
+    assert code == 2 and err.strip() == "Error: the store has no split yet: run `lrfp split` first"
+    assert not (tmp_path / "o").exists()
 
 
 def test_split_with_an_empty_class(smfd_dir, tmp_path, capsys):
@@ -179,9 +180,13 @@ def test_split_with_an_empty_class(smfd_dir, tmp_path, capsys):
     store.close()
     code, _, err = cli(capsys, "bench", "--model", "model3", "-d", str(tmp_path / "data"), "--out", str(tmp_path / "o"),
                        "--device", "cpu")
-    assert code == 1
-    assert err.strip() == ("Error: split 'lopsided': the validation subset has no without_mask crops, so accuracy on "
-                           "two classes means nothing; relabel or make a new split (`lrfp split`)")
+    assert code == 2  # the split chosen cannot be benchmarked: bad input, like an unknown --split
+    assert err.strip() == ("Error: split 'lopsided': the validation subset has no without_mask crops (labeled crops per "
+                           f"subset: train 4 with_mask + 4 without_mask, validation {len(with_mask) - 6} with_mask, test "
+                           f"2 with_mask + {len(without) - 4} without_mask): a benchmark needs labeled crops of both "
+                           "classes in train, validation and test; no other split of this store would work: make one "
+                           "with `lrfp split --name NAME` (ratios that give every subset crops, e.g. the default "
+                           "0.8,0.04,0.16)")
 
 
 def test_unknown_model_name_lists_the_known(tmp_path, capsys):
@@ -213,7 +218,8 @@ def test_out_not_writable(bench_store, tmp_path, capsys):
     blocker.write_text("")
     code, _, err = cli(capsys, "bench", "--model", "model3", "-d", str(bench_store), "--out", str(blocker / "results"),
                        "--device", "cpu")
-    assert code == 1 and err.strip() == f"Error: --out {blocker / 'results'} is not writable: Not a directory"
+    assert code == 2 and err.strip() == (f"Error: --out {blocker / 'results'}: {blocker} is a file, so no folder can "
+                                         "be made under it; give another --out")
 
 
 def test_offline_pretrained_weights_fail_before_training(bench_store, tmp_path, capsys, monkeypatch):

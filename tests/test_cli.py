@@ -58,8 +58,9 @@ def test_every_command_has_help_with_an_example_and_a_readme_entry(cmd: str) -> 
 
 def test_data_dir_comes_from_the_environment(tmp_path: Path) -> None:
     r = lrfp("stats", env={"LRFP_DATA_DIR": str(tmp_path / "absent")})
-    assert r.returncode == 1
-    assert r.stderr.strip() == f"Error: no lrfp data directory at {tmp_path / 'absent'} (run `lrfp import` or `lrfp fetch` first)"
+    assert r.returncode == 2  # bad input: LRFP_DATA_DIR names no store
+    assert r.stderr.strip() == (f"Error: no lrfp data directory at {tmp_path / 'absent'}: point -d (or LRFP_DATA_DIR) "
+                                "at a store's folder, or make one with `lrfp import` or `lrfp fetch`")
 
 
 def test_bad_input_prints_error_and_exits_2_without_traceback(tmp_path: Path) -> None:

@@ -20,8 +20,9 @@ def cli(capsys, *argv: str) -> tuple[int, str, str]:
 
 def test_missing_data_dir_is_an_error(capsys, tmp_path):
     code, _, err = cli(capsys, "label", "-d", str(tmp_path / "absent"))
-    assert code == 1
-    assert err == f"Error: no lrfp data directory at {tmp_path / 'absent'} (run `lrfp import` or `lrfp fetch` first)"
+    assert code == 2  # bad input: -d names no store
+    assert err == (f"Error: no lrfp data directory at {tmp_path / 'absent'}: point -d (or LRFP_DATA_DIR) at a store's "
+                   "folder, or make one with `lrfp import` or `lrfp fetch`")
 
 
 def test_empty_store_says_so_and_starts_no_app(capsys, tmp_path):

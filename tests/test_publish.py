@@ -184,7 +184,7 @@ def test_no_split(tmp_path: Path, small_store) -> None:
         export_dataset(small_store, PublishConfig(out=tmp_path / "hub"))
     assert str(e.value) == "nothing to publish: the store has no split yet: run `lrfp split` first"
     r = lrfp("publish", "--data-dir", str(small_store.root), "--out", str(tmp_path / "hub"))
-    assert r.returncode == 1
+    assert r.returncode == 2  # the store given cannot be published as it is (like an unknown --split)
     assert r.stderr.strip().splitlines()[-1] == "Error: nothing to publish: the store has no split yet: run `lrfp split` first"
     assert not (tmp_path / "hub").exists()
 

@@ -22,7 +22,7 @@ def bench(
     split: SplitName = None,
     dataset: Annotated[Optional[str], typer.Option("--dataset", help="Benchmark a dataset written by `lrfp publish` (folder or Hub repo id) instead of the store.")] = None,
     eval_on: Annotated[Optional[str], typer.Option("--eval-on", help="Also evaluate on this labeled folder (with_mask/, without_mask/) or published dataset.")] = None,
-    out: Annotated[Path, typer.Option("--out", "-o", file_okay=False, help="Folder for results.csv/jsonl/md, plots and checkpoints.")] = Path("bench-results"),
+    out: Annotated[str, typer.Option("--out", "-o", help="Folder for results.csv/jsonl/md, plots and checkpoints (created if missing).")] = "bench-results",
     list_: Annotated[bool, typer.Option("--list", help="List the registered models and exit.")] = False,
     no_pretrained: Annotated[bool, typer.Option("--no-pretrained", help="Train the transfer models from scratch (no ImageNet weights; recorded in the results).")] = False,
     input_size: Annotated[Optional[int], typer.Option("--input-size", help="Override every model's input side in px.")] = None,
@@ -56,6 +56,8 @@ def bench(
         return
     if not all_models and not model:
         raise UsageError("name the models: --model NAME (repeatable) or --all; --list shows them")
+    if all_models and model:
+        raise UsageError(f"--all runs every model, --model {' --model '.join(model)} only some: give one of them")
     from benchmark.harness import BenchConfig, run_bench
     cfg = BenchConfig(
         data_dir=data_dir, out=out, models=() if all_models else tuple(model or ()), protocol=protocol,

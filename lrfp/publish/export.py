@@ -173,8 +173,8 @@ def export_dataset(
 
     try:
         split = store.resolve_split(cfg.split)
-    except NotFoundError as e:  # keeps the exit code: 2 for an unknown --split, 1 when there is no split yet
-        raise (PublishError if e.exit_code == 1 else PublishInputError)(f"nothing to publish: {e}") from e
+    except NotFoundError as e:  # an unknown --split, or no split yet: the store given cannot be used as it is (exit 2)
+        raise PublishInputError(f"nothing to publish: {e}") from e
     rows, left_out = split_rows(store, split)
     if not rows:
         raise PublishError(f"nothing to publish: split {split!r} has no crop labeled with_mask/without_mask")
