@@ -21,9 +21,10 @@ class PrecisionChosen:
     config: str
     input_size: int
     bf16: bool
-    fp32_ms: float  # one training step at the protocol's batch size, milliseconds
-    bf16_ms: float
+    fp32_ms: float | None  # one training step at the protocol's batch size, milliseconds; None if the probe failed
+    bf16_ms: float | None
     cached: bool
+    error: str = ""  # why the probe failed ("RuntimeError: ..."): then fp32 was chosen as the fallback
 
 
 @dataclass(frozen=True)

@@ -223,20 +223,23 @@ def choose_precision(runs: list[Any], emit: OnEvent) -> list[Any]:
     """`--precision auto` on a CPU: bf16 for the configs where the probe finds it >= 10% faster, else fp32."""
     from dataclasses import replace
 
-    from benchmark.precision import ProbeResult, probe
+    from benchmark.precision import probe
 
-    chosen: dict[str, Any] = {}
+    chosen: dict[str, bool] = {}  # config -> bf16
     out = []
     for r in runs:
         if r.config_name not in chosen:
             try:
                 res = probe(r)
             except Exception as e:  # the run itself will fail the same way and become an error row
-                log.warning("precision probe of %s failed (%s: %s); planning fp32", r.config_name, type(e).__name__, e)
-                res = ProbeResult(float("nan"), float("nan"))
-            chosen[r.config_name] = res
-            emit(PrecisionChosen(r.config_name, r.input_size, res.bf16, res.fp32_ms, res.bf16_ms, res.cached))
-        if chosen[r.config_name].bf16:
+                error = f"{type(e).__name__}: {e}"
+                log.info("precision probe of %s failed (%s); planning fp32", r.config_name, error)
+                chosen[r.config_name] = False
+                emit(PrecisionChosen(r.config_name, r.input_size, False, None, None, False, error=error))
+            else:
+                chosen[r.config_name] = res.bf16
+                emit(PrecisionChosen(r.config_name, r.input_size, res.bf16, res.fp32_ms, res.bf16_ms, res.cached))
+        if chosen[r.config_name]:
             r = replace(r, amp=True, channels_last=True)
         out.append(r)
     return out

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import time
 from dataclasses import dataclass, replace
@@ -76,13 +77,10 @@ def probe(run_cfg: Any, *, use_cache: bool = True) -> ProbeResult:
     path = cache_path()
     cache: dict[str, Any] = {}
     if use_cache:
-        try:
-            cache = json.loads(path.read_text())
-        except (OSError, ValueError):
-            cache = {}
+        cache = read_cache(path)
         hit = cache.get(key, {}).get(ckey)
-        if isinstance(hit, dict) and {"fp32_ms", "bf16_ms"} <= set(hit):
-            return ProbeResult(float(hit["fp32_ms"]), float(hit["bf16_ms"]), cached=True)
+        if hit is not None:
+            return ProbeResult(hit["fp32_ms"], hit["bf16_ms"], cached=True)
     fp32 = replace(run_cfg, amp=False)  # the run's own fp32 layout (channels-last where the registry says it pays)
     bf16 = replace(run_cfg, amp=True, channels_last=True)
     times = {"fp32": [], "bf16": []}
@@ -106,6 +104,61 @@ def probe(run_cfg: Any, *, use_cache: bool = True) -> ProbeResult:
         except OSError as e:  # a read-only home only costs the next run another probe
             log.info("cannot cache the precision probe in %s: %s", path, e)
     return result
+
+
+def read_cache(path: Path) -> dict[str, dict[str, dict[str, float]]]:
+    """The valid part of the probe cache at `path`: {machine key: {config key: {"fp32_ms", "bf16_ms"}}}.
+
+    A cache is only a saving: a file that is not JSON (truncated), not this shape (`[]`, a string), or an entry
+    whose timings are not finite positive numbers (NaN, text, a bool) is left out with a logged warning naming
+    the file, so that the probe runs again and the next write replaces it. A missing file is an empty cache.
+    """
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError) as e:
+        log.warning("ignoring the precision cache %s: cannot read it (%s); the probe runs again", path, e)
+        return {}
+    try:
+        raw = json.loads(text)
+    except ValueError as e:  # json's parse errors, and NaN/Infinity as Python's json reads them are taken below
+        log.warning("ignoring the precision cache %s: not valid JSON (%s); the probe runs again and rewrites it", path, e)
+        return {}
+    if not isinstance(raw, dict):
+        log.warning("ignoring the precision cache %s: it holds a JSON %s, not an object of machines; the probe runs "
+                    "again and rewrites it", path, type(raw).__name__)
+        return {}
+    cache: dict[str, dict[str, dict[str, float]]] = {}
+    bad = []
+    for machine, configs in raw.items():
+        if not isinstance(configs, dict):
+            bad.append(str(machine))
+            continue
+        for config, entry in configs.items():
+            times = _timings(entry)
+            if times is None:
+                bad.append(f"{machine}: {config}")
+            else:
+                cache.setdefault(machine, {})[config] = times
+    if bad:
+        log.warning("ignoring %d malformed entr%s of the precision cache %s (timings must be positive numbers of "
+                    "ms): %s; those configs are probed again", len(bad), "y" if len(bad) == 1 else "ies", path,
+                    "; ".join(bad[:3]) + (" ..." if len(bad) > 3 else ""))
+    return cache
+
+
+def _timings(entry: Any) -> dict[str, float] | None:
+    """{"fp32_ms", "bf16_ms"} as floats if `entry` holds both as finite positive numbers, else None."""
+    if not isinstance(entry, dict):
+        return None
+    out = {}
+    for name in ("fp32_ms", "bf16_ms"):
+        value = entry.get(name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+            return None
+        out[name] = float(value)
+    return out
 
 
 def _busy() -> bool:

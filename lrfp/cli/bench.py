@@ -84,6 +84,16 @@ def bench(
 # -- progress display (the work is in benchmark.harness) -----------------------------------------
 
 
+def precision_line(event: Any) -> str:
+    """What `--precision auto` chose for a config and why: the timings, or why the probe failed and the fallback."""
+    head = f"precision {event.config} @{event.input_size}px: "
+    if event.error or event.fp32_ms is None or event.bf16_ms is None:
+        return head + f"fp32, the fallback: the timing probe failed ({event.error or 'no timing'})"
+    return (head + f"{'bf16' if event.bf16 else 'fp32'} (a step: fp32 {event.fp32_ms:.0f} ms, bf16 {event.bf16_ms:.0f} ms"
+            f"{', cached' if event.cached else ''})")
+
+
+
 @contextlib.contextmanager
 def _progress() -> Iterator[Callable[[Any], None]]:
     from benchmark.events import (DecodeProgress, EpochDone, EvalOverlap, GridPlanned, GridResumed, Notice, PrecisionChosen,
@@ -100,9 +110,7 @@ def _progress() -> Iterator[Callable[[Any], None]]:
                     tasks["load"] = progress.add_task("decode images", total=event.total)
                 progress.update(tasks["load"], completed=event.done, total=event.total)
             elif isinstance(event, PrecisionChosen):
-                err.print(f"precision {event.config} @{event.input_size}px: {'bf16' if event.bf16 else 'fp32'} "
-                          f"(a step: fp32 {event.fp32_ms:.0f} ms, bf16 {event.bf16_ms:.0f} ms"
-                          f"{', cached' if event.cached else ''})", soft_wrap=True)
+                err.print(precision_line(event), soft_wrap=True, markup=False)
             elif isinstance(event, EvalOverlap):
                 from rich.markup import escape
 
