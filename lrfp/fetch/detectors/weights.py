@@ -136,12 +136,24 @@ def verify(path: Path, model: ModelFile) -> None:
 
 
 def find_model(name: str, models_dir: Path | None = None) -> Path | None:
-    """The first verified copy of the model in the search dirs, or None. A corrupt copy is an error."""
+    """The first verified copy of the model in the search dirs, or None.
+
+    A corrupt copy in a folder the user named (--models-dir, LRFP_MODELS_DIR) is an error (CorruptModelFile,
+    exit 2); one in lrfp's own user cache is only a cache: it is ignored with a logged warning naming it, so
+    that `resolve_model` obtains the model again and replaces it.
+    """
     model = model_info(name)
-    for _why, d in search_dirs(models_dir):
+    for why, d in search_dirs(models_dir):
         candidate = d / model.filename
         if candidate.is_file():
-            verify(candidate, model)
+            try:
+                verify(candidate, model)
+            except CorruptModelFile:
+                if why != "user cache":
+                    raise
+                log.warning("ignoring %s in the user cache: its sha256 is not %s's (a corrupt or different file); it "
+                            "is obtained again", candidate, model.filename)
+                continue
             return candidate
     return None
 
