@@ -191,11 +191,11 @@ def _counts_text(counts: dict[str, dict[str, int]]) -> str:
 def _label_index(value: Any, names: list[str] | None) -> int:
     label = names[value] if names is not None and isinstance(value, (int, np.integer)) else value
     if label not in LABELS:
-        raise BenchError(f"unknown label {label!r}: expected {' or '.join(LABELS)}")
+        raise InputError(f"unknown label {label!r}: expected {' or '.join(LABELS)} (as `lrfp publish` writes)")
     return LABELS.index(label)
 
 
-def _subset_from_hf(ds: Any, subset: str) -> Subset:
+def _subset_from_hf(ds: Any, subset: str, source: str = "") -> Subset:
     from lrfp.images import to_rgb
 
     feat = ds.features.get("label")
@@ -205,7 +205,10 @@ def _subset_from_hf(ds: Any, subset: str) -> Subset:
     for i, ex in enumerate(ds):
         arr = np.asarray(to_rgb(ex["image"])).copy()  # 16-bit, alpha, CMYK...: by what the values mean
         images.append(arr)
-        labels.append(_label_index(ex["label"], names))
+        try:
+            labels.append(_label_index(ex["label"], names))
+        except InputError as e:
+            raise InputError(f"{source}{' ' if source else ''}{subset} row {i}: {e}") from None
         face.append(int(ex["face_px"]) if has_face and ex["face_px"] is not None else min(arr.shape[:2]))
         keys.append(f"{subset}/{i}")
     return Subset(images, np.asarray(labels, dtype=np.int64), np.asarray(face, dtype=np.int64), keys)
@@ -241,10 +244,11 @@ def load_published(dataset: str) -> BenchData:
     dd = _load_hf(dataset)
     missing = [s for s in SUBSETS if s not in dd]
     if missing:
-        raise BenchError(f"dataset {dataset!r} has no {', '.join(missing)} split (has: {', '.join(dd)})")
+        raise InputError(f"dataset {dataset!r} has no {', '.join(missing)} split (has: {', '.join(dd)}): a benchmark "
+                         "needs train, validation and test, as `lrfp publish` writes them")
     for s in SUBSETS:
         check_columns("--dataset", dataset, s, dd[s].column_names)
-    subsets = {s: _subset_from_hf(dd[s], s) for s in SUBSETS}
+    subsets = {s: _subset_from_hf(dd[s], s, f"--dataset {dataset}") for s in SUBSETS}
     _check_classes(f"dataset {dataset!r}", subsets, SUBSETS)
     return BenchData(name=str(dataset), kind="dataset", subsets=subsets, audit={"split": "published"})
 
@@ -360,7 +364,7 @@ def load_eval_set(target: str) -> tuple[str, Subset]:
         parts = ["test"] if "test" in dd else list(dd)
         for p in parts:
             check_columns("--eval-on", target, p, dd[p].column_names)
-        subs = [_subset_from_hf(dd[p], p) for p in parts]
+        subs = [_subset_from_hf(dd[p], p, f"--eval-on {target}") for p in parts]
         sub = Subset(
             [i for s in subs for i in s.images], np.concatenate([s.labels for s in subs]),
             np.concatenate([s.face_px for s in subs]), [k for s in subs for k in s.keys],

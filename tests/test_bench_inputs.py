@@ -163,3 +163,17 @@ def test_dataset_folder_that_holds_no_dataset(capsys, tmp_path):
                     "--out", str(tmp_path / "o"))
     assert code == 2 and err.startswith(f"Error: no dataset at '{tmp_path / 'pub'}' (a folder written by `lrfp publish`")
     assert not (tmp_path / "o").exists()
+
+
+def test_dataset_without_a_validation_split(capsys, tmp_path):
+    datasets = pytest.importorskip("datasets", reason="--dataset reads published folders with the datasets package")
+    from PIL import Image
+
+    feats = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=["with_mask", "without_mask"])})
+    part = datasets.Dataset.from_dict({"image": [Image.new("RGB", (8, 8))] * 2, "label": [0, 1]}, features=feats)
+    datasets.DatasetDict({"train": part, "test": part}).save_to_disk(str(tmp_path / "pub"))
+    code, err = cli(capsys, "bench", "--model", "model3", "--device", "cpu", "--dataset", str(tmp_path / "pub"),
+                    "--out", str(tmp_path / "o"))
+    assert code == 2 and err == (f"Error: dataset '{tmp_path / 'pub'}' has no validation split (has: train, test): a "
+                                 "benchmark needs train, validation and test, as `lrfp publish` writes them")
+    assert not (tmp_path / "o").exists()
