@@ -177,3 +177,15 @@ def test_dataset_without_a_validation_split(capsys, tmp_path):
     assert code == 2 and err == (f"Error: dataset '{tmp_path / 'pub'}' has no validation split (has: train, test): a "
                                  "benchmark needs train, validation and test, as `lrfp publish` writes them")
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("argv, option", [
+    (["publish", "--out", ""], "--out"), (["predict", "face.png", "--out", ""], "--out"), (["stats", "-d", ""], "-d"),
+    (["stats", "--data-dir="], "--data-dir"), (["export", "--out", " "], "--out"),
+])
+def test_an_empty_path_option_is_refused_by_every_command(argv, option, capsys, tmp_path, monkeypatch):
+    """click reads "" as the current folder: a command would read or write there silently (bug 11's kind)."""
+    monkeypatch.chdir(tmp_path)
+    code, err = cli(capsys, *argv)
+    assert code == 2 and err == f'Error: {option} is empty: give a path ("." for the current folder)'
+    assert list(tmp_path.iterdir()) == []

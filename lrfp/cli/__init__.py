@@ -140,6 +140,36 @@ def refuse_conflicting_repeats(cmd, args: list[str]) -> None:  # noqa: ANN001 - 
         seen.setdefault(param.name, (name, value))
 
 
+def refuse_empty_paths(cmd, args: list[str]) -> None:  # noqa: ANN001 - the click command tree
+    """Refuse a path option given as "" (`--out ""`, `-d ""`): click reads it as the current folder and a command
+    would write there silently. Raises UsageError (exit 2) naming the option. (Options typed as text, such as
+    `lrfp bench --out`, check their own value.)"""
+    from lrfp.errors import UsageError
+
+    while hasattr(cmd, "commands") and args and not args[0].startswith("-"):
+        cmd = cmd.commands.get(args[0])
+        args = args[1:]
+        if cmd is None:
+            return
+    paths = {name: param for param in getattr(cmd, "params", [])
+             if getattr(param, "param_type_name", "") == "option" and _is_path(param) for name in param.opts}
+    for i, token in enumerate(args):
+        if token == "--":
+            return
+        name, eq, inline = token.partition("=") if token.startswith("--") else (token, "", "")
+        if name in paths and ((eq and not inline.strip()) or (not eq and i + 1 < len(args) and not args[i + 1].strip())):
+            raise UsageError(f"{name} is empty: give a path (\".\" for the current folder)")
+
+
+def _is_path(param) -> bool:  # noqa: ANN001 - an option of the command tree
+    """Whether the option's value is a Path (or an optional one): by its annotation, where typer keeps it."""
+    import typing
+    from pathlib import Path
+
+    annotation = getattr(getattr(param, "type_descriptor", None), "annotation", None)
+    return annotation is Path or Path in typing.get_args(annotation)
+
+
 INTERRUPTED = "Interrupted: what was stored stays; rerun the same command to finish."
 _on_interrupt = [INTERRUPTED]
 
@@ -157,6 +187,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         cmd = command()
         refuse_conflicting_repeats(cmd, list(sys.argv[1:] if argv is None else argv))
+        refuse_empty_paths(cmd, list(sys.argv[1:] if argv is None else argv))
         rv = cmd(args=argv, standalone_mode=False, prog_name="lrfp")
     except LrfpError as e:
         if debug:
