@@ -22,7 +22,7 @@ def bench(
     split: SplitName = None,
     dataset: Annotated[Optional[str], typer.Option("--dataset", help="Benchmark a dataset written by `lrfp publish` (folder or Hub repo id) instead of the store.")] = None,
     eval_on: Annotated[Optional[str], typer.Option("--eval-on", help="Also evaluate on this labeled folder (with_mask/, without_mask/) or published dataset.")] = None,
-    out: Annotated[str, typer.Option("--out", "-o", help="Folder for results.csv/jsonl/md, plots and checkpoints (created if missing).")] = "bench-results",
+    out: Annotated[str, typer.Option("--out", "-o", metavar="DIR", help="Folder for results.csv/jsonl/md, plots and checkpoints (created if missing).")] = "bench-results",
     list_: Annotated[bool, typer.Option("--list", help="List the registered models and exit.")] = False,
     no_pretrained: Annotated[bool, typer.Option("--no-pretrained", help="Train the transfer models from scratch (no ImageNet weights; recorded in the results).")] = False,
     input_size: Annotated[Optional[int], typer.Option("--input-size", help="Override every model's input side in px.")] = None,
