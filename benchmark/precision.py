@@ -123,11 +123,11 @@ def read_cache(path: Path) -> dict[str, dict[str, dict[str, float]]]:
     try:
         raw = json.loads(text)
     except ValueError as e:  # json's parse errors, and NaN/Infinity as Python's json reads them are taken below
-        log.warning("ignoring the precision cache %s: not valid JSON (%s); the probe runs again and rewrites it", path, e)
+        log.warning("ignoring the precision cache %s: not valid JSON (%s); the probe runs again", path, e)
         return {}
     if not isinstance(raw, dict):
         log.warning("ignoring the precision cache %s: it holds a JSON %s, not an object of machines; the probe runs "
-                    "again and rewrites it", path, type(raw).__name__)
+                    "again", path, type(raw).__name__)
         return {}
     cache: dict[str, dict[str, dict[str, float]]] = {}
     bad = []
