@@ -329,6 +329,7 @@ def check_eval_folder(spec: str) -> None:
     from lrfp.images import is_image_name
 
     folder = Path(spec).expanduser()
+
     def images(d: Path) -> int:
         return sum(1 for p in d.rglob("*") if p.is_file() and is_image_name(p))
 

@@ -92,7 +92,6 @@ def precision_line(event: Any) -> str:
             f"{', cached' if event.cached else ''})")
 
 
-
 @contextlib.contextmanager
 def _progress() -> Iterator[Callable[[Any], None]]:
     from benchmark.events import (DecodeProgress, EpochDone, EvalOverlap, GridPlanned, GridResumed, Notice, PrecisionChosen,
