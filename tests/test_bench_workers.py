@@ -74,6 +74,7 @@ def dying_model(monkeypatch):
     registry._REGISTRY.pop("dies")
 
 
+@pytest.mark.slow  # two pools of two spawned workers: ~20 s on 2 busy cores
 def test_a_worker_that_dies_costs_only_its_run_and_the_grid_goes_on(bench_store, tmp_path, dying_model):
     from benchmark.events import Notice
     from benchmark.harness import BenchConfig, run_bench
@@ -81,7 +82,7 @@ def test_a_worker_that_dies_costs_only_its_run_and_the_grid_goes_on(bench_store,
     events = []
     out = tmp_path / "o"
     run_bench(BenchConfig(data_dir=bench_store, out=out, models=("dies", "model3"), protocol="quick", epochs=2,
-                          seeds=1, jobs=2, threads=2, device="cpu", precision="fp32"), on_event=events.append)
+                          input_size=32, seeds=1, jobs=2, threads=2, device="cpu", precision="fp32"), on_event=events.append)
     rows = read_jsonl(out / "results.jsonl")
     assert sorted((r["config"], r["epochs"], bool(r["error"])) for r in rows) == [("dies", 2, True), ("model3", 2, False)]
     err = next(r["error"] for r in rows if r["error"])
@@ -94,6 +95,7 @@ def test_a_worker_that_dies_costs_only_its_run_and_the_grid_goes_on(bench_store,
     assert all(n.startswith("a worker process died (killed by signal 9") for n in notices)
 
 
+@pytest.mark.slow  # ~13 s on 2 busy cores
 def test_the_manager_process_dying_is_a_clear_error_that_keeps_the_rows(bench_store, tmp_path):
     from benchmark.events import RowWritten
     from benchmark.harness import BenchConfig, run_bench
@@ -108,10 +110,46 @@ def test_the_manager_process_dying_is_a_clear_error_that_keeps_the_rows(bench_st
     out = tmp_path / "o"
     with pytest.raises(BenchError) as e:
         run_bench(BenchConfig(data_dir=bench_store, out=out, models=("model3",), protocol="quick", epochs=5,
-                              seeds=2, jobs=2, threads=2, device="cpu", precision="fp32"), on_event=on_event)
+                              seeds=1, jobs=2, threads=2, device="cpu", precision="fp32", input_size=32), on_event=on_event)
     assert str(e.value).startswith("the Manager process that carries the worker processes' reports died (killed by "
                                    "signal 9 (SIGKILL)")
     assert str(e.value).endswith("The rows that arrived are kept; rerun the same command to train the runs not finished")
     rows = read_jsonl(out / "results.jsonl")
     assert rows and not any(r["error"] for r in rows)
     assert (out / "results.md").exists()  # the summary of what arrived
+
+
+def _die_unless_in(pid: int) -> None:
+    if os.getpid() != pid:  # (a worker, while it is unpickling its start-up arguments)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+class _KillsTheWorker:
+    """Unpickling it (with the data each worker process gets) kills that worker before any run begins."""
+
+    def __reduce__(self):
+        return _die_unless_in, (os.getpid(),)
+
+
+def test_workers_that_keep_dying_before_any_run_begins_end_the_bench_instead_of_looping(bench_store, tmp_path,
+                                                                                        monkeypatch):
+    from benchmark import harness
+    from benchmark.harness import BenchConfig, run_bench
+    from lrfp.errors import BenchError
+
+    real = harness.load_data
+
+    def load_data(cfg, progress=None):
+        data = real(cfg, progress)
+        data.kills_the_worker = _KillsTheWorker()
+        return data
+
+    monkeypatch.setattr(harness, "load_data", load_data)
+    out = tmp_path / "o"
+    with pytest.raises(BenchError) as e:
+        run_bench(BenchConfig(data_dir=bench_store, out=out, models=("model3",), protocol="quick", epochs=2,
+                              input_size=32, seeds=2, jobs=2, threads=2, device="cpu", precision="fp32"))
+    assert str(e.value).startswith("the worker processes keep dying before their runs begin (killed by signal 9 "
+                                   "(SIGKILL)")
+    assert "run with --jobs 1 to see the error, or with fewer --jobs if memory is short" in str(e.value)
+    assert read_jsonl(out / "results.jsonl") == []  # no run is marked failed: none began
