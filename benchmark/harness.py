@@ -590,6 +590,7 @@ def _run_pool(runs, data, eval_sets, ckpt_dir, context, jobs, per_job, handle, o
                         if isinstance(err, BenchError):
                             raise err
                         if err is not None:
+                            pool.drain(handle)  # (raises if the run failed because the Manager process died)
                             on_row(error_row(run_cfg, context, err))
                         emit(RunEnded(run_cfg.run_name))
             except BaseException:
