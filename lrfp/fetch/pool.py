@@ -99,5 +99,6 @@ def _run_pool_once(data_dir, todo, cfg, model, emit, stop, results) -> list[Mani
                 r.error = f"{reason}; the redo failed, so the earlier run's status ({kept}), settings and crops are kept"
             emit(FetchEvent("done", row.name, result=r))
     if not_started:
-        emit(FetchEvent("message", message=f"a worker process died ({how}); going on with {len(not_started)} video(s) in new workers"))
+        emit(FetchEvent("message",
+                        message=f"a worker process died ({how}); going on with {len(not_started)} video(s) in new workers"))
     return not_started
