@@ -536,8 +536,8 @@ def _run_parallel(runs, data, eval_sets, ckpt_dir, context, jobs, threads, on_ro
 
     A worker process that dies (the OOM killer, a crash in a native library, a kill) costs the run it was running:
     an error row says how it died. The pool stops its other workers then; their runs start again in a new pool
-    (the epochs and rows they already sent are not written twice: the same seed gives the same numbers), and
-    so do the runs not started yet. The pool's Manager process dying ends the benchmark with a BenchError; the
+    (the epochs and rows they already sent are kept and not written twice: the same seed gives the same numbers
+    on a CPU, and up to cuDNN's nondeterminism on a GPU), and so do the runs not started yet. The pool's Manager process dying ends the benchmark with a BenchError; the
     rows that arrived are kept. On Ctrl-C or an error the rows that already arrived are kept, then the workers
     are stopped at once.
     """
@@ -618,7 +618,7 @@ def _run_pool(runs, data, eval_sets, ckpt_dir, context, jobs, per_job, handle, o
         log.warning("run %s failed: its worker process %s died (%s)", run_cfg.run_name, pid, why)
         on_row(error_row(run_cfg, context, WorkerProcessDied(f"the worker process running it died ({why})")))
         emit(RunEnded(run_cfg.run_name))
-    again = [r for r in broken if r not in lost]
+    again = [r for r in runs if r in broken and r not in lost]  # (in the plan's order)
     if again:
         emit(Notice(f"a worker process died ({how}); {len(again)} run(s) that the pool stopped with it, or that "
                     "had not begun, start again in new worker processes"))
