@@ -257,22 +257,72 @@ def error_row(cfg: RunConfig, context: dict[str, Any] | None, error: BaseExcepti
 def save_best_checkpoint(path: Path, state: dict[str, Any], meta: dict[str, Any]) -> bool:
     """Write `state` + meta to `path` if its validation accuracy beats the one there (lower loss breaks ties).
 
+    The pair `<config>.pt` + `<config>.json` (the sidecar: meta and the .pt's SHA-256) is written to temporary
+    files and renamed into place, the .pt first. The earlier checkpoint's score comes from its sidecar where that
+    describes the .pt beside it, else from the .pt itself (a crash between the two renames, a truncated or
+    edited sidecar: a warning names it); a .pt that cannot be loaded counts as no earlier checkpoint (a warning
+    names it) and this one replaces it. So the pair never loses the better checkpoint to a crash.
     Concurrent runs of the same config (other seeds, other processes) serialize on a lock file.
     Returns whether it was written.
     """
+    from lrfp.paths import file_sha256
+
     path.parent.mkdir(parents=True, exist_ok=True)
     sidecar = path.with_suffix(".json")
     with open(path.parent / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if sidecar.exists():
-            old = json.loads(sidecar.read_text())
-            if (old["val_accuracy"], -old["val_loss"]) >= (meta["val_accuracy"], -meta["val_loss"]):
-                return False
+        old = _earlier_score(path, sidecar)
+        if old is not None and old >= (meta["val_accuracy"], -meta["val_loss"]):
+            return False
         tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-        torch.save({"state_dict": state, **meta}, tmp)
-        os.replace(tmp, path)
-        sidecar.write_text(json.dumps(meta, indent=2, sort_keys=True, default=str))
+        try:
+            torch.save({"state_dict": state, **meta}, tmp)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        _write_sidecar(sidecar, meta, file_sha256(path))
         return True
+
+
+def _write_sidecar(sidecar: Path, meta: dict[str, Any], pt_sha256: str) -> None:
+    tmp = sidecar.with_name(sidecar.name + f".{os.getpid()}.tmp")
+    try:
+        tmp.write_text(json.dumps({**meta, "pt_sha256": pt_sha256}, indent=2, sort_keys=True, default=str))
+        os.replace(tmp, sidecar)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _earlier_score(path: Path, sidecar: Path) -> tuple[float, float] | None:
+    """(val_accuracy, -val_loss) of the checkpoint at `path`, or None where there is none (or it is damaged)."""
+    from lrfp.paths import file_sha256
+
+    if not path.is_file():
+        return None  # a sidecar alone describes nothing
+    why = None
+    sha = file_sha256(path)
+    try:
+        old = json.loads(sidecar.read_text())
+        if old.get("pt_sha256") == sha:
+            return float(old["val_accuracy"]), -float(old["val_loss"])
+        if "pt_sha256" in old:  # (sidecars of lrfp 0.1 have no checksum: their .pt is read quietly)
+            why = f"the sidecar {sidecar} does not describe the checkpoint beside it (a crash between writing the two?)"
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as e:
+        why = f"the sidecar {sidecar} cannot be read ({type(e).__name__}: {e})"
+    try:  # the .pt holds the same metadata
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+        score = float(obj["val_accuracy"]), -float(obj["val_loss"])
+    except Exception as e:  # torch raises RuntimeError, EOFError, pickle and zip errors for a damaged file
+        first = (str(e).strip().splitlines() or [""])[0][:200]
+        log.warning("the earlier checkpoint %s is damaged (%s: %s)%s; it counts as no earlier checkpoint, and this "
+                    "run's best replaces it", path, type(e).__name__, first, f", and {why}" if why else "")
+        return None
+    if why:
+        log.warning("%s; the earlier score is read from %s itself, and the sidecar is written again", why, path)
+    _write_sidecar(sidecar, {k: v for k, v in obj.items() if k != "state_dict"}, sha)
+    return score
 
 
 class _RunBook:

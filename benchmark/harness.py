@@ -546,33 +546,99 @@ def _run_stacked_groups(runs, data, eval_sets, ckpt_dir, context, on_row, on_epo
                                      on_epoch=on_epoch, on_row=on_row))
 
 
+class WorkerProcessDied(Exception):
+    """The worker process running a run died (its error row's type)."""
+
+
 def _run_parallel(runs, data, eval_sets, ckpt_dir, context, jobs, threads, on_row, on_epoch, emit) -> None:
     """Several runs at once, each in a worker process; their rows and epochs come back as they happen.
 
-    On Ctrl-C or an error the rows that already arrived are kept, then the workers are stopped at once.
+    A worker process that dies (the OOM killer, a crash in a native library, a kill) costs the run it was running:
+    an error row says how it died. The pool stops its other workers then; their runs start again in a new pool
+    (the epochs and rows they already sent are kept and not written twice: the same seed gives the same numbers
+    on a CPU, and up to cuDNN's nondeterminism on a GPU), and so do the runs not started yet. The pool's Manager process dying ends the benchmark with a BenchError; the
+    rows that arrived are kept. On Ctrl-C or an error the rows that already arrived are kept, then the workers
+    are stopped at once.
     """
-    from benchmark.engine import error_row
-    from lrfp.procpool import SpawnPool
+    written: set[tuple[Any, ...]] = set()
 
     def handle(event: Any) -> None:
+        if isinstance(event, RowWritten):
+            r = event.row
+            key: tuple[Any, ...] = ("row", r.get("config"), r.get("seed"), r.get("epochs"), r.get("eval_set"))
+        else:
+            key = ("epoch", event.entry.get("run"), event.entry.get("epoch"))
+        if key in written:  # a run that started again after its pool broke
+            return
+        written.add(key)
         if isinstance(event, RowWritten):
             on_row(event.row)
         else:
             on_epoch(event.entry)
 
     per_job = max(1, (threads or os.cpu_count() or 1) // jobs) if not runs[0].device.startswith("cuda") else 1
-    # a manager queue: a report is in it before its run's future completes, so the last drain misses none
-    with SpawnPool(jobs, _worker_init, (data, eval_sets, per_job), manager_queue=True) as pool:
-        try:
-            pending = {pool.submit(_worker_run, run_cfg, ckpt_dir, context): run_cfg for run_cfg in runs}
-            while pending:
-                for fut in pool.wait_any(pending, handle, timeout=0.2):
-                    run_cfg = pending.pop(fut)
-                    err = fut.exception()
-                    if isinstance(err, BenchError):
-                        raise err
-                    if err is not None:
-                        on_row(error_row(run_cfg, context, err))
-                    emit(RunEnded(run_cfg.run_name))
-        finally:
-            pool.drain(handle)  # keep what already arrived, also on Ctrl-C
+    left, fruitless = list(runs), 0
+    while left:
+        before = len(left)
+        left = _run_pool(left, data, eval_sets, ckpt_dir, context, jobs, per_job, handle, on_row, emit,
+                         last_chance=fruitless >= 2)
+        fruitless = fruitless + 1 if len(left) == before else 0
+
+
+def _run_pool(runs, data, eval_sets, ckpt_dir, context, jobs, per_job, handle, on_row, emit, last_chance) -> list[Any]:
+    """One SpawnPool over `runs` (see `_run_parallel`); returns the runs to start again in a new pool."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    from benchmark.engine import error_row
+    from lrfp.errors import WorkerPoolError
+    from lrfp.procpool import SpawnPool
+
+    broken: list[Any] = []
+    try:
+        # a manager queue: a report is in it before its run's future completes, so the last drain misses none
+        with SpawnPool(jobs, _worker_init, (data, eval_sets, per_job), manager_queue=True) as pool:
+            try:
+                pending = {pool.submit_keyed(r.run_name, _worker_run, r, ckpt_dir, context): r for r in runs}
+                while pending:
+                    for fut in pool.wait_any(pending, handle, timeout=0.2):
+                        run_cfg = pending.pop(fut)
+                        err = fut.exception()
+                        if isinstance(err, BrokenProcessPool):  # a worker process died: sorted out below
+                            broken.append(run_cfg)
+                            continue
+                        if isinstance(err, BenchError):
+                            raise err
+                        if err is not None:
+                            pool.drain(handle)  # (raises if the run failed because the Manager process died)
+                            on_row(error_row(run_cfg, context, err))
+                        emit(RunEnded(run_cfg.run_name))
+            except BaseException:
+                with contextlib.suppress(WorkerPoolError):  # (the error in flight says more)
+                    pool.drain(handle)  # keep what already arrived, also on Ctrl-C
+                raise
+            pool.drain(handle)
+    except WorkerPoolError as e:
+        raise BenchError(f"{e}. The rows that arrived are kept; rerun the same command to train the runs "
+                         "not finished") from e
+    if not broken:
+        return []
+    deaths = pool.deaths()
+    lost = [r for r in broken if pool.started.get(r.run_name) in deaths]
+    how = "; ".join(sorted(set(deaths.values()))) or "stopped by signal 15 (SIGTERM)"
+    if not lost and last_chance:  # worker processes keep dying, and none of them while running a run
+        began = [r for r in broken if r.run_name in pool.started]
+        if not began:
+            raise BenchError(f"the worker processes keep dying before their runs begin ({how}); run with --jobs 1 "
+                             "to see the error, or with fewer --jobs if memory is short")
+        lost = began
+    for run_cfg in lost:
+        pid = pool.started[run_cfg.run_name]
+        why = deaths.get(pid, "it was stopped by signal 15 (SIGTERM)")
+        log.warning("run %s failed: its worker process %s died (%s)", run_cfg.run_name, pid, why)
+        on_row(error_row(run_cfg, context, WorkerProcessDied(f"the worker process running it died ({why})")))
+        emit(RunEnded(run_cfg.run_name))
+    again = [r for r in runs if r in broken and r not in lost]  # (in the plan's order)
+    if again:
+        emit(Notice(f"a worker process died ({how}); {len(again)} run(s) that the pool stopped with it, or that "
+                    "had not begun, start again in new worker processes"))
+    return again

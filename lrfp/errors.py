@@ -95,3 +95,8 @@ class CropFileError(ImageFileError):
 
 class CheckpointError(InputError):
     """A checkpoint file cannot be used: not one `lrfp bench` wrote, another version's, or other classes (exit 2)."""
+
+
+class WorkerPoolError(LrfpError):
+    """A process that lrfp's worker pool cannot do without died (the Manager process that carries the workers'
+    reports, or every worker before any task began). The message says which and how it ended."""

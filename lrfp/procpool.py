@@ -3,14 +3,24 @@
 Spawned workers (no fork after threads or native libraries; CUDA cannot be forked) that leave Ctrl-C to
 the parent, a stop event the parent sets and workers poll, per-worker state set once by an initializer,
 and a queue through which workers report while they run (the parent drains it). Imports nothing heavy.
+
+When a worker process dies (the OOM killer's SIGKILL, a segfault in a native library), ProcessPoolExecutor
+fails every task not finished with BrokenProcessPool and stops the other workers (SIGTERM). `deaths()` then says
+which process died by itself and how (`exit_cause`), and `started` which task each process was running, so a
+caller can fail only the task(s) of the dead process and submit the others to a new pool. The Manager process
+of `manager_queue` dying ends the pool: `drain` raises WorkerPoolError.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import queue as queue_mod
 import signal
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Hashable, Iterable
+
+from lrfp.errors import WorkerPoolError
 
 WORKER: dict[str, Any] = {}
 """Worker-process state: 'queue' and 'stop' (set by the pool), plus what the caller's initializer adds."""
@@ -21,6 +31,35 @@ def _init(q: Any, stop: Any, initializer: Callable[..., None] | None, initargs: 
     WORKER["queue"], WORKER["stop"] = q, stop
     if initializer is not None:
         initializer(*initargs)
+
+
+class _Started:
+    """A worker's first report for a task submitted with a key: (key, the worker's process id)."""
+
+    def __init__(self, key: Hashable, pid: int) -> None:
+        self.key, self.pid = key, pid
+
+
+def _call_reporting_start(key: Hashable, fn: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
+    report(_Started(key, os.getpid()))
+    return fn(*args, **kwargs)
+
+
+def exit_cause(exitcode: int | None) -> str:
+    """How a process ended, in words: `multiprocessing.Process.exitcode` (negative: killed by that signal)."""
+    if exitcode is None:
+        return "its exit status is unknown"
+    if exitcode >= 0:
+        return f"it exited with status {exitcode}"
+    try:
+        name = signal.Signals(-exitcode).name
+    except ValueError:
+        name = "an unknown signal"
+    why = {signal.SIGKILL: ": out of memory (the kernel's OOM killer), or a kill -9?",
+           signal.SIGSEGV: ": a crash in native code (a segmentation fault)",
+           signal.SIGBUS: ": a crash in native code (a bus error; a full /dev/shm?)",
+           signal.SIGABRT: ": a native library aborted"}.get(-exitcode, "")
+    return f"killed by signal {-exitcode} ({name}){why}"
 
 
 def report(item: Any) -> None:
@@ -49,26 +88,72 @@ class SpawnPool:
         self.terminate_on_error = terminate_on_error
         self.executor = ProcessPoolExecutor(
             workers, mp_context=self.ctx, initializer=_init, initargs=(self.queue, self.stop, initializer, initargs))
+        self.started: dict[Hashable, int] = {}
+        """key -> the process id of the worker that began the task submitted with that key (`submit_keyed`)."""
+        self._processes: dict[int, Any] = {}  # every worker process seen, by pid (the executor forgets them)
+        self._nudged = False
 
     def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Future:
-        return self.executor.submit(fn, *args, **kwargs)
+        fut = self.executor.submit(fn, *args, **kwargs)
+        self._note_processes()
+        return fut
+
+    def submit_keyed(self, key: Hashable, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Future:
+        """submit(); the worker reports `key` before it calls fn, and `started[key]` then holds its pid. Only with
+        `manager_queue` is that report certain to arrive before the worker can die (a plain queue sends late)."""
+        return self.submit(_call_reporting_start, key, fn, args, kwargs)
+
+    def _note_processes(self) -> None:
+        self._processes.update(getattr(self.executor, "_processes", None) or {})
+
+    def deaths(self) -> dict[int, str]:
+        """After BrokenProcessPool: pid -> how it ended, for each worker process that died by itself (not the
+        ones the executor stopped then with SIGTERM; a worker killed by someone with SIGTERM is not told apart
+        from those). Waits for the executor to finish stopping the workers."""
+        self.executor.shutdown(wait=True)
+        out = {}
+        for pid, proc in self._processes.items():
+            proc.join(5)
+            if proc.exitcode is not None and proc.exitcode != -signal.SIGTERM:
+                out[pid] = exit_cause(proc.exitcode)
+        return out
 
     def request_stop(self) -> None:
         self.stop.set()
 
     def drain(self, handle: Callable[[Any], None]) -> None:
         """Hand every item that has arrived from the workers to `handle`, in order. Items still in flight
-        (a worker's queue feeder thread sends them) arrive later: drain once more after the pool is closed."""
+        (a worker's queue feeder thread sends them) arrive later: drain once more after the pool is closed.
+
+        Raises WorkerPoolError when the Manager process of `manager_queue` died (the reports in it are lost)."""
         while True:
             try:
                 item = self.queue.get_nowait()
             except queue_mod.Empty:
                 return
+            except (OSError, EOFError) as e:  # a manager's queue whose process is gone: BrokenPipeError, EOFError ...
+                if self._manager is None:
+                    raise
+                proc = self._manager._process
+                proc.join(1)
+                raise WorkerPoolError(
+                    f"the Manager process that carries the worker processes' reports died ({exit_cause(proc.exitcode)}); "
+                    "the reports it held are lost, and the workers are stopped") from e
+            if isinstance(item, _Started):
+                self.started[item.key] = item.pid
+                continue
             handle(item)
 
     def wait_any(self, futures: Iterable[Future], handle: Callable[[Any], None], timeout: float = 0.1) -> set[Future]:
         """Wait up to `timeout` s for one future to finish, draining reports meanwhile; returns the finished ones."""
         done, _ = wait(list(futures), timeout=timeout, return_when=FIRST_COMPLETED)
+        self._note_processes()
+        if not self._nudged and any(proc.exitcode is not None for proc in self._processes.values()):
+            # The executor's manager thread watches the workers it knew when it began waiting (CPython 3.11):
+            # one spawned after that can die unnoticed until the next result. A no-op task wakes the thread.
+            self._nudged = True
+            with contextlib.suppress(RuntimeError):  # (BrokenProcessPool: it noticed already)
+                self.executor.submit(int)
         self.drain(handle)
         return done
 
@@ -92,4 +177,4 @@ class SpawnPool:
                 self.close()
         finally:
             if self._manager is not None:
-                self._manager.shutdown()
+                self._manager.shutdown()  # (a dead one too: it only joins the process then)

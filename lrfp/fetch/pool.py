@@ -81,16 +81,16 @@ def _run_pool_once(data_dir, todo, cfg, model, emit, stop, results) -> list[Mani
     if not broken:
         return []
     # The store tells which of them a worker had started (status running) and which never began (pending).
+    how = "; ".join(sorted(set(pool.deaths().values()))) or "stopped by signal 15 (SIGTERM)"
     with open_store(data_dir) as store:
         started = [r for r in broken if (src := store.find_source(r.name)) is None or src["status"] != VideoStatus.pending]
         not_started = [r for r in broken if r not in started]
         if not started:  # the pool broke before any video began: do not loop on it
             started, not_started = not_started, []
-            reason = "the worker processes died before they started"
+            reason = f"the worker processes died before they started ({how})"
         else:
-            reason = ("a worker process died while this video was being processed (out of memory, a crash, or a kill; "
-                      "every worker of the pool is stopped then, so it may have been another video's); "
-                      "rerun with --retry-failed")
+            reason = (f"a worker process died ({how}) while this video was being processed (every worker of the "
+                      "pool is stopped then, so it may have been another video's); rerun with --retry-failed")
         for row in started:
             results[row.name] = r = VideoResult(row.name, row.url, VideoStatus.error, reason)
             store.upsert_source(row.name, "video", status=r.status, error=r.error)
@@ -99,5 +99,6 @@ def _run_pool_once(data_dir, todo, cfg, model, emit, stop, results) -> list[Mani
                 r.error = f"{reason}; the redo failed, so the earlier run's status ({kept}), settings and crops are kept"
             emit(FetchEvent("done", row.name, result=r))
     if not_started:
-        emit(FetchEvent("message", message=f"a worker process died; going on with {len(not_started)} video(s) in new workers"))
+        emit(FetchEvent("message",
+                        message=f"a worker process died ({how}); going on with {len(not_started)} video(s) in new workers"))
     return not_started

@@ -21,6 +21,8 @@ REQUIRED_KEYS = ("state_dict", "config", "classes", "input_size", "normalization
 """What every checkpoint `lrfp bench` writes holds besides the weights' provenance (benchmark/engine.py)."""
 
 FIX = "give a .pt from the checkpoints/ folder of `lrfp bench --out`, or --from BENCH_OUT --config NAME"
+DAMAGED = ("if `lrfp bench` wrote it, the file is damaged (a crash or a full disk while it was written, or an "
+           "interrupted copy) and cannot be used: train it again with `lrfp bench --model MODEL --out DIR`")
 
 
 @dataclass(frozen=True)
@@ -87,11 +89,12 @@ def load_checkpoint(path: Path) -> Checkpoint:
         raise CheckpointError(f"no checkpoint file at {path}; {FIX}")
     what = _describe_unloadable(path)
     if what is not None:
-        raise CheckpointError(f"{path} is not a checkpoint: {what}; {FIX}")
+        damaged = what.startswith("it is a truncated")
+        raise CheckpointError(f"{path} is not a checkpoint: {what}; {DAMAGED + ', or ' if damaged else ''}{FIX}")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises RuntimeError, pickle.UnpicklingError, EOFError, zipfile errors ...
-        raise CheckpointError(f"{path} cannot be read as a checkpoint ({type(e).__name__}: {_first_line(e)}); {FIX}") from e
+        raise CheckpointError(f"{path} cannot be read as a checkpoint ({type(e).__name__}: {_first_line(e)}); {DAMAGED}, or {FIX}") from e
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path} holds a {type(obj).__name__}, not a checkpoint of `lrfp bench`; {FIX}")
     if obj and all(isinstance(v, torch.Tensor) for v in obj.values()):

@@ -1,0 +1,155 @@
+"""`lrfp bench --jobs N`: a worker process that dies costs only the run it was running; the Manager process
+dying is a clear error that keeps the rows that arrived (benchmark.harness._run_parallel, lrfp.procpool)."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from bench_helpers import grouped_split
+from benchmark.report import read_jsonl
+from conftest import build_store
+
+
+@pytest.fixture(scope="module")
+def bench_store(smfd_dir, tmp_path_factory) -> Path:
+    """~270 real SMFD crops (100 whole groups) downscaled to 32 px, with a seeded grouped split."""
+    root = tmp_path_factory.mktemp("bench")
+    store = build_store(root / "data", smfd_dir, n_groups=100, max_side=32)
+    grouped_split(store, "grouped", seed=0)
+    store.close()
+    return root / "data"
+
+
+def _register_dying_model() -> None:
+    """Register model "dies": in a worker process its first forward kills the process with SIGKILL, what the
+    OOM killer does (in the test's own process it is only registered, for the harness's checks)."""
+    import torch
+
+    from benchmark import registry
+
+    class Dies(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = torch.nn.Linear(3, 2)
+
+        def forward(self, x):
+            if multiprocessing.parent_process() is not None:
+                os.kill(os.getpid(), signal.SIGKILL)
+            raise AssertionError("the model 'dies' only runs in worker processes")
+
+    if "dies" not in registry.list_models():
+        registry.register_model("dies", input_size=16, quick_input_size=16, min_input_size=1)(lambda **kw: Dies())
+
+
+class _RegistersInTheWorker:
+    """Unpickling it (with the data each worker process gets) registers "dies" there too."""
+
+    def __reduce__(self):
+        return _registered, ()
+
+
+def _registered() -> None:
+    _register_dying_model()
+
+
+@pytest.fixture
+def dying_model(monkeypatch):
+    from benchmark import harness, registry
+
+    real = harness.load_data
+
+    def load_data(cfg, progress=None):
+        data = real(cfg, progress)
+        data.registers_in_the_worker = _RegistersInTheWorker()  # travels to the workers with the data
+        return data
+
+    monkeypatch.setattr(harness, "load_data", load_data)
+    _register_dying_model()
+    yield
+    registry._REGISTRY.pop("dies")
+
+
+@pytest.mark.slow  # two pools of two spawned workers: ~20 s on 2 busy cores
+def test_a_worker_that_dies_costs_only_its_run_and_the_grid_goes_on(bench_store, tmp_path, dying_model):
+    from benchmark.events import Notice
+    from benchmark.harness import BenchConfig, run_bench
+
+    events = []
+    out = tmp_path / "o"
+    run_bench(BenchConfig(data_dir=bench_store, out=out, models=("dies", "model3"), protocol="quick", epochs=2,
+                          input_size=32, seeds=1, jobs=2, threads=2, device="cpu", precision="fp32"), on_event=events.append)
+    rows = read_jsonl(out / "results.jsonl")
+    assert sorted((r["config"], r["epochs"], bool(r["error"])) for r in rows) == [("dies", 2, True), ("model3", 2, False)]
+    err = next(r["error"] for r in rows if r["error"])
+    assert err == ("WorkerProcessDied: the worker process running it died (killed by signal 9 (SIGKILL): out of "
+                   "memory (the kernel's OOM killer), or a kill -9?)")
+    assert [(h["run"], h["epoch"]) for h in read_jsonl(out / "history.jsonl")] == [("model3-s0", 1), ("model3-s0", 2)]
+    md = (out / "results.md").read_text()
+    assert "- dies seed 0: WorkerProcessDied: the worker process running it died (killed by signal 9" in md
+    notices = [e.text for e in events if isinstance(e, Notice)]
+    assert all(n.startswith("a worker process died (killed by signal 9") for n in notices)
+
+
+@pytest.mark.slow  # ~13 s on 2 busy cores
+def test_the_manager_process_dying_is_a_clear_error_that_keeps_the_rows(bench_store, tmp_path):
+    from benchmark.events import RowWritten
+    from benchmark.harness import BenchConfig, run_bench
+    from lrfp.errors import BenchError
+
+    def on_event(event):
+        if isinstance(event, RowWritten):  # the first row arrived: kill the Manager process carrying the reports
+            manager = [p for p in multiprocessing.active_children() if "Manager" in p.name]
+            assert len(manager) == 1, multiprocessing.active_children()
+            os.kill(manager[0].pid, signal.SIGKILL)
+
+    out = tmp_path / "o"
+    with pytest.raises(BenchError) as e:
+        run_bench(BenchConfig(data_dir=bench_store, out=out, models=("model3",), protocol="quick", epochs=5,
+                              seeds=1, jobs=2, threads=2, device="cpu", precision="fp32", input_size=32), on_event=on_event)
+    assert str(e.value).startswith("the Manager process that carries the worker processes' reports died (killed by "
+                                   "signal 9 (SIGKILL)")
+    assert str(e.value).endswith("The rows that arrived are kept; rerun the same command to train the runs not finished")
+    rows = read_jsonl(out / "results.jsonl")
+    assert rows and not any(r["error"] for r in rows)
+    assert (out / "results.md").exists()  # the summary of what arrived
+
+
+def _die_unless_in(pid: int) -> None:
+    if os.getpid() != pid:  # (a worker, while it is unpickling its start-up arguments)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+class _KillsTheWorker:
+    """Unpickling it (with the data each worker process gets) kills that worker before any run begins."""
+
+    def __reduce__(self):
+        return _die_unless_in, (os.getpid(),)
+
+
+def test_workers_that_keep_dying_before_any_run_begins_end_the_bench_instead_of_looping(bench_store, tmp_path,
+                                                                                        monkeypatch):
+    from benchmark import harness
+    from benchmark.harness import BenchConfig, run_bench
+    from lrfp.errors import BenchError
+
+    real = harness.load_data
+
+    def load_data(cfg, progress=None):
+        data = real(cfg, progress)
+        data.kills_the_worker = _KillsTheWorker()
+        return data
+
+    monkeypatch.setattr(harness, "load_data", load_data)
+    out = tmp_path / "o"
+    with pytest.raises(BenchError) as e:
+        run_bench(BenchConfig(data_dir=bench_store, out=out, models=("model3",), protocol="quick", epochs=2,
+                              input_size=32, seeds=2, jobs=2, threads=2, device="cpu", precision="fp32"))
+    assert str(e.value).startswith("the worker processes keep dying before their runs begin (killed by signal 9 "
+                                   "(SIGKILL)")
+    assert "run with --jobs 1 to see the error, or with fewer --jobs if memory is short" in str(e.value)
+    assert read_jsonl(out / "results.jsonl") == []  # no run is marked failed: none began
