@@ -71,13 +71,15 @@ def wilson_ci(k: float, n: int, confidence: float = CONFIDENCE) -> tuple[float, 
     Source: Wilson (1927), the closed form of Brown, Cai & DasGupta (2001), eq. (4):
     (p + z^2/2n -+ z sqrt(p(1-p)/n + z^2/4n^2)) / (1 + z^2/n), z the normal quantile (SciPy). For a whole k it
     equals SciPy's `binomtest(k, n).proportion_ci(method="wilson")` (tests/test_bench_metrics.py checks).
+    Raises ValueError for k outside [0, n] (beyond float rounding of a mean).
     """
     from scipy.stats import norm
 
     if n <= 0 or math.isnan(k):
         return (float("nan"), float("nan"))
-    if not 0 <= k <= n:
+    if not -1e-9 * n <= k <= n * (1 + 1e-9):
         raise ValueError(f"wilson_ci needs 0 <= k <= n, not k={k}, n={n}")
+    k = float(min(max(k, 0), n))  # a mean of k_i / n times n may land a rounding error outside [0, n]
     z = float(norm.ppf(0.5 + confidence / 2))
     p = k / n
     denom = 1 + z * z / n

@@ -147,3 +147,12 @@ def test_the_thesis_interval_is_the_one_of_the_accuracy_it_reports():
     lo, hi = _wilson_by_its_definition(0.9456, 320)
     assert th["thesis_accuracy"] == 0.9456
     assert (th["thesis_ci_low"], th["thesis_ci_high"]) == (pytest.approx(lo), pytest.approx(hi))
+
+
+def test_wilson_ci_of_a_mean_count_at_the_ends_and_out_of_range():
+    """A mean of seeds' accuracies times n can miss 0 or n by a rounding error: still that end's interval."""
+    all_right = float(np.mean([48 / 48] * 3)) * 48
+    assert wilson_ci(all_right, 48) == wilson_ci(48, 48) and wilson_ci(48, 48)[1] == 1.0
+    assert wilson_ci(0.0, 48)[0] == 0.0
+    with pytest.raises(ValueError, match="0 <= k <= n, not k=11, n=10"):
+        wilson_ci(11, 10)
