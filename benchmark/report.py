@@ -231,7 +231,7 @@ def render_markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     lines = [
         "# lrfp bench results", "",
         f"- protocol: **{meta.get('protocol')}** ({meta.get('protocol_summary', '')})",
-        *([f"- this benchmark: {meta['run_epochs']} epochs evaluated at {', '.join(map(str, meta.get('run_budgets', [])))}, "
+        *([f"- this benchmark: {_epochs(meta['run_epochs'])} evaluated at {', '.join(map(str, meta.get('run_budgets', [])))}, "
            f"{meta.get('run_seeds')} seed{'s' if meta.get('run_seeds') != 1 else ''} per config"] if meta.get("run_epochs") else []),
         f"- data: {meta.get('data_kind')} `{meta.get('data')}`; train/validation/test = {meta.get('counts')}",
         f"- leakage audit: {meta.get('audit')}",

@@ -599,6 +599,7 @@ def test_a_model3_only_bench_records_no_pretrained_weights(bench_store, tmp_path
     md = (tmp_path / "o" / "results.md").read_text()
     assert "- pretrained ImageNet weights: none (the models run have none" in md
     assert "evaluated on test after 1 epoch." in md and "after 1 epochs" not in md
+    assert "- this benchmark: 1 epoch evaluated at 1, 1 seed per config" in md
     assert "(here  epochs)" not in md and "none matches these budgets" in md
 
 
