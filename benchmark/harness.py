@@ -257,7 +257,7 @@ def check_eval_overlap(cfg: BenchConfig, data: Any, eval_sets: dict[str, Any], e
     """Count the --eval-on images that are also in the benchmarked subsets (benchmark.overlap); emit
     EvalOverlap when some are. Raises InputError (exit 2) when every one is an exact copy: that "cross-dataset"
     accuracy would be measured on the training data."""
-    from benchmark.overlap import eval_overlap, overlap_warning
+    from benchmark.overlap import eval_overlap, overlap_warning, per_subset
 
     out = {}
     for name, sub in eval_sets.items():
@@ -265,7 +265,7 @@ def check_eval_overlap(cfg: BenchConfig, data: Any, eval_sets: dict[str, Any], e
         info = eval_overlap(data, sub, folder if folder.is_dir() else None, cfg.data_dir)
         out[name] = info
         if info["n"] and info["exact_any"] == info["n"]:
-            per = ", ".join(f"{k} {n}" for k, n in info["exact"].items() if n)
+            per = per_subset(info, "exact")  # parts that sum to the total
             raise InputError(
                 f"--eval-on {cfg.eval_on}: all {info['n']} of its images are in the benchmarked data ({per}), so its "
                 "accuracy would measure the training data, not another dataset. Give a folder of images that were "
@@ -427,10 +427,10 @@ def _run_planned(cfg: BenchConfig, protocol: Protocol, device: str, runs: list[A
             meta["previous_results"] = str(archived)
             emit(PreviousMoved(str(archived)))
         resume.write_plan(cfg.out, the_plan)
-        writer = report.ResultsWriter(cfg.out)
+        writer = report.ResultsWriter(cfg.out, configs=[r.config_name for r in all_runs])  # tables in plan order
     else:
         meta["resumed_runs"] = sorted(earlier.done)
-        writer = report.ResultsWriter(cfg.out, earlier.rows, earlier.history)
+        writer = report.ResultsWriter(cfg.out, earlier.rows, earlier.history, configs=[r.config_name for r in all_runs])
     ckpt_dir = cfg.out / "checkpoints"
     total_epochs = sum(r.epochs for r in runs)
     emit(GridPlanned([r.run_name for r in runs], total_epochs, device, context["device_name"], jobs, meta["counts"]))

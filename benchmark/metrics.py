@@ -59,17 +59,33 @@ def roc_auc(y_true: Sequence[int], score: Sequence[float]) -> float:
     return float(roc_auc_score(y, np.asarray(score, dtype=np.float64)))
 
 
-def wilson_ci(k: int, n: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
-    """Wilson score interval for k successes out of n (95% by default); (NaN, NaN) for n = 0.
+def wilson_ci(k: float, n: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """Wilson score interval (95% by default) of the proportion k/n; (NaN, NaN) for n = 0 or a NaN k.
 
-    Source: SciPy's `binomtest(k, n).proportion_ci(method="wilson")` (Wilson 1927).
+    k may be a mean count: the mean accuracy over seeds of runs tested on the same n images is shown with
+    `wilson_ci(mean_accuracy * n, n)`, Wilson's interval at exactly that accuracy on n images: the test set's
+    sampling uncertainty. It does not shrink with more seeds (every seed sees the same n images: pooling the
+    S x n predictions as independent trials would understate it); the seeds' own spread is reported as their
+    standard deviation beside it. The interval always contains k/n.
+
+    Source: Wilson (1927), the closed form of Brown, Cai & DasGupta (2001), eq. (4):
+    (p + z^2/2n -+ z sqrt(p(1-p)/n + z^2/4n^2)) / (1 + z^2/n), z the normal quantile (SciPy). For a whole k it
+    equals SciPy's `binomtest(k, n).proportion_ci(method="wilson")` (tests/test_bench_metrics.py checks).
+    Raises ValueError for k outside [0, n] (beyond float rounding of a mean).
     """
-    from scipy.stats import binomtest
+    from scipy.stats import norm
 
-    if n <= 0:
+    if n <= 0 or math.isnan(k):
         return (float("nan"), float("nan"))
-    ci = binomtest(int(k), int(n)).proportion_ci(confidence_level=confidence, method="wilson")
-    return (max(0.0, float(ci.low)), min(1.0, float(ci.high)))
+    if not -1e-9 * n <= k <= n * (1 + 1e-9):
+        raise ValueError(f"wilson_ci needs 0 <= k <= n, not k={k}, n={n}")
+    k = float(min(max(k, 0), n))  # a mean of k_i / n times n may land a rounding error outside [0, n]
+    z = float(norm.ppf(0.5 + confidence / 2))
+    p = k / n
+    denom = 1 + z * z / n
+    center = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return (0.0 if k == 0 else max(0.0, center - half), 1.0 if k == n else min(1.0, center + half))
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:

@@ -59,60 +59,79 @@ def eval_overlap(data: Any, eval_sub: Any, eval_folder: Path | None = None, data
 
     `data`: benchmark.data.BenchData; `eval_sub`: the --eval-on Subset; `eval_folder`: its folder when it is a
     class-folder tree (keys are paths below it), for the file-bytes check against a store split in `data_dir`.
-    Returns {"n", "exact": {subset: count}, "exact_any", "near": {subset: count}, "near_any", "dhash_bits"};
-    an image is counted once per subset it is found in, and near excludes the exact copies.
+    Returns {"n", "exact_any", "exact", "exact_several", "near_any", "near", "near_several", "dhash_bits"}:
+    exact_any = how many eval images are exact copies; exact = {subset: how many of those are found in that
+    subset only}; exact_several = how many are found in two or more subsets (the benchmarked data itself holds
+    that image twice, or, for near, look-alikes in two subsets). So sum(exact.values()) + exact_several ==
+    exact_any, and the same for near, which leaves out the exact copies.
     """
-    pix: dict[str, str] = {}
+    pix: dict[str, set[str]] = {}  # decoded pixels' sha256 -> the subsets holding them
     hashes, owners = [], []
     for name, sub in data.subsets.items():
         for arr in sub.images:
-            pix.setdefault(pixel_sha256(arr), name)
+            pix.setdefault(pixel_sha256(arr), set()).add(name)
             hashes.append(dhash(arr)[0])
             owners.append(name)
     by_file = _imported_file_subsets(data_dir, data.subsets) if data.kind == "store" and data_dir and eval_folder else {}
     plain = np.asarray(hashes, dtype=np.uint64)
     owners_arr = np.asarray(owners)
     names = list(data.subsets)
-    exact = {n: 0 for n in names}
-    near = {n: 0 for n in names}
-    exact_any = near_any = 0
+    exact: list[set[str]] = []  # per eval image found: the subsets it is in
+    near: list[set[str]] = []
     for key, arr in zip(eval_sub.keys, eval_sub.images):
-        found = set()
-        if pixel_sha256(arr) in pix:
-            found.add(pix[pixel_sha256(arr)])
+        found = set(pix.get(pixel_sha256(arr), ()))
         if by_file:
             path = eval_folder / key
             digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
             if digest in by_file:
                 found.add(by_file[digest])
         if found:
-            exact_any += 1
-            for n in found:
-                exact[n] += 1
+            exact.append(found)
             continue
         if len(plain):
             h, m = (np.uint64(v) for v in dhash(arr))
             dist = np.minimum(np.bitwise_count(plain ^ h), np.bitwise_count(plain ^ m))
             close = set(owners_arr[dist <= DHASH_DISTANCE].tolist())
             if close:
-                near_any += 1
-                for n in close:
-                    near[n] += 1
-    return {"n": len(eval_sub), "exact": exact, "exact_any": exact_any, "near": near, "near_any": near_any,
-            "dhash_bits": DHASH_DISTANCE}
+                near.append(close)
+    out: dict[str, Any] = {"n": len(eval_sub)}
+    for kind, found_in in (("exact", exact), ("near", near)):
+        out[f"{kind}_any"] = len(found_in)
+        out[kind] = {name: sum(1 for f in found_in if f == {name}) for name in names}
+        out[f"{kind}_several"] = sum(1 for f in found_in if len(f) > 1)
+    out["dhash_bits"] = DHASH_DISTANCE
+    return out
+
+
+def per_subset(info: dict[str, Any], kind: str) -> str:
+    """Where the `kind` ("exact" or "near") matches of `eval_overlap` are, e.g. "6 train, 1 validation, 3 test,
+    2 in several subsets": parts that sum to info[kind + "_any"]."""
+    parts = [f"{n} {name}" for name, n in info[kind].items() if n]
+    if info.get(f"{kind}_several"):
+        parts.append(f"{info[kind + '_several']} in several subsets")
+    return ", ".join(parts)
 
 
 def overlap_warning(eval_name: str, info: dict[str, Any]) -> str | None:
-    """One sentence for the CLI and results.md, or None when no eval image is in the benchmarked data."""
+    """One sentence for the CLI and results.md, or None when no eval image is in the benchmarked data.
+
+    It gives the total of eval images found, then the exact copies and the near-duplicates, each split by subset
+    (`per_subset`): every part sums to the count it explains, e.g. "--eval-on DIR: 17 of its 40 images are in
+    the benchmarked data: 10 exact copies (6 train, 1 validation, 3 test) and 7 near-duplicates (...)".
+    """
     if not info or not (info["exact_any"] or info["near_any"]):
         return None
     parts = []
     if info["exact_any"]:
-        per = ", ".join(f"{n} {k}" for k, n in info["exact"].items() if n)
-        parts.append(f"{info['exact_any']} of its {info['n']} images are exact copies of benchmarked images ({per})")
+        parts.append(f"{_count(info['exact_any'], 'exact copy', 'exact copies')} ({per_subset(info, 'exact')})")
     if info["near_any"]:
-        per = ", ".join(f"{n} {k}" for k, n in info["near"].items() if n)
-        parts.append(f"{info['near_any']} more are near-duplicates (dHash within {info['dhash_bits']} bits, "
-                     f"can include look-alikes: {per})")
-    return (f"--eval-on {eval_name}: {'; '.join(parts)}. Its accuracy is partly measured on those, not a clean "
+        parts.append(f"{_count(info['near_any'], 'near-duplicate', 'near-duplicates')} (dHash within "
+                     f"{info['dhash_bits']} bits, which can include look-alikes: {per_subset(info, 'near')})")
+    total = info["exact_any"] + info["near_any"]
+    return (f"--eval-on {eval_name}: {total} of its {info['n']} images {'is' if total == 1 else 'are'} in the "
+            f"benchmarked data: {' and '.join(parts)}. Its accuracy is partly measured on those, not a clean "
             "cross-dataset result: evaluate on images that are not in the store's split (or the published dataset)")
+
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"

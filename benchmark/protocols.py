@@ -38,7 +38,8 @@ PROTOCOLS: dict[str, Protocol] = {
     "quick": Protocol(
         name="quick", epochs=8, eval_epochs=(3, 5, 8), seeds=1, quick_inputs=True,
         summary="the same models and optimizers at 64 px inputs (VGG-16: 32), 8 epochs evaluated at 3, 5 and 8 "
-        "(the thesis budgets / 10), one seed; sized to finish on 2 CPU cores in under 15 minutes on SMFD",
+        "(the thesis budgets / 10), one seed; sized for a CPU: the whole grid took 3 min 25 s on 2 Xeon cores with "
+        "AMX, all of SMFD at 64 px (measured 2026-11-27, docs/measurements.md)",
     ),
 }
 

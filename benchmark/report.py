@@ -3,13 +3,14 @@ results.md beside the thesis's numbers, and plotted (learning curves, accuracy v
 
 from __future__ import annotations
 
+import bisect
 import csv
 import json
 import math
 import os
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 from benchmark.metrics import FACE_BANDS, mean_std, wilson_ci
 from benchmark.thesis import NORM_NAMES, THESIS_EPOCHS, THESIS_TEST_SIZE, thesis_comparison, thesis_result
@@ -57,15 +58,19 @@ class ResultsWriter:
     """Appends each row the moment it exists (fsynced), so that an interrupted benchmark keeps its rows.
 
     rows/history: what a resumed benchmark keeps from its earlier session (`benchmark.resume`), written first;
-    a new benchmark starts new files.
+    a new benchmark starts new files. configs: the config names in the plan's order (`--model` order, else the
+    registry's). results.jsonl is an append log, in the order runs finished (with --jobs, or resumed, not the
+    plan's); `rows`, and so results.csv, results.md and the terminal table, are kept in the plan's order:
+    config, then epoch budget, then seed, then eval set (test first) -- see `plan_order`.
     """
 
     def __init__(self, out: Path, rows: list[dict[str, Any]] | None = None,
-                 history: list[dict[str, Any]] | None = None) -> None:
+                 history: list[dict[str, Any]] | None = None, configs: Sequence[str] = ()) -> None:
         self.out = out
-        self.rows: list[dict[str, Any]] = list(rows or [])
+        self._key = plan_order(configs)
+        self.rows: list[dict[str, Any]] = sorted(rows or [], key=self._key)
         self.history: list[dict[str, Any]] = list(history or [])
-        for name, kept in ((RESULTS_JSONL, self.rows), (HISTORY_JSONL, self.history)):
+        for name, kept in ((RESULTS_JSONL, list(rows or [])), (HISTORY_JSONL, self.history)):
             tmp = out / (name + ".tmp")
             tmp.write_text("".join(_json_line(obj) for obj in kept))
             os.replace(tmp, out / name)
@@ -80,13 +85,27 @@ class ResultsWriter:
             os.fsync(fh.fileno())
 
     def add_row(self, row: dict[str, Any]) -> None:
-        self.rows.append(row)
+        bisect.insort(self.rows, row, key=self._key)  # after any equal key: a retried run's row after the old one
         self._append(self.out / RESULTS_JSONL, row)
         write_csv(self.out / RESULTS_CSV, self.rows)
 
     def add_epoch(self, entry: dict[str, Any]) -> None:
         self.history.append(entry)
         self._append(self.out / HISTORY_JSONL, entry)
+
+
+def plan_order(configs: Sequence[str] = ()) -> Callable[[dict[str, Any]], tuple[int, int, int, int]]:
+    """A sort key putting result rows in the plan's order: config (by its place in `configs`; others after, in
+    the order first seen), epoch budget, seed, eval set ("test" first, the --eval-on sets after, first seen)."""
+    rank = {c: i for i, c in enumerate(dict.fromkeys(configs))}
+    sets = {"test": 0}
+
+    def key(row: dict[str, Any]) -> tuple[int, int, int, int]:
+        config = rank.setdefault(str(row.get("config")), len(rank))
+        eval_set = sets.setdefault(str(row.get("eval_set")), len(sets))
+        return (config, int(row.get("epochs") or 0), int(row.get("seed") or 0), eval_set)
+
+    return key
 
 
 def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -127,24 +146,31 @@ def read_jsonl(path: Path, *, skip_bad: bool = False) -> list[dict[str, Any]]:
 
 
 def summarize(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per eval set x config x epoch budget: mean and std across seeds, and a 95% interval."""
+    """One row per eval set x config x epoch budget: mean and std across seeds, and a 95% interval.
+
+    Order: configs as they first appear in `rows` (a ResultsWriter's rows are in the plan's order), each config's
+    budgets ascending, test before the --eval-on sets. The interval is Wilson's at the mean accuracy shown, on the
+    test set's n images (`metrics.wilson_ci(mean * n, n)`: the test set's sampling uncertainty; the seeds' spread
+    is `accuracy_sd`).
+    """
     cells: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
-    order: list[tuple] = []
+    configs: dict[str, int] = {}
+    sets: dict[str, int] = {"test": 0}
     for r in rows:
         if r.get("error"):
             continue
         key = (r["eval_set"], r["model"], r.get("norm") or "", r["epochs"])
-        if key not in cells:
-            order.append(key)
+        configs.setdefault(r["config"], len(configs))
+        sets.setdefault(r["eval_set"], len(sets))
         cells[key].append(r)
     out = []
-    for key in order:
+    for key in sorted(cells, key=lambda k: (configs[cells[k][0]["config"]], k[3], sets[k[0]])):
         rs = cells[key]
         eval_set, model, norm, epochs = key
         acc, acc_sd = mean_std([r["accuracy"] for r in rs])
         loss, loss_sd = mean_std([r["loss"] for r in rs])
         n = rs[0]["n"]
-        lo, hi = wilson_ci(round(acc * n), n)
+        lo, hi = wilson_ci(acc * n, n)  # the interval of this mean, not of a rounded count (Python rounds half to even)
         s = {
             "eval_set": eval_set, "model": model, "norm": norm, "config": rs[0]["config"], "epochs": epochs,
             "seeds": len(rs), "accuracy": acc, "accuracy_sd": acc_sd, "acc_ci_low": lo, "acc_ci_high": hi,
@@ -193,27 +219,49 @@ def _num(x: float | None, digits: int = 4) -> str:
 
 
 def render_markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
+    """results.md: the run's settings, our test table beside the thesis's, the cross-dataset table, accuracy by
+    face size and the failed runs; where no run finished, says so (and why) instead of empty tables."""
     summary = summarize(rows)
     budgets = sorted({s["epochs"] for s in summary})
+    errors = [r for r in rows if r.get("error")]
+    # what the benchmark planned (meta), else what finished: the text never names a budget that is not there
+    run_epochs = meta.get("run_epochs") or (max(budgets) if budgets else None)
+    run_budgets = sorted(meta.get("run_budgets") or budgets)
+    interrupted = meta.get("interrupted")
     lines = [
         "# lrfp bench results", "",
         f"- protocol: **{meta.get('protocol')}** ({meta.get('protocol_summary', '')})",
-        *([f"- this benchmark: {meta['run_epochs']} epochs evaluated at {', '.join(map(str, meta.get('run_budgets', [])))}, "
+        *([f"- this benchmark: {_epochs(meta['run_epochs'])} evaluated at {', '.join(map(str, meta.get('run_budgets', [])))}, "
            f"{meta.get('run_seeds')} seed{'s' if meta.get('run_seeds') != 1 else ''} per config"] if meta.get("run_epochs") else []),
         f"- data: {meta.get('data_kind')} `{meta.get('data')}`; train/validation/test = {meta.get('counts')}",
         f"- leakage audit: {meta.get('audit')}",
         f"- device: {meta.get('device')} ({meta.get('device_name')}), torch {meta.get('torch_version')}, "
         f"threads {meta.get('threads')}, concurrent runs {meta.get('jobs')}, {meta.get('precision')}",
         f"- pretrained ImageNet weights: {_weights_line(meta)}",
-        f"- wall time: {meta.get('wall_seconds', 0):.0f} s{'; INTERRUPTED: only the finished rows below' if meta.get('interrupted') else ''}",
+        f"- wall time: {meta.get('wall_seconds', 0):.0f} s"
+        + (("; INTERRUPTED: only the finished rows below" if summary else "; INTERRUPTED before any run finished")
+           if interrupted else ""),
         *([f"- resumed: {len(meta['resumed_runs'])} runs were finished by an earlier, interrupted session into this "
            "folder and kept (the wall time above is this session's)"] if meta.get("resumed_runs") else []),
         "",
-        "Accuracy is the mean over seeds ± its standard deviation; the 95% interval is Wilson's for that "
-        f"accuracy on this test set's size (the thesis's intervals use its {THESIS_TEST_SIZE} test images). "
-        f"Each seed is one {max(budgets) if budgets else '-'}-epoch run evaluated on test after "
-        f"{_epochs(budgets[-1]) if len(budgets) == 1 else ', '.join(map(str, budgets)) + ' epochs'}"
-        + (": with a constant learning rate that equals separate runs of those lengths." if len(budgets) > 1 else "."),
+    ]
+    if not summary:
+        why = ("it was interrupted before its first run ended; rerun the same command into this --out to train them"
+               if interrupted and not errors else
+               f"{'every run that ended failed' if interrupted else 'every run failed'} (the errors are below)"
+               if errors else "no run was trained")
+        lines += [f"**No run finished: {why}.** There are no accuracies to report.", ""]
+        if errors:
+            lines += ["## Runs that failed", ""] + [f"- {r['config']} seed {r['seed']}: {r['error']}" for r in errors]
+        return "\n".join(lines) + "\n"
+    lines += [
+        "Accuracy is the mean over seeds ± its standard deviation (the seeds' spread); the 95% interval is Wilson's "
+        "at that mean accuracy on this test set's size, its sampling uncertainty (the seeds share the test images, "
+        f"so it does not shrink with more seeds; the thesis's intervals use its {THESIS_TEST_SIZE} test images). "
+        + (f"Each seed is one {run_epochs}-epoch run evaluated on test after "
+           f"{_epochs(run_budgets[-1]) if len(run_budgets) == 1 else ', '.join(map(str, run_budgets)) + ' epochs'}"
+           + (": with a constant learning rate that equals separate runs of those lengths." if len(run_budgets) > 1 else ".")
+           if run_epochs and run_budgets else ""),
         "",
     ]
     if budgets and any(b not in THESIS_EPOCHS for b in budgets):
@@ -259,14 +307,13 @@ def render_markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
                 f"| {s['seeds']} | {_pct(s['accuracy'])} | [{100 * s['acc_ci_low']:.1f}, {100 * s['acc_ci_high']:.1f}] "
                 f"| {_num(s['loss'])} |"
             )
-    last = max(budgets) if budgets else None
+    last = max(budgets)
     bands = [b for b, _, _ in FACE_BANDS]
     lines += ["", f"## Test accuracy by face size (shorter side, px) after {_epochs(last)}", "",
               "| config | " + " | ".join(bands) + " |", "|---|" + "---|" * len(bands)]
     for s in [s for s in summary if s["eval_set"] == "test" and s["epochs"] == last]:
         cells = [f"{_pct(s[f'acc_face_{b}'])} (n={s[f'n_face_{b}']})" if s[f"n_face_{b}"] else "-" for b in bands]
         lines.append(f"| {s['config']} | " + " | ".join(cells) + " |")
-    errors = [r for r in rows if r.get("error")]
     if errors:
         lines += ["", "## Runs that failed", ""] + [f"- {r['config']} seed {r['seed']}: {r['error']}" for r in errors]
     return "\n".join(lines) + "\n"
@@ -290,7 +337,8 @@ def write_plots(out: Path, rows: list[dict[str, Any]], history: list[dict[str, A
 
     written = []
     summary = [s for s in summarize(rows) if s["eval_set"] == "test"]
-    configs = list(dict.fromkeys(h["config"] for h in history))
+    # panels in the plan's order (the rows'), then any config with history but no row yet (cut short)
+    configs = list(dict.fromkeys([s["config"] for s in summary] + [h["config"] for h in history]))
     if configs:
         cols = min(4, len(configs))
         nrows = math.ceil(len(configs) / cols)

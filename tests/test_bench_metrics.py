@@ -97,3 +97,62 @@ def test_stats_and_bench_put_a_face_in_the_same_band():
 
     assert band_of(64) == face_band(64) == "64-128"
     assert [band_of(x) for x in range(0, 300)] == [face_band(x) for x in range(0, 300)]
+
+
+def _wilson_by_its_definition(p: float, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
+    """Wilson's interval as the two p where (p_hat - p)^2 = z^2 p (1 - p) / n: the roots of a quadratic."""
+    lo, hi = sorted(np.roots([1 + z * z / n, -(2 * p + z * z / n), p * p]).real)
+    return lo, hi
+
+
+def test_wilson_ci_equals_scipy_for_whole_counts():
+    from scipy.stats import binomtest
+
+    for k, n in [(0, 10), (3, 10), (10, 10), (38, 48), (44, 48), (317, 320), (1, 1)]:
+        ci = binomtest(k, n).proportion_ci(method="wilson")
+        assert wilson_ci(k, n) == (pytest.approx(ci.low, abs=1e-12), pytest.approx(ci.high, abs=1e-12))
+
+
+def test_the_interval_beside_a_mean_over_seeds_is_wilsons_at_that_mean():
+    """Tester's report: 80.21% (38.5/48, the mean of two seeds) was shown with 79.17%'s interval [65.7, 88.3] and
+    90.62% (43.5/48) with 44/48's, because round() rounds half to even. The interval shown must be the
+    documented one: Wilson's at the mean accuracy shown, on the 48 test images."""
+    from benchmark.report import render_markdown, summarize
+
+    def row(config, seed, correct):
+        return {"eval_set": "test", "model": config, "norm": "", "config": config, "epochs": 3, "seed": seed,
+                "n": 48, "correct": correct, "accuracy": correct / 48, "loss": 0.5, "balanced_accuracy": 0.5,
+                "roc_auc": 0.5}
+
+    rows = [row("model3", 0, 38), row("model3", 1, 39), row("vgg16", 0, 43), row("vgg16", 1, 44)]
+    md = render_markdown(rows, {"protocol": "quick", "run_epochs": 3, "run_budgets": [3], "run_seeds": 2})
+    for s, mean, rounded in zip(summarize(rows), (38.5 / 48, 43.5 / 48), ((38, 48), (44, 48))):
+        assert s["accuracy"] == pytest.approx(mean)
+        lo, hi = _wilson_by_its_definition(mean, 48)
+        assert (s["acc_ci_low"], s["acc_ci_high"]) == (pytest.approx(lo), pytest.approx(hi))
+        assert s["acc_ci_low"] < mean < s["acc_ci_high"]
+        assert (s["acc_ci_low"], s["acc_ci_high"]) != pytest.approx(wilson_ci(*rounded))  # not the rounded count's
+        shown = f"| {100 * mean:.2f}% ± {100 * s['accuracy_sd']:.2f} | [{100 * lo:.1f}, {100 * hi:.1f}] |"
+        assert shown in md
+    assert "| 80.21% ± 1.47 | [66.9, 89.0] |" in md and "[65.7, 88.3]" not in md
+    assert "Wilson's at that mean accuracy on this test set's size" in " ".join(md.split())
+
+
+def test_the_thesis_interval_is_the_one_of_the_accuracy_it_reports():
+    """The thesis's 94.56% (Model 2, BatchNorm, 80 epochs) is no whole count of 320 (302.6): its interval is
+    Wilson's at 94.56%, not at 303/320 = 94.69%."""
+    from benchmark.thesis import thesis_comparison
+
+    th = thesis_comparison("model2", "bn", 80, [30, 50, 80])
+    lo, hi = _wilson_by_its_definition(0.9456, 320)
+    assert th["thesis_accuracy"] == 0.9456
+    assert (th["thesis_ci_low"], th["thesis_ci_high"]) == (pytest.approx(lo), pytest.approx(hi))
+
+
+def test_wilson_ci_of_a_mean_count_at_the_ends_and_out_of_range():
+    """A mean of seeds' accuracies times n can miss 0 or n by a rounding error: still that end's interval."""
+    all_right = float(np.mean([48 / 48] * 3)) * 48
+    assert wilson_ci(all_right, 48) == wilson_ci(48, 48) and wilson_ci(48, 48)[1] == 1.0
+    assert wilson_ci(0.0, 48)[0] == 0.0
+    with pytest.raises(ValueError, match="0 <= k <= n, not k=11, n=10"):
+        wilson_ci(11, 10)

@@ -605,6 +605,7 @@ def test_a_model3_only_bench_records_no_pretrained_weights(bench_store, tmp_path
     md = (tmp_path / "o" / "results.md").read_text()
     assert "- pretrained ImageNet weights: none (the models run have none" in md
     assert "evaluated on test after 1 epoch." in md and "after 1 epochs" not in md
+    assert "- this benchmark: 1 epoch evaluated at 1, 1 seed per config" in md
     assert "(here  epochs)" not in md and "none matches these budgets" in md
 
 
@@ -621,7 +622,7 @@ def test_the_cli_header_is_whole_on_any_terminal_width_and_time_zone(bench_store
         capture_output=True, text=True, cwd=REPO, env=env, timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
-    header = (f"lrfp bench: protocol thesis, 1 seed(s), {device_name('cpu')}, NO pretrained weights (resnet18)")
+    header = (f"lrfp bench: protocol thesis, 1 seed per config, {device_name('cpu')}, NO pretrained weights (resnet18)")
     assert header in proc.stdout.splitlines()
 
 
@@ -722,7 +723,11 @@ def test_eval_on_the_imported_folder_itself_is_refused(bench_store, tmp_path, ca
     code, _, err = cli(capsys, "bench", "--model", "model3", "--epochs", "1", "-d", str(bench_store), "--split", "grouped",
                        "--eval-on", str(folder), "--out", str(tmp_path / "o"), "--device", "cpu", "--protocol", "quick")
     assert code == 2, err
-    assert err.startswith(f"Error: --eval-on {folder}: all {n} of its images are in the benchmarked data (train "), err
+    assert err.startswith(f"Error: --eval-on {folder}: all {n} of its images are in the benchmarked data ("), err
+    import re
+
+    parts = re.match(r"[^(]*\(([^)]*)\)", err).group(1)  # "a train, b validation, c test": parts of the total
+    assert sum(int(p.split()[0]) for p in parts.split(", ")) == n, parts
     assert "not imported into this store" in err
     assert not (tmp_path / "o" / "results.jsonl").exists()
 
@@ -756,11 +761,195 @@ def test_eval_on_partly_made_of_training_images_is_warned_about(bench_store, smf
                        "--eval-on", str(evalset), "--out", str(out), "--device", "cpu", "--protocol", "quick")
     assert code == 0, err
     said = " ".join(err.split())
-    assert f"Warning: --eval-on {evalset}: {copied} of its 40 images are exact copies of benchmarked images (" in said
     md = " ".join((out / "results.md").read_text().split())
-    assert f"**Warning: --eval-on mixed: {copied} of its 40 images are exact copies of benchmarked images (" in md
     assert "not a clean cross-dataset result" in md
     import re
 
-    near = re.search(r"; (\d+) more are near-duplicates \(dHash within 4 bits", md)
-    assert near and int(near.group(1)) >= 4, md  # the 4 resized copies (a fresh file may be a look-alike too)
+    for text, name in ((said, f"Warning: --eval-on {evalset}"), (md, "**Warning: --eval-on mixed")):
+        m = re.search(re.escape(name) + r": (\d+) of its 40 images are in the benchmarked data: (\d+) exact copies "
+                      r"\(([^)]*)\) and (\d+) near-duplicates \(dHash within 4 bits, which can include look-alikes: "
+                      r"([^)]*)\)", text)
+        assert m, text
+        total, exact, exact_parts, near, near_parts = m.groups()
+        assert int(exact) == copied and int(total) == copied + int(near)
+        assert int(near) >= 4  # the 4 resized copies (a fresh file may be a look-alike too)
+        for count, parts in ((exact, exact_parts), (near, near_parts)):  # each split sums to its count
+            assert sum(int(p.split()[0]) for p in parts.split(", ")) == int(count), parts
+
+
+def _row(config: str, epochs: int, seed: int, correct: int = 40, eval_set: str = "test", **extra) -> dict:
+    """A finished run's result row with the keys the report reads (48 test images)."""
+    model, _, norm = config.partition("-")
+    return {"eval_set": eval_set, "model": model, "norm": norm, "config": config, "epochs": epochs, "seed": seed,
+            "n": 48, "correct": correct, "accuracy": correct / 48, "loss": 0.3, "balanced_accuracy": 0.8,
+            "roc_auc": 0.9, "n_face_32-48": 48, "acc_face_32-48": correct / 48, **extra}
+
+
+def _table_text(summary: list[dict], rows: list[dict]) -> str:
+    from rich.console import Console
+
+    from lrfp.cli.tables import bench_summary_table
+
+    console = Console(width=200, record=True, file=open(os.devnull, "w"))
+    console.print(bench_summary_table(summary, rows))
+    return console.export_text()
+
+
+def test_tables_are_in_the_plan_order_whatever_order_runs_finished(tmp_path):
+    """Tester's report: with --jobs 2 (and in resumed benchmarks) the terminal table and results.md came in the
+    order runs finished (model1-bn 3, model3 3, model1-bn 5, ...). The plan of `--model model3 --model model1`:
+    model3, then model1's norms; each config's budgets ascending, then seeds. results.jsonl stays an append log."""
+    import csv
+
+    from benchmark.report import ResultsWriter, render_markdown, summarize
+
+    plan = ["model3", "model1-bn", "model1-bcn"]
+    finished = [_row("model1-bn", 3, 0), _row("model3", 3, 1), _row("model3", 3, 0), _row("model1-bn", 5, 0),
+                _row("model3", 5, 1), _row("model1-bcn", 3, 0), _row("model3", 5, 0), _row("model1-bcn", 5, 0),
+                _row("model1-bn", 3, 1), _row("model1-bn", 5, 1),
+                {**_row("model1-bcn", 5, 1), "error": "FloatingPointError: loss is NaN"}]
+    expected = [(c, e, s) for c in plan for e in (3, 5) for s in (0, 1) if (c, e, s) != ("model1-bcn", 3, 1)]
+    for out, kept in ((tmp_path / "new", []), (tmp_path / "resumed", finished[:5])):  # a resume keeps rows first
+        out.mkdir()
+        writer = ResultsWriter(out, kept, configs=plan)
+        for r in finished[len(kept):]:
+            writer.add_row(r)
+        with open(out / "results.csv") as fh:
+            assert [(r["config"], int(r["epochs"]), int(r["seed"])) for r in csv.DictReader(fh)] == expected
+        log = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+        assert [(r["config"], r["epochs"], r["seed"]) for r in log] == [(r["config"], r["epochs"], r["seed"]) for r in finished]
+
+        summary = summarize(writer.rows)
+        cells = [(c, e) for c in plan for e in (3, 5)]
+        assert [(s["config"], s["epochs"]) for s in summary] == cells
+        md = render_markdown(writer.rows, {"protocol": "quick", "run_epochs": 5, "run_budgets": [3, 5], "run_seeds": 2})
+        lines = md.splitlines()
+        start = lines.index(next(line for line in lines if line.startswith("| model | norm | epochs |"))) + 2
+        table = [tuple(line.split(" | ")[:3]) for line in lines[start:start + len(cells) + 1]]
+        norm = {"model3": "-", "model1-bn": "BatchNorm", "model1-bcn": "BatchGroup (BCN)"}
+        assert table == [(f"| {c.split('-')[0]}", norm[c], str(e)) for c, e in cells] + [("",)]
+        faces = [line.split(" | ")[0] for line in lines if line.startswith("| model") and "(n=48)" in line]
+        assert faces == [f"| {c}" for c in plan]  # the face-size table: each config after its last budget
+        terminal = [line.split()[:2] for line in _table_text(summary, writer.rows).splitlines()
+                    if line.split()[:1] and line.split()[0] in plan]
+        assert terminal == [[c, str(e)] for c, e in cells] + [["model1-bcn", "-"]]  # then the failed run
+
+
+@pytest.mark.slow
+def test_the_plan_order_holds_with_concurrent_runs(bench_store, tmp_path):
+    """The same through run_bench with --jobs 2: the harness hands the plan's order to the results."""
+    import csv
+
+    from benchmark.harness import BenchConfig, run_bench
+
+    out = tmp_path / "o"
+    result = run_bench(BenchConfig(data_dir=bench_store, out=out, models=("model3", "model1"), protocol="quick",
+                                   epochs=4, jobs=2, device="cpu", threads=1, precision="fp32", input_size=32))
+    plan = [(c, e) for c in ("model3", "model1-bn", "model1-bcn", "model1-bcn_ws") for e in (3, 4)]
+    assert [(s["config"], s["epochs"]) for s in result.summary] == plan
+    with open(out / "results.csv") as fh:
+        assert [(r["config"], int(r["epochs"])) for r in csv.DictReader(fh)] == plan
+    md = (out / "results.md").read_text()
+    assert md.index("| model3 | - | 3 |") < md.index("| model3 | - | 4 |") < md.index("| model1 | BatchNorm | 3 |")
+
+
+def test_results_md_after_an_interrupt_before_any_run_finished(bench_store, tmp_path):
+    """Tester's report: Ctrl-C before the first row left "evaluated on test after  epochs." and "after None epochs"
+    in results.md. It must say plainly that no run finished, with the plan's budgets, and no empty tables."""
+    from benchmark.events import EpochDone
+    from benchmark.harness import BenchConfig, run_bench
+
+    def on_event(event):
+        if isinstance(event, EpochDone):  # Ctrl-C during the first run, before its first budget
+            raise KeyboardInterrupt
+
+    out = tmp_path / "o"
+    with pytest.raises(KeyboardInterrupt):
+        run_bench(BenchConfig(data_dir=bench_store, out=out, models=("model3", "model1"), protocol="quick", epochs=6,
+                              seeds=2, device="cpu", precision="fp32"), on_event=on_event)
+    md = (out / "results.md").read_text()
+    assert "**No run finished: it was interrupted before its first run ended; rerun the same command into this " \
+           "--out to train them.**" in " ".join(md.split())
+    assert "- this benchmark: 6 epochs evaluated at 3, 5, 6, 2 seeds per config" in md
+    assert "INTERRUPTED before any run finished" in md
+    for broken in ("after None", "after  epochs", "after -", "| model |", "face size"):
+        assert broken not in md, broken
+
+
+def test_a_bench_where_every_run_failed_says_no_run_finished(bench_store, tmp_path, capsys):
+    """Tester's report: the header said "0 seed(s)" when every run failed. It says that no run finished; the table
+    and results.md list the failed runs."""
+    from benchmark.harness import device_name
+
+    remove = _diverging_model()
+    try:
+        code, stdout, err = cli(capsys, "bench", "--model", "diverges", "--protocol", "quick", "--epochs", "1", "--seeds",
+                                "2", "--precision", "fp32", "-d", str(bench_store), "--out", str(tmp_path / "o"),
+                                "--device", "cpu")
+    finally:
+        remove()
+    assert code == 1, err
+    assert f"lrfp bench: protocol quick, no run finished, {device_name('cpu')}" in stdout.splitlines()
+    assert "0 seed" not in stdout
+    assert [line.split()[:3] for line in stdout.splitlines() if line.split()[:1] == ["diverges"]] == [
+        ["diverges", "-", "failed"]] * 2
+    md = (tmp_path / "o" / "results.md").read_text()
+    assert "**No run finished: every run failed (the errors are below).**" in md
+    assert "- diverges seed 0: FloatingPointError: loss is NaN\n- diverges seed 1: FloatingPointError: loss is NaN" in md
+    assert "| model |" not in md and "face size" not in md
+
+
+def test_the_header_names_the_seeds_planned_and_finished():
+    """One failed seed of three: the header says how many seeds finished, not a bare list of counts."""
+    from lrfp.cli.tables import bench_header
+
+    meta = {"protocol": "thesis", "device_name": "cpu", "run_seeds": 3}
+    three = {"eval_set": "test", "seeds": 3}
+    assert bench_header(meta, [three]) == "lrfp bench: protocol thesis, 3 seeds per config, cpu"
+    assert bench_header({**meta, "run_seeds": 1}, [{**three, "seeds": 1}]) == \
+        "lrfp bench: protocol thesis, 1 seed per config, cpu"
+    assert bench_header(meta, [three, {**three, "seeds": 2}]) == \
+        "lrfp bench: protocol thesis, 3 seeds per config planned, 2-3 finished, cpu"
+    assert bench_header(meta, []) == "lrfp bench: protocol thesis, no run finished, cpu"
+
+
+def test_the_eval_on_warning_gives_the_total_and_parts_that_sum_to_it():
+    """Tester's report: with no exact copy the warning began "7 more are near-duplicates" (more than what?), and
+    with --dataset pub it said "299 more ... (241 train, 12 validation, 50 test)", parts summing to 303: 4 eval
+    images were near-duplicates of images in two subsets and were counted in each."""
+    from benchmark.overlap import overlap_warning
+
+    near_only = {"n": 40, "exact_any": 0, "exact": {"train": 0, "validation": 0, "test": 0}, "exact_several": 0,
+                 "near_any": 7, "near": {"train": 5, "validation": 0, "test": 2}, "near_several": 0, "dhash_bits": 4}
+    said = overlap_warning("DIR", near_only)
+    assert said.startswith("--eval-on DIR: 7 of its 40 images are in the benchmarked data: 7 near-duplicates (dHash "
+                           "within 4 bits, which can include look-alikes: 5 train, 2 test). "), said
+    assert "more" not in said
+    both = {**near_only, "n": 300, "exact_any": 1, "exact": {"train": 1, "validation": 0, "test": 0},
+            "near_any": 299, "near": {"train": 237, "validation": 12, "test": 46}, "near_several": 4}
+    assert overlap_warning("/tmp/img", both).startswith(
+        "--eval-on /tmp/img: 300 of its 300 images are in the benchmarked data: 1 exact copy (1 train) and 299 "
+        "near-duplicates (dHash within 4 bits, which can include look-alikes: 237 train, 12 validation, 46 test, "
+        "4 in several subsets). ")
+
+
+def test_an_eval_image_near_images_in_two_subsets_is_counted_once(smfd_dir):
+    """eval_overlap's per-subset counts sum to its totals: an eval image that is a near-duplicate of a train image
+    and of a test image (the data holds the face twice) is counted once, under "several"."""
+    import numpy as np
+    from PIL import Image
+
+    from benchmark.data import BenchData, Subset
+    from benchmark.overlap import eval_overlap
+
+    files = sorted((smfd_dir / "with_mask").glob("*.jpg"))[:4]
+    a, b, c, d = (np.asarray(Image.open(f).convert("RGB").resize((48, 48))) for f in files)
+
+    def subset(images):
+        return Subset(images, np.zeros(len(images), dtype=np.int64), np.full(len(images), 48), [str(i) for i in range(len(images))])
+
+    data = BenchData("s", "folder", {"train": subset([a, b]), "validation": subset([c]), "test": subset([a[:, ::-1].copy()])})
+    resized = np.asarray(Image.fromarray(a).resize((64, 64)))  # near a (train) and its mirror (test)
+    info = eval_overlap(data, subset([resized, b, d]))
+    assert info["n"] == 3 and info["exact_any"] == 1 and info["exact"] == {"train": 1, "validation": 0, "test": 0}
+    assert info["near_any"] == 1 and info["near_several"] == 1 and sum(info["near"].values()) == 0

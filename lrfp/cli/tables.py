@@ -294,11 +294,25 @@ def bench_models_table(specs: list[Any]) -> Table:
 
 
 def bench_header(meta: dict[str, Any], summary: list[dict[str, Any]]) -> str:
-    """One line over the bench table (printed unwrapped: a machine name must not split a word)."""
-    seeds = sorted({s["seeds"] for s in summary if s["eval_set"] == "test"})
+    """One line over the bench table (printed unwrapped: a machine name must not split a word): the protocol, the
+    seeds per config (as planned; fewer where runs failed), or that no run finished, and the device."""
+    done = sorted({s["seeds"] for s in summary if s["eval_set"] == "test"})
+    planned = meta.get("run_seeds") or (done[-1] if done else None)
+    if not done:
+        seeds = "no run finished"
+    elif done == [planned]:
+        seeds = f"{planned} seed{'s' if planned != 1 else ''} per config"
+    else:  # some cells lost seeds to failed runs (listed in the table)
+        finished = str(done[0]) if len(done) == 1 else f"{done[0]}-{done[-1]}"
+        seeds = f"{planned} seeds per config planned, {finished} finished"
     scratch = meta.get("from_scratch") or []
-    return (f"lrfp bench: protocol {meta.get('protocol')}, {', '.join(map(str, seeds)) or 0} seed(s), "
+    return (f"lrfp bench: protocol {meta.get('protocol')}, {seeds}, "
             f"{meta.get('device_name')}" + (f", NO pretrained weights ({', '.join(scratch)})" if scratch else ""))
+
+
+def _num(x: float | None, digits: int) -> str:
+    """A number, or "-" where there is none (NaN: a ROC AUC on a test set with one class)."""
+    return "-" if x is None or x != x else f"{x:.{digits}f}"
 
 
 def bench_summary_table(summary: list[dict[str, Any]], rows: list[dict[str, Any]]) -> Table:
@@ -315,8 +329,8 @@ def bench_summary_table(summary: list[dict[str, Any]], rows: list[dict[str, Any]
         th = (f"{100 * s['thesis_accuracy']:.1f}%/{s['thesis_loss']:.2f}@{s['thesis_epochs']}"
               if s.get("thesis_epochs") else "-")
         t.add_row(s["config"], str(s["epochs"]), f"{100 * s['accuracy']:.1f}%{sd}",
-                  f"{100 * s['acc_ci_low']:.1f}-{100 * s['acc_ci_high']:.1f}", f"{s['loss']:.3f}", f"{s['roc_auc']:.3f}", th)
+                  f"{100 * s['acc_ci_low']:.1f}-{100 * s['acc_ci_high']:.1f}", _num(s["loss"], 3), _num(s["roc_auc"], 3), th)
     for r in rows:
         if r.get("error"):
-            t.add_row(r["config"], "-", "[red]failed[/red]", r["error"][:40], "", "", f"seed {r['seed']}")
+            t.add_row(r["config"], "-", "[red]failed[/red]", escape(r["error"][:40]), "", "", f"seed {r['seed']}")
     return t
