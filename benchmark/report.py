@@ -206,8 +206,9 @@ def render_markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         f"threads {meta.get('threads')}, concurrent runs {meta.get('jobs')}, {meta.get('precision')}",
         f"- pretrained ImageNet weights: {_weights_line(meta)}",
         f"- wall time: {meta.get('wall_seconds', 0):.0f} s{'; INTERRUPTED: only the finished rows below' if meta.get('interrupted') else ''}",
-        *([f"- resumed: {len(meta['resumed_runs'])} runs were finished by an earlier, interrupted session into this "
-           "folder and kept (the wall time above is this session's)"] if meta.get("resumed_runs") else []),
+        *([f"- resumed: {len(meta['resumed_runs'])} runs were finished by an earlier session into this folder and kept"
+           + ("; this session trained none and wrote this report again from their rows" if meta.get("trained_runs") == 0
+              else " (the wall time above is this session's)")] if meta.get("resumed_runs") else []),
         "",
         "Accuracy is the mean over seeds ± its standard deviation; the 95% interval is Wilson's for that "
         f"accuracy on this test set's size (the thesis's intervals use its {THESIS_TEST_SIZE} test images). "

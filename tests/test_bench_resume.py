@@ -80,20 +80,131 @@ def test_a_rerun_after_ctrl_c_trains_only_the_unfinished_runs(store, tmp_path):
     assert sorted((h["run"], h["epoch"]) for h in history) == [(f"model3-s{s}", e) for s in range(3) for e in (1, 2)]
     assert (out / "results.csv").read_text().count("\n") == 4  # header + 3 rows
     assert not list(out.glob("previous-*"))
-    assert "- resumed: 2 runs were finished by an earlier, interrupted session" in (out / "results.md").read_text()
+    assert ("- resumed: 2 runs were finished by an earlier session into this folder and kept (the wall time above is "
+            "this session's)") in (out / "results.md").read_text()
     assert [f.name for f in result.files[1:]] == ["learning_curves.png", "accuracy_vs_epochs.png",
                                                   "accuracy_vs_face_size.png"]  # plots of kept rows (read back from JSON) too
 
 
-def test_a_finished_benchmark_rerun_is_a_new_one(store, tmp_path):
+def test_a_finished_benchmark_rerun_trains_nothing_and_writes_its_report_again(store, tmp_path):
+    """Bug 1: rerunning a finished benchmark's own command must not move it aside and train it all again."""
+    from benchmark.events import GridFinished
+    from benchmark.harness import run_bench
+    from benchmark.report import read_jsonl
+
+    out = tmp_path / "o"
+    first = run_bench(_cfg(store, out, seeds=2))
+    rows = read_jsonl(out / "results.jsonl")
+    (out / "results.md").unlink()  # e.g. a SIGKILL after the last row, before the report
+    (out / "learning_curves.png").unlink()
+    events = []
+    result = run_bench(_cfg(store, out, seeds=2), on_event=events.append)
+    assert [type(e).__name__ for e in events if type(e).__name__ in ("RunStarted", "GridPlanned", "PreviousMoved")] == []
+    assert [e for e in events if isinstance(e, GridFinished)] == [GridFinished(2, str(out / "results.md"))]
+    assert read_jsonl(out / "results.jsonl") == rows and result.rows == rows and len(first.rows) == 2
+    assert not result.failed
+    assert not list(out.glob("previous-*")) and "previous_results" not in result.meta
+    md = (out / "results.md").read_text()
+    assert "- resumed: 2 runs were finished by an earlier session into this folder and kept; this session trained none" in md
+    assert "INTERRUPTED" not in md and "| model3 | - | 2 | 2 |" in md
+    assert (out / "learning_curves.png").exists()
+
+
+def test_a_finished_benchmark_of_other_settings_is_moved_aside(store, tmp_path):
+    from benchmark.harness import run_bench
+    from benchmark.report import read_jsonl
+
+    out = tmp_path / "o"
+    run_bench(_cfg(store, out, seeds=1))
+    rows = read_jsonl(out / "results.jsonl")
+    on_event, seen = _recorder()
+    result = run_bench(_cfg(store, out, seeds=1, epochs=3), on_event=on_event)
+    assert seen["started"] == ["model3-s0"] and not seen["resumed"]
+    (previous,) = out.glob("previous-*")
+    assert result.meta["previous_results"] == str(previous) and read_jsonl(previous / "results.jsonl") == rows
+
+
+def test_fresh_trains_a_finished_benchmark_again(store, tmp_path):
     from benchmark.harness import run_bench
 
     out = tmp_path / "o"
     run_bench(_cfg(store, out, seeds=1))
     on_event, seen = _recorder()
-    result = run_bench(_cfg(store, out, seeds=1), on_event=on_event)
-    assert seen["started"] == ["model3-s0"] and not seen["resumed"]
-    assert len(list(out.glob("previous-*"))) == 1 and "previous_results" in result.meta
+    run_bench(_cfg(store, out, seeds=1, fresh=True), on_event=on_event)
+    assert seen["started"] == ["model3-s0"] and len(list(out.glob("previous-*"))) == 1
+
+
+def test_ctrl_c_after_the_last_run_ended_is_not_an_interruption(store, tmp_path):
+    """Bug 1: a KeyboardInterrupt once every run has ended (here right after the last RunEnded) returns the
+    finished benchmark: no INTERRUPTED mark, and a rerun trains nothing."""
+    from benchmark.events import GridFinished, RunEnded
+    from benchmark.harness import run_bench
+
+    out = tmp_path / "o"
+
+    def on_event(event):
+        if isinstance(event, RunEnded) and event.run == "model3-s1":
+            raise KeyboardInterrupt
+
+    result = run_bench(_cfg(store, out, seeds=2), on_event=on_event)
+    assert [r["seed"] for r in result.rows] == [0, 1] and result.meta["interrupted"] is False
+    assert "INTERRUPTED" not in (out / "results.md").read_text()
+    events = []
+    run_bench(_cfg(store, out, seeds=2), on_event=events.append)
+    assert any(isinstance(e, GridFinished) for e in events) and not list(out.glob("previous-*"))
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_a_signal_while_the_finished_report_is_written_ends_normally(store, tmp_path, capsys, monkeypatch, sig):
+    """Bug 1 through the command: Ctrl-C (or SIGTERM) while the plots of a benchmark whose runs all finished are
+    drawn: exit 0 with the table, results.md complete; the same command again says it has finished."""
+    import os
+    import signal
+
+    from test_bench_run import cli
+
+    from benchmark import report
+
+    out = tmp_path / "o"
+    write_plots = report.write_plots
+
+    def signalled(*a, **kw):
+        os.kill(os.getpid(), getattr(signal, sig))
+        return write_plots(*a, **kw)
+
+    monkeypatch.setattr(report, "write_plots", signalled)
+    args = ["bench", "--model", "model3", "--protocol", "quick", "--epochs", "2", "--seeds", "1", "--input-size", "16",
+            "--device", "cpu", "--precision", "fp32", "-d", str(store), "--out", str(out)]
+    code, stdout, err = cli(capsys, *args)
+    assert code == 0, err
+    assert "model3" in stdout and "Results in" in stdout and "Interrupted" not in err and "Terminated" not in err
+    md = (out / "results.md").read_text()
+    assert "INTERRUPTED" not in md and "| model3 | - | 2 | 1 |" in md
+    monkeypatch.setattr(report, "write_plots", write_plots)
+    code, stdout, err = cli(capsys, *args)
+    assert code == 0 and "Results in" in stdout
+    assert (f"Every run of this benchmark has finished (1 runs): results in {out / 'results.md'}; --fresh trains it "
+            "again") in " ".join(err.split())
+    assert not list(out.glob("previous-*"))
+
+
+def test_the_order_of_the_models_is_not_another_plan(store, tmp_path):
+    """Bug 4: `--model model3 --model model1` interrupted, resumed by `--model model1 --model model3`; the runs
+    left are trained in the new command's order."""
+    from benchmark.harness import run_bench
+    from benchmark.report import read_jsonl
+
+    out = tmp_path / "o"
+    on_event, started = _interrupt_when("model1-bn-s0")
+    with pytest.raises(KeyboardInterrupt):
+        run_bench(_cfg(store, out, models=("model3", "model1"), seeds=1), on_event=on_event)
+    assert started == ["model3-s0", "model1-bn-s0"]
+    on_event, seen = _recorder()
+    run_bench(_cfg(store, out, models=("model1", "model3"), seeds=1), on_event=on_event)
+    assert seen["resumed"][0].done == ["model3-s0"] and seen["resumed"][0].total == 4
+    assert seen["started"] == ["model1-bn-s0", "model1-bcn-s0", "model1-bcn_ws-s0"]
+    assert sorted(r["config"] for r in read_jsonl(out / "results.jsonl")) == ["model1-bcn", "model1-bcn_ws",
+                                                                               "model1-bn", "model3"]
 
 
 @pytest.mark.parametrize("change,named", [({"epochs": 3}, "--epochs"), ({"input_size": 14}, "--input-size"),

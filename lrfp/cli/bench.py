@@ -38,8 +38,8 @@ def bench(
     """Train and evaluate the six baselines on a split and report them beside the thesis.
 
     Writes results.csv, results.jsonl, results.md, PNG plots and the best checkpoint per model to --out.
-    Rerunning an interrupted command (Ctrl-C, a crash) into the same --out trains only the runs it did not
-    finish, and tries failed runs again; --fresh starts over.
+    Rerunning an interrupted command (Ctrl-C, SIGTERM, a crash) into the same --out trains only the runs it did
+    not finish, and tries failed runs again; where every run finished it trains nothing; --fresh starts over.
     Exits 1 after the table if any run failed, 2 for options that cannot work.
 
     Example:
@@ -63,17 +63,20 @@ def bench(
         pretrained=not no_pretrained, input_size=input_size, jobs=jobs, batch_size=batch_size, precision=precision,
         compile=compile_, stack_seeds=stack_seeds, cuda_graph=cuda_graph, fresh=fresh,
     )
-    if fresh:  # on Ctrl-C the same command would start over again
-        from lrfp.cli import on_interrupt_say
+    from lrfp.cli import on_interrupt_say, sigterm_as_interrupt
 
+    if fresh:  # on Ctrl-C the same command would start over again
         on_interrupt_say("Interrupted: what was stored stays; rerun the command without --fresh to finish.")
-    with _progress() as on_event:
-        result = run_bench(cfg, on_event=on_event)
-    console.print(tables.bench_header(result.meta, result.summary), soft_wrap=True)
-    console.print(tables.bench_summary_table(result.summary, result.rows))  # piped: never wrapped (cli/console.py)
-    console.print(f"Results in {result.out}: " + ", ".join(p.name for p in result.files), soft_wrap=True)
+    with sigterm_as_interrupt():  # kill, timeout, a scheduler's pre-emption: kept and reported as Ctrl-C is
+        with _progress() as on_event:
+            result = run_bench(cfg, on_event=on_event)
+        console.print(tables.bench_header(result.meta, result.summary), soft_wrap=True)
+        console.print(tables.bench_summary_table(result.summary, result.rows))  # piped: never wrapped (cli/console.py)
+        console.print(f"Results in {result.out}: " + ", ".join(p.name for p in result.files), soft_wrap=True)
     if result.meta.get("previous_results"):
-        console.print(f"The earlier results there were moved to {result.meta['previous_results']}", soft_wrap=True)
+        why = result.meta.get("previous_reason")
+        console.print(f"The earlier results there were moved to {result.meta['previous_results']}"
+                      + (f" ({why})" if why else ""), soft_wrap=True)
     if result.failed:
         raise BenchError(f"{len(result.failed)} of {len(result.rows)} result rows are failed runs (see the table "
                          f"and {result.out / 'results.md'})")
@@ -84,8 +87,8 @@ def bench(
 
 @contextlib.contextmanager
 def _progress() -> Iterator[Callable[[Any], None]]:
-    from benchmark.events import (DecodeProgress, EpochDone, EvalOverlap, GridPlanned, GridResumed, Notice, PrecisionChosen,
-                                  PreviousMoved)
+    from benchmark.events import (DecodeProgress, EpochDone, EvalOverlap, GridFinished, GridPlanned, GridResumed, Notice,
+                                  PrecisionChosen, PreviousMoved)
     from lrfp.cli.console import err
     from lrfp.cli.progress import make_progress
 
@@ -106,7 +109,13 @@ def _progress() -> Iterator[Callable[[Any], None]]:
 
                 err.print(f"[bold red]Warning:[/bold red] {escape(event.warning)}", soft_wrap=True)
             elif isinstance(event, PreviousMoved):
-                err.print(f"A new benchmark: the earlier results in this --out were moved to {event.path}", soft_wrap=True)
+                from rich.markup import escape
+
+                err.print(escape(f"A new benchmark: {event.reason + '; ' if event.reason else ''}the earlier results in "
+                                 f"this --out were moved to {event.path}"), soft_wrap=True)
+            elif isinstance(event, GridFinished):
+                err.print(f"Every run of this benchmark has finished ({event.total} runs): results in {event.results}; "
+                          "--fresh trains it again", soft_wrap=True)
             elif isinstance(event, Notice):
                 err.print(f"Note: {event.text}", soft_wrap=True)
             elif isinstance(event, GridResumed):
