@@ -114,8 +114,11 @@ def _progress() -> Iterator[Callable[[Any], None]]:
                 err.print(escape(f"A new benchmark: {event.reason + '; ' if event.reason else ''}the earlier results in "
                                  f"this --out were moved to {event.path}"), soft_wrap=True)
             elif isinstance(event, GridFinished):
-                err.print(f"Every run of this benchmark has finished ({event.total} runs): results in {event.results}; "
-                          "--fresh trains it again", soft_wrap=True)
+                from rich.markup import escape
+
+                err.print(escape(f"Every run of this benchmark has finished ({event.total} run"
+                                 f"{'s' if event.total != 1 else ''}): results in {event.results}; --fresh trains it "
+                                 "again"), soft_wrap=True)
             elif isinstance(event, Notice):
                 err.print(f"Note: {event.text}", soft_wrap=True)
             elif isinstance(event, GridResumed):
