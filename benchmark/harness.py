@@ -437,7 +437,6 @@ def _run_planned(cfg: BenchConfig, protocol: Protocol, device: str, runs: list[A
         emit(EpochDone(entry))
 
     t0 = time.perf_counter()
-    interrupted = False
     try:
         if not runs:
             pass  # every run was finished by an earlier session (GridFinished): only the report is written again
@@ -448,15 +447,21 @@ def _run_planned(cfg: BenchConfig, protocol: Protocol, device: str, runs: list[A
                 _run_one(run_cfg, data, eval_sets, ckpt_dir, context, on_row, on_epoch, emit)
         else:
             _run_parallel(runs, data, eval_sets, ckpt_dir, context, jobs, cfg.threads, on_row, on_epoch, emit)
-    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM where the caller (the CLI) raises it as one
-        # one that came after the last run had ended interrupted nothing: the benchmark ends as a finished one
-        interrupted = bool(resume.runs_left(the_plan, writer.rows))
-        if interrupted:
+    except BaseException as e:
+        # Ctrl-C, or SIGTERM where the caller (the CLI) raises it as one; or an error while stopping for one (a
+        # worker or the pool's manager process killed with the process group), which is the same stop
+        stop = _interrupt_of(e)
+        if stop is None or resume.runs_left(the_plan, writer.rows):
+            if stop is not None and stop is not e:
+                log.info("while stopping: %s: %s", type(e).__name__, e)
+                raise stop from None
             raise
+        # a stop that came after the last run had ended interrupted nothing: the benchmark ends as a finished one
         log.info("stopped after every run had ended: a finished benchmark")
     finally:
         meta["wall_seconds"] = time.perf_counter() - t0
-        meta["interrupted"] = interrupted
+        # INTERRUPTED where runs are left, whatever stopped them (Ctrl-C, SIGTERM, an error that ended the grid)
+        meta["interrupted"] = bool(resume.runs_left(the_plan, writer.rows))
         # a second Ctrl-C (or SIGTERM) while the summary is written waits the second or two it takes, and is
         # dropped where every run has ended (it has nothing left to stop)
         with _deferred_signals(lambda: bool(resume.runs_left(the_plan, writer.rows))):
@@ -467,6 +472,18 @@ def _run_planned(cfg: BenchConfig, protocol: Protocol, device: str, runs: list[A
                 except Exception:  # a plot must never cost the rows
                     log.exception("plotting failed")
     return BenchResult(out=cfg.out, rows=writer.rows, summary=report.summarize(writer.rows), files=files, meta=meta)
+
+
+def _interrupt_of(error: BaseException) -> KeyboardInterrupt | None:
+    """The KeyboardInterrupt `error` is, or was raised while handling (its __context__ chain), else None."""
+    seen: set[int] = set()
+    e: BaseException | None = error
+    while e is not None and id(e) not in seen:
+        if isinstance(e, KeyboardInterrupt):
+            return e
+        seen.add(id(e))
+        e = e.__context__
+    return None
 
 
 def _earlier_benchmark(cfg: BenchConfig, the_plan: dict[str, Any], emit: OnEvent) -> tuple[Any, str]:

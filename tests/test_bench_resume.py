@@ -498,6 +498,34 @@ def test_sigterm_to_the_command_process(store, tmp_path):
     assert "INTERRUPTED" in (out / "results.md").read_text() and (out / "plan.json").exists()
 
 
+
+@pytest.mark.parametrize("stop", ["error while stopping", "BenchError"])
+def test_what_ends_the_grid_early_leaves_results_md_marked_interrupted(store, tmp_path, monkeypatch, stop):
+    """An error raised while stopping for Ctrl-C/SIGTERM (as when SIGTERM to the process group kills --jobs' pool
+    manager and draining it fails) is still that stop; any end with runs left marks results.md INTERRUPTED."""
+    from benchmark import harness
+    from benchmark.report import read_jsonl
+    from lrfp.errors import BenchError
+
+    run_one = harness._run_one
+
+    def stopped_at_s1(run_cfg, *a, **kw):
+        if run_cfg.run_name != "model3-s1":
+            return run_one(run_cfg, *a, **kw)
+        if stop == "BenchError":
+            raise BenchError("the device went away")
+        try:
+            raise KeyboardInterrupt  # the signal
+        finally:
+            raise ConnectionResetError(104, "Connection reset by peer")  # the manager killed with the group
+
+    monkeypatch.setattr(harness, "_run_one", stopped_at_s1)
+    out = tmp_path / "o"
+    with pytest.raises(KeyboardInterrupt if stop != "BenchError" else BenchError):
+        harness.run_bench(_cfg(store, out, seeds=2))
+    assert [r["seed"] for r in read_jsonl(out / "results.jsonl")] == [0]
+    assert "INTERRUPTED: only the finished rows below" in (out / "results.md").read_text()
+
 # -- files resume reads that cannot be read (bug 7) ----------------------------------------------
 
 
