@@ -516,8 +516,10 @@ def _earlier_benchmark(cfg: BenchConfig, the_plan: dict[str, Any], emit: OnEvent
             f"{len(earlier.done)} of its {len(earlier.needed)} runs are finished. Rerun its own command to finish it, "
             "add --fresh to start this one there (the earlier results move to previous-<time>/), or give another --out")
     for name, n in earlier.bad_lines.items():
+        what = (("its run is" if n == 1 else "their runs are") + " trained again" if name == RESULTS_JSONL
+                else "the learning curves lack " + ("it" if n == 1 else "them"))
         emit(Notice(f"{n} line{'s' if n != 1 else ''} of {name} in --out {'are' if n != 1 else 'is'} not a JSON "
-                    "object (cut short by a crash?) and left out: the runs they belonged to are trained again"))
+                    f"object (cut short by a crash?) and left out: {what}"))
     if earlier.finished:
         emit(GridFinished(len(earlier.needed), str(cfg.out / RESULTS_MD)))
     else:

@@ -95,8 +95,8 @@ def read_earlier(out: Path) -> Earlier | None:
 
     Raises UnreadablePlan where plan.json is there but cannot be parsed as a plan, and BenchError (naming the
     file) where plan.json, results.jsonl or history.jsonl cannot be read at all. A results or history line that
-    is not a JSON object (a crash in the middle of writing it) is left out and counted in `bad_lines`: its run
-    is then not finished and is trained again.
+    is not a JSON object (a crash in the middle of writing it) is left out and counted in `bad_lines`; a run
+    with a results line left out is not finished and is trained again.
     """
     from benchmark.report import HISTORY_JSONL, RESULTS_JSONL
 

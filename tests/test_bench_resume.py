@@ -369,8 +369,8 @@ def test_a_half_written_last_row_is_not_a_finished_run(store, tmp_path):
     run_bench(_cfg(store, out), on_event=events.append)
     assert [e.run for e in events if type(e).__name__ == "RunStarted"] == ["model3-s1", "model3-s2"]
     assert [e.text for e in events if type(e).__name__ == "Notice"] == [
-        "1 line of results.jsonl in --out is not a JSON object (cut short by a crash?) and left out: the runs they "
-        "belonged to are trained again"]
+        "1 line of results.jsonl in --out is not a JSON object (cut short by a crash?) and left out: its run is "
+        "trained again"]
 
 
 def test_ctrl_c_under_fresh_says_to_rerun_without_it(store, tmp_path, capsys, monkeypatch):
