@@ -57,7 +57,7 @@ class BenchConfig:
     compile: str = "off"  # off | default | reduce-overhead (torch.compile; opt-in, unmeasured on a GPU so far)
     stack_seeds: bool = False  # train a config's seeds as one vmapped model (benchmark/stacked.py); opt-in, unmeasured on a GPU
     cuda_graph: bool = False  # replay each training step as a CUDA graph (benchmark/cudagraph.py); opt-in, unmeasured on a GPU
-    fresh: bool = False  # start a new benchmark even where --out holds an unfinished one of the same plan (benchmark/resume.py)
+    fresh: bool = False  # start a new benchmark even where --out holds one of the same plan (benchmark/resume.py)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir))

@@ -31,7 +31,7 @@ def bench(
     precision: Annotated[str, typer.Option("--precision", help="auto (bf16 autocast + channels-last on CUDA; on a CPU per config, where a short cached timing probe finds it >= 10% faster), bf16 or fp32. The chosen one is in the results.")] = "auto",
     compile_: Annotated[str, typer.Option("--compile", help="off, default or reduce-overhead (torch.compile of the training step; reduce-overhead adds CUDA graphs). Opt-in: not yet measured on a GPU.")] = "off",
     stack_seeds: Annotated[bool, typer.Option("--stack-seeds", help="Train each config's seeds as one stacked model (torch.func; equal to separate runs up to float rounding; not for VGG-16/AlexNet, whose Dropout differs). Opt-in: not yet measured on a GPU, slower on a CPU.")] = False,
-    fresh: Annotated[bool, typer.Option("--fresh", help="Start a new benchmark even where --out holds an unfinished one of the same settings (by default a rerun of an interrupted command trains only the runs it did not finish). The earlier results move to --out/previous-<time>/.")] = False,
+    fresh: Annotated[bool, typer.Option("--fresh", help="Start a new benchmark even where --out holds one of the same settings (by default a rerun of the same command trains only the runs it did not finish, and nothing where every run finished). The earlier results move to --out/previous-<time>/.")] = False,
     cuda_graph: Annotated[bool, typer.Option("--cuda-graph", help="Replay each training step as a CUDA graph (one launch instead of hundreds; for the small models that leave a GPU idle). CUDA only. Opt-in: not yet measured on a GPU.")] = False,
     data_dir: DataDir = DEFAULT_DATA_DIR,
 ) -> None:
