@@ -545,7 +545,8 @@ def _deferred_signals(deliver: Callable[[], bool]) -> Iterator[None]:
         yield
     finally:
         for sig, handler in previous.items():
-            signal.signal(sig, handler)
+            if handler is not None:  # None: a handler not set from Python, which cannot be set back
+                signal.signal(sig, handler)
     if not caught or not deliver():
         return
     handler = previous[caught[0]]
