@@ -54,10 +54,20 @@ class GridResumed:
 
 
 @dataclass(frozen=True)
+class GridFinished:
+    """--out held this very benchmark (the same plan) with every run finished: nothing is trained; the report
+    and plots are written again from its rows."""
+
+    total: int  # runs in the plan
+    results: str  # the path of results.md
+
+
+@dataclass(frozen=True)
 class PreviousMoved:
     """A new benchmark moved the earlier one's outputs in --out to `path` (before its first run)."""
 
     path: str
+    reason: str = ""  # why what was there is not resumed, where that is not the usual (e.g. plan.json unreadable)
 
 
 @dataclass(frozen=True)
@@ -87,6 +97,6 @@ class RunEnded:
     run: str
 
 
-BenchEvent = Union[DecodeProgress, PrecisionChosen, EvalOverlap, GridPlanned, GridResumed, PreviousMoved, Notice,
-                   RunStarted, EpochDone, RowWritten, RunEnded]
+BenchEvent = Union[DecodeProgress, PrecisionChosen, EvalOverlap, GridPlanned, GridResumed, GridFinished, PreviousMoved,
+                   Notice, RunStarted, EpochDone, RowWritten, RunEnded]
 OnEvent = Callable[[BenchEvent], None]

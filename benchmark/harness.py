@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from benchmark.events import (DecodeProgress, EpochDone, EvalOverlap, GridPlanned, GridResumed, Notice, OnEvent,
-                              PrecisionChosen, PreviousMoved, RowWritten, RunEnded, RunStarted)
+from benchmark.events import (DecodeProgress, EpochDone, EvalOverlap, GridFinished, GridPlanned, GridResumed, Notice,
+                              OnEvent, PrecisionChosen, PreviousMoved, RowWritten, RunEnded, RunStarted)
 from benchmark.protocols import Protocol, get_protocol
 from benchmark.registry import check_input_size, get_spec, list_models
 from lrfp.errors import BenchError, BenchUsageError, InputError
@@ -57,7 +57,7 @@ class BenchConfig:
     compile: str = "off"  # off | default | reduce-overhead (torch.compile; opt-in, unmeasured on a GPU so far)
     stack_seeds: bool = False  # train a config's seeds as one vmapped model (benchmark/stacked.py); opt-in, unmeasured on a GPU
     cuda_graph: bool = False  # replay each training step as a CUDA graph (benchmark/cudagraph.py); opt-in, unmeasured on a GPU
-    fresh: bool = False  # start a new benchmark even where --out holds an unfinished one of the same plan (benchmark/resume.py)
+    fresh: bool = False  # start a new benchmark even where --out holds one of the same plan (benchmark/resume.py)
 
     def __post_init__(self) -> None:
         if not str(self.out).strip():  # Path("") is the current folder: never write results there by accident
@@ -310,13 +310,19 @@ def _worker_run(run_cfg: Any, ckpt_dir: Path, context: dict[str, Any]) -> None:
 def run_bench(cfg: BenchConfig, on_event: OnEvent | None = None) -> BenchResult:
     """Train and evaluate the grid; rows, summary, plots and checkpoints go to cfg.out.
 
-    Where cfg.out holds an unfinished benchmark of the same plan (an interrupted run of the same command), only
-    its unfinished runs are trained and its finished rows are kept (`benchmark.resume`; not with cfg.fresh);
-    otherwise the earlier results there move to previous-<time>/.
+    Where cfg.out holds a benchmark of the same plan (the same command, its --model options in any order), only
+    its unfinished runs are trained and its finished rows are kept (`benchmark.resume`; not with cfg.fresh); where
+    every run there finished, nothing is trained and the report is written again. Otherwise the earlier results
+    there move to previous-<time>/ (an unfinished benchmark of another plan is refused, see below).
 
-    Raises BenchUsageError (exit 2) for options that cannot work (`cfg.check()`, before anything is made),
-    BenchError for what the machine or the data refuses (no CUDA, --out not writable, a bad split, missing
-    weights). A run that fails is a row with its `error` (see `BenchResult.failed`), not an exception.
+    A KeyboardInterrupt (Ctrl-C; the CLI raises SIGTERM as one too) while runs are left writes results.md
+    (marked INTERRUPTED) and the plots, then propagates; one that comes after every run has ended is not an
+    interruption: the result is returned as usual.
+
+    Raises BenchUsageError (exit 2) for options that cannot work (`cfg.check()`, before anything is made) or an
+    unfinished benchmark of other settings in --out, BenchError for what the machine or the data refuses (no
+    CUDA, --out not writable or a file in it unreadable, a bad split, missing weights). A run that fails is a row
+    with its `error` (see `BenchResult.failed`), not an exception.
     """
     cfg.check()
     emit: OnEvent = on_event or (lambda event: None)
@@ -348,18 +354,26 @@ def _out_lock(out: Path) -> Iterator[None]:
     instead of training the same runs again beside it and interleaving their rows."""
     import fcntl
 
-    fh = open(out / _OUT_LOCK, "a+")
+    path = out / _OUT_LOCK
+    try:
+        fh = open(path, "a+b")
+    except OSError as e:
+        raise BenchError(f"--out {out}: its lock file {path} cannot be opened ({e.strerror or e}); remove it (no "
+                         "lrfp bench is running there) or give another --out") from e
     try:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        except BlockingIOError:
             fh.seek(0)
-            pid = fh.read().strip() or "?"
+            pid = fh.read(40).decode(errors="replace").strip() or "?"
             raise BenchError(f"another lrfp bench (process {pid}) is writing to --out {out}; wait for it to end, "
                              "or give another --out") from None
+        except OSError as e:  # a file system without locks
+            raise BenchError(f"--out {out}: its lock file {path} cannot be locked ({e.strerror or e}); give an --out "
+                             "on a local disk") from e
         fh.seek(0)
         fh.truncate()
-        fh.write(str(os.getpid()))
+        fh.write(str(os.getpid()).encode())
         fh.flush()
         yield
     finally:
@@ -381,16 +395,8 @@ def _run_planned(cfg: BenchConfig, protocol: Protocol, device: str, runs: list[A
     overlap = check_eval_overlap(cfg, data, eval_sets, emit)
     all_runs = runs
     the_plan = resume.plan(runs, data, eval_sets, cfg.precision, cfg.stack_seeds, device)
-    earlier = resume.read_earlier(cfg.out)
-    if earlier is None or earlier.finished or cfg.fresh:
-        earlier = None  # a new benchmark (the earlier outputs, if any, move aside below)
-    elif earlier.plan != the_plan:
-        raise BenchUsageError(
-            f"--out {cfg.out} holds an unfinished benchmark of other settings ({'; '.join(resume.differences(earlier.plan, the_plan))}): "
-            f"{len(earlier.done)} of its {len(earlier.needed)} runs are finished. Rerun its own command to finish it, "
-            "add --fresh to start this one there (the earlier results move to previous-<time>/), or give another --out")
-    else:  # rerun of an interrupted benchmark: train only what it did not finish
-        emit(GridResumed(sorted(earlier.done), len(runs)))
+    earlier, why_new = _earlier_benchmark(cfg, the_plan, emit)
+    if earlier is not None:  # the same plan: train only what it did not finish (nothing where it finished)
         runs = [r for r in runs if r.run_name not in earlier.done]
     preflight_weights(runs)
     if resolve_precision(cfg.precision, device) is None:
@@ -399,6 +405,7 @@ def _run_planned(cfg: BenchConfig, protocol: Protocol, device: str, runs: list[A
         torch.backends.cudnn.benchmark = True
 
     amp = sorted({r.amp for r in runs})
+    kept_precision = sorted({str(r["precision"]) for r in (earlier.rows if earlier else []) if r.get("precision")})
     context = {
         "split": data.audit.get("split", data.name), "data": data.name, "data_kind": data.kind,
         "split_leaked_groups": data.audit.get("leaked_groups"),
@@ -406,6 +413,7 @@ def _run_planned(cfg: BenchConfig, protocol: Protocol, device: str, runs: list[A
         "torch_version": torch.__version__, "threads": torch.get_num_threads(), "jobs": jobs,
         "precision": ("bf16 autocast + channels-last" if amp == [True] else "fp32 (channels-last for Models 1-3 on CPU)"
                       if amp == [False] and device == "cpu" else "fp32" if amp == [False] else
+                      "; ".join(kept_precision) if not amp and kept_precision else  # nothing trained now
                       "per config, by a timed probe (see the amp column)"),
     }
     meta = {
@@ -423,17 +431,21 @@ def _run_planned(cfg: BenchConfig, protocol: Protocol, device: str, runs: list[A
     if earlier is None:
         archived = report.archive_previous(cfg.out)
         if archived:
-            log.info("moved the previous results in %s to %s", cfg.out, archived)
+            log.info("moved the previous results in %s to %s%s", cfg.out, archived, f" ({why_new})" if why_new else "")
             meta["previous_results"] = str(archived)
-            emit(PreviousMoved(str(archived)))
+            if why_new:
+                meta["previous_reason"] = why_new
+            emit(PreviousMoved(str(archived), why_new))
         resume.write_plan(cfg.out, the_plan)
         writer = report.ResultsWriter(cfg.out, configs=[r.config_name for r in all_runs])  # tables in plan order
     else:
         meta["resumed_runs"] = sorted(earlier.done)
+        meta["trained_runs"] = len(runs)
         writer = report.ResultsWriter(cfg.out, earlier.rows, earlier.history, configs=[r.config_name for r in all_runs])
     ckpt_dir = cfg.out / "checkpoints"
     total_epochs = sum(r.epochs for r in runs)
-    emit(GridPlanned([r.run_name for r in runs], total_epochs, device, context["device_name"], jobs, meta["counts"]))
+    if runs:
+        emit(GridPlanned([r.run_name for r in runs], total_epochs, device, context["device_name"], jobs, meta["counts"]))
 
     def on_row(row: dict[str, Any]) -> None:
         writer.add_row(row)
@@ -444,22 +456,34 @@ def _run_planned(cfg: BenchConfig, protocol: Protocol, device: str, runs: list[A
         emit(EpochDone(entry))
 
     t0 = time.perf_counter()
-    interrupted = False
     try:
-        if jobs == 1 and cfg.stack_seeds:
+        if not runs:
+            pass  # every run was finished by an earlier session (GridFinished): only the report is written again
+        elif jobs == 1 and cfg.stack_seeds:
             _run_stacked_groups(runs, data, eval_sets, ckpt_dir, context, on_row, on_epoch, emit)
         elif jobs == 1:
             for run_cfg in runs:
                 _run_one(run_cfg, data, eval_sets, ckpt_dir, context, on_row, on_epoch, emit)
         else:
             _run_parallel(runs, data, eval_sets, ckpt_dir, context, jobs, cfg.threads, on_row, on_epoch, emit)
-    except KeyboardInterrupt:
-        interrupted = True
-        raise
+    except BaseException as e:
+        # Ctrl-C, or SIGTERM where the caller (the CLI) raises it as one; or an error while stopping for one (a
+        # worker or the pool's manager process killed with the process group), which is the same stop
+        stop = _interrupt_of(e)
+        if stop is None or resume.runs_left(the_plan, writer.rows):
+            if stop is not None and stop is not e:
+                log.info("while stopping: %s: %s", type(e).__name__, e)
+                raise stop from None
+            raise
+        # a stop that came after the last run had ended interrupted nothing: the benchmark ends as a finished one
+        log.info("stopped after every run had ended: a finished benchmark")
     finally:
         meta["wall_seconds"] = time.perf_counter() - t0
-        meta["interrupted"] = interrupted
-        with _deferred_ctrl_c():  # a second Ctrl-C while the summary is written waits the second or two it takes
+        # INTERRUPTED where runs are left, whatever stopped them (Ctrl-C, SIGTERM, an error that ended the grid)
+        meta["interrupted"] = bool(resume.runs_left(the_plan, writer.rows))
+        # a second Ctrl-C (or SIGTERM) while the summary is written waits the second or two it takes, and is
+        # dropped where every run has ended (it has nothing left to stop)
+        with _deferred_signals(lambda: bool(resume.runs_left(the_plan, writer.rows))):
             files = [report.write_markdown(cfg.out, writer.rows, meta)]
             if writer.rows or writer.history:
                 try:
@@ -469,9 +493,64 @@ def _run_planned(cfg: BenchConfig, protocol: Protocol, device: str, runs: list[A
     return BenchResult(out=cfg.out, rows=writer.rows, summary=report.summarize(writer.rows), files=files, meta=meta)
 
 
+def _interrupt_of(error: BaseException) -> KeyboardInterrupt | None:
+    """The KeyboardInterrupt `error` is, or was raised while handling (its __context__ chain), else None."""
+    seen: set[int] = set()
+    e: BaseException | None = error
+    while e is not None and id(e) not in seen:
+        if isinstance(e, KeyboardInterrupt):
+            return e
+        seen.add(id(e))
+        e = e.__context__
+    return None
+
+
+def _earlier_benchmark(cfg: BenchConfig, the_plan: dict[str, Any], emit: OnEvent) -> tuple[Any, str]:
+    """What --out holds, decided against this benchmark's plan: (the earlier benchmark to resume, or None for a
+    new one; why a new one where the user would not expect it, else "").
+
+    Resumed: the same plan (its runs in any order), not --fresh, some run not finished (GridResumed) or every
+    one (GridFinished: nothing is trained). New: --fresh, no plan.json, a finished benchmark of another plan,
+    or a plan.json that cannot be read (the reason returned). Refused (BenchUsageError, exit 2): an unfinished
+    benchmark of another plan. BenchError: a file there that cannot be read at all (`resume.read_earlier`).
+    """
+    from benchmark import resume
+    from benchmark.report import RESULTS_JSONL, RESULTS_MD
+
+    if cfg.fresh:
+        return None, ""
+    try:
+        earlier = resume.read_earlier(cfg.out)
+    except resume.UnreadablePlan as e:
+        return None, f"{cfg.out / resume.PLAN_JSON} cannot be read ({e}), so the benchmark there cannot be resumed"
+    if earlier is None:
+        held = (cfg.out / RESULTS_JSONL).exists()
+        return None, (f"{cfg.out} holds results but no {resume.PLAN_JSON} (an older lrfp's, or removed), so they "
+                      "cannot be resumed" if held else "")
+    if not resume.same_plan(earlier.plan, the_plan):
+        if earlier.finished:
+            return None, ""
+        raise BenchUsageError(
+            f"--out {cfg.out} holds an unfinished benchmark of other settings ({'; '.join(resume.differences(earlier.plan, the_plan))}): "
+            f"{len(earlier.done)} of its {len(earlier.needed)} runs are finished. Rerun its own command to finish it, "
+            "add --fresh to start this one there (the earlier results move to previous-<time>/), or give another --out")
+    for name, n in earlier.bad_lines.items():
+        what = (("its run is" if n == 1 else "their runs are") + " trained again" if name == RESULTS_JSONL
+                else "the learning curves lack " + ("it" if n == 1 else "them"))
+        emit(Notice(f"{n} line{'s' if n != 1 else ''} of {name} in --out {'are' if n != 1 else 'is'} not a JSON "
+                    f"object (cut short by a crash?) and left out: {what}"))
+    if earlier.finished:
+        emit(GridFinished(len(earlier.needed), str(cfg.out / RESULTS_MD)))
+    else:
+        emit(GridResumed(sorted(earlier.done), len(earlier.needed)))
+    return earlier, ""
+
+
 @contextlib.contextmanager
-def _deferred_ctrl_c() -> Iterator[None]:
-    """Hold SIGINT during the block (main thread only) and deliver one that came in after it."""
+def _deferred_signals(deliver: Callable[[], bool]) -> Iterator[None]:
+    """Hold SIGINT and SIGTERM during the block (main thread only); after it, deliver the first that came in to
+    its earlier handler if `deliver()` says so (a Python handler is called; the default action, for a SIGTERM
+    with no handler, is taken by raising the signal again), else drop it."""
     import signal
     import threading
 
@@ -479,13 +558,21 @@ def _deferred_ctrl_c() -> Iterator[None]:
         yield
         return
     caught: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    previous = {sig: signal.signal(sig, lambda signum, frame: caught.append(signum))
+                for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
-    if caught and callable(previous):
-        previous(signal.SIGINT, None)
+        for sig, handler in previous.items():
+            if handler is not None:  # None: a handler not set from Python, which cannot be set back
+                signal.signal(sig, handler)
+    if not caught or not deliver():
+        return
+    handler = previous[caught[0]]
+    if callable(handler):
+        handler(caught[0], None)
+    elif handler == signal.SIG_DFL:
+        signal.raise_signal(caught[0])
 
 
 def _guarded(group: list[Any], context, on_row, emit, what: str, train: Callable[[], None]) -> None:

@@ -241,8 +241,9 @@ def render_markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         f"- wall time: {meta.get('wall_seconds', 0):.0f} s"
         + (("; INTERRUPTED: only the finished rows below" if summary else "; INTERRUPTED before any run finished")
            if interrupted else ""),
-        *([f"- resumed: {len(meta['resumed_runs'])} runs were finished by an earlier, interrupted session into this "
-           "folder and kept (the wall time above is this session's)"] if meta.get("resumed_runs") else []),
+        *([f"- resumed: {len(meta['resumed_runs'])} runs were finished by an earlier session into this folder and kept"
+           + ("; this session trained none and wrote this report again from their rows" if meta.get("trained_runs") == 0
+              else " (the wall time above is this session's)")] if meta.get("resumed_runs") else []),
         "",
     ]
     if not summary:

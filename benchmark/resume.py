@@ -6,9 +6,13 @@ paths) and the data it trains on (name, split, class counts, a digest of every c
 Rerunning the same command finds that plan. When the plan is the same and some runs have not finished, the
 finished runs' rows and history are kept and only the others are trained: a run cut short starts again from
 its first epoch, a failed run is tried again. Runs finish in any order, so "finished" is per run: a row for
-every budget and eval set, none of them an error. A finished benchmark, or `--fresh`, starts a new benchmark
-(the earlier results move to previous-<time>/, `report.archive_previous`); an unfinished benchmark of another
-plan is refused (`differences` names what changed) rather than moved aside by a typo.
+every budget and eval set, none of them an error. The plan is the set of runs: the order of the --model options
+does not matter. Where every run of the same plan finished, nothing is trained (the report is written again
+from the kept rows). A finished benchmark of another plan, one whose plan.json cannot be read (`UnreadablePlan`,
+the reason named), or `--fresh`, starts a new benchmark (the earlier results move to previous-<time>/,
+`report.archive_previous`); an unfinished benchmark of another plan is refused (`differences` names what
+changed) rather than moved aside by a typo. A file that cannot be read at all (permissions, a folder in its
+place) is a BenchError naming it.
 
 The config's checkpoint stays: it holds the best validation weights of every run trained into this --out so
 far, a run cut short included, and the runs trained now replace it only if they beat it.
@@ -22,7 +26,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lrfp.errors import BenchError
+
 PLAN_JSON = "plan.json"
+
+
+class UnreadablePlan(ValueError):
+    """plan.json is there but is not a plan lrfp wrote (empty, cut short, not JSON, another shape); the
+    message says why."""
 
 # RunConfig fields that say what a run is; amp/channels_last are left out (on a CPU `--precision auto` picks them
 # per config by a timed probe, which may choose otherwise in another session; the option itself is in the plan)
@@ -40,6 +51,7 @@ class Earlier:
     done: set[str]
     rows: list[dict[str, Any]] = field(default_factory=list)
     history: list[dict[str, Any]] = field(default_factory=list)
+    bad_lines: dict[str, int] = field(default_factory=dict)  # file name -> lines left out (not a JSON object)
 
     @property
     def finished(self) -> bool:
@@ -79,18 +91,73 @@ def write_plan(out: Path, the_plan: dict[str, Any]) -> None:
 
 
 def read_earlier(out: Path) -> Earlier | None:
-    """The benchmark in `out` by its plan.json, or None where there is none (or it cannot be read)."""
-    from benchmark.report import HISTORY_JSONL, RESULTS_JSONL, read_jsonl
+    """The benchmark in `out` by its plan.json, or None where there is no plan.json.
 
-    try:
-        earlier = json.loads((out / PLAN_JSON).read_text())
-        run_keys = earlier["runs"]
-        sets = ["test", *earlier.get("eval_sets", {})]
-        needed = {r["run"]: {(e, s) for e in r["eval_epochs"] for s in sets} for r in run_keys}
-    except (OSError, ValueError, KeyError, TypeError):
+    Raises UnreadablePlan where plan.json is there but cannot be parsed as a plan, and BenchError (naming the
+    file) where plan.json, results.jsonl or history.jsonl cannot be read at all. A results or history line that
+    is not a JSON object (a crash in the middle of writing it) is left out and counted in `bad_lines`; a run
+    with a results line left out is not finished and is trained again.
+    """
+    from benchmark.report import HISTORY_JSONL, RESULTS_JSONL
+
+    text = _read_bytes(out / PLAN_JSON)
+    if text is None:
         return None
-    # a line cut in half by a crash is left out: its run is then not finished and is trained again
-    rows = read_jsonl(out / RESULTS_JSONL, skip_bad=True)
+    earlier = parse_plan(text)
+    needed = _needed(earlier)
+    rows, bad_rows = _read_objects(out / RESULTS_JSONL)
+    done, _ = _ended(needed, rows)
+    keep = [r for r in rows if _row_run(r) in done and not r.get("error")]
+    history, bad_history = _read_objects(out / HISTORY_JSONL)
+    history = [h for h in history if h.get("run") in done]
+    bad = {name: n for name, n in ((RESULTS_JSONL, bad_rows), (HISTORY_JSONL, bad_history)) if n}
+    return Earlier(earlier, set(needed), done, keep, history, bad)
+
+
+def parse_plan(text: bytes) -> dict[str, Any]:
+    """A plan.json's content as a plan; UnreadablePlan says why it is not one."""
+    if not text.strip():
+        raise UnreadablePlan("it is empty")
+    try:
+        the_plan = json.loads(text)
+    except ValueError as e:  # UnicodeDecodeError is one too
+        raise UnreadablePlan(f"not JSON: {e}") from None
+    runs = the_plan.get("runs") if isinstance(the_plan, dict) else None
+    if not isinstance(runs, list) or not runs or not all(
+            isinstance(r, dict) and isinstance(r.get("run"), str) and isinstance(r.get("eval_epochs"), list)
+            and all(isinstance(e, int) for e in r["eval_epochs"]) for r in runs):
+        raise UnreadablePlan("not a plan lrfp wrote: no list of runs, each with its name and budgets")
+    if not isinstance(the_plan.get("eval_sets", {}), dict):
+        raise UnreadablePlan("not a plan lrfp wrote: its eval_sets are not a mapping")
+    return the_plan
+
+
+def same_plan(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two plans ask for the same benchmark: the same set of runs (in any order: `--model a --model b`
+    and `--model b --model a` are one plan) and the same data, eval sets and options."""
+    return _canonical(a) == _canonical(b)
+
+
+def _canonical(the_plan: dict[str, Any]) -> dict[str, Any]:
+    return {**the_plan, "runs": sorted(json.dumps(r, sort_keys=True) for r in the_plan.get("runs", []))}
+
+
+def runs_left(the_plan: dict[str, Any], rows: list[dict[str, Any]]) -> list[str]:
+    """The plan's runs that have not ended in `rows`: neither a row for every budget and eval set nor an error
+    row (a failed run has ended; a rerun tries it again). Empty: nothing was left to run."""
+    needed = _needed(the_plan)
+    done, failed = _ended(needed, rows)
+    return [name for name in needed if name not in done | failed]
+
+
+def _needed(the_plan: dict[str, Any]) -> dict[str, set[tuple[Any, Any]]]:
+    """Run name -> the (budget, eval set) rows it writes when it finishes."""
+    sets = ["test", *the_plan.get("eval_sets", {})]
+    return {r["run"]: {(e, s) for e in r["eval_epochs"] for s in sets} for r in the_plan["runs"]}
+
+
+def _ended(needed: dict[str, set[tuple[Any, Any]]], rows: list[dict[str, Any]]) -> tuple[set[str], set[str]]:
+    """(finished: every row there and none an error, failed: an error row) among the runs of `needed`."""
     have: dict[str, set[tuple[Any, Any]]] = {}
     failed: set[str] = set()
     for row in rows:
@@ -100,9 +167,38 @@ def read_earlier(out: Path) -> Earlier | None:
         else:
             have.setdefault(name, set()).add((row.get("epochs"), row.get("eval_set")))
     done = {n for n, need in needed.items() if need <= have.get(n, set()) and n not in failed}
-    keep = [r for r in rows if _row_run(r) in done and not r.get("error")]
-    history = [h for h in read_jsonl(out / HISTORY_JSONL, skip_bad=True) if h.get("run") in done]
-    return Earlier(earlier, set(needed), done, keep, history)
+    return done, failed & set(needed)
+
+
+def _read_bytes(path: Path) -> bytes | None:
+    """The file's bytes, None where it does not exist; BenchError naming it where it cannot be read."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise BenchError(f"{path} cannot be read ({e.strerror or e}), so the benchmark in {path.parent} cannot be "
+                         "resumed: make it readable, or add --fresh to start anew (the earlier results move to "
+                         "previous-<time>/)") from e
+
+
+def _read_objects(path: Path) -> tuple[list[dict[str, Any]], int]:
+    """The JSON objects of a .jsonl file, one a line, and how many non-blank lines were not one."""
+    data = _read_bytes(path)
+    objects: list[dict[str, Any]] = []
+    bad = 0
+    for line in (data or b"").splitlines():
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            obj = None
+        if isinstance(obj, dict):
+            objects.append(obj)
+        else:
+            bad += 1
+    return objects, bad
 
 
 def differences(before: dict[str, Any], now: dict[str, Any]) -> list[str]:

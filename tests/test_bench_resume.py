@@ -80,20 +80,131 @@ def test_a_rerun_after_ctrl_c_trains_only_the_unfinished_runs(store, tmp_path):
     assert sorted((h["run"], h["epoch"]) for h in history) == [(f"model3-s{s}", e) for s in range(3) for e in (1, 2)]
     assert (out / "results.csv").read_text().count("\n") == 4  # header + 3 rows
     assert not list(out.glob("previous-*"))
-    assert "- resumed: 2 runs were finished by an earlier, interrupted session" in (out / "results.md").read_text()
+    assert ("- resumed: 2 runs were finished by an earlier session into this folder and kept (the wall time above is "
+            "this session's)") in (out / "results.md").read_text()
     assert [f.name for f in result.files[1:]] == ["learning_curves.png", "accuracy_vs_epochs.png",
                                                   "accuracy_vs_face_size.png"]  # plots of kept rows (read back from JSON) too
 
 
-def test_a_finished_benchmark_rerun_is_a_new_one(store, tmp_path):
+def test_a_finished_benchmark_rerun_trains_nothing_and_writes_its_report_again(store, tmp_path):
+    """Bug 1: rerunning a finished benchmark's own command must not move it aside and train it all again."""
+    from benchmark.events import GridFinished
+    from benchmark.harness import run_bench
+    from benchmark.report import read_jsonl
+
+    out = tmp_path / "o"
+    first = run_bench(_cfg(store, out, seeds=2))
+    rows = read_jsonl(out / "results.jsonl")
+    (out / "results.md").unlink()  # e.g. a SIGKILL after the last row, before the report
+    (out / "learning_curves.png").unlink()
+    events = []
+    result = run_bench(_cfg(store, out, seeds=2), on_event=events.append)
+    assert [type(e).__name__ for e in events if type(e).__name__ in ("RunStarted", "GridPlanned", "PreviousMoved")] == []
+    assert [e for e in events if isinstance(e, GridFinished)] == [GridFinished(2, str(out / "results.md"))]
+    assert read_jsonl(out / "results.jsonl") == rows and result.rows == rows and len(first.rows) == 2
+    assert not result.failed
+    assert not list(out.glob("previous-*")) and "previous_results" not in result.meta
+    md = (out / "results.md").read_text()
+    assert "- resumed: 2 runs were finished by an earlier session into this folder and kept; this session trained none" in md
+    assert "INTERRUPTED" not in md and "| model3 | - | 2 | 2 |" in md
+    assert (out / "learning_curves.png").exists()
+
+
+def test_a_finished_benchmark_of_other_settings_is_moved_aside(store, tmp_path):
+    from benchmark.harness import run_bench
+    from benchmark.report import read_jsonl
+
+    out = tmp_path / "o"
+    run_bench(_cfg(store, out, seeds=1))
+    rows = read_jsonl(out / "results.jsonl")
+    on_event, seen = _recorder()
+    result = run_bench(_cfg(store, out, seeds=1, epochs=3), on_event=on_event)
+    assert seen["started"] == ["model3-s0"] and not seen["resumed"]
+    (previous,) = out.glob("previous-*")
+    assert result.meta["previous_results"] == str(previous) and read_jsonl(previous / "results.jsonl") == rows
+
+
+def test_fresh_trains_a_finished_benchmark_again(store, tmp_path):
     from benchmark.harness import run_bench
 
     out = tmp_path / "o"
     run_bench(_cfg(store, out, seeds=1))
     on_event, seen = _recorder()
-    result = run_bench(_cfg(store, out, seeds=1), on_event=on_event)
-    assert seen["started"] == ["model3-s0"] and not seen["resumed"]
-    assert len(list(out.glob("previous-*"))) == 1 and "previous_results" in result.meta
+    run_bench(_cfg(store, out, seeds=1, fresh=True), on_event=on_event)
+    assert seen["started"] == ["model3-s0"] and len(list(out.glob("previous-*"))) == 1
+
+
+def test_ctrl_c_after_the_last_run_ended_is_not_an_interruption(store, tmp_path):
+    """Bug 1: a KeyboardInterrupt once every run has ended (here right after the last RunEnded) returns the
+    finished benchmark: no INTERRUPTED mark, and a rerun trains nothing."""
+    from benchmark.events import GridFinished, RunEnded
+    from benchmark.harness import run_bench
+
+    out = tmp_path / "o"
+
+    def on_event(event):
+        if isinstance(event, RunEnded) and event.run == "model3-s1":
+            raise KeyboardInterrupt
+
+    result = run_bench(_cfg(store, out, seeds=2), on_event=on_event)
+    assert [r["seed"] for r in result.rows] == [0, 1] and result.meta["interrupted"] is False
+    assert "INTERRUPTED" not in (out / "results.md").read_text()
+    events = []
+    run_bench(_cfg(store, out, seeds=2), on_event=events.append)
+    assert any(isinstance(e, GridFinished) for e in events) and not list(out.glob("previous-*"))
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_a_signal_while_the_finished_report_is_written_ends_normally(store, tmp_path, capsys, monkeypatch, sig):
+    """Bug 1 through the command: Ctrl-C (or SIGTERM) while the plots of a benchmark whose runs all finished are
+    drawn: exit 0 with the table, results.md complete; the same command again says it has finished."""
+    import os
+    import signal
+
+    from test_bench_run import cli
+
+    from benchmark import report
+
+    out = tmp_path / "o"
+    write_plots = report.write_plots
+
+    def signalled(*a, **kw):
+        os.kill(os.getpid(), getattr(signal, sig))
+        return write_plots(*a, **kw)
+
+    monkeypatch.setattr(report, "write_plots", signalled)
+    args = ["bench", "--model", "model3", "--protocol", "quick", "--epochs", "2", "--seeds", "1", "--input-size", "16",
+            "--device", "cpu", "--precision", "fp32", "-d", str(store), "--out", str(out)]
+    code, stdout, err = cli(capsys, *args)
+    assert code == 0, err
+    assert "model3" in stdout and "Results in" in stdout and "Interrupted" not in err and "Terminated" not in err
+    md = (out / "results.md").read_text()
+    assert "INTERRUPTED" not in md and "| model3 | - | 2 | 1 |" in md
+    monkeypatch.setattr(report, "write_plots", write_plots)
+    code, stdout, err = cli(capsys, *args)
+    assert code == 0 and "Results in" in stdout
+    assert (f"Every run of this benchmark has finished (1 run): results in {out / 'results.md'}; --fresh trains it "
+            "again") in " ".join(err.split())
+    assert not list(out.glob("previous-*"))
+
+
+def test_the_order_of_the_models_is_not_another_plan(store, tmp_path):
+    """Bug 4: `--model model3 --model model1` interrupted, resumed by `--model model1 --model model3`; the runs
+    left are trained in the new command's order."""
+    from benchmark.harness import run_bench
+    from benchmark.report import read_jsonl
+
+    out = tmp_path / "o"
+    on_event, started = _interrupt_when("model1-bn-s0")
+    with pytest.raises(KeyboardInterrupt):
+        run_bench(_cfg(store, out, models=("model3", "model1"), seeds=1), on_event=on_event)
+    assert started == ["model3-s0", "model1-bn-s0"]
+    on_event, seen = _recorder()
+    run_bench(_cfg(store, out, models=("model1", "model3"), seeds=1), on_event=on_event)
+    assert seen["resumed"][0].done == ["model3-s0"] and seen["resumed"][0].total == 4
+    assert seen["started"] == ["model1-bn-s0", "model1-bcn-s0", "model1-bcn_ws-s0"]
+    assert sorted(r["config"] for r in read_jsonl(out / "results.jsonl")) == ["model1-bcn", "model1-bcn_ws",
+                                                                               "model1-bn", "model3"]
 
 
 @pytest.mark.parametrize("change,named", [({"epochs": 3}, "--epochs"), ({"input_size": 14}, "--input-size"),
@@ -254,9 +365,12 @@ def test_a_half_written_last_row_is_not_a_finished_run(store, tmp_path):
     path = out / "results.jsonl"
     lines = path.read_text().splitlines(keepends=True)
     path.write_text("".join(lines[:-1]) + lines[-1][: len(lines[-1]) // 2])  # s1's row cut in half
-    on_event, seen = _recorder()
-    run_bench(_cfg(store, out), on_event=on_event)
-    assert seen["started"] == ["model3-s1", "model3-s2"]
+    events = []
+    run_bench(_cfg(store, out), on_event=events.append)
+    assert [e.run for e in events if type(e).__name__ == "RunStarted"] == ["model3-s1", "model3-s2"]
+    assert [e.text for e in events if type(e).__name__ == "Notice"] == [
+        "1 line of results.jsonl in --out is not a JSON object (cut short by a crash?) and left out: its run is "
+        "trained again"]
 
 
 def test_ctrl_c_under_fresh_says_to_rerun_without_it(store, tmp_path, capsys, monkeypatch):
@@ -314,3 +428,196 @@ def test_a_second_ctrl_c_while_the_summary_is_written_still_leaves_results_md(st
         run_bench(_cfg(store, out, seeds=2), on_event=on_event)
     assert "INTERRUPTED" in (out / "results.md").read_text()
     assert (out / "learning_curves.png").exists()
+
+
+# -- SIGTERM (bug 6) -----------------------------------------------------------------------------
+
+
+def _bench_args(store: Path, out: Path, seeds: int = 2) -> list[str]:
+    return ["bench", "--model", "model3", "--protocol", "quick", "--epochs", "2", "--seeds", str(seeds), "--input-size",
+            "16", "--device", "cpu", "--precision", "fp32", "-d", str(store), "--out", str(out)]
+
+
+def test_sigterm_mid_benchmark_keeps_the_rows_and_exits_143(store, tmp_path, capsys, monkeypatch):
+    """`kill`, `timeout` or a scheduler's pre-emption while model3-s1 starts: s0's rows stay, results.md is
+    written and marked INTERRUPTED, the message says how to finish, exit 143; the same command resumes it."""
+    import os
+    import signal
+
+    from test_bench_run import cli
+
+    from benchmark import engine
+
+    out = tmp_path / "o"
+    run = engine.run
+
+    def terminated_at_s1(cfg, *a, **kw):
+        if cfg.run_name == "model3-s1":
+            os.kill(os.getpid(), signal.SIGTERM)
+        return run(cfg, *a, **kw)
+
+    monkeypatch.setattr(engine, "run", terminated_at_s1)
+    handler = signal.getsignal(signal.SIGTERM)
+    code, _, err = cli(capsys, *_bench_args(store, out))
+    assert code == 143
+    assert "Terminated (SIGTERM): what was stored stays; rerun the same command to finish." in err
+    assert signal.getsignal(signal.SIGTERM) is handler  # the command's handler is gone again
+    from benchmark.report import read_jsonl
+
+    assert [(r["seed"], bool(r.get("error"))) for r in read_jsonl(out / "results.jsonl")] == [(0, False)]
+    assert "INTERRUPTED" in (out / "results.md").read_text()
+    monkeypatch.setattr(engine, "run", run)
+    code, stdout, err = cli(capsys, *_bench_args(store, out))
+    assert code == 0 and "1 of 2 runs are already finished" in " ".join(err.split())
+
+
+@pytest.mark.slow
+def test_sigterm_to_the_command_process(store, tmp_path):
+    """The real signal to the real process, as `kill PID` or `timeout` sends it (the command alone, not its group)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from benchmark.report import read_jsonl
+
+    out = tmp_path / "o"
+    args = _bench_args(store, out, seeds=1)
+    args[args.index("--epochs") + 1] = "400"  # far longer than the test waits
+    proc = subprocess.Popen([sys.executable, "-m", "lrfp", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd=Path(__file__).resolve().parents[1])
+    deadline = time.time() + 120
+    while time.time() < deadline and not read_jsonl(out / "history.jsonl", skip_bad=True):
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert "Terminated (SIGTERM): what was stored stays; rerun the same command to finish." in err
+    assert "INTERRUPTED" in (out / "results.md").read_text() and (out / "plan.json").exists()
+
+
+
+@pytest.mark.parametrize("stop", ["error while stopping", "BenchError"])
+def test_what_ends_the_grid_early_leaves_results_md_marked_interrupted(store, tmp_path, monkeypatch, stop):
+    """An error raised while stopping for Ctrl-C/SIGTERM (as when SIGTERM to the process group kills --jobs' pool
+    manager and draining it fails) is still that stop; any end with runs left marks results.md INTERRUPTED."""
+    from benchmark import harness
+    from benchmark.report import read_jsonl
+    from lrfp.errors import BenchError
+
+    run_one = harness._run_one
+
+    def stopped_at_s1(run_cfg, *a, **kw):
+        if run_cfg.run_name != "model3-s1":
+            return run_one(run_cfg, *a, **kw)
+        if stop == "BenchError":
+            raise BenchError("the device went away")
+        try:
+            raise KeyboardInterrupt  # the signal
+        finally:
+            raise ConnectionResetError(104, "Connection reset by peer")  # the manager killed with the group
+
+    monkeypatch.setattr(harness, "_run_one", stopped_at_s1)
+    out = tmp_path / "o"
+    with pytest.raises(KeyboardInterrupt if stop != "BenchError" else BenchError):
+        harness.run_bench(_cfg(store, out, seeds=2))
+    assert [r["seed"] for r in read_jsonl(out / "results.jsonl")] == [0]
+    assert "INTERRUPTED: only the finished rows below" in (out / "results.md").read_text()
+
+# -- files resume reads that cannot be read (bug 7) ----------------------------------------------
+
+
+@pytest.mark.parametrize("content,why", [
+    (b"", "it is empty"), (b"  \n", "it is empty"), (b'{"runs": [{"run": "model3-s0", "eval', "not JSON"),
+    (b"\xff\xfe\x00garbage", "not JSON"), (b"[]", "not a plan lrfp wrote"), (b'{"runs": []}', "not a plan lrfp wrote"),
+    (b'{"runs": [{"run": "model3-s0"}]}', "not a plan lrfp wrote"),
+    (b'{"runs": [{"run": "model3-s0", "eval_epochs": [[2]]}]}', "not a plan lrfp wrote"),
+    (b'{"runs": [{"run": "model3-s0", "eval_epochs": [2]}], "eval_sets": []}', "not a plan lrfp wrote"),
+])
+def test_a_plan_json_that_is_not_a_plan_says_why(tmp_path, content, why):
+    from benchmark.resume import UnreadablePlan, read_earlier
+
+    (tmp_path / "plan.json").write_bytes(content)
+    with pytest.raises(UnreadablePlan, match=why):
+        read_earlier(tmp_path)
+
+
+def test_an_unreadable_plan_json_starts_anew_saying_so_and_keeps_the_earlier_results(store, tmp_path, capsys):
+    from test_bench_run import cli
+
+    from benchmark.harness import run_bench
+    from benchmark.report import read_jsonl
+
+    out = tmp_path / "o"
+    run_bench(_cfg(store, out, seeds=1))
+    rows = read_jsonl(out / "results.jsonl")
+    (out / "plan.json").write_text("")  # `: > OUT/plan.json`, or a disk that filled up
+    code, stdout, err = cli(capsys, *_bench_args(store, out, seeds=1))
+    (previous,) = out.glob("previous-*")
+    said = " ".join((err + stdout).split())
+    assert code == 0
+    assert (f"A new benchmark: {out / 'plan.json'} cannot be read (it is empty), so the benchmark there cannot be "
+            f"resumed; the earlier results in this --out were moved to {previous}") in said
+    assert f"The earlier results there were moved to {previous} ({out / 'plan.json'} cannot be read" in said
+    assert read_jsonl(previous / "results.jsonl") == rows and (previous / "plan.json").read_text() == ""
+    assert [r["seed"] for r in read_jsonl(out / "results.jsonl")] == [0]  # trained again, as a new benchmark
+
+
+def test_results_without_a_plan_json_say_so_when_moved(store, tmp_path):
+    from benchmark.harness import run_bench
+
+    out = tmp_path / "o"
+    run_bench(_cfg(store, out, seeds=1))
+    (out / "plan.json").unlink()  # an older lrfp's results, or removed by hand
+    events = []
+    run_bench(_cfg(store, out, seeds=1), on_event=events.append)
+    (moved,) = [e for e in events if type(e).__name__ == "PreviousMoved"]
+    assert moved.reason == f"{out} holds results but no plan.json (an older lrfp's, or removed), so they cannot be resumed"
+
+
+@pytest.mark.parametrize("name", ["results.jsonl", "history.jsonl", "plan.json"])
+def test_a_file_resume_cannot_read_at_all_is_named_and_nothing_moves(store, tmp_path, capsys, name):
+    from test_bench_run import cli
+
+    from benchmark.harness import run_bench
+
+    out = tmp_path / "o"
+    on_event, _ = _interrupt_when("model3-s0")  # plan.json written, no run finished
+    with pytest.raises(KeyboardInterrupt):
+        run_bench(_cfg(store, out, seeds=1), on_event=on_event)
+    (out / name).unlink(missing_ok=True)
+    (out / name).mkdir()  # a folder in its place: read_bytes fails with an OSError, as without read permission
+    code, _, err = cli(capsys, *_bench_args(store, out, seeds=1))
+    assert code == 1
+    assert err.startswith(f"Error: {out / name} cannot be read (Is a directory), so the benchmark in {out} cannot "
+                          "be resumed: make it readable, or add --fresh")
+    assert (out / name).is_dir() and not list(out.glob("previous-*"))
+
+
+def test_a_lock_file_that_cannot_be_opened_is_named(store, tmp_path):
+    from benchmark.harness import run_bench
+    from lrfp.errors import BenchError
+
+    out = tmp_path / "o"
+    (out / ".bench.lock").mkdir(parents=True)
+    with pytest.raises(BenchError, match=rf"^--out {out}: its lock file {out / '.bench.lock'} cannot be opened "
+                                         r"\(Is a directory\); remove it"):
+        run_bench(_cfg(store, out, seeds=1))
+
+
+def test_a_held_lock_with_garbage_in_it_is_still_refused_clearly(store, tmp_path):
+    import fcntl
+
+    from benchmark.harness import run_bench
+    from lrfp.errors import BenchError
+
+    out = tmp_path / "o"
+    out.mkdir()
+    with open(out / ".bench.lock", "wb") as held:
+        held.write(b"\xff\xfe\x00")
+        held.flush()
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(BenchError, match=r"another lrfp bench \(process .+\) is writing to --out"):
+            run_bench(_cfg(store, out, seeds=1))

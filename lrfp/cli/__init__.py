@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
+from typing import Iterator
 
 import typer
 from typer.exceptions import TyperException
@@ -172,6 +174,34 @@ def _is_path(param) -> bool:  # noqa: ANN001 - an option of the command tree
 
 INTERRUPTED = "Interrupted: what was stored stays; rerun the same command to finish."
 _on_interrupt = [INTERRUPTED]
+_terminated = [False]  # set by sigterm_as_interrupt's handler: main() then exits 143, not 130
+SIGTERM_EXIT = 143  # 128 + 15: what a shell reports for a process that SIGTERM ended
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (kill, timeout, a scheduler taking the machine back) raised where Ctrl-C's KeyboardInterrupt would
+    be, so that a command cleans up the same way; main() says so and exits 143."""
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """During the block (main thread only), SIGTERM raises Terminated instead of ending the process at once."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminated(signum: int, frame: object) -> None:
+        _terminated[0] = True
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def on_interrupt_say(message: str) -> None:
@@ -184,6 +214,7 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: runs the app and turns LrfpError into `Error: <message>` and an exit code."""
     debug = os.environ.get("LRFP_DEBUG") == "1"
     _on_interrupt[-1] = INTERRUPTED
+    _terminated[0] = False
     try:
         cmd = command()
         refuse_conflicting_repeats(cmd, list(sys.argv[1:] if argv is None else argv))
@@ -195,8 +226,7 @@ def main(argv: list[str] | None = None) -> None:
         typer.echo(f"Error: {e}", err=True)
         sys.exit(e.exit_code)
     except (typer.Abort, KeyboardInterrupt):
-        typer.echo(_on_interrupt[-1], err=True)
-        sys.exit(130)
+        sys.exit(_say_interrupted())
     except TyperException as e:  # usage errors: typer's (vendored click) exceptions know how to show themselves
         e.show()
         sys.exit(getattr(e, "exit_code", 2))
@@ -205,6 +235,15 @@ def main(argv: list[str] | None = None) -> None:
             raise
         typer.echo(f"Error: unexpected {type(e).__name__}: {e} (rerun with LRFP_DEBUG=1 for the traceback)", err=True)
         sys.exit(1)
-    if rv == 130:  # typer turns Ctrl-C inside a command into exit code 130
-        typer.echo(_on_interrupt[-1], err=True)
+    if rv == 130:  # typer turns Ctrl-C (and Terminated) inside a command into exit code 130
+        rv = _say_interrupted()
     sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _say_interrupted() -> int:
+    """Print what an interrupted command leaves and how to finish it; the exit code (130 Ctrl-C, 143 SIGTERM)."""
+    message = _on_interrupt[-1]
+    if _terminated[0]:
+        message = message.replace("Interrupted:", "Terminated (SIGTERM):", 1)
+    typer.echo(message, err=True)
+    return SIGTERM_EXIT if _terminated[0] else 130

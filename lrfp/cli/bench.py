@@ -30,15 +30,15 @@ def bench(
     precision: Annotated[str, typer.Option("--precision", help="auto (bf16 autocast + channels-last on CUDA; on a CPU per config, where a short cached timing probe finds it >= 10% faster), bf16 or fp32. The chosen one is in the results.")] = "auto",
     compile_: Annotated[str, typer.Option("--compile", help="off, default or reduce-overhead (torch.compile of the training step; reduce-overhead adds CUDA graphs). Opt-in: not yet measured on a GPU.")] = "off",
     stack_seeds: Annotated[bool, typer.Option("--stack-seeds", help="Train each config's seeds as one stacked model (torch.func; equal to separate runs up to float rounding; not for VGG-16/AlexNet, whose Dropout differs). Opt-in: not yet measured on a GPU, slower on a CPU.")] = False,
-    fresh: Annotated[bool, typer.Option("--fresh", help="Start a new benchmark even where --out holds an unfinished one of the same settings (by default a rerun of an interrupted command trains only the runs it did not finish). The earlier results move to --out/previous-<time>/.")] = False,
+    fresh: Annotated[bool, typer.Option("--fresh", help="Start a new benchmark even where --out holds one of the same settings (by default a rerun of the same command trains only the runs it did not finish, and nothing where every run finished). The earlier results move to --out/previous-<time>/.")] = False,
     cuda_graph: Annotated[bool, typer.Option("--cuda-graph", help="Replay each training step as a CUDA graph (one launch instead of hundreds; for the small models that leave a GPU idle). CUDA only. Opt-in: not yet measured on a GPU.")] = False,
     data_dir: DataDir = DEFAULT_DATA_DIR,
 ) -> None:
     """Train and evaluate the six baselines on a split and report them beside the thesis.
 
     Writes results.csv, results.jsonl, results.md, PNG plots and the best checkpoint per model to --out.
-    Rerunning an interrupted command (Ctrl-C, a crash) into the same --out trains only the runs it did not
-    finish, and tries failed runs again; --fresh starts over.
+    Rerunning an interrupted command (Ctrl-C, SIGTERM, a crash) into the same --out trains only the runs it did
+    not finish, and tries failed runs again; where every run finished it trains nothing; --fresh starts over.
     Exits 1 after the table if any run failed, 2 for options that cannot work.
 
     Example:
@@ -64,17 +64,20 @@ def bench(
         pretrained=not no_pretrained, input_size=input_size, jobs=jobs, batch_size=batch_size, precision=precision,
         compile=compile_, stack_seeds=stack_seeds, cuda_graph=cuda_graph, fresh=fresh,
     )
-    if fresh:  # on Ctrl-C the same command would start over again
-        from lrfp.cli import on_interrupt_say
+    from lrfp.cli import on_interrupt_say, sigterm_as_interrupt
 
+    if fresh:  # on Ctrl-C the same command would start over again
         on_interrupt_say("Interrupted: what was stored stays; rerun the command without --fresh to finish.")
-    with _progress() as on_event:
-        result = run_bench(cfg, on_event=on_event)
-    console.print(tables.bench_header(result.meta, result.summary), soft_wrap=True)
-    console.print(tables.bench_summary_table(result.summary, result.rows))  # piped: never wrapped (cli/console.py)
-    console.print(f"Results in {result.out}: " + ", ".join(p.name for p in result.files), soft_wrap=True)
+    with sigterm_as_interrupt():  # kill, timeout, a scheduler's pre-emption: kept and reported as Ctrl-C is
+        with _progress() as on_event:
+            result = run_bench(cfg, on_event=on_event)
+        console.print(tables.bench_header(result.meta, result.summary), soft_wrap=True)
+        console.print(tables.bench_summary_table(result.summary, result.rows))  # piped: never wrapped (cli/console.py)
+        console.print(f"Results in {result.out}: " + ", ".join(p.name for p in result.files), soft_wrap=True)
     if result.meta.get("previous_results"):
-        console.print(f"The earlier results there were moved to {result.meta['previous_results']}", soft_wrap=True)
+        why = result.meta.get("previous_reason")
+        console.print(f"The earlier results there were moved to {result.meta['previous_results']}"
+                      + (f" ({why})" if why else ""), soft_wrap=True)
     if result.failed:
         raise BenchError(f"{len(result.failed)} of {len(result.rows)} result rows are failed runs (see the table "
                          f"and {result.out / 'results.md'})")
@@ -94,8 +97,8 @@ def precision_line(event: Any) -> str:
 
 @contextlib.contextmanager
 def _progress() -> Iterator[Callable[[Any], None]]:
-    from benchmark.events import (DecodeProgress, EpochDone, EvalOverlap, GridPlanned, GridResumed, Notice, PrecisionChosen,
-                                  PreviousMoved)
+    from benchmark.events import (DecodeProgress, EpochDone, EvalOverlap, GridFinished, GridPlanned, GridResumed, Notice,
+                                  PrecisionChosen, PreviousMoved)
     from lrfp.cli.console import err
     from lrfp.cli.progress import make_progress
 
@@ -114,7 +117,16 @@ def _progress() -> Iterator[Callable[[Any], None]]:
 
                 err.print(f"[bold red]Warning:[/bold red] {escape(event.warning)}", soft_wrap=True)
             elif isinstance(event, PreviousMoved):
-                err.print(f"A new benchmark: the earlier results in this --out were moved to {event.path}", soft_wrap=True)
+                from rich.markup import escape
+
+                err.print(escape(f"A new benchmark: {event.reason + '; ' if event.reason else ''}the earlier results in "
+                                 f"this --out were moved to {event.path}"), soft_wrap=True)
+            elif isinstance(event, GridFinished):
+                from rich.markup import escape
+
+                err.print(escape(f"Every run of this benchmark has finished ({event.total} run"
+                                 f"{'s' if event.total != 1 else ''}): results in {event.results}; --fresh trains it "
+                                 "again"), soft_wrap=True)
             elif isinstance(event, Notice):
                 err.print(f"Note: {event.text}", soft_wrap=True)
             elif isinstance(event, GridResumed):
