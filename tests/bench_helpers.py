@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 
@@ -27,3 +28,14 @@ def grouped_split(store: Any, name: str = "bench", seed: int = 0, test_folds: in
     for s in subset.values():
         counts[s] = counts.get(s, 0) + 1
     return counts
+
+
+def split_store(root: Path, smfd_dir: Path, n_groups: int, max_side: int, split: str = "grouped", seed: int = 0) -> Path:
+    """A store at root/"data" of `n_groups` whole SMFD groups (`conftest.build_store`, crops downscaled to
+    `max_side` px) with a seeded grouped split named `split`; returns the data directory."""
+    from conftest import build_store
+
+    store = build_store(root / "data", smfd_dir, n_groups=n_groups, max_side=max_side)
+    grouped_split(store, split, seed=seed)
+    store.close()
+    return root / "data"

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bench_helpers import grouped_split
-from conftest import build_store
+from bench_helpers import split_store
 from lrfp.cli import main
 
 FIX = "point -d (or LRFP_DATA_DIR) at a store's folder, or make one with `lrfp import` or `lrfp fetch`"
@@ -30,11 +29,7 @@ def bench(capsys, out: Path, *argv: str) -> tuple[int, str]:
 @pytest.fixture(scope="module")
 def store_dir(smfd_dir, tmp_path_factory) -> Path:
     """~110 real SMFD crops (40 groups) at 24 px with a usable split `grouped`."""
-    root = tmp_path_factory.mktemp("inputs")
-    store = build_store(root / "data", smfd_dir, n_groups=40, max_side=24)
-    grouped_split(store, "grouped", seed=0)
-    store.close()
-    return root / "data"
+    return split_store(tmp_path_factory.mktemp("inputs"), smfd_dir, n_groups=40, max_side=24)
 
 
 @pytest.fixture()

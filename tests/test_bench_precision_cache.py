@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from conftest import build_store
 from lrfp.cli import main
 
 CONFIG = "model3|16px|batch 4|adam"
@@ -86,13 +85,9 @@ def test_valid_entries_beside_a_malformed_one_are_kept(cache_file, caplog):
 
 @pytest.fixture(scope="module")
 def tiny_store(smfd_dir, tmp_path_factory) -> Path:
-    from bench_helpers import grouped_split
+    from bench_helpers import split_store
 
-    root = tmp_path_factory.mktemp("precache")
-    store = build_store(root / "data", smfd_dir, n_groups=30, max_side=16)
-    grouped_split(store, "grouped", seed=0)
-    store.close()
-    return root / "data"
+    return split_store(tmp_path_factory.mktemp("precache"), smfd_dir, n_groups=30, max_side=16)
 
 
 def bench(capsys, store: Path, out: Path) -> tuple[int, str]:

@@ -6,17 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from bench_helpers import grouped_split
+from bench_helpers import grouped_split, split_store
 from conftest import build_store
 
 
 @pytest.fixture(scope="module")
 def store(smfd_dir, tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("resume")
-    s = build_store(root / "data", smfd_dir, n_groups=50, max_side=16)
-    grouped_split(s, "g", seed=0)
-    s.close()
-    return root / "data"
+    return split_store(tmp_path_factory.mktemp("resume"), smfd_dir, n_groups=50, max_side=16, split="g")
 
 
 def _cfg(store: Path, out: Path, **kw):

@@ -10,19 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from bench_helpers import grouped_split
+from bench_helpers import split_store
 from benchmark.report import read_jsonl
-from conftest import build_store
 
 
 @pytest.fixture(scope="module")
 def bench_store(smfd_dir, tmp_path_factory) -> Path:
     """~270 real SMFD crops (100 whole groups) downscaled to 32 px, with a seeded grouped split."""
-    root = tmp_path_factory.mktemp("bench")
-    store = build_store(root / "data", smfd_dir, n_groups=100, max_side=32)
-    grouped_split(store, "grouped", seed=0)
-    store.close()
-    return root / "data"
+    return split_store(tmp_path_factory.mktemp("bench"), smfd_dir, n_groups=100, max_side=32)
 
 
 def _register_dying_model() -> None:
