@@ -315,9 +315,10 @@ def _earlier_score(path: Path, sidecar: Path) -> tuple[float, float] | None:
         obj = torch.load(path, map_location="cpu", weights_only=True)
         score = float(obj["val_accuracy"]), -float(obj["val_loss"])
     except Exception as e:  # torch raises RuntimeError, EOFError, pickle and zip errors for a damaged file
-        first = (str(e).strip().splitlines() or [""])[0][:200]
-        log.warning("the earlier checkpoint %s is damaged (%s: %s)%s; it counts as no earlier checkpoint, and this "
-                    "run's best replaces it", path, type(e).__name__, first, f", and {why}" if why else "")
+        from lrfp.predict.checkpoint import load_failure
+
+        log.warning("the earlier checkpoint %s is damaged: %s%s; it counts as no earlier checkpoint, and this run's "
+                    "best replaces it", path, load_failure(path, e), f"; and {why}" if why else "")
         return None
     if why:
         log.warning("%s; the earlier score is read from %s itself, and the sidecar is written again", why, path)

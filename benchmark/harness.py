@@ -25,7 +25,7 @@ from benchmark.protocols import Protocol, get_protocol
 from benchmark.registry import check_input_size, get_spec, list_models
 from lrfp.errors import BenchError, BenchUsageError, InputError
 from lrfp.machine import cpu_name
-from lrfp.paths import probe_writable
+from lrfp.paths import probe_writable, unwritable_message
 
 log = logging.getLogger(__name__)
 
@@ -94,9 +94,12 @@ class BenchConfig:
         if self.cuda_graph and not (self.device == "auto" or self.device.startswith("cuda")):
             raise BenchUsageError(f"--cuda-graph needs a CUDA device, not --device {self.device}")
         if self.stack_seeds and self.jobs not in (None, 1):
-            raise BenchUsageError("--stack-seeds trains a config's seeds in one process; it cannot be combined with --jobs")
+            raise BenchUsageError(f"--stack-seeds trains a config's seeds in one process; it cannot be combined with "
+                                  f"--jobs {self.jobs}: drop --jobs (or give --jobs 1), or drop --stack-seeds to train "
+                                  "runs in parallel processes")
         if self.dataset and self.split:
-            raise BenchUsageError("--split picks a split of the store; it cannot be combined with --dataset")
+            raise BenchUsageError("--split picks a split of the store; it cannot be combined with --dataset (a "
+                                  "published dataset brings its own split): drop --split, or drop --dataset")
         for name in self.models or list_models():
             spec = get_spec(name)  # unknown names fail here, listing the known ones
             check_input_size(spec, self.input_size or (spec.quick_input_size if protocol.quick_inputs else spec.input_size))
@@ -183,7 +186,7 @@ def check_out(out: Path) -> None:
         out.mkdir(parents=True, exist_ok=True)
         probe_writable(out)
     except OSError as e:
-        raise BenchError(f"--out {out} is not writable: {e.strerror or e}") from e
+        raise BenchError(unwritable_message("--out", out, e)) from e
 
 
 def plan_runs(cfg: BenchConfig, protocol: Protocol, device: str, bf16: bool | None = None) -> list[Any]:

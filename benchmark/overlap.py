@@ -128,9 +128,13 @@ def overlap_warning(eval_name: str, info: dict[str, Any]) -> str | None:
         parts.append(f"{_count(info['near_any'], 'near-duplicate', 'near-duplicates')} (dHash within "
                      f"{info['dhash_bits']} bits, which can include look-alikes: {per_subset(info, 'near')})")
     total = info["exact_any"] + info["near_any"]
-    return (f"--eval-on {eval_name}: {total} of its {info['n']} images {'is' if total == 1 else 'are'} in the "
-            f"benchmarked data: {' and '.join(parts)}. Its accuracy is partly measured on those, not a clean "
-            "cross-dataset result: evaluate on images that are not in the store's split (or the published dataset)")
+    if total == info["n"]:  # every image: "all 8 of its 8" read as a count, and "partly" was wrong
+        found, share = ("its only image is" if total == 1 else f"all {total} of its images are"), "wholly"
+    else:
+        found, share = f"{total} of its {info['n']} images {'is' if total == 1 else 'are'}", "partly"
+    return (f"--eval-on {eval_name}: {found} in the benchmarked data: {' and '.join(parts)}. Its accuracy is "
+            f"{share} measured on those, not a clean cross-dataset result: evaluate on images that are not in the "
+            "store's split (or the published dataset)")
 
 
 def _count(n: int, one: str, many: str) -> str:

@@ -67,7 +67,18 @@ def get_spec(name: str) -> ModelSpec:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise BenchUsageError(f"unknown model {name!r}; known models: {', '.join(_REGISTRY)}") from None
+        raise BenchUsageError(f"unknown model {name!r}; {_config_hint(name)}known models: {', '.join(_REGISTRY)}") from None
+
+
+def _config_hint(name: str) -> str:
+    """Where `name` is a configuration's name as the results tables show it ("model1-bn": model and norm), the
+    model to give instead; bench trains every norm of a model (there is no option to pick one)."""
+    model, _, norm = name.rpartition("-")
+    spec = _REGISTRY.get(model)
+    if spec is None or norm not in spec.norms:
+        return ""
+    return (f"{name} is a configuration (model {model} with norm {norm}), not a model: give --model {model}, which "
+            f"`lrfp bench` trains with each of its norms ({', '.join(spec.norms)}; one norm cannot be picked alone); ")
 
 
 def check_input_size(spec: ModelSpec, input_size: int) -> None:

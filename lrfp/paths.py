@@ -88,6 +88,26 @@ def probe_writable(folder: Path) -> None:
     probe.unlink()
 
 
+def unwritable_message(label: str, folder: Path, e: OSError) -> str:
+    """The error text for an output folder (`label`, e.g. "--out") that could not be made or written in: it names
+    the folder that refused (`folder` itself where it exists, else its nearest existing parent, which a
+    `mkdir -p` writes in) and what to do."""
+    import errno
+
+    folder = Path(folder)
+    reason = e.strerror or str(e)
+    refused = "is not writable" if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS) else "cannot be written in"
+    try:
+        exists = folder.is_dir()
+        parent = next((p for p in folder.parents if p.is_dir()), None)
+    except OSError:  # a parent that cannot even be searched
+        exists, parent = False, None
+    if exists or parent is None:
+        return f"{label} {folder} {refused} ({reason}): give {label} a folder you can write in, or change its permissions"
+    return (f"{label} {folder} cannot be created: {parent} {refused} ({reason}); give {label} a folder you can "
+            f"write in, or change the permissions of {parent}")
+
+
 def file_sha256(path: Path) -> str:
     """The sha256 of a file's bytes, hex (read in chunks by the standard library's `hashlib.file_digest`).
     Raises OSError if the file cannot be read."""

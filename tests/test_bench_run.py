@@ -556,8 +556,8 @@ def test_the_precision_probe_times_both_and_is_cached(monkeypatch, tmp_path):
     (("--device", "tpu"), "--device must be auto, cpu, cuda or cuda:N, not 'tpu'"),
     (("--device", "cuda:x"), "--device must be auto, cpu, cuda or cuda:N, not 'cuda:x'"),
     (("--compile", "max"), "--compile must be off, default, reduce-overhead, not 'max'"),
-    (("--stack-seeds", "--jobs", "2"), "--stack-seeds trains a config's seeds in one process; it cannot be combined with --jobs"),
-    (("--dataset", "owner/name", "--split", "s1"), "--split picks a split of the store; it cannot be combined with --dataset"),
+    (("--stack-seeds", "--jobs", "2"), "--stack-seeds trains a config's seeds in one process; it cannot be combined with --jobs 2: drop --jobs (or give --jobs 1), or drop --stack-seeds to train runs in parallel processes"),
+    (("--dataset", "owner/name", "--split", "s1"), "--split picks a split of the store; it cannot be combined with --dataset (a published dataset brings its own split): drop --split, or drop --dataset"),
 ])
 def test_options_that_cannot_work_exit_2_before_anything_is_made(tmp_path, capsys, args, message):
     out = tmp_path / "o"
@@ -928,7 +928,7 @@ def test_the_eval_on_warning_gives_the_total_and_parts_that_sum_to_it():
     both = {**near_only, "n": 300, "exact_any": 1, "exact": {"train": 1, "validation": 0, "test": 0},
             "near_any": 299, "near": {"train": 237, "validation": 12, "test": 46}, "near_several": 4}
     assert overlap_warning("/tmp/img", both).startswith(
-        "--eval-on /tmp/img: 300 of its 300 images are in the benchmarked data: 1 exact copy (1 train) and 299 "
+        "--eval-on /tmp/img: all 300 of its images are in the benchmarked data: 1 exact copy (1 train) and 299 "
         "near-duplicates (dHash within 4 bits, which can include look-alikes: 237 train, 12 validation, 46 test, "
         "4 in several subsets). ")
 

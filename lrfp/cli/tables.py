@@ -331,6 +331,16 @@ def bench_summary_table(summary: list[dict[str, Any]], rows: list[dict[str, Any]
         t.add_row(s["config"], str(s["epochs"]), f"{100 * s['accuracy']:.1f}%{sd}",
                   f"{100 * s['acc_ci_low']:.1f}-{100 * s['acc_ci_high']:.1f}", _num(s["loss"], 3), _num(s["roc_auc"], 3), th)
     for r in rows:
-        if r.get("error"):
-            t.add_row(r["config"], "-", "[red]failed[/red]", escape(r["error"][:40]), "", "", f"seed {r['seed']}")
+        if r.get("error"):  # the error's type here; its whole text in `bench_failures`, under the table
+            t.add_row(r["config"], "-", "[red]failed[/red]", escape(r["error"].split(":", 1)[0][:40]), "", "",
+                      f"seed {r['seed']}")
     return t
+
+
+def bench_failures(rows: list[dict[str, Any]]) -> list[str]:
+    """The failed runs in full, one line each, for under the bench table (whose cell shows only the error's type):
+    "Runs that failed:" then "  <config> seed <n>: <error>", as results.md lists them; [] when none failed."""
+    failed = [r for r in rows if r.get("error")]
+    if not failed:
+        return []
+    return ["Runs that failed:"] + [f"  {r['config']} seed {r['seed']}: {r['error']}" for r in failed]

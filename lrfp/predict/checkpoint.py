@@ -190,6 +190,25 @@ def _describe_unloadable(path: Path) -> str | None:
     return f"it is a text file (starts with {first!r})"
 
 
-def _first_line(e: BaseException) -> str:
+def load_failure(path: Path, e: BaseException) -> str:
+    """Why torch.load failed on `path`, for a message: what a cheap look at the file finds (empty, a truncated
+    zip, text), else "<type>: <torch's first line>" in whole sentences (`_first_line`)."""
+    try:
+        what = _describe_unloadable(path)
+    except OSError:
+        what = None
+    return what or f"{type(e).__name__}: {_first_line(e)}"
+
+
+def _first_line(e: BaseException, limit: int = 200) -> str:
+    """The first line of an error's text, cut only between sentences: torch's message for a damaged zip runs on to
+    ~330 characters of advice, and a cut at a fixed length ended it mid-sentence ("...your checkpoint file is")."""
     text = str(e).strip()
-    return text.splitlines()[0][:200] if text else type(e).__name__
+    line = text.splitlines()[0].strip() if text else type(e).__name__
+    if len(line) <= limit:
+        return line
+    cut = line.rfind(". ", 0, limit)
+    if cut > 0:
+        return line[: cut + 1]
+    head = line[: limit - 3]  # one sentence longer than `limit`: cut between words
+    return (head.rsplit(" ", 1)[0] if " " in head else head) + "..."

@@ -252,13 +252,13 @@ def plot_masked_share(path: Path, tracks: list[TrackDecision], title: str, step_
 
 
 def _check_writable_dir(out_dir: Path) -> None:
-    from lrfp.paths import probe_writable
+    from lrfp.paths import probe_writable, unwritable_message
 
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         probe_writable(out_dir)
     except OSError as e:
-        raise UsageError(f"--out {out_dir} is not a writable folder: {e.strerror or e}") from e
+        raise UsageError(unwritable_message("--out", out_dir, e)) from e
 
 
 def _write_csv(path: Path, columns: list[str], rows: list[dict[str, Any]]) -> None:
