@@ -31,7 +31,7 @@ def unwritable(tmp_path):
         yield Path("/sys/kernel")
         return
     ro = tmp_path / "ro"
-    ro.mkdir()
+    (ro / "existing").mkdir(parents=True)  # a folder in it, as /sys/kernel has
     ro.chmod(0o555)
     yield ro
     ro.chmod(0o755)
@@ -184,3 +184,34 @@ def test_torchs_long_load_error_is_quoted_in_whole_sentences(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="benchmark.engine"):
         assert save_best_checkpoint(pt, {"w": torch.zeros(4)}, {"val_accuracy": 0.7, "val_loss": 0.6})
     assert f"the earlier checkpoint {pt} is damaged: {said}; and the sidecar " in caplog.text
+
+
+def test_publish_names_the_folder_that_refuses_its_out_too(smfd_dir, unwritable, tmp_path):
+    """The same kind as the bench --out message: `lrfp publish` said "cannot create --out X: Permission denied"
+    (and "cannot write beside --out X: ..."), naming neither the folder that refused nor what to do."""
+    from bench_helpers import split_store
+    from lrfp.errors import PublishError
+    from lrfp.publish import PublishConfig, export_dataset
+    from lrfp.store import open_store
+
+    reason = "(Permission denied|Operation not permitted)"
+    with open_store(split_store(tmp_path, smfd_dir, n_groups=30, max_side=32), create=False) as store:
+        deep = unwritable / "lrfp-x" / "hub"
+        with pytest.raises(PublishError) as e:
+            export_dataset(store, PublishConfig(out=deep, split="grouped", annotations_only=True))
+        assert re.fullmatch(re.escape(f"--out {deep} cannot be created: {unwritable} is not writable (") + reason
+                            + re.escape(f"); give --out a folder you can write in, or change the permissions of "
+                                        f"{unwritable}"), str(e.value)), str(e.value)
+        beside = unwritable / "lrfp-hub"
+        with pytest.raises(PublishError) as e:
+            export_dataset(store, PublishConfig(out=beside, split="grouped", annotations_only=True))
+        assert re.fullmatch(re.escape(f"--out {beside} cannot be created: {unwritable} is not writable (") + reason
+                            + re.escape(f"); give --out a folder you can write in, or change the permissions of "
+                                        f"{unwritable}"), str(e.value)), str(e.value)
+        # an existing --out (--overwrite) in a folder that refuses the export built beside it (sysfs removes nothing)
+        existing = next(p for p in sorted(unwritable.iterdir()) if p.is_dir())
+        with pytest.raises(PublishError) as e:
+            export_dataset(store, PublishConfig(out=existing, split="grouped", annotations_only=True, overwrite=True))
+        assert re.fullmatch(re.escape(f"cannot write beside --out {existing}: the export is built in {unwritable} and "
+                                      f"then moved into --out, and {unwritable} refuses it (") + reason + re.escape(
+            f"); give another --out, or change the permissions of {unwritable}"), str(e.value)), str(e.value)

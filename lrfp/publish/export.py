@@ -15,7 +15,7 @@ from lrfp.crop_files import read_crop_bytes
 from lrfp.errors import NotFoundError, PublishError, PublishInputError
 from lrfp.events import ProgressCallback, ProgressEvent
 from lrfp.face_size import face_px
-from lrfp.paths import make_staging_dir
+from lrfp.paths import make_staging_dir, unwritable_message
 from lrfp.split import group_key
 from lrfp.store import Store
 
@@ -119,7 +119,7 @@ def _prepare_out(out: Path, overwrite: bool) -> None:
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise PublishError(f"cannot create --out {out}: {e.strerror}") from e
+        raise PublishError(unwritable_message("--out", out, e)) from e
 
 
 def _move_into(staged: Path, out: Path) -> None:
@@ -193,7 +193,11 @@ def export_dataset(
     try:
         tmp = make_staging_dir(out.parent, prefix=f".{out.name}.")  # the mode of a plain mkdir, not 0700
     except OSError as e:
-        raise PublishError(f"cannot write beside --out {out}: {e.strerror}") from e
+        if not out.exists():
+            raise PublishError(unwritable_message("--out", out, e)) from e
+        raise PublishError(f"cannot write beside --out {out}: the export is built in {out.parent} and then moved into "
+                           f"--out, and {out.parent} refuses it ({e.strerror or e}); give another --out, or change the "
+                           f"permissions of {out.parent}") from e
     bars_were_on = datasets.is_progress_bar_enabled()
     datasets.disable_progress_bars()  # the caller shows one bar for the whole export
     try:
