@@ -96,16 +96,18 @@ def unwritable_message(label: str, folder: Path, e: OSError) -> str:
 
     folder = Path(folder)
     reason = e.strerror or str(e)
-    refused = "is not writable" if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS) else "cannot be written in"
+    denied = e.errno in (errno.EACCES, errno.EPERM, errno.EROFS)
+    refused = "is not writable" if denied else "cannot be written in"
     try:
         exists = folder.is_dir()
-        parent = next((p for p in folder.parents if p.is_dir()), None)
+        parent = next((p for p in folder.absolute().parents if p.is_dir()), None)
     except OSError:  # a parent that cannot even be searched
         exists, parent = False, None
     if exists or parent is None:
-        return f"{label} {folder} {refused} ({reason}): give {label} a folder you can write in, or change its permissions"
+        return (f"{label} {folder} {refused} ({reason}): give {label} a folder you can write in"
+                + (", or change its permissions" if denied else ""))
     return (f"{label} {folder} cannot be created: {parent} {refused} ({reason}); give {label} a folder you can "
-            f"write in, or change the permissions of {parent}")
+            f"write in" + (f", or change the permissions of {parent}" if denied else ""))
 
 
 def file_sha256(path: Path) -> str:

@@ -215,3 +215,16 @@ def test_publish_names_the_folder_that_refuses_its_out_too(smfd_dir, unwritable,
         assert re.fullmatch(re.escape(f"cannot write beside --out {existing}: the export is built in {unwritable} and "
                                       f"then moved into --out, and {unwritable} refuses it (") + reason + re.escape(
             f"); give another --out, or change the permissions of {unwritable}"), str(e.value)), str(e.value)
+
+
+def test_an_out_on_a_full_disk_gets_no_advice_about_permissions(tmp_path):
+    """unwritable_message's advice fits the error: a full disk is not a permission problem (an OSError as mkdir
+    raises it; no test machine's disk can be filled)."""
+    import errno
+
+    from lrfp.paths import unwritable_message
+
+    full = OSError(errno.ENOSPC, "No space left on device")
+    assert unwritable_message("--out", tmp_path / "a" / "b", full) == (
+        f"--out {tmp_path / 'a' / 'b'} cannot be created: {tmp_path} cannot be written in (No space left on device); "
+        "give --out a folder you can write in")
