@@ -407,13 +407,16 @@ class _RunBook:
                 "error": "",
             }
             self.result.rows.append(row)
+            if self.on_row and epoch < max(cfg.eval_epochs):  # the last budget's rows: see finish()
+                self.on_row(row)
 
     def finish(self) -> RunResult:
-        """Save the best checkpoint (or keep the better one there), THEN pass the run's rows to `on_row`.
+        """Save the best checkpoint (or keep the better one there), THEN pass the last budget's rows to `on_row`.
 
-        A run is finished (`benchmark.resume`) when its rows are on disk, so they are written only once its
-        checkpoint step is done: an interrupt or a kill before leaves no row, and the run is trained again on
-        resume; a checkpoint that cannot be written (CheckpointError) leaves no row either, only the error's.
+        A run is finished (`benchmark.resume`) when its rows of every budget are on disk, so those of the last
+        budget are written only once its checkpoint step is done: an interrupt or a kill before leaves the run
+        unfinished, and it is trained again on resume. (The rows of earlier budgets go out as they come, so an
+        interrupted grid's report shows them.) A checkpoint that cannot be written raises CheckpointError.
         """
         cfg = self.cfg
         if self.checkpoint_dir is not None and self.best is not None:
@@ -425,8 +428,10 @@ class _RunBook:
                     "split": self.context.get("split")}
             save_best_checkpoint(self.checkpoint_dir / f"{cfg.config_name}.pt", state, meta)
         if self.on_row:
+            last = max(cfg.eval_epochs)
             for row in self.result.rows:
-                self.on_row(row)
+                if row["epochs"] == last:
+                    self.on_row(row)
         return self.result
 
 
@@ -443,9 +448,10 @@ def run(
 ) -> RunResult:
     """Train `cfg` on data's train subset, watch validation every epoch, evaluate test at each budget.
 
-    The run's best-on-validation weights go to `checkpoint_dir/<config>.pt` if they beat what is there; then
-    each result row is passed to `on_row` (so an interrupted grid keeps the finished runs' rows, and a run with
-    rows always has its checkpoint step done). Raises CheckpointError when the checkpoint cannot be written.
+    Each result row of an earlier budget is passed to `on_row` as soon as it exists (so an interrupted grid keeps
+    it); the run's best-on-validation weights go to `checkpoint_dir/<config>.pt` if they beat what is there, and
+    only then are the last budget's rows passed on (a run with all its rows has its checkpoint step done).
+    Raises CheckpointError when the checkpoint cannot be written.
     """
     device = cfg.device
     if device.startswith("cuda"):
