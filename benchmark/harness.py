@@ -596,7 +596,9 @@ def _deferred_signals(deliver: Callable[[], bool]) -> Iterator[None]:
 def _guarded(group: list[Any], context, on_row, emit, what: str, train: Callable[[], None]) -> None:
     """train() for the runs of `group` (one run, or a config's stacked seeds) in this process, between their
     RunStarted and RunEnded events. A failure is an error row for each run of the group, not the end of the
-    grid (Ctrl-C and BenchError still end it); `what` names it in the log."""
+    grid (Ctrl-C and BenchError still end it); `what` names it in the log. The run's rows of earlier budgets go
+    (`report.ResultsWriter.add_row`), and its last budget's rows were never written (they wait for its
+    checkpoint, `engine._RunBook.finish`): a run is a result or a failure, not both."""
     from benchmark.engine import error_row
 
     for run_cfg in group:
