@@ -254,7 +254,31 @@ def error_row(cfg: RunConfig, context: dict[str, Any] | None, error: BaseExcepti
             "error": f"{type(error).__name__}: {error}"[:500]}
 
 
+class CheckpointError(OSError):
+    """A checkpoint (or its sidecar or lock file) cannot be written; the message names the file and the OS error."""
+
+
 def save_best_checkpoint(path: Path, state: dict[str, Any], meta: dict[str, Any]) -> bool:
+    """See `_save_best_checkpoint`; an OSError becomes a CheckpointError naming the file and the reason in words,
+    e.g. "cannot write the checkpoint out/checkpoints/model3.pt: Permission denied"."""
+    try:
+        return _save_best_checkpoint(path, state, meta)
+    except OSError as e:
+        where = str(e.filename or path)
+        # its temporary file is the .pt to the user; another file (the lock, the sidecar) is named too
+        side = "" if where == str(path) or where.startswith(f"{path}.") else f" ({where})"
+        raise CheckpointError(f"cannot write the checkpoint {path}{side}: {e.strerror or e}") from e
+
+
+def _remove_stale_tmp(path: Path) -> None:
+    """Remove the temporary files an interrupted save of this checkpoint left (`<name>.<pid>.tmp` of the .pt and
+    of its sidecar). Called with the lock held, so no save of another process is writing them."""
+    for name in (path.name, path.with_suffix(".json").name):
+        for tmp in path.parent.glob(f"{name}.*.tmp"):
+            tmp.unlink(missing_ok=True)
+
+
+def _save_best_checkpoint(path: Path, state: dict[str, Any], meta: dict[str, Any]) -> bool:
     """Write `state` + meta to `path` if its validation accuracy beats the one there (lower loss breaks ties).
 
     The pair `<config>.pt` + `<config>.json` (the sidecar: meta and the .pt's SHA-256) is written to temporary
@@ -262,8 +286,9 @@ def save_best_checkpoint(path: Path, state: dict[str, Any], meta: dict[str, Any]
     describes the .pt beside it, else from the .pt itself (a crash between the two renames, a truncated or
     edited sidecar: a warning names it); a .pt that cannot be loaded counts as no earlier checkpoint (a warning
     names it) and this one replaces it. So the pair never loses the better checkpoint to a crash.
-    Concurrent runs of the same config (other seeds, other processes) serialize on a lock file.
-    Returns whether it was written.
+    Concurrent runs of the same config (other seeds, other processes) serialize on a lock file; stale `*.tmp`
+    files of an interrupted save of this config are removed first. Returns whether it was written.
+    Raises OSError (`save_best_checkpoint`: CheckpointError) when a file cannot be written.
     """
     from lrfp.paths import file_sha256
 
@@ -271,12 +296,14 @@ def save_best_checkpoint(path: Path, state: dict[str, Any], meta: dict[str, Any]
     sidecar = path.with_suffix(".json")
     with open(path.parent / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        _remove_stale_tmp(path)
         old = _earlier_score(path, sidecar)
         if old is not None and old >= (meta["val_accuracy"], -meta["val_loss"]):
             return False
         tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
         try:
-            torch.save({"state_dict": state, **meta}, tmp)
+            with open(tmp, "wb") as fh:  # (opened here: torch's own open names neither the file nor errno)
+                torch.save({"state_dict": state, **meta}, fh)
             os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)
@@ -381,10 +408,17 @@ class _RunBook:
                 "error": "",
             }
             self.result.rows.append(row)
-            if self.on_row:
+            if self.on_row and epoch < max(cfg.eval_epochs):  # the last budget's rows: see finish()
                 self.on_row(row)
 
     def finish(self) -> RunResult:
+        """Save the best checkpoint (or keep the better one there), THEN pass the last budget's rows to `on_row`.
+
+        A run is finished (`benchmark.resume`) when its rows of every budget are on disk, so those of the last
+        budget are written only once its checkpoint step is done: an interrupt or a kill before leaves the run
+        unfinished, and it is trained again on resume. (The rows of earlier budgets go out as they come, so an
+        interrupted grid's report shows them.) A checkpoint that cannot be written raises CheckpointError.
+        """
         cfg = self.cfg
         if self.checkpoint_dir is not None and self.best is not None:
             (val_acc, neg_loss), state, epoch = self.best
@@ -394,6 +428,11 @@ class _RunBook:
                     "normalization": {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)},
                     "split": self.context.get("split")}
             save_best_checkpoint(self.checkpoint_dir / f"{cfg.config_name}.pt", state, meta)
+        if self.on_row:
+            last = max(cfg.eval_epochs)
+            for row in self.result.rows:
+                if row["epochs"] == last:
+                    self.on_row(row)
         return self.result
 
 
@@ -410,8 +449,10 @@ def run(
 ) -> RunResult:
     """Train `cfg` on data's train subset, watch validation every epoch, evaluate test at each budget.
 
-    Each result row is passed to `on_row` as soon as it exists (so an interrupted grid keeps them), and
-    the run's best-on-validation weights go to `checkpoint_dir/<config>.pt` if they beat what is there.
+    Each result row of an earlier budget is passed to `on_row` as soon as it exists (so an interrupted grid keeps
+    it); the run's best-on-validation weights go to `checkpoint_dir/<config>.pt` if they beat what is there, and
+    only then are the last budget's rows passed on (a run with all its rows has its checkpoint step done).
+    Raises CheckpointError when the checkpoint cannot be written.
     """
     device = cfg.device
     if device.startswith("cuda"):

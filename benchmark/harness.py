@@ -181,12 +181,30 @@ def check_out_path(out: Path) -> None:
 
 
 def check_out(out: Path) -> None:
-    """--out must be a folder we can create and write in (found now, not after an hour of training)."""
+    """--out must be a folder we can create and write in, and so must its checkpoints/ folder and the results
+    files already there (found now, not after an hour of training). Raises BenchError (exit 1) naming the path."""
+    from benchmark.report import CHECKPOINTS, HISTORY_JSONL, RESULTS_CSV, RESULTS_JSONL, RESULTS_MD
+    from benchmark.resume import PLAN_JSON
+
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe_writable(out)
     except OSError as e:
         raise BenchError(unwritable_message("--out", out, e)) from e
+    where = out / CHECKPOINTS
+    try:
+        if where.is_dir():
+            probe_writable(where)
+            for lock in [where / ".lock"] if (where / ".lock").exists() else []:
+                where = lock
+                open(lock, "a").close()
+        for name in (RESULTS_JSONL, RESULTS_CSV, RESULTS_MD, HISTORY_JSONL, PLAN_JSON):
+            where = out / name
+            if where.is_file():
+                open(where, "a").close()  # opened for appending, not changed
+    except OSError as e:
+        raise BenchError(f"--out {out}: {where} is not writable ({e.strerror or e}), so results or checkpoints "
+                         "could not be saved after training; make it writable, or give another --out") from e
 
 
 def plan_runs(cfg: BenchConfig, protocol: Protocol, device: str, bf16: bool | None = None) -> list[Any]:
@@ -581,7 +599,9 @@ def _deferred_signals(deliver: Callable[[], bool]) -> Iterator[None]:
 def _guarded(group: list[Any], context, on_row, emit, what: str, train: Callable[[], None]) -> None:
     """train() for the runs of `group` (one run, or a config's stacked seeds) in this process, between their
     RunStarted and RunEnded events. A failure is an error row for each run of the group, not the end of the
-    grid (Ctrl-C and BenchError still end it); `what` names it in the log."""
+    grid (Ctrl-C and BenchError still end it); `what` names it in the log. The run's rows of earlier budgets go
+    (`report.ResultsWriter.add_row`), and its last budget's rows were never written (they wait for its
+    checkpoint, `engine._RunBook.finish`): a run is a result or a failure, not both."""
     from benchmark.engine import error_row
 
     for run_cfg in group:

@@ -4,16 +4,18 @@ results.md beside the thesis's numbers, and plotted (learning curves, accuracy v
 from __future__ import annotations
 
 import bisect
+import contextlib
 import csv
 import json
 import math
 import os
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from benchmark.metrics import FACE_BANDS, mean_std, wilson_ci
 from benchmark.thesis import NORM_NAMES, THESIS_EPOCHS, THESIS_TEST_SIZE, thesis_comparison, thesis_result
+from lrfp.errors import BenchError
 
 RESULTS_JSONL = "results.jsonl"
 RESULTS_CSV = "results.csv"
@@ -27,7 +29,11 @@ CHECKPOINTS = "checkpoints"
 
 def archive_previous(out: Path) -> Path | None:
     """Move an earlier benchmark's outputs in `out` to `out/previous-<UTC time>/` (a new one never mixes
-    with, or silently deletes, an old one). Returns where they went, or None if there were none."""
+    with, or silently deletes, an old one). Returns where they went, or None if there were none.
+
+    Raises BenchError (exit 1) naming the path when one cannot be moved; what was moved is moved back first,
+    and the empty previous-* folder removed, so --out is left as it was.
+    """
     import datetime as dt
 
     from benchmark.resume import PLAN_JSON
@@ -37,9 +43,25 @@ def archive_previous(out: Path) -> Path | None:
     if not present:
         return None
     dest = out / f"previous-{dt.datetime.now(dt.timezone.utc).strftime('%Y%m%dT%H%M%S.%fZ')}"
-    dest.mkdir()
-    for p in present:
-        p.rename(dest / p.name)
+    moved: list[Path] = []
+    try:
+        dest.mkdir()
+        for p in present:
+            # a folder's rename rewrites its ".." entry, so a read-only folder cannot move: checked before
+            # anything moves, so that nothing is left half-moved
+            if p.is_dir() and not os.access(p, os.W_OK):
+                raise PermissionError(13, os.strerror(13), str(p))
+        for p in present:
+            p.rename(dest / p.name)
+            moved.append(p)
+    except OSError as e:
+        for p in reversed(moved):
+            with contextlib.suppress(OSError):
+                (dest / p.name).rename(p)
+        with contextlib.suppress(OSError):
+            dest.rmdir()
+        raise BenchError(f"cannot move the earlier results in --out {out} to {dest.name}/ "
+                         f"({e.filename or dest}: {e.strerror or e}); make it writable, or give another --out") from e
     return dest
 
 
@@ -54,6 +76,16 @@ def _json_line(obj: dict[str, Any]) -> str:
     return json.dumps({k: _clean(v) for k, v in obj.items()}, default=str) + "\n"
 
 
+@contextlib.contextmanager
+def _writing(path: Path, what: str = "the results file") -> Iterator[None]:
+    """Turn an OSError while writing `path` into a BenchError (exit 1) naming it and the reason in words."""
+    try:
+        yield
+    except OSError as e:
+        raise BenchError(f"cannot write {what} {e.filename or path}: {e.strerror or e}; make it (and its folder) "
+                         "writable, or give another --out") from e
+
+
 class ResultsWriter:
     """Appends each row the moment it exists (fsynced), so that an interrupted benchmark keeps its rows.
 
@@ -62,6 +94,8 @@ class ResultsWriter:
     registry's). results.jsonl is an append log, in the order runs finished (with --jobs, or resumed, not the
     plan's); `rows`, and so results.csv, results.md and the terminal table, are kept in the plan's order:
     config, then epoch budget, then seed, then eval set (test first) -- see `plan_order`.
+    A run's error row replaces the rows it wrote before it failed (a run is a result or a failure, not both).
+    Raises BenchError (exit 1) naming the file where one cannot be written.
     """
 
     def __init__(self, out: Path, rows: list[dict[str, Any]] | None = None,
@@ -69,25 +103,42 @@ class ResultsWriter:
         self.out = out
         self._key = plan_order(configs)
         self.rows: list[dict[str, Any]] = sorted(rows or [], key=self._key)
+        self._log: list[dict[str, Any]] = list(rows or [])  # results.jsonl's rows, in its order
         self.history: list[dict[str, Any]] = list(history or [])
-        for name, kept in ((RESULTS_JSONL, list(rows or [])), (HISTORY_JSONL, self.history)):
-            tmp = out / (name + ".tmp")
-            tmp.write_text("".join(_json_line(obj) for obj in kept))
-            os.replace(tmp, out / name)
+        for name, kept in ((RESULTS_JSONL, self._log), (HISTORY_JSONL, self.history)):
+            self._rewrite(out / name, kept)
         if self.rows:
-            write_csv(out / RESULTS_CSV, self.rows)
+            with _writing(out / RESULTS_CSV):
+                write_csv(out / RESULTS_CSV, self.rows)
+
+    @staticmethod
+    def _rewrite(path: Path, objs: list[dict[str, Any]]) -> None:
+        tmp = path.with_name(path.name + ".tmp")
+        with _writing(path):
+            tmp.write_text("".join(_json_line(obj) for obj in objs))
+            os.replace(tmp, path)
 
     @staticmethod
     def _append(path: Path, obj: dict[str, Any]) -> None:
-        with open(path, "a") as fh:
+        with _writing(path), open(path, "a") as fh:
             fh.write(_json_line(obj))
             fh.flush()
             os.fsync(fh.fileno())
 
     def add_row(self, row: dict[str, Any]) -> None:
+        if row.get("error"):  # the run failed: the rows of its earlier budgets go (it is trained again on resume)
+            def of_run(r: dict[str, Any]) -> bool:
+                return r.get("config") == row.get("config") and r.get("seed") == row.get("seed") and not r.get("error")
+
+            if any(of_run(r) for r in self._log):
+                self.rows = [r for r in self.rows if not of_run(r)]
+                self._log = [r for r in self._log if not of_run(r)]
+                self._rewrite(self.out / RESULTS_JSONL, self._log)
         bisect.insort(self.rows, row, key=self._key)  # after any equal key: a retried run's row after the old one
+        self._log.append(row)
         self._append(self.out / RESULTS_JSONL, row)
-        write_csv(self.out / RESULTS_CSV, self.rows)
+        with _writing(self.out / RESULTS_CSV):
+            write_csv(self.out / RESULTS_CSV, self.rows)
 
     def add_epoch(self, entry: dict[str, Any]) -> None:
         self.history.append(entry)
@@ -321,8 +372,10 @@ def render_markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
 
 
 def write_markdown(out: Path, rows: list[dict[str, Any]], meta: dict[str, Any]) -> Path:
+    """results.md; raises BenchError (exit 1) naming it where it cannot be written."""
     path = out / RESULTS_MD
-    path.write_text(render_markdown(rows, meta))
+    with _writing(path):
+        path.write_text(render_markdown(rows, meta))
     return path
 
 

@@ -60,7 +60,7 @@ def test_a_crash_while_the_pt_is_written_keeps_the_earlier_pair(tmp_path, monkey
     assert _save(pt, 0.8)
 
     def half_written(obj, f):
-        open(f, "wb").write(b"PK\x03\x04 half")
+        f.write(b"PK\x03\x04 half")  # (save_best_checkpoint opens the file itself and passes it)
         raise KeyboardInterrupt
 
     with monkeypatch.context() as m:
