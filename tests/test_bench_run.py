@@ -891,8 +891,10 @@ def test_a_bench_where_every_run_failed_says_no_run_finished(bench_store, tmp_pa
     assert code == 1, err
     assert f"lrfp bench: protocol quick, no run finished, {device_name('cpu')}" in stdout.splitlines()
     assert "0 seed" not in stdout
-    assert [line.split()[:3] for line in stdout.splitlines() if line.split()[:1] == ["diverges"]] == [
-        ["diverges", "-", "failed"]] * 2
+    lines = [line.split() for line in stdout.splitlines()]
+    assert [w[:3] for w in lines if w[:1] == ["diverges"] and w[1:2] != ["seed"]] == [["diverges", "-", "failed"]] * 2
+    # and under the table, each failure in full
+    assert "diverges seed 0: FloatingPointError: loss is NaN" in stdout and "diverges seed 1: FloatingPointError" in stdout
     md = (tmp_path / "o" / "results.md").read_text()
     assert "**No run finished: every run failed (the errors are below).**" in md
     assert "- diverges seed 0: FloatingPointError: loss is NaN\n- diverges seed 1: FloatingPointError: loss is NaN" in md
