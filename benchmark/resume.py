@@ -2,17 +2,20 @@
 
 Before its first run a benchmark writes `plan.json` to --out: every planned run's identity (model, norm, seed,
 epochs and budgets, input size, optimizer and learning rate, batch size, weights, precision option, speed
-paths) and the data it trains on (name, split, class counts, a digest of every crop and label, --eval-on's).
-Rerunning the same command finds that plan. When the plan is the same and some runs have not finished, the
-finished runs' rows and history are kept and only the others are trained: a run cut short starts again from
-its first epoch, a failed run is tried again. Runs finish in any order, so "finished" is per run: a row for
-every budget and eval set, none of them an error. The plan is the set of runs: the order of the --model options
-does not matter. Where every run of the same plan finished, nothing is trained (the report is written again
-from the kept rows). A finished benchmark of another plan, one whose plan.json cannot be read (`UnreadablePlan`,
-the reason named), or `--fresh`, starts a new benchmark (the earlier results move to previous-<time>/,
-`report.archive_previous`); an unfinished benchmark of another plan is refused (`differences` names what
-changed) rather than moved aside by a typo. A file that cannot be read at all (permissions, a folder in its
-place) is a BenchError naming it.
+paths) and the data it trains on by its content (split and split seed, class counts, digests of which crops
+are in each subset, their labels and their pixels; the same for --eval-on's images), not by how its path was
+typed. Rerunning the same command finds that plan. When the plan is the same and some runs have not finished,
+the finished runs' rows and history are kept and only the others are trained: a run cut short starts again
+from its first epoch, a failed run is tried again. Runs finish in any order, so "finished" is per run: a row
+for every budget and eval set, none of them an error. The plan is the set of runs: the order of the --model
+options does not matter. Where every run of the same plan finished, nothing is trained (the report is written
+again from the kept rows). A plan that only adds runs to the earlier one, all else identical (`added_runs`),
+is resumed the same way. A finished benchmark of another plan, one whose plan.json cannot be read
+(`UnreadablePlan`, the reason named), or `--fresh`, starts a new benchmark (the earlier results move to
+previous-<time>/, `report.archive_previous`); an unfinished benchmark of another plan is refused
+(`differences` names what changed: `option_differences`, which its own command undoes, and
+`data_differences`, data changed on disk, which it cannot) rather than moved aside by a typo. A file that
+cannot be read at all (permissions, a folder in its place) is a BenchError naming it.
 
 The config's checkpoint stays: it holds the best validation weights of every run trained into this --out so
 far, a run cut short included, and the runs trained now replace it only if they beat it.
@@ -285,8 +288,8 @@ def option_differences(before: dict[str, Any], now: dict[str, Any]) -> list[str]
               "protocol": "--protocol", "optimizer": "optimizer", "lr": "learning rate", "momentum": "momentum",
               "rotation_degrees": "rotation", "compile": "--compile", "cuda_graph": "--cuda-graph"}
     for key, label in labels.items():
-        a = sorted({json.dumps(r.get(key)) for r in before.get("runs", [])})
-        b = sorted({json.dumps(r.get(key)) for r in now.get("runs", [])})
+        a = sorted({_words(r.get(key)) for r in before.get("runs", [])})
+        b = sorted({_words(r.get(key)) for r in now.get("runs", [])})
         if a != b:
             out.append(f"{label} {', '.join(a)} before, {', '.join(b)} now")
     d0, d1 = before.get("data") or {}, now.get("data") or {}
@@ -343,6 +346,11 @@ def _content_change(a: dict[str, Any], b: dict[str, Any], what: str, items: str)
     elif both("pixels") and a["pixels"] != b["pixels"]:
         out.append(f"{what}: the pixels of some of its {items} changed (the same names and labels)")
     return out
+
+
+def _words(value: Any) -> str:
+    """An option's value as a user types it: model3, not "model3"; none for no norm."""
+    return "none" if value is None else value if isinstance(value, str) else json.dumps(value)
 
 
 def _sizes(counts: dict[str, dict[str, int]]) -> str:
