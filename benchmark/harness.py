@@ -561,8 +561,8 @@ def _earlier_benchmark(cfg: BenchConfig, the_plan: dict[str, Any], emit: OnEvent
         runs = f"{'the kept run' if n == 1 else f'the {n} kept runs'} ({', '.join(earlier.no_history)})"
         where = (f"{cfg.out / HISTORY_JSONL} is missing, so {runs}" if earlier.history_missing
                  else f"{cfg.out / HISTORY_JSONL} has no epochs of {runs}, so {'it' if n == 1 else 'they'}")
-        emit(Notice(f"{where} {'has' if n == 1 else 'have'} no learning curves (their rows are kept; --fresh trains "
-                    "every run again, with curves)"))
+        emit(Notice(f"{where} {'has' if n == 1 else 'have'} no learning curve{'' if n == 1 else 's'} "
+                    f"({'its' if n == 1 else 'their'} rows are kept; --fresh trains every run again, with curves)"))
     for name, n in earlier.bad_lines.items():
         what = (("its run is" if n == 1 else "their runs are") + " trained again" if name == RESULTS_JSONL
                 else "the learning curves lack " + ("it" if n == 1 else "them"))

@@ -802,5 +802,5 @@ def test_a_removed_history_jsonl_is_said_on_resume(store, tmp_path):
     (out / "history.jsonl").unlink()
     events = []
     run_bench(_cfg(store, out, seeds=2), on_event=events.append)
-    assert (f"{out / 'history.jsonl'} is missing, so the kept run (model3-s0) has no learning curves (their rows are "
+    assert (f"{out / 'history.jsonl'} is missing, so the kept run (model3-s0) has no learning curve (its rows are "
             "kept; --fresh trains every run again, with curves)") in [e.text for e in events if isinstance(e, Notice)]
