@@ -531,12 +531,16 @@ def _earlier_benchmark(cfg: BenchConfig, the_plan: dict[str, Any], emit: OnEvent
     new one; why a new one where the user would not expect it, else "").
 
     Resumed: the same plan (its runs in any order), not --fresh, some run not finished (GridResumed) or every
-    one (GridFinished: nothing is trained). New: --fresh, no plan.json, a finished benchmark of another plan,
-    or a plan.json that cannot be read (the reason returned). Refused (BenchUsageError, exit 2): an unfinished
-    benchmark of another plan. BenchError: a file there that cannot be read at all (`resume.read_earlier`).
+    one (GridFinished: nothing is trained); or, finished or not, a plan this one only adds runs to
+    (`resume.added_runs`: a Notice names them, this plan replaces plan.json, only runs not finished train).
+    New: --fresh, no plan.json, a finished benchmark of another plan (what differs returned), or a plan.json
+    that cannot be read (the reason returned). Refused (BenchUsageError, exit 2): an unfinished benchmark of
+    another plan, naming what differs; where its data changed on disk (`resume.data_differences`) the way on
+    is --fresh or another --out, not its own command. A kept run without history entries is a Notice.
+    BenchError: a file there that cannot be read at all (`resume.read_earlier`).
     """
     from benchmark import resume
-    from benchmark.report import RESULTS_JSONL, RESULTS_MD
+    from benchmark.report import HISTORY_JSONL, RESULTS_JSONL, RESULTS_MD
 
     if cfg.fresh:
         return None, ""
@@ -549,12 +553,37 @@ def _earlier_benchmark(cfg: BenchConfig, the_plan: dict[str, Any], emit: OnEvent
         return None, (f"{cfg.out} holds results but no {resume.PLAN_JSON} (an older lrfp's, or removed), so they "
                       "cannot be resumed" if held else "")
     if not resume.same_plan(earlier.plan, the_plan):
-        if earlier.finished:
-            return None, ""
-        raise BenchUsageError(
-            f"--out {cfg.out} holds an unfinished benchmark of other settings ({'; '.join(resume.differences(earlier.plan, the_plan))}): "
-            f"{len(earlier.done)} of its {len(earlier.needed)} runs are finished. Rerun its own command to finish it, "
-            "add --fresh to start this one there (the earlier results move to previous-<time>/), or give another --out")
+        added = resume.added_runs(earlier.plan, the_plan)
+        if added:  # the earlier plan plus more runs, all else identical: its finished runs are runs of this plan
+            resume.write_plan(cfg.out, the_plan)  # before any run: an interruption now resumes this plan
+            emit(Notice(f"this command adds {len(added)} run{'s' if len(added) != 1 else ''} ({', '.join(added)}) to "
+                        f"the benchmark in this --out, with the same data, eval sets and options: its "
+                        f"{len(earlier.done)} finished run{'s are' if len(earlier.done) != 1 else ' is'} kept and only "
+                        "the others are trained (--fresh trains them all)"))
+            earlier.plan, earlier.needed = the_plan, resume.planned_runs(the_plan)
+        elif earlier.finished:
+            return None, ("the finished benchmark there is of other settings "
+                          f"({'; '.join(resume.differences(earlier.plan, the_plan))})")
+        else:
+            changed = resume.differences(earlier.plan, the_plan)
+            state = f"{len(earlier.done)} of its {len(earlier.needed)} runs are finished"
+            if resume.data_differences(earlier.plan, the_plan):  # on disk: its own command cannot bring it back
+                raise BenchUsageError(
+                    f"--out {cfg.out} holds an unfinished benchmark of other settings ({'; '.join(changed)}): {state}, "
+                    "but the data it trained on is no longer there, so rerunning its own command cannot finish it. "
+                    "Add --fresh to start this one there (the earlier results move to previous-<time>/), or give "
+                    "another --out")
+            raise BenchUsageError(
+                f"--out {cfg.out} holds an unfinished benchmark of other settings ({'; '.join(changed)}): {state}. "
+                "Rerun its own command to finish it, add --fresh to start this one there (the earlier results move "
+                "to previous-<time>/), or give another --out")
+    if earlier.no_history:  # a removed history.jsonl: the rows are enough to resume, but say what is lost
+        n = len(earlier.no_history)
+        runs = f"{'the kept run' if n == 1 else f'the {n} kept runs'} ({', '.join(earlier.no_history)})"
+        where = (f"{cfg.out / HISTORY_JSONL} is missing, so {runs}" if earlier.history_missing
+                 else f"{cfg.out / HISTORY_JSONL} has no epochs of {runs}, so {'it' if n == 1 else 'they'}")
+        emit(Notice(f"{where} {'has' if n == 1 else 'have'} no learning curve{'' if n == 1 else 's'} "
+                    f"({'its' if n == 1 else 'their'} rows are kept; --fresh trains every run again, with curves)"))
     for name, n in earlier.bad_lines.items():
         what = (("its run is" if n == 1 else "their runs are") + " trained again" if name == RESULTS_JSONL
                 else "the learning curves lack " + ("it" if n == 1 else "them"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -204,7 +205,7 @@ def test_the_order_of_the_models_is_not_another_plan(store, tmp_path):
 
 
 @pytest.mark.parametrize("change,named", [({"epochs": 3}, "--epochs"), ({"input_size": 14}, "--input-size"),
-                                          ({"precision": "bf16"}, "--precision"), ({"seeds": 3}, "seeds")])
+                                          ({"precision": "bf16"}, "--precision"), ({"seeds": 1}, "seeds")])
 def test_an_unfinished_benchmark_of_other_settings_is_refused_not_moved(store, tmp_path, change, named):
     """A typo in a rerun must not move the unfinished benchmark aside (where resuming never looks again)."""
     from benchmark.harness import run_bench
@@ -248,7 +249,6 @@ def test_another_split_with_the_same_counts_is_another_plan(smfd_dir, tmp_path):
     from benchmark.harness import run_bench
     from benchmark.resume import PLAN_JSON
     from lrfp.errors import BenchUsageError
-    import json
 
     s = build_store(tmp_path / "data", smfd_dir, n_groups=50, max_side=16)
     grouped_split(s, "g", seed=0)
@@ -258,9 +258,10 @@ def test_another_split_with_the_same_counts_is_another_plan(smfd_dir, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         run_bench(_cfg(tmp_path / "data", out, seeds=2), on_event=on_event)
     plan = json.loads((out / PLAN_JSON).read_text())
-    plan["data"]["crops"] = "0" * 20  # as if another split had put other crops in the subsets
+    plan["data"]["crops"] = plan["data"]["members"] = "0" * 20  # as if another split had put other crops there
     (out / PLAN_JSON).write_text(json.dumps(plan))
-    with pytest.raises(BenchUsageError, match="the data or its split"):
+    with pytest.raises(BenchUsageError, match=r"\(split g: other crops than before \(added, removed or moved between "
+                                              r"subsets\)\): 1 of its 2 runs are finished, but the data"):
         run_bench(_cfg(tmp_path / "data", out, seeds=2))
 
 
@@ -617,3 +618,189 @@ def test_a_held_lock_with_garbage_in_it_is_still_refused_clearly(store, tmp_path
         fcntl.flock(held, fcntl.LOCK_EX)
         with pytest.raises(BenchError, match=r"another lrfp bench \(process .+\) is writing to --out"):
             run_bench(_cfg(store, out, seeds=1))
+
+
+# -- the plan's data identity (tester's report 2, bugs B, D, E, G) -------------------------------------------
+
+
+def _fake_data(name: str, kind: str = "dataset", labels=(0, 1, 0, 1), seed=None, pixel: int = 0):
+    import numpy as np
+
+    from benchmark.data import BenchData, Subset
+
+    subsets = {s: Subset([np.full((4, 4, 3), pixel + i, np.uint8) for i in range(len(labels))],
+                         np.asarray(labels, dtype=np.int64), np.asarray([4] * len(labels)),
+                         [f"{s}/{i}" for i in range(len(labels))]) for s in ("train", "validation", "test")}
+    return BenchData(name=name, kind=kind, subsets=subsets,
+                     audit={"split": "published" if kind == "dataset" else "g", "split_seed": seed})
+
+
+def _plan_of(data, seeds=(0,), epochs=2, eval_sets=None, precision="fp32"):
+    from benchmark.engine import RunConfig
+    from benchmark.resume import plan
+
+    runs = [RunConfig(model="model3", norm=None, seed=s, epochs=epochs, eval_epochs=(epochs,), input_size=16,
+                      optimizer="adam") for s in seeds]
+    return plan(runs, data, eval_sets or {}, precision, False, "cpu")
+
+
+def test_a_dataset_path_spelled_another_way_is_the_same_plan(tmp_path, monkeypatch):
+    """Bug B: `--dataset /x/pub`, `/x/pub/`, `pub` from /x and `/x/../x/pub` are one folder; the plan records its
+    resolved path and is compared by content; a Hub repo id stays as given."""
+    from benchmark.resume import same_plan
+
+    (tmp_path / "pub").mkdir()
+    monkeypatch.chdir(tmp_path)
+    spellings = [str(tmp_path / "pub"), f"{tmp_path / 'pub'}/", "pub", "./pub/", f"{tmp_path}/../{tmp_path.name}/pub"]
+    plans = [_plan_of(_fake_data(s)) for s in spellings]
+    assert {p["data"]["name"] for p in plans} == {str((tmp_path / "pub").resolve())}
+    assert all(same_plan(plans[0], p) for p in plans)
+    assert _plan_of(_fake_data("owner/masks"))["data"]["name"] == "owner/masks"
+    # a plan an older lrfp wrote: the path as typed, no members/pixels/split_seed/eval_images: still the same plan
+    old = json.loads(json.dumps(plans[0]))
+    old["data"]["name"] = "pub/"
+    for key in ("members", "pixels", "split_seed"):
+        del old["data"][key]
+    del old["eval_images"]
+    assert same_plan(old, plans[1]) and same_plan(plans[1], old)
+    assert not same_plan(old, _plan_of(_fake_data("pub", labels=(1, 1, 0, 1))))  # a relabel is still seen
+
+
+def test_a_store_given_by_another_path_resumes(store, tmp_path, monkeypatch):
+    """Bug B for -d: the store's folder spelled relative, with a trailing slash, resumes the same benchmark."""
+    from benchmark.harness import run_bench
+
+    out = tmp_path / "o"
+    on_event, _ = _interrupt_when("model3-s1")
+    with pytest.raises(KeyboardInterrupt):
+        run_bench(_cfg(store, out, seeds=2), on_event=on_event)
+    monkeypatch.chdir(store.parent)
+    on_event, seen = _recorder()
+    run_bench(_cfg(Path(f"./{store.name}/"), out, seeds=2), on_event=on_event)
+    assert seen["started"] == ["model3-s1"] and seen["resumed"][0].done == ["model3-s0"]
+
+
+def test_what_a_superset_plan_may_reuse(tmp_path):
+    """Bug D: only more runs with everything else identical reuse the finished runs; each other change does not."""
+    from benchmark.resume import added_runs
+
+    data = _fake_data(str(tmp_path))
+    before = _plan_of(data, seeds=(0,))
+    assert added_runs(before, _plan_of(data, seeds=(0, 1))) == ["model3-s1"]
+    assert added_runs(before, _plan_of(data, seeds=(0,))) == []
+    for other in (_plan_of(data, seeds=(0, 1), epochs=3), _plan_of(data, seeds=(1, 2)),
+                  _plan_of(_fake_data(str(tmp_path), labels=(1, 1, 0, 1)), seeds=(0, 1)),
+                  _plan_of(_fake_data(str(tmp_path), pixel=9), seeds=(0, 1)),
+                  _plan_of(data, seeds=(0, 1), precision="bf16"),
+                  _plan_of(data, seeds=(0, 1), eval_sets={"ev": data.subsets["test"]})):
+        assert added_runs(before, other) is None
+
+
+def test_a_finished_benchmark_given_more_seeds_trains_only_the_new_ones(store, tmp_path):
+    """Bug D: `--seeds 1` finished, then `--seeds 2`: seed 0's rows, history and checkpoint are kept, only seed 1
+    trains, and a Notice says so; a later Ctrl-C resumes the new plan."""
+    from benchmark.events import Notice, PreviousMoved
+    from benchmark.harness import run_bench
+    from benchmark.report import read_jsonl
+
+    out = tmp_path / "o"
+    run_bench(_cfg(store, out, seeds=1))
+    rows = read_jsonl(out / "results.jsonl")
+    history = read_jsonl(out / "history.jsonl")
+    ckpt = (out / "checkpoints" / "model3.pt").read_bytes()
+    events = []
+    result = run_bench(_cfg(store, out, seeds=2), on_event=events.append)
+    assert [e.run for e in events if type(e).__name__ == "RunStarted"] == ["model3-s1"]
+    assert not [e for e in events if isinstance(e, PreviousMoved)] and not list(out.glob("previous-*"))
+    notes = [e.text for e in events if isinstance(e, Notice)]
+    assert ("this command adds 1 run (model3-s1) to the benchmark in this --out, with the same data, eval sets and "
+            "options: its 1 finished run is kept and only the others are trained (--fresh trains them all)") in notes
+    assert read_jsonl(out / "results.jsonl")[:1] == rows and [r["seed"] for r in result.rows] == [0, 1]
+    assert read_jsonl(out / "history.jsonl")[: len(history)] == history
+    assert (out / "checkpoints" / "model3.pt").exists() and ckpt  # kept (replaced only by better weights)
+    events = []
+    run_bench(_cfg(store, out, seeds=2), on_event=events.append)  # plan.json is now the 2-seed plan
+    assert [type(e).__name__ for e in events if type(e).__name__ in ("GridFinished", "RunStarted")] == ["GridFinished"]
+
+
+def test_a_finished_benchmark_of_other_settings_says_what_differs(store, tmp_path):
+    """Bug D: a finished benchmark moved aside for a new one names what changed."""
+    from benchmark.events import PreviousMoved
+    from benchmark.harness import run_bench
+
+    out = tmp_path / "o"
+    run_bench(_cfg(store, out, seeds=1))
+    events = []
+    run_bench(_cfg(store, out, seeds=1, epochs=3), on_event=events.append)
+    (moved,) = [e for e in events if isinstance(e, PreviousMoved)]
+    assert moved.reason.startswith("the finished benchmark there is of other settings (--epochs 2 before, 3 now; ")
+
+
+def test_changed_data_under_an_unfinished_benchmark_says_what_and_that_only_fresh_helps(smfd_dir, tmp_path):
+    """Bug E: a relabeled crop, then the split made again with another seed, under an interrupted benchmark:
+    the refusal says which, and that --fresh or another --out is the way on (its own command cannot be)."""
+    from benchmark.harness import run_bench
+    from lrfp.errors import BenchUsageError
+    from lrfp.store import open_store
+
+    s = build_store(tmp_path / "data", smfd_dir, n_groups=50, max_side=16)
+    grouped_split(s, "g", seed=0)
+    s.close()
+    out = tmp_path / "o"
+    on_event, _ = _interrupt_when("model3-s1")
+    with pytest.raises(KeyboardInterrupt):
+        run_bench(_cfg(tmp_path / "data", out, seeds=2), on_event=on_event)
+    with open_store(tmp_path / "data", create=False) as st:
+        crop = st.split_crops("g", "test")[0]
+        st.add_label(crop["id"], "without_mask" if crop["label"] == "with_mask" else "with_mask", "tester")
+    with pytest.raises(BenchUsageError) as e:
+        run_bench(_cfg(tmp_path / "data", out, seeds=2))
+    assert str(e.value) == (
+        f"--out {out} holds an unfinished benchmark of other settings (split g: the labels of some of its crops "
+        "changed): 1 of its 2 runs are finished, but the data it trained on is no longer there, so rerunning its own "
+        "command cannot finish it. Add --fresh to start this one there (the earlier results move to "
+        "previous-<time>/), or give another --out")
+    with open_store(tmp_path / "data", create=False) as st:
+        grouped_split(st, "g", seed=1)
+    with pytest.raises(BenchUsageError, match=r"\(split g was made again with another seed \(0 before, 1 now\): other "
+                                              r"crops are in train, validation and test\).*Add --fresh"):
+        run_bench(_cfg(tmp_path / "data", out, seeds=2))
+    assert not list(out.glob("previous-*"))
+
+
+def test_an_eval_on_folder_with_another_image_says_so(store, tmp_path):
+    """Bug E: an image added to the --eval-on folder under an interrupted benchmark."""
+    from PIL import Image
+
+    from benchmark.harness import run_bench
+    from lrfp.errors import BenchUsageError
+
+    ev = tmp_path / "ev"
+    for i, label in enumerate(["with_mask", "without_mask"] * 2):
+        (ev / label).mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (16, 16), (40 * i, 90, 200 - 40 * i)).save(ev / label / f"{i}.png")
+    out = tmp_path / "o"
+    on_event, _ = _interrupt_when("model3-s1")
+    with pytest.raises(KeyboardInterrupt):
+        run_bench(_cfg(store, out, seeds=2, eval_on=str(ev)), on_event=on_event)
+    Image.new("RGB", (16, 16), (1, 2, 3)).save(ev / "with_mask" / "new.png")
+    with pytest.raises(BenchUsageError, match=r"\(--eval-on ev: its images changed \(4 before, 5 now\) \(added, "
+                                              r"removed, renamed or moved to another class\)\).*Add --fresh") as e:
+        run_bench(_cfg(store, out, seeds=2, eval_on=str(ev)))
+    assert "Rerun its own command" not in str(e.value)
+
+
+def test_a_removed_history_jsonl_is_said_on_resume(store, tmp_path):
+    """Bug G: resuming with history.jsonl deleted keeps the rows and says the kept runs have no learning curves."""
+    from benchmark.events import Notice
+    from benchmark.harness import run_bench
+
+    out = tmp_path / "o"
+    on_event, _ = _interrupt_when("model3-s1")
+    with pytest.raises(KeyboardInterrupt):
+        run_bench(_cfg(store, out, seeds=2), on_event=on_event)
+    (out / "history.jsonl").unlink()
+    events = []
+    run_bench(_cfg(store, out, seeds=2), on_event=events.append)
+    assert (f"{out / 'history.jsonl'} is missing, so the kept run (model3-s0) has no learning curve (its rows are "
+            "kept; --fresh trains every run again, with curves)") in [e.text for e in events if isinstance(e, Notice)]
