@@ -357,9 +357,12 @@ def load_eval_set(target: str) -> tuple[str, Subset]:
     """`--eval-on`: a class-folder tree, or a published dataset (its test split, else all its splits)."""
     path = Path(target).expanduser()
     check_local_folder("--eval-on", target)
+    # a local folder is named by its own name however it was spelled (".", "../ev/", an absolute path): the name
+    # is every row's eval_set and part of the resume plan; a Hub repo id by its last part
+    folder_name = path.resolve().name if path.exists() else path.name
     if path.is_dir() and any((path / label).is_dir() for label in LABELS):
         sub = load_image_folder(path)
-        name = path.name
+        name = folder_name
     else:
         dd = _load_hf(target)
         parts = ["test"] if "test" in dd else list(dd)
@@ -370,7 +373,7 @@ def load_eval_set(target: str) -> tuple[str, Subset]:
             [i for s in subs for i in s.images], np.concatenate([s.labels for s in subs]),
             np.concatenate([s.face_px for s in subs]), [k for s in subs for k in s.keys],
         )
-        name = f"{path.name or target}:{'+'.join(parts)}"
+        name = f"{folder_name or target}:{'+'.join(parts)}"
     if len(sub) == 0:
         raise InputError(f"--eval-on {target}: no images found (expected class subfolders {', '.join(LABELS)}/)")
     _check_classes(f"--eval-on {target}", {"eval": sub}, ("eval",),

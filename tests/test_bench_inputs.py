@@ -187,3 +187,14 @@ def test_an_empty_path_option_is_refused_by_every_command(argv, option, capsys, 
     code, err = cli(capsys, *argv)
     assert code == 2 and err == f'Error: {option} is empty: give a path ("." for the current folder)'
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_eval_on_folder_is_named_by_its_folder_however_spelled(smfd_dir, tmp_path, monkeypatch):
+    """`--eval-on .` was named "" (Path(".").name), another eval set than `--eval-on ../ev/` of the same folder."""
+    from benchmark.data import load_eval_set
+    from conftest import smfd_subset
+
+    folder, _ = smfd_subset(smfd_dir, tmp_path / "ev", n_groups=4, seed=3)
+    monkeypatch.chdir(folder)
+    names = {load_eval_set(spelled)[0] for spelled in (".", "./", f"../{folder.name}/", str(folder))}
+    assert names == {"ev"}
