@@ -437,16 +437,17 @@ def test_a_failing_run_is_a_row_with_its_error_and_the_grid_goes_on(bench_store,
 
 
 def test_a_second_bench_into_the_same_out_keeps_the_first(bench_store, tmp_path, capsys):
+    """A finished benchmark and another of other settings (--epochs) into the same --out: the first is moved aside
+    whole. (One that only adds runs, e.g. more --seeds, keeps the finished ones: tests/test_bench_resume.py.)"""
     out = tmp_path / "o"
-    args = ["bench", "--model", "model3", "--protocol", "quick", "--epochs", "1", "-d", str(bench_store), "--out", str(out),
-            "--device", "cpu"]
-    assert cli(capsys, *args)[0] == 0
+    args = ["bench", "--model", "model3", "--protocol", "quick", "-d", str(bench_store), "--out", str(out), "--device", "cpu"]
+    assert cli(capsys, *args, "--epochs", "1")[0] == 0
     first = (out / "results.jsonl").read_text()
-    code, stdout, _ = cli(capsys, *args, "--seeds", "2")
+    code, stdout, _ = cli(capsys, *args, "--epochs", "2")
     assert code == 0 and "The earlier results there were moved to" in stdout
     (previous,) = out.glob("previous-*")
     assert (previous / "results.jsonl").read_text() == first and (previous / "checkpoints" / "model3.pt").exists()
-    assert sorted(r["seed"] for r in read_jsonl(out / "results.jsonl")) == [0, 1]
+    assert sorted((r["seed"], r["epochs"]) for r in read_jsonl(out / "results.jsonl")) == [(0, 2)]
 
 
 def test_a_hub_dataset_that_cannot_be_reached_is_a_clear_error(tmp_path, capsys, monkeypatch):
