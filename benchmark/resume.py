@@ -27,7 +27,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterable, Iterator
 
 from lrfp.errors import BenchError
 
@@ -94,38 +94,38 @@ def _source_name(data: Any) -> str:
     return str(data.name)
 
 
-def _digest(subsets: dict[str, Any]) -> str:
+def _subsets_digest(subsets: dict[str, Any], chunks: Callable[[Any], Iterable[bytes]]) -> str:
+    """SHA-256 (its first 20 hex digits) over the subsets in name order: each one's name, then `chunks(subset)`."""
     h = hashlib.sha256()
     for name in sorted(subsets):
-        sub = subsets[name]
         h.update(f"[{name}]\n".encode())
-        for key, label in zip(sub.keys, [int(v) for v in sub.labels]):
-            h.update(f"{key}\t{label}\n".encode())
+        for chunk in chunks(subsets[name]):
+            h.update(chunk)
     return h.hexdigest()[:20]
+
+
+def _digest(subsets: dict[str, Any]) -> str:
+    """Which crops (keys) are in which subset, with their labels."""
+    return _subsets_digest(subsets, lambda sub: (f"{key}\t{int(label)}\n".encode()
+                                                 for key, label in zip(sub.keys, sub.labels)))
 
 
 def _members(subsets: dict[str, Any]) -> str:
     """Which crops (keys) are in which subset, labels left out."""
-    h = hashlib.sha256()
-    for name in sorted(subsets):
-        h.update(f"[{name}]\n".encode())
-        for key in subsets[name].keys:
-            h.update(f"{key}\n".encode())
-    return h.hexdigest()[:20]
+    return _subsets_digest(subsets, lambda sub: (f"{key}\n".encode() for key in sub.keys))
 
 
 def _pixels(subsets: dict[str, Any]) -> str:
-    """Every crop's pixels (shape and bytes), in subset and key order."""
+    """Every crop's pixels (shape, dtype and bytes), in subset and key order."""
     import numpy as np
 
-    h = hashlib.sha256()
-    for name in sorted(subsets):
-        h.update(f"[{name}]\n".encode())
-        for image in subsets[name].images:
+    def chunks(sub: Any) -> Iterator[bytes]:
+        for image in sub.images:
             a = np.ascontiguousarray(image)
-            h.update(f"{a.shape}{a.dtype}".encode())
-            h.update(a.tobytes())
-    return h.hexdigest()[:20]
+            yield f"{a.shape}{a.dtype}".encode()
+            yield a.tobytes()
+
+    return _subsets_digest(subsets, chunks)
 
 
 def write_plan(out: Path, the_plan: dict[str, Any]) -> None:
