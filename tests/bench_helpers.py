@@ -39,3 +39,27 @@ def split_store(root: Path, smfd_dir: Path, n_groups: int, max_side: int, split:
     grouped_split(store, split, seed=seed)
     store.close()
     return root / "data"
+
+
+def tiny_bench_config(store: Path, out: Path, **kw: Any) -> Any:
+    """A BenchConfig for resume/checkpoint tests: Model 3 at 16 px, the quick protocol, 2 epochs, one seed, fp32 on
+    the CPU; `kw` overrides any field."""
+    from benchmark.harness import BenchConfig
+
+    base = dict(data_dir=store, out=out, models=("model3",), protocol="quick", epochs=2, seeds=1, input_size=16,
+                device="cpu", precision="fp32")
+    return BenchConfig(**{**base, **kw})
+
+
+def cli_run(capsys: Any, *argv: str) -> tuple[int, str, str]:
+    """`lrfp ARGV` in this process: (exit code, stdout, the last `Error: ...` line of stderr, else all of stderr;
+    stderr also carries the progress bars)."""
+    import pytest
+
+    from lrfp.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(list(argv))
+    cap = capsys.readouterr()
+    errors = [line for line in cap.err.splitlines() if line.startswith("Error:")]
+    return e.value.code, cap.out, errors[-1] if errors else cap.err

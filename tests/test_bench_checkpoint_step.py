@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bench_helpers import split_store
+from bench_helpers import split_store, tiny_bench_config
 
 
 @pytest.fixture(scope="module")
@@ -15,12 +15,7 @@ def store(smfd_dir, tmp_path_factory) -> Path:
     return split_store(tmp_path_factory.mktemp("ckstep"), smfd_dir, n_groups=50, max_side=16, split="g")
 
 
-def _cfg(store: Path, out: Path, **kw):
-    from benchmark.harness import BenchConfig
-
-    base = dict(data_dir=store, out=out, models=("model3",), protocol="quick", epochs=2, seeds=1, input_size=16,
-                device="cpu", precision="fp32")
-    return BenchConfig(**{**base, **kw})
+_cfg = tiny_bench_config
 
 
 def _rows(out: Path) -> list[dict]:

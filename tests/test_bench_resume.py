@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bench_helpers import grouped_split, split_store
-from conftest import build_store
+from bench_helpers import grouped_split, split_store, tiny_bench_config
 
 
 @pytest.fixture(scope="module")
@@ -17,11 +16,7 @@ def store(smfd_dir, tmp_path_factory) -> Path:
 
 
 def _cfg(store: Path, out: Path, **kw):
-    from benchmark.harness import BenchConfig
-
-    base = dict(data_dir=store, out=out, models=("model3",), protocol="quick", epochs=2, seeds=3, input_size=16,
-                device="cpu", precision="fp32")
-    return BenchConfig(**{**base, **kw})
+    return tiny_bench_config(store, out, **{"seeds": 3, **kw})
 
 
 def _interrupt_when(run_name: str):
@@ -250,9 +245,7 @@ def test_another_split_with_the_same_counts_is_another_plan(smfd_dir, tmp_path):
     from benchmark.resume import PLAN_JSON
     from lrfp.errors import BenchUsageError
 
-    s = build_store(tmp_path / "data", smfd_dir, n_groups=50, max_side=16)
-    grouped_split(s, "g", seed=0)
-    s.close()
+    split_store(tmp_path, smfd_dir, n_groups=50, max_side=16, split="g")
     out = tmp_path / "o"
     on_event, _ = _interrupt_when("model3-s1")
     with pytest.raises(KeyboardInterrupt):
@@ -743,9 +736,7 @@ def test_changed_data_under_an_unfinished_benchmark_says_what_and_that_only_fres
     from lrfp.errors import BenchUsageError
     from lrfp.store import open_store
 
-    s = build_store(tmp_path / "data", smfd_dir, n_groups=50, max_side=16)
-    grouped_split(s, "g", seed=0)
-    s.close()
+    split_store(tmp_path, smfd_dir, n_groups=50, max_side=16, split="g")
     out = tmp_path / "o"
     on_event, _ = _interrupt_when("model3-s1")
     with pytest.raises(KeyboardInterrupt):

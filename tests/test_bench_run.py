@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from bench_helpers import grouped_split
+from bench_helpers import cli_run, grouped_split
 from conftest import build_store, smfd_subset
 from lrfp.cli import main
 
@@ -43,13 +43,7 @@ def bench_store(smfd_dir, tmp_path_factory) -> Path:
     return root / "data"
 
 
-def cli(capsys, *argv: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as e:
-        main(list(argv))
-    cap = capsys.readouterr()
-    # stderr also carries the progress bars; an error is its own `Error: ...` line
-    errors = [line for line in cap.err.splitlines() if line.startswith("Error:")]
-    return e.value.code, cap.out, errors[-1] if errors else cap.err
+cli = cli_run
 
 
 def read_jsonl(path: Path) -> list[dict]:

@@ -13,15 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from lrfp.cli import main
+from bench_helpers import cli_run
 
 
-def cli(capsys, *argv: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as e:
-        main(list(argv))
-    cap = capsys.readouterr()
-    errors = [line for line in cap.err.splitlines() if line.startswith("Error:")]
-    return e.value.code, cap.out, errors[-1] if errors else cap.err
+cli = cli_run
 
 
 @pytest.fixture
