@@ -23,6 +23,9 @@ log = logging.getLogger(__name__)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# the training rotation's sampling: torchvision.transforms.RandomRotation's default (InterpolationMode.NEAREST).
+# The thesis trained with torchvision and names no interpolation; lrfp before 2026-11-30 used "bilinear".
+ROTATION_INTERPOLATION = "nearest"
 
 
 @dataclass
@@ -384,8 +387,9 @@ def load_eval_set(target: str) -> tuple[str, Subset]:
 # -- on-device batch transforms ------------------------------------------------------------------
 
 
-def prepare_batch(x_u8: Any, *, train: bool, generator: Any = None, degrees: float = 0.0) -> Any:
-    """uint8 N,3,H,W -> (train: augmented) -> ImageNet-normalized float32 N,3,H,W, all on x's device.
+def prepare_batch(x_u8: Any, *, train: bool, generator: Any = None, degrees: float = 0.0,
+                  interpolation: str = ROTATION_INTERPOLATION) -> Any:
+    """uint8 N,3,H,W -> (train: augmented, see `augment`) -> ImageNet-normalized float32 N,3,H,W, all on x's device.
 
     Equals ((x / 255) - mean) / std, computed as x * scale + shift with constants cached per device (building
     them every batch cost a host-to-device copy and a stream sync per step on CUDA: resnet18 +46% img/s
@@ -393,9 +397,11 @@ def prepare_batch(x_u8: Any, *, train: bool, generator: Any = None, degrees: flo
     """
     x = x_u8.float()
     if train:
-        x = augment(x, generator, degrees)
+        x = augment(x, generator, degrees, interpolation)
     scale, shift = _normalize_constants(x.device)
-    # in place on the fresh tensor: on a CPU 5x faster than an out-of-place broadcast addcmul (measured, 64x3x64x64)
+    # in place on the fresh tensor: on a CPU 5x faster than an out-of-place broadcast addcmul (measured, 64x3x64x64);
+    # the channels-last copy stays after it: writing channels-last here made the per-channel add 4x slower (0.65 vs
+    # 0.15 ms, perf/batch_prep.py)
     return x.mul_(scale).add_(shift)
 
 
@@ -414,14 +420,17 @@ def _normalize_constants(device: Any) -> tuple[Any, Any]:
     return _CONSTANTS[key]
 
 
-def augment(x: Any, generator: Any, degrees: float) -> Any:
+def augment(x: Any, generator: Any, degrees: float, interpolation: str = ROTATION_INTERPOLATION) -> Any:
     """Random rotation in [-degrees, degrees] and horizontal flip (p=0.5), per image, in one grid_sample.
 
-    x: float N,3,H,W (any scale). Like torchvision's RandomRotation the corners are filled with black (0
-    before normalization). Draws 2N numbers from `generator`: the same seed gives the same augmentation.
-    The sampling grid is `F.affine_grid`'s (align_corners=False) written out as two broadcast products: the
-    same values, and on a CPU the augmentation takes 3.9 instead of 7.4 ms for 64x3x64x64, about all of it
-    now `grid_sample` itself (one AMD EPYC core, 2026-11-30, `python -m perf.batch_prep --threads 1`).
+    x: float N,3,H,W (any scale). As torchvision's `RandomRotation` + `RandomHorizontalFlip` (the thesis's
+    torchvision pipeline, and `perf/dataloader_baseline.py`'s): the corners are filled with black (0 before
+    normalization), and `interpolation` is `grid_sample`'s mode, by default "nearest", `RandomRotation`'s own
+    default (`ROTATION_INTERPOLATION`). Draws 2N numbers from `generator`: the same seed gives the same
+    augmentation. The sampling grid is `F.affine_grid`'s (align_corners=False) written out as two broadcast
+    products: the same values, and on a CPU the grid costs 0.2 ms for 64x3x64x64 against `grid_sample`'s 0.5
+    (nearest) or 1.5-2.9 ms (bilinear) (one AMD EPYC core, 2026-11-30, `python -m perf.batch_prep --threads 1`).
+    Raises ValueError (from `grid_sample`) for an interpolation it does not know.
     """
     import torch
     import torch.nn.functional as F
@@ -436,4 +445,4 @@ def augment(x: Any, generator: Any, degrees: float) -> Any:
     grid = torch.empty(n, h, w, 2, device=x.device, dtype=x.dtype)
     torch.add(cos * flip * xs, -sin * ys, out=grid[..., 0])  # theta = [[cos*flip, -sin, 0], [sin*flip, cos, 0]]
     torch.add(sin * flip * xs, cos * ys, out=grid[..., 1])
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return F.grid_sample(x, grid, mode=interpolation, padding_mode="zeros", align_corners=False)

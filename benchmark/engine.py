@@ -22,7 +22,7 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 
-from benchmark.data import IMAGENET_MEAN, IMAGENET_STD, BenchData, Subset, prepare_batch
+from benchmark.data import IMAGENET_MEAN, IMAGENET_STD, ROTATION_INTERPOLATION, BenchData, Subset, prepare_batch
 from benchmark.metrics import classification_metrics
 from benchmark.baselines import count_macs, count_params
 from benchmark.registry import create_model
@@ -52,6 +52,7 @@ class RunConfig:
     batch_size: int = 64
     pretrained: bool = False
     rotation_degrees: float = 15.0
+    rotation_interpolation: str = ROTATION_INTERPOLATION  # torchvision RandomRotation's default, "nearest"
     device: str = "cpu"
     amp: bool = False  # bf16 autocast (the harness sets it on CUDA)
     channels_last: bool = False
@@ -194,7 +195,8 @@ def train_one_epoch(
         if len(idx) < 2:  # BatchNorm cannot train on a batch of one; drop such a remainder
             continue
         # index_select, not x[idx]: the same rows, 0.02 vs 0.46 ms for 64 uint8 images of 64 px (perf/batch_prep.py)
-        xb = prepare_batch(x.index_select(0, idx), train=True, generator=generator, degrees=cfg.rotation_degrees)
+        xb = prepare_batch(x.index_select(0, idx), train=True, generator=generator, degrees=cfg.rotation_degrees,
+                           interpolation=cfg.rotation_interpolation)
         step(xb.contiguous(memory_format=memory_format), y.index_select(0, idx))
         seen += len(idx)
     if not seen:
@@ -506,7 +508,8 @@ def run_stacked(
     books = [_RunBook(replace(cfg, channels_last=False), data, t, eval_sets, checkpoint_dir, context, params, macs,
                       on_epoch, on_row) for cfg in cfgs]
     for epoch in range(1, cfg0.epochs + 1):
-        stats = stacked.train_one_epoch(*t["train"], generators, cfg0.batch_size, cfg0.rotation_degrees, amp=cfg0.amp)
+        stats = stacked.train_one_epoch(*t["train"], generators, cfg0.batch_size, cfg0.rotation_degrees, amp=cfg0.amp,
+                                        interpolation=cfg0.rotation_interpolation)
         for k, book in enumerate(books):
             book.after_epoch(epoch, stacked.model(k), stats[k])
     return [book.finish() for book in books]

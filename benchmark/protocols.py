@@ -17,6 +17,7 @@ class Protocol:
     momentum: float = 0.9  # SGD only; the thesis names none: PyTorch's tutorials pair lr 0.001 with 0.9
     seeds: int = 3
     rotation_degrees: float = 15.0  # the thesis says "random rotation" without a range: ours
+    rotation_interpolation: str = "nearest"  # nor its sampling: torchvision RandomRotation's default (data.py)
     quick_inputs: bool = False  # use each model's quick_input_size instead of the thesis's input
     summary: str = ""
 

@@ -41,7 +41,8 @@ class UnreadablePlan(ValueError):
 # RunConfig fields that say what a run is; amp/channels_last are left out (on a CPU `--precision auto` picks them
 # per config by a timed probe, which may choose otherwise in another session; the option itself is in the plan)
 _RUN_FIELDS = ("model", "norm", "seed", "epochs", "eval_epochs", "input_size", "optimizer", "lr", "momentum",
-               "batch_size", "pretrained", "rotation_degrees", "protocol", "compile", "cuda_graph")
+               "batch_size", "pretrained", "rotation_degrees", "rotation_interpolation", "protocol", "compile",
+               "cuda_graph")
 
 
 @dataclass
@@ -173,6 +174,8 @@ def parse_plan(text: bytes) -> dict[str, Any]:
             isinstance(r, dict) and isinstance(r.get("run"), str) and isinstance(r.get("eval_epochs"), list)
             and all(isinstance(e, int) for e in r["eval_epochs"]) for r in runs):
         raise UnreadablePlan("not a plan lrfp wrote: no list of runs, each with its name and budgets")
+    for r in runs:  # lrfp before 2026-11-30 rotated with bilinear sampling and did not write it down
+        r.setdefault("rotation_interpolation", "bilinear")
     if not isinstance(the_plan.get("eval_sets", {}), dict):
         raise UnreadablePlan("not a plan lrfp wrote: its eval_sets are not a mapping")
     return the_plan
@@ -286,7 +289,8 @@ def option_differences(before: dict[str, Any], now: dict[str, Any]) -> list[str]
     labels = {"model": "models", "norm": "norms", "seed": "seeds", "epochs": "--epochs", "eval_epochs": "budgets",
               "input_size": "--input-size", "batch_size": "--batch-size", "pretrained": "pretrained weights",
               "protocol": "--protocol", "optimizer": "optimizer", "lr": "learning rate", "momentum": "momentum",
-              "rotation_degrees": "rotation", "compile": "--compile", "cuda_graph": "--cuda-graph"}
+              "rotation_degrees": "rotation",
+              "rotation_interpolation": "rotation interpolation", "compile": "--compile", "cuda_graph": "--cuda-graph"}
     for key, label in labels.items():
         a = sorted({_words(r.get(key)) for r in before.get("runs", [])})
         b = sorted({_words(r.get(key)) for r in now.get("runs", [])})

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmark.data import prepare_batch
+from benchmark.data import ROTATION_INTERPOLATION, prepare_batch
 
 
 def stackable(model: nn.Module) -> bool:
@@ -78,7 +78,7 @@ class StackedSeeds:
 
     def train_one_epoch(
         self, x: torch.Tensor, y: torch.Tensor, generators: list[torch.Generator], batch_size: int, degrees: float,
-        amp: bool = False,
+        amp: bool = False, interpolation: str = ROTATION_INTERPOLATION,
     ) -> list[dict[str, float]]:
         """One epoch of every seed over (x uint8 N,3,H,W, y N) on the device; seed k shuffles and augments with
         generators[k] exactly as `engine.train_one_epoch` would. Returns per seed: loss, accuracy, images, seconds
@@ -98,7 +98,8 @@ class StackedSeeds:
             idx = [p[i : i + batch_size] for p in perms]
             if len(idx[0]) < 2:  # as train_one_epoch: BatchNorm cannot train on a batch of one
                 continue
-            xb = torch.stack([prepare_batch(x.index_select(0, ix), train=True, generator=g, degrees=degrees)
+            xb = torch.stack([prepare_batch(x.index_select(0, ix), train=True, generator=g, degrees=degrees,
+                                            interpolation=interpolation)
                               for ix, g in zip(idx, generators)])
             yb = torch.stack([y.index_select(0, ix) for ix in idx])
             if self._cuda_graph:

@@ -2,7 +2,8 @@
 
 What `benchmark.engine.train_one_epoch` does to each batch before the model sees it, part by part, beside the
 earlier way of doing it: the gather (`x[idx]` then, `index_select` now), the augmentation (rotation + flip:
-the `F.affine_grid` grid then, the written-out grid now; `grid_sample` alone), and the whole `prepare_batch`.
+the `F.affine_grid` grid then, the written-out grid now; bilinear then, nearest now; `grid_sample` alone), and
+the whole `prepare_batch` with its channels-last copy; and writing channels-last in the normalization (slower).
 Synthetic uint8 images; each figure is the fastest of `--rounds` rounds of `--repeat` calls.
 
     taskset -c 0 python -m perf.batch_prep --threads 1 --batch 64 --size 64
@@ -43,7 +44,7 @@ def fastest_ms(fn, repeat: int, rounds: int) -> float:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    from benchmark.data import augment, prepare_batch
+    from benchmark.data import _normalize_constants, augment, prepare_batch
     from lrfp.machine import cpu_name
     from perf import code_version
 
@@ -64,15 +65,30 @@ def main(argv: list[str] | None = None) -> dict:
     xf = xb.float()
     grid = F.affine_grid(torch.tensor([[[math.cos(0.2), -math.sin(0.2), 0], [math.sin(0.2), math.cos(0.2), 0]]]).expand(
         args.batch, 2, 3), list(xf.shape), align_corners=False)
+    scale, shift = _normalize_constants(xf.device)
     t = lambda fn: fastest_ms(fn, args.repeat, args.rounds)  # noqa: E731
     row = {
         "machine": cpu_name(), "threads": torch.get_num_threads(), "torch": torch.__version__,
         "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()), "code": code_version(), "batch": args.batch, "size": args.size,
         "gather_x_idx_ms": t(lambda: x[idx]), "gather_index_select_ms": t(lambda: x.index_select(0, idx)),
-        "augment_affine_grid_ms": t(lambda: affine_grid_augment(xf, g, 15.0)), "augment_ms": t(lambda: augment(xf, g, 15.0)),
-        "grid_sample_alone_ms": t(lambda: F.grid_sample(xf, grid, mode="bilinear", padding_mode="zeros", align_corners=False)),
-        "prepare_batch_ms": t(lambda: prepare_batch(x.index_select(0, idx), train=True, generator=g, degrees=15.0)),
+        "augment_affine_grid_bilinear_ms": t(lambda: affine_grid_augment(xf, g, 15.0)),
+        "augment_bilinear_ms": t(lambda: augment(xf, g, 15.0, "bilinear")),
+        "augment_nearest_ms": t(lambda: augment(xf, g, 15.0, "nearest")),
+        "grid_sample_alone_bilinear_ms": t(lambda: F.grid_sample(xf, grid, mode="bilinear", padding_mode="zeros",
+                                                                 align_corners=False)),
+        "grid_sample_alone_nearest_ms": t(lambda: F.grid_sample(xf, grid, mode="nearest", padding_mode="zeros",
+                                                                align_corners=False)),
         "channels_last_copy_ms": t(lambda: xf.contiguous(memory_format=torch.channels_last)),
+        # the whole preparation as train_one_epoch runs it (then a channels-last copy), before and now
+        "prepare_batch_bilinear_ms": t(lambda: prepare_batch(
+            x.index_select(0, idx), train=True, generator=g, degrees=15.0, interpolation="bilinear"
+        ).contiguous(memory_format=torch.channels_last)),
+        "prepare_batch_nearest_ms": t(lambda: prepare_batch(
+            x.index_select(0, idx), train=True, generator=g, degrees=15.0).contiguous(memory_format=torch.channels_last)),
+        # the channels-last layout written by the normalization instead of copied after it (tried, not kept)
+        "normalize_then_copy_ms": t(lambda: xf.clone().mul_(scale).add_(shift).contiguous(memory_format=torch.channels_last)),
+        "normalize_into_channels_last_ms": t(lambda: torch.mul(xf, scale, out=torch.empty_like(
+            xf, memory_format=torch.channels_last)).add_(shift)),
     }
     print(json.dumps(row))
     return row

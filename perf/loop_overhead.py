@@ -145,7 +145,8 @@ def stacked_vs_separate(run_cfg, batches: int, rounds: int, k: int) -> dict:
     gens = [torch.Generator(device=dev).manual_seed(seed) for seed in range(k)]
 
     def one_stacked() -> float:
-        return stacked.train_one_epoch(x, y, gens, b, run_cfg.rotation_degrees, amp=run_cfg.amp)[0]["seconds"]
+        return stacked.train_one_epoch(x, y, gens, b, run_cfg.rotation_degrees, amp=run_cfg.amp,
+                                       interpolation=run_cfg.rotation_interpolation)[0]["seconds"]
 
     one_stacked(), [f() for f in separate]  # warm-up
     ts, tk = [], []
