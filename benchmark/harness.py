@@ -232,7 +232,8 @@ def plan_runs(cfg: BenchConfig, protocol: Protocol, device: str, bf16: bool | No
                     optimizer=spec.optimizer, lr=protocol.lr, momentum=protocol.momentum,
                     batch_size=cfg.batch_size if cfg.batch_size is not None else protocol.batch_size,
                     pretrained=cfg.pretrained and spec.pretrained,
-                    rotation_degrees=protocol.rotation_degrees, device=device, amp=bf16,
+                    rotation_degrees=protocol.rotation_degrees, rotation_interpolation=protocol.rotation_interpolation,
+                    device=device, amp=bf16,
                     channels_last=bf16 or (device == "cpu" and spec.cpu_channels_last),
                     protocol=protocol.name, compile="" if cfg.compile == "off" else cfg.compile,
                     cuda_graph=cfg.cuda_graph,
@@ -313,8 +314,10 @@ def load_data(cfg: BenchConfig, progress: Callable[[int, int], None] | None = No
 def _worker_init(data: Any, eval_sets: dict[str, Any], threads: int | None) -> None:
     import torch
 
+    from benchmark.cpu_allocator import keep_freed_memory
     from lrfp.procpool import WORKER
 
+    keep_freed_memory()
     if threads:
         torch.set_num_threads(threads)
     WORKER.update(data=data, eval_sets=eval_sets)
@@ -406,8 +409,10 @@ def _run_planned(cfg: BenchConfig, protocol: Protocol, device: str, runs: list[A
     import torch
 
     from benchmark import report, resume
+    from benchmark.cpu_allocator import keep_freed_memory
     from benchmark.data import load_eval_set
 
+    allocator = keep_freed_memory()  # before the data is decoded: every step's tensors reuse freed memory
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
     jobs = cfg.jobs or (1 if cfg.stack_seeds else 3 if device.startswith("cuda") else 1)
@@ -432,6 +437,7 @@ def _run_planned(cfg: BenchConfig, protocol: Protocol, device: str, runs: list[A
         "split_leaked_groups": data.audit.get("leaked_groups"),
         "split_near_duplicate_pairs": data.audit.get("split_near_duplicate_pairs"), "device": device, "device_name": device_name(device),
         "torch_version": torch.__version__, "threads": torch.get_num_threads(), "jobs": jobs,
+        "cpu_allocator": allocator,
         "precision": ("bf16 autocast + channels-last" if amp == [True] else "fp32 (channels-last for Models 1-3 on CPU)"
                       if amp == [False] and device == "cpu" else "fp32" if amp == [False] else
                       "; ".join(kept_precision) if not amp and kept_precision else  # nothing trained now

@@ -287,7 +287,8 @@ def render_markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         f"- data: {meta.get('data_kind')} `{meta.get('data')}`; train/validation/test = {meta.get('counts')}",
         f"- leakage audit: {meta.get('audit')}",
         f"- device: {meta.get('device')} ({meta.get('device_name')}), torch {meta.get('torch_version')}, "
-        f"threads {meta.get('threads')}, concurrent runs {meta.get('jobs')}, {meta.get('precision')}",
+        f"threads {meta.get('threads')}, concurrent runs {meta.get('jobs')}, {meta.get('precision')}"
+        + (f", freed host memory {meta['cpu_allocator']}" if meta.get("cpu_allocator") else ""),
         f"- pretrained ImageNet weights: {_weights_line(meta)}",
         f"- wall time: {meta.get('wall_seconds', 0):.0f} s"
         + (("; INTERRUPTED: only the finished rows below" if summary else "; INTERRUPTED before any run finished")

@@ -15,11 +15,14 @@ def code_version() -> str:
 
 def torch_device(device: str, threads: int | None) -> str:
     """Set torch's thread count (when given) and resolve `device` ("auto", "cpu", "cuda[:N]") as `lrfp bench`
-    does; on CUDA turn on cuDNN's timed kernel choice, as `engine.run` does. Returns the device string."""
+    does, with its allocator setting (benchmark/cpu_allocator.py, for both sides of a comparison); on CUDA turn on
+    cuDNN's timed kernel choice, as `engine.run` does. Returns the device string."""
     import torch
 
+    from benchmark.cpu_allocator import keep_freed_memory
     from benchmark.harness import resolve_device
 
+    keep_freed_memory()
     if threads:
         torch.set_num_threads(threads)
     device = resolve_device(device)

@@ -303,6 +303,9 @@ def test_results_md_says_what_this_benchmark_ran(store, tmp_path):
     run_bench(_cfg(store, tmp_path / "o", seeds=2))
     md = (tmp_path / "o" / "results.md").read_text()
     assert "- this benchmark: 2 epochs evaluated at 2, 2 seeds per config" in md
+    from benchmark.cpu_allocator import keep_freed_memory  # what run_bench set in this process, and says
+
+    assert f"freed host memory {keep_freed_memory()}" in md
 
 
 def test_failed_runs_are_tried_again_and_the_finished_ones_kept(store, tmp_path):
@@ -795,3 +798,26 @@ def test_a_removed_history_jsonl_is_said_on_resume(store, tmp_path):
     run_bench(_cfg(store, out, seeds=2), on_event=events.append)
     assert (f"{out / 'history.jsonl'} is missing, so the kept run (model3-s0) has no learning curve (its rows are "
             "kept; --fresh trains every run again, with curves)") in [e.text for e in events if isinstance(e, Notice)]
+
+
+def test_an_unfinished_benchmark_rotated_bilinear_by_an_older_lrfp_is_not_resumed(store, tmp_path):
+    """lrfp before 2026-11-30 rotated with bilinear sampling and its plan.json does not say so: its runs are not
+    mixed with runs rotated the torchvision way (nearest); the refusal names the difference."""
+    from benchmark.harness import run_bench
+    from benchmark.report import read_jsonl
+    from lrfp.errors import BenchUsageError
+
+    out = tmp_path / "o"
+    on_event, _ = _interrupt_when("model3-s1")
+    with pytest.raises(KeyboardInterrupt):
+        run_bench(_cfg(store, out, seeds=2), on_event=on_event)
+    plan = json.loads((out / "plan.json").read_text())
+    assert {r["rotation_interpolation"] for r in plan["runs"]} == {"nearest"}
+    for r in plan["runs"]:  # as an older lrfp wrote it
+        del r["rotation_interpolation"]
+    (out / "plan.json").write_text(json.dumps(plan))
+    rows = read_jsonl(out / "results.jsonl")
+    with pytest.raises(BenchUsageError) as e:
+        run_bench(_cfg(store, out, seeds=2))
+    assert "(rotation interpolation bilinear before, nearest now" in str(e.value)
+    assert read_jsonl(out / "results.jsonl") == rows

@@ -44,9 +44,11 @@ def out_of_fold_probabilities(
     """
     import torch
 
+    from benchmark.cpu_allocator import keep_freed_memory
     from benchmark.engine import RunConfig, evaluate, make_optimizer, train_one_epoch
     from benchmark.registry import create_model, get_spec
 
+    keep_freed_memory()  # as lrfp bench: each training step reuses the memory the last one freed
     spec = get_spec(cfg.model)
     k = int(folds.max()) + 1
     y_all = torch.as_tensor(labels, dtype=torch.long)
