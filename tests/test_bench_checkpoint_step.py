@@ -3,6 +3,7 @@ results file that cannot be written is one clear failure, not a result and a fai
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -77,7 +78,7 @@ def test_a_checkpoint_that_cannot_be_written_is_one_failed_run_not_a_result_too(
     out = tmp_path / "o"
 
     def denied(path, state, meta):  # what a read-only checkpoints/ gives (the real one: the setpriv test below)
-        raise PermissionError(13, "Permission denied", f"{path}.123.tmp")
+        raise PermissionError(13, "Permission denied", f"{path}.{os.getpid()}.tmp")  # (this save's own)
 
     with monkeypatch.context() as m:
         m.setattr(engine, "_save_best_checkpoint", denied)
