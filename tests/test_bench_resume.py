@@ -142,6 +142,8 @@ def test_fresh_trains_a_finished_benchmark_again(store, tmp_path):
     on_event, seen = _recorder()
     run_bench(_cfg(store, out, seeds=1, fresh=True), on_event=on_event)
     assert seen["started"] == ["model3-s0"] and len(list(out.glob("previous-*"))) == 1
+    (previous,) = out.glob("previous-*")
+    assert len(_sessions(out)) == 1 and len(_sessions(previous)) == 1  # a new benchmark: its own sessions
 
 
 def test_ctrl_c_after_the_last_run_ended_is_not_an_interruption(store, tmp_path):
@@ -732,6 +734,9 @@ def test_a_finished_benchmark_given_more_seeds_trains_only_the_new_ones(store, t
     events = []
     run_bench(_cfg(store, out, seeds=2), on_event=events.append)  # plan.json is now the 2-seed plan
     assert [type(e).__name__ for e in events if type(e).__name__ in ("GridFinished", "RunStarted")] == ["GridFinished"]
+    # one benchmark, extended: its wall time counts all three sessions
+    assert [(s["runs"], s["ended_runs"]) for s in _sessions(out)] == [(1, 1), (1, 1), (0, 0)]
+    assert "over 3 sessions (this one: 0 s, trained nothing)" in (out / "results.md").read_text()
 
 
 def test_a_finished_benchmark_of_other_settings_says_what_differs(store, tmp_path):
