@@ -341,6 +341,11 @@ def run_bench(cfg: BenchConfig, on_event: OnEvent | None = None) -> BenchResult:
     (marked INTERRUPTED) and the plots, then propagates; one that comes after every run has ended is not an
     interruption: the result is returned as usual.
 
+    Each call that reaches training is a session of the benchmark in cfg.out: plan.json records it (its start,
+    its runs, its training wall time, `resume.session_record`), and result.meta has `wall_seconds` (this
+    session's) and `sessions` (all of them, this one last), from which the report gives the wall time over all
+    sessions (`report.wall_time_words`).
+
     Raises BenchUsageError (exit 2) for options that cannot work (`cfg.check()`, before anything is made) or an
     unfinished benchmark of other settings in --out, BenchError for what the machine or the data refuses (no
     CUDA, --out not writable or a file in it unreadable, a bad split, missing weights). A run that fails is a row

@@ -148,7 +148,7 @@ def write_plan(out: Path, the_plan: dict[str, Any], sessions: list[dict[str, Any
         tmp.write_text(json.dumps({**the_plan, SESSIONS: sessions or []}, indent=1, sort_keys=True))
         tmp.replace(path)
     except OSError as e:
-        raise BenchError(f"cannot write {e.filename or path}: {e.strerror or e}; make it (and its folder) writable, "
+        raise BenchError(f"cannot write {path}: {e.strerror or e}; make it (and its folder) writable, "
                          "or give another --out") from e
 
 

@@ -76,7 +76,7 @@ def bench(
         console.print(tables.bench_summary_table(result.summary, result.rows))  # piped: never wrapped (cli/console.py)
         for line in tables.bench_failures(result.rows):  # whole, at any width: soft_wrap folds nothing away
             console.print(line, soft_wrap=True, markup=False)
-        console.print(f"Wall time: {wall_time_words(result.meta)}", soft_wrap=True)  # over all its sessions
+        console.print(f"Wall time: {wall_time_words(result.meta)}", soft_wrap=True, markup=False)  # all its sessions
         console.print(f"Results in {result.out}: " + ", ".join(p.name for p in result.files), soft_wrap=True)
     if result.meta.get("previous_results"):
         why = result.meta.get("previous_reason")
