@@ -267,8 +267,11 @@ def save_best_checkpoint(path: Path, state: dict[str, Any], meta: dict[str, Any]
         return _save_best_checkpoint(path, state, meta)
     except OSError as e:
         where = str(e.filename or path)
-        # its temporary file is the .pt to the user; another file (the lock, the sidecar) is named too
-        side = "" if where == str(path) or where.startswith(f"{path}.") else f" ({where})"
+        # this save's temporary files are the .pt and its sidecar to the user (a rename's error names its source);
+        # another file (the lock, the sidecar, a stale temporary file that will not go) is named too
+        sidecar = path.with_suffix(".json")
+        where = {f"{path}.{os.getpid()}.tmp": str(path), f"{sidecar}.{os.getpid()}.tmp": str(sidecar)}.get(where, where)
+        side = "" if where == str(path) else f" ({where})"
         raise CheckpointError(f"cannot write the checkpoint {path}{side}: {e.strerror or e}") from e
 
 

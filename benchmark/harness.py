@@ -11,6 +11,7 @@ starts.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import logging
 import os
 import re
@@ -343,6 +344,11 @@ def run_bench(cfg: BenchConfig, on_event: OnEvent | None = None) -> BenchResult:
     (marked INTERRUPTED) and the plots, then propagates; one that comes after every run has ended is not an
     interruption: the result is returned as usual.
 
+    Each call that reaches training is a session of the benchmark in cfg.out: plan.json records it (its start,
+    its runs, its training wall time, `resume.session_record`), and result.meta has `wall_seconds` (this
+    session's) and `sessions` (all of them, this one last), from which the report gives the wall time over all
+    sessions (`report.wall_time_words`).
+
     Raises BenchUsageError (exit 2) for options that cannot work (`cfg.check()`, before anything is made) or an
     unfinished benchmark of other settings in --out, BenchError for what the machine or the data refuses (no
     CUDA, --out not writable or a file in it unreadable, a bad split, missing weights). A run that fails is a row
@@ -469,6 +475,13 @@ def _run_planned(cfg: BenchConfig, protocol: Protocol, device: str, runs: list[A
         meta["resumed_runs"] = sorted(earlier.done)
         meta["trained_runs"] = len(runs)
         writer = report.ResultsWriter(cfg.out, earlier.rows, earlier.history, configs=[r.config_name for r in all_runs])
+    # this session, recorded in plan.json before training (its wall time at the end): the report states the
+    # benchmark's wall time over all its sessions
+    sessions = resume.session_record(earlier) + [{
+        "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "runs": len(runs),
+        "ended_runs": 0, "wall_seconds": None}]
+    on_disk = the_plan if earlier is None else earlier.plan
+    resume.write_plan(cfg.out, on_disk, sessions)
     ckpt_dir = cfg.out / "checkpoints"
     total_epochs = sum(r.epochs for r in runs)
     if runs:
@@ -505,12 +518,20 @@ def _run_planned(cfg: BenchConfig, protocol: Protocol, device: str, runs: list[A
         # a stop that came after the last run had ended interrupted nothing: the benchmark ends as a finished one
         log.info("stopped after every run had ended: a finished benchmark")
     finally:
-        meta["wall_seconds"] = time.perf_counter() - t0
+        meta["wall_seconds"] = round(time.perf_counter() - t0, 3)
+        left = set(resume.runs_left(the_plan, writer.rows))
         # INTERRUPTED where runs are left, whatever stopped them (Ctrl-C, SIGTERM, an error that ended the grid)
-        meta["interrupted"] = bool(resume.runs_left(the_plan, writer.rows))
+        meta["interrupted"] = bool(left)
+        sessions[-1].update(wall_seconds=meta["wall_seconds"],
+                            ended_runs=sum(r.run_name not in left for r in runs))
+        meta["sessions"] = sessions
         # a second Ctrl-C (or SIGTERM) while the summary is written waits the second or two it takes, and is
         # dropped where every run has ended (it has nothing left to stop)
         with _deferred_signals(lambda: bool(resume.runs_left(the_plan, writer.rows))):
+            try:
+                resume.write_plan(cfg.out, on_disk, sessions)
+            except BenchError as e:  # (not raised here: it would hide what ended the grid; the report has it)
+                log.warning("%s: this session's wall time is not recorded in plan.json", e)
             files = [report.write_markdown(cfg.out, writer.rows, meta)]
             if writer.rows or writer.history:
                 try:
@@ -561,7 +582,8 @@ def _earlier_benchmark(cfg: BenchConfig, the_plan: dict[str, Any], emit: OnEvent
     if not resume.same_plan(earlier.plan, the_plan):
         added = resume.added_runs(earlier.plan, the_plan)
         if added:  # the earlier plan plus more runs, all else identical: its finished runs are runs of this plan
-            resume.write_plan(cfg.out, the_plan)  # before any run: an interruption now resumes this plan
+            # before any run: an interruption now resumes this plan
+            resume.write_plan(cfg.out, the_plan, resume.session_record(earlier))
             emit(Notice(f"this command adds {len(added)} run{'s' if len(added) != 1 else ''} ({', '.join(added)}) to "
                         f"the benchmark in this --out, with the same data, eval sets and options: its "
                         f"{len(earlier.done)} finished run{'s are' if len(earlier.done) != 1 else ' is'} kept and only "

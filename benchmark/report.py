@@ -269,6 +269,37 @@ def _num(x: float | None, digits: int = 4) -> str:
     return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
 
 
+def wall_time_words(meta: dict[str, Any]) -> str:
+    """The benchmark's training wall time over all its sessions, in words, from meta's `wall_seconds` (this
+    session's) and `sessions` (plan.json's record, this session last: `benchmark.resume.session_record`):
+    "412 s over 2 sessions (this one: 0 s, trained nothing)"; "38 s, one session"; "at least 412 s over 3
+    sessions (1 ended without recording its wall time: killed?; this one: ...)"; "unknown: ..." where an lrfp that
+    did not record sessions ran the earlier ones. Whole seconds (rounded)."""
+    this = float(meta.get("wall_seconds") or 0)
+    sessions = meta.get("sessions") or []
+    if not sessions:  # a meta from before sessions were recorded
+        return f"{this:.0f} s"
+    now = sessions[-1]
+    runs, ended = int(now.get("runs") or 0), int(now.get("ended_runs") or 0)
+    did = ("trained nothing" if not runs else f"trained {runs} run{'s' if runs != 1 else ''}" if ended == runs
+           else f"{ended} of its {runs} runs ended")
+    this_one = f"this one: {this:.0f} s, {did}"
+    older = any(x.get("unrecorded") for x in sessions)
+    recorded = [x for x in sessions if not x.get("unrecorded")]
+    known = sum(float(x["wall_seconds"]) for x in recorded if isinstance(x.get("wall_seconds"), (int, float)))
+    lost = sum(not isinstance(x.get("wall_seconds"), (int, float)) for x in recorded)
+    lost_words = (f"{lost} ended without recording {'its' if lost == 1 else 'their'} wall time: killed?; "
+                  if lost else "")
+    if older:
+        since = (f"; the {len(recorded)} sessions since took {'at least ' if lost else ''}{known:.0f} s"
+                 if len(recorded) > 1 else "")
+        return (f"unknown: the earlier sessions were run by an lrfp that did not record their wall time{since} "
+                f"({lost_words}{this_one})")
+    if len(recorded) == 1:
+        return f"{this:.0f} s, one session"
+    return f"{'at least ' if lost else ''}{known:.0f} s over {len(recorded)} sessions ({lost_words}{this_one})"
+
+
 def render_markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     """results.md: the run's settings, our test table beside the thesis's, the cross-dataset table, accuracy by
     face size and the failed runs; where no run finished, says so (and why) instead of empty tables."""
@@ -290,12 +321,12 @@ def render_markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         f"threads {meta.get('threads')}, concurrent runs {meta.get('jobs')}, {meta.get('precision')}"
         + (f", freed host memory {meta['cpu_allocator']}" if meta.get("cpu_allocator") else ""),
         f"- pretrained ImageNet weights: {_weights_line(meta)}",
-        f"- wall time: {meta.get('wall_seconds', 0):.0f} s"
+        f"- wall time: {wall_time_words(meta)}"
         + (("; INTERRUPTED: only the finished rows below" if summary else "; INTERRUPTED before any run finished")
            if interrupted else ""),
         *([f"- resumed: {len(meta['resumed_runs'])} runs were finished by an earlier session into this folder and kept"
            + ("; this session trained none and wrote this report again from their rows" if meta.get("trained_runs") == 0
-              else " (the wall time above is this session's)")] if meta.get("resumed_runs") else []),
+              else "")] if meta.get("resumed_runs") else []),
         "",
     ]
     if not summary:

@@ -17,6 +17,10 @@ previous-<time>/, `report.archive_previous`); an unfinished benchmark of another
 `data_differences`, data changed on disk, which it cannot) rather than moved aside by a typo. A file that
 cannot be read at all (permissions, a folder in its place) is a BenchError naming it.
 
+plan.json also records the benchmark's sessions (each `lrfp bench` into this --out that trained its runs or
+wrote its report again): when each began, how many runs it was to train and its training wall time, so that the
+report states the benchmark's wall time over all its sessions, not only the last one's (`session_record`).
+
 The config's checkpoint stays: it holds the best validation weights of every run trained into this --out so
 far, a run cut short included, and the runs trained now replace it only if they beat it.
 """
@@ -58,6 +62,8 @@ class Earlier:
     bad_lines: dict[str, int] = field(default_factory=dict)  # file name -> lines left out (not a JSON object)
     no_history: list[str] = field(default_factory=list)  # finished runs with no epoch in history.jsonl
     history_missing: bool = False  # history.jsonl is not there at all
+    # plan.json's "sessions" (`session_record`); None where it has none (written by an lrfp that did not record them)
+    sessions: list[dict[str, Any]] | None = None
 
     @property
     def finished(self) -> bool:
@@ -129,10 +135,35 @@ def _pixels(subsets: dict[str, Any]) -> str:
     return _subsets_digest(subsets, chunks)
 
 
-def write_plan(out: Path, the_plan: dict[str, Any]) -> None:
+SESSIONS = "sessions"  # plan.json's key for the sessions' record; plans are compared without it
+# where an lrfp that did not record sessions ran this benchmark first: how many sessions, and how long, is unknown
+UNRECORDED = {"unrecorded": "the sessions of an lrfp that did not record them"}
+
+
+def write_plan(out: Path, the_plan: dict[str, Any], sessions: list[dict[str, Any]] | None = None) -> None:
+    """plan.json: the plan and its sessions' record (`session_record`; [] where None), written to a temporary file
+    and renamed into place. Raises BenchError naming the file where it cannot be written."""
+    path = out / PLAN_JSON
     tmp = out / (PLAN_JSON + ".tmp")
-    tmp.write_text(json.dumps(the_plan, indent=1, sort_keys=True))
-    tmp.replace(out / PLAN_JSON)
+    try:
+        tmp.write_text(json.dumps({**the_plan, SESSIONS: sessions or []}, indent=1, sort_keys=True))
+        tmp.replace(path)
+    except OSError as e:
+        raise BenchError(f"cannot write {path}: {e.strerror or e}; make it (and its folder) writable, "
+                         "or give another --out") from e
+
+
+def session_record(earlier: Earlier | None) -> list[dict[str, Any]]:
+    """The sessions before this one, to which this one is appended: [] for a new benchmark; an earlier one's
+    record; or, where its plan.json has none (an older lrfp wrote it), `UNRECORDED` standing for its sessions.
+
+    Each session is {"started": UTC ISO time, "runs": runs it was to train, "ended_runs": those that ended
+    (finished or failed), "wall_seconds": the wall time of its training grid (`harness._run_planned`'s t0 to its
+    end), None until it ends: a session killed before it ended (SIGKILL, a crash) keeps None}.
+    """
+    if earlier is None:
+        return []
+    return list(earlier.sessions) if earlier.sessions is not None else [dict(UNRECORDED)]
 
 
 def read_earlier(out: Path) -> Earlier | None:
@@ -149,6 +180,9 @@ def read_earlier(out: Path) -> Earlier | None:
     if text is None:
         return None
     earlier = parse_plan(text)
+    sessions = earlier.pop(SESSIONS, None)
+    if not (isinstance(sessions, list) and all(isinstance(x, dict) for x in sessions)):
+        sessions = None  # none recorded, or edited into another shape: unknown
     needed = _needed(earlier)
     rows, bad_rows = _read_objects(out / RESULTS_JSONL)
     done, _ = _ended(needed, rows)
@@ -158,7 +192,7 @@ def read_earlier(out: Path) -> Earlier | None:
     history = [h for h in history if h.get("run") in done]
     bad = {name: n for name, n in ((RESULTS_JSONL, bad_rows), (HISTORY_JSONL, bad_history)) if n}
     no_history = sorted(done - {h.get("run") for h in history})
-    return Earlier(earlier, set(needed), done, keep, history, bad, no_history, history_missing)
+    return Earlier(earlier, set(needed), done, keep, history, bad, no_history, history_missing, sessions)
 
 
 def parse_plan(text: bytes) -> dict[str, Any]:

@@ -95,3 +95,26 @@ def test_loading_a_truncated_bench_checkpoint_names_it_and_says_what_to_do(tmp_p
     msg = str(e.value)
     assert msg.startswith(f"{pt} is not a checkpoint: it is a truncated or damaged zip")
     assert "the file is damaged" in msg and "train it again with `lrfp bench --model MODEL --out DIR`" in msg
+
+
+def test_a_folder_where_a_file_of_the_save_must_go_is_named_in_the_error(tmp_path):
+    """Real file-system conditions that the --out pre-flight check does not look at (a config's own files)."""
+    from benchmark.engine import CheckpointError
+
+    pt = tmp_path / "model3.pt"
+    pt.mkdir()  # the .pt's place: the rename of its temporary file into place fails
+    with pytest.raises(CheckpointError) as e:
+        _save(pt, 0.8)
+    assert str(e.value) == f"cannot write the checkpoint {pt}: Is a directory"
+    pt.rmdir()
+    stale = tmp_path / "model3.pt.99999.tmp"
+    stale.mkdir()  # a folder with a stale temporary file's name: removing it fails, and it is named
+    with pytest.raises(CheckpointError) as e:
+        _save(pt, 0.8)
+    assert str(e.value) == f"cannot write the checkpoint {pt} ({stale}): Is a directory"
+    stale.rmdir()
+    (tmp_path / "model3.json").mkdir()  # the sidecar's place
+    with pytest.raises(CheckpointError) as e:
+        _save(pt, 0.8)
+    assert str(e.value) == f"cannot write the checkpoint {pt} ({tmp_path / 'model3.json'}): Is a directory"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".lock", "model3.json", "model3.pt"]  # no temp files left

@@ -3,6 +3,7 @@ results file that cannot be written is one clear failure, not a result and a fai
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -77,7 +78,7 @@ def test_a_checkpoint_that_cannot_be_written_is_one_failed_run_not_a_result_too(
     out = tmp_path / "o"
 
     def denied(path, state, meta):  # what a read-only checkpoints/ gives (the real one: the setpriv test below)
-        raise PermissionError(13, "Permission denied", f"{path}.123.tmp")
+        raise PermissionError(13, "Permission denied", f"{path}.{os.getpid()}.tmp")  # (this save's own)
 
     with monkeypatch.context() as m:
         m.setattr(engine, "_save_best_checkpoint", denied)
@@ -147,3 +148,41 @@ def test_archive_previous_with_a_read_only_checkpoints_folder_moves_nothing(tmp_
     assert proc.stdout.startswith(f"BenchError cannot move the earlier results in --out {out} to previous-"), proc
     assert f"({out}/checkpoints: Permission denied)" in proc.stdout
     assert sorted(p.name for p in out.iterdir()) == ["checkpoints", "results.jsonl"]  # nothing moved, no empty folder
+
+
+@pytest.mark.parametrize("jobs", [1, pytest.param(2, marks=pytest.mark.slow)])  # 2: spawned workers, ~14 s
+def test_a_real_checkpoint_write_failure_is_one_error_row_in_this_process_and_in_a_worker(store, tmp_path, capsys, jobs):
+    """A folder where model1-bn's checkpoint must be renamed into place: `check_out` does not look at a config's
+    .pt (only checkpoints/ and its lock), so the save fails for real, in this process (--jobs 1) or in a spawned
+    worker process (--jobs 2: a monkeypatch would not reach it). Either way: that run is one error row, the
+    other configs finish, the report and the terminal list the failure, exit 1."""
+    from bench_helpers import cli_run
+    from benchmark.events import RunStarted
+    from benchmark.harness import run_bench
+
+    out = tmp_path / "o"
+
+    def stop(event):  # a first session stopped before its first run: its plan stays, so the second one resumes
+        if isinstance(event, RunStarted):  # (a new benchmark would move checkpoints/ to previous-<time>/)
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_bench(_cfg(store, out, models=("model1",), epochs=1), on_event=stop)
+    (out / "checkpoints" / "model1-bn.pt").mkdir(parents=True)
+    code, stdout, err = cli_run(capsys, "bench", "-d", str(store), "--split", "g", "--model", "model1", "--protocol",
+                                "quick", "--epochs", "1", "--input-size", "16", "--device", "cpu", "--precision", "fp32",
+                                "--jobs", str(jobs), "--threads", "2", "--out", str(out))
+    message = f"CheckpointError: cannot write the checkpoint {out}/checkpoints/model1-bn.pt: Is a directory"
+    rows = _rows(out)
+    assert sorted((r["config"], r["seed"], r["error"]) for r in rows) == [
+        ("model1-bcn", 0, ""), ("model1-bcn_ws", 0, ""), ("model1-bn", 0, message)]
+    assert code == 1 and err == ("Error: 1 of 3 result rows are failed runs (see the table and "
+                                 f"{out}/results.md)")
+    assert f"  model1-bn seed 0: {message}" in stdout.splitlines()
+    md = (out / "results.md").read_text()
+    assert f"## Runs that failed\n\n- model1-bn seed 0: {message}" in md
+    assert [line.split(" | ")[:2] for line in md.splitlines() if line.startswith("| model1 |")] == [
+        ["| model1", "BatchGroup (BCN)"], ["| model1", "BatchGroup + WS"]]  # the two finished configs' rows
+    ckpts = sorted(p.name for p in (out / "checkpoints").iterdir())
+    assert ckpts == [".lock", "model1-bcn.json", "model1-bcn.pt", "model1-bcn_ws.json", "model1-bcn_ws.pt", "model1-bn.pt"]
+    assert list((out / "checkpoints" / "model1-bn.pt").iterdir()) == []  # the folder is left as it was

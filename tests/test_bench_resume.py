@@ -48,6 +48,17 @@ def _recorder():
     return on_event, seen
 
 
+def _sessions(out: Path) -> list[dict]:
+    """plan.json's record of the benchmark's sessions."""
+    return json.loads((out / "plan.json").read_text())["sessions"]
+
+
+def _set_wall_seconds(out: Path, i: int, seconds: float) -> None:
+    plan = json.loads((out / "plan.json").read_text())
+    plan["sessions"][i]["wall_seconds"] = seconds
+    (out / "plan.json").write_text(json.dumps(plan))
+
+
 def test_a_rerun_after_ctrl_c_trains_only_the_unfinished_runs(store, tmp_path):
     from benchmark.harness import run_bench
     from benchmark.report import read_jsonl
@@ -59,6 +70,10 @@ def test_a_rerun_after_ctrl_c_trains_only_the_unfinished_runs(store, tmp_path):
     assert started == ["model3-s0", "model3-s1", "model3-s2"]
     before = read_jsonl(out / "results.jsonl")
     assert sorted({r["seed"] for r in before}) == [0, 1]
+    (first,) = _sessions(out)  # the interrupted session's wall time is recorded too
+    assert (first["runs"], first["ended_runs"]) == (3, 2) and first["wall_seconds"] > 0
+    assert f"- wall time: {first['wall_seconds']:.0f} s, one session; INTERRUPTED" in (out / "results.md").read_text()
+    _set_wall_seconds(out, 0, 400.0)  # as if it had taken 400 s (the test must not depend on the clock)
 
     on_event, seen = _recorder()
     result = run_bench(_cfg(store, out), on_event=on_event)
@@ -72,8 +87,11 @@ def test_a_rerun_after_ctrl_c_trains_only_the_unfinished_runs(store, tmp_path):
     assert sorted((h["run"], h["epoch"]) for h in history) == [(f"model3-s{s}", e) for s in range(3) for e in (1, 2)]
     assert (out / "results.csv").read_text().count("\n") == 4  # header + 3 rows
     assert not list(out.glob("previous-*"))
-    assert ("- resumed: 2 runs were finished by an earlier session into this folder and kept (the wall time above is "
-            "this session's)") in (out / "results.md").read_text()
+    md = (out / "results.md").read_text()
+    assert "- resumed: 2 runs were finished by an earlier session into this folder and kept\n" in md
+    this = result.meta["wall_seconds"]
+    assert [(s["runs"], s["ended_runs"], s["wall_seconds"]) for s in _sessions(out)] == [(3, 2, 400.0), (1, 1, this)]
+    assert f"- wall time: {400 + this:.0f} s over 2 sessions (this one: {this:.0f} s, trained 1 run)\n" in md
     assert [f.name for f in result.files[1:]] == ["learning_curves.png", "accuracy_vs_epochs.png",
                                                   "accuracy_vs_face_size.png"]  # plots of kept rows (read back from JSON) too
 
@@ -124,6 +142,8 @@ def test_fresh_trains_a_finished_benchmark_again(store, tmp_path):
     on_event, seen = _recorder()
     run_bench(_cfg(store, out, seeds=1, fresh=True), on_event=on_event)
     assert seen["started"] == ["model3-s0"] and len(list(out.glob("previous-*"))) == 1
+    (previous,) = out.glob("previous-*")
+    assert len(_sessions(out)) == 1 and len(_sessions(previous)) == 1  # a new benchmark: its own sessions
 
 
 def test_ctrl_c_after_the_last_run_ended_is_not_an_interruption(store, tmp_path):
@@ -717,6 +737,9 @@ def test_a_finished_benchmark_given_more_seeds_trains_only_the_new_ones(store, t
     events = []
     run_bench(_cfg(store, out, seeds=2), on_event=events.append)  # plan.json is now the 2-seed plan
     assert [type(e).__name__ for e in events if type(e).__name__ in ("GridFinished", "RunStarted")] == ["GridFinished"]
+    # one benchmark, extended: its wall time counts all three sessions
+    assert [(s["runs"], s["ended_runs"]) for s in _sessions(out)] == [(1, 1), (1, 1), (0, 0)]
+    assert "over 3 sessions (this one: 0 s, trained nothing)" in (out / "results.md").read_text()
 
 
 def test_a_finished_benchmark_of_other_settings_says_what_differs(store, tmp_path):
@@ -821,3 +844,75 @@ def test_an_unfinished_benchmark_rotated_bilinear_by_an_older_lrfp_is_not_resume
         run_bench(_cfg(store, out, seeds=2))
     assert "(rotation interpolation bilinear before, nearest now" in str(e.value)
     assert read_jsonl(out / "results.jsonl") == rows
+
+
+def _bench_cli(capsys, store: Path, out: Path, seeds: int = 1) -> tuple[int, str, str]:
+    from bench_helpers import cli_run
+
+    return cli_run(capsys, "bench", "-d", str(store), "--split", "g", "--model", "model3", "--protocol", "quick",
+                   "--epochs", "2", "--seeds", str(seeds), "--input-size", "16", "--device", "cpu", "--precision",
+                   "fp32", "--out", str(out))
+
+
+def _wall_lines(out: Path, stdout: str) -> tuple[list[str], list[str]]:
+    """(the wall time line of results.md, that of the terminal)."""
+    md = [line for line in (out / "results.md").read_text().splitlines() if line.startswith("- wall time:")]
+    return md, [line for line in stdout.splitlines() if line.startswith("Wall time:")]
+
+
+def test_the_report_and_terminal_give_the_wall_time_over_every_session_also_when_a_rerun_trains_nothing(
+        store, tmp_path, capsys):
+    """A finished benchmark rerun unchanged used to report this invocation's ~0 s as the benchmark's wall time."""
+    out = tmp_path / "o"
+    code, stdout, _ = _bench_cli(capsys, store, out)
+    assert code == 0
+    (first,) = _sessions(out)
+    assert (first["runs"], first["ended_runs"]) == (1, 1)
+    wall = f"{first['wall_seconds']:.0f} s, one session"
+    assert _wall_lines(out, stdout) == ([f"- wall time: {wall}"], [f"Wall time: {wall}"])
+
+    _set_wall_seconds(out, 0, 412.4)  # as if it had taken 412 s (the test must not depend on the clock)
+    code, stdout, _ = _bench_cli(capsys, store, out)  # finished: trains nothing, writes the report again
+    assert code == 0
+    wall = "412 s over 2 sessions (this one: 0 s, trained nothing)"
+    assert _wall_lines(out, stdout) == ([f"- wall time: {wall}"], [f"Wall time: {wall}"])
+    assert [(s["runs"], s["ended_runs"]) for s in _sessions(out)] == [(1, 1), (0, 0)]
+
+
+def test_an_out_folder_of_an_lrfp_that_did_not_record_sessions_says_its_wall_time_is_unknown(store, tmp_path, capsys):
+    from benchmark.harness import run_bench
+
+    out = tmp_path / "o"
+    on_event, _ = _interrupt_when("model3-s1")
+    with pytest.raises(KeyboardInterrupt):
+        run_bench(_cfg(store, out, seeds=2), on_event=on_event)
+    plan = json.loads((out / "plan.json").read_text())
+    del plan["sessions"]  # what an older lrfp wrote
+    (out / "plan.json").write_text(json.dumps(plan))
+
+    code, stdout, _ = _bench_cli(capsys, store, out, seeds=2)  # resumes: trains model3-s1
+    assert code == 0
+    this = _sessions(out)[-1]["wall_seconds"]
+    wall = (f"unknown: the earlier sessions were run by an lrfp that did not record their wall time (this one: "
+            f"{this:.0f} s, trained 1 run)")
+    assert _wall_lines(out, stdout) == ([f"- wall time: {wall}"], [f"Wall time: {wall}"])
+
+    _set_wall_seconds(out, 1, 30.0)
+    code, stdout, _ = _bench_cli(capsys, store, out, seeds=2)  # finished: trains nothing
+    assert code == 0
+    wall = ("unknown: the earlier sessions were run by an lrfp that did not record their wall time; the 2 sessions "
+            "since took 30 s (this one: 0 s, trained nothing)")
+    assert _wall_lines(out, stdout) == ([f"- wall time: {wall}"], [f"Wall time: {wall}"])
+    assert _sessions(out)[0] == {"unrecorded": "the sessions of an lrfp that did not record them"}
+
+
+def test_a_session_killed_before_it_recorded_its_wall_time_makes_the_total_a_lower_bound():
+    """A SIGKILL (or a crash) leaves its session in plan.json with wall_seconds null."""
+    from benchmark.report import wall_time_words
+
+    killed = {"runs": 3, "ended_runs": 0, "wall_seconds": None}
+    sessions = [{"runs": 3, "ended_runs": 1, "wall_seconds": 100.0}, killed, {"runs": 2, "ended_runs": 1, "wall_seconds": 7.2}]
+    assert wall_time_words({"wall_seconds": 7.2, "sessions": sessions}) == (
+        "at least 107 s over 3 sessions (1 ended without recording its wall time: killed?; this one: 7 s, 1 of its 2 "
+        "runs ended)")
+    assert wall_time_words({"wall_seconds": 3.0}) == "3 s"  # a meta without sessions (a caller's own)

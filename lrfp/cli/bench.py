@@ -58,6 +58,7 @@ def bench(
     if all_models and model:
         raise UsageError(f"--all runs every model, --model {' --model '.join(model)} only some: give one of them")
     from benchmark.harness import BenchConfig, run_bench
+    from benchmark.report import wall_time_words
     cfg = BenchConfig(
         data_dir=data_dir, out=out, models=() if all_models else tuple(model or ()), protocol=protocol,
         epochs=epochs, seeds=seeds, device=device, threads=threads, split=split, dataset=dataset, eval_on=eval_on,
@@ -75,6 +76,7 @@ def bench(
         console.print(tables.bench_summary_table(result.summary, result.rows))  # piped: never wrapped (cli/console.py)
         for line in tables.bench_failures(result.rows):  # whole, at any width: soft_wrap folds nothing away
             console.print(line, soft_wrap=True, markup=False)
+        console.print(f"Wall time: {wall_time_words(result.meta)}", soft_wrap=True, markup=False)  # all its sessions
         console.print(f"Results in {result.out}: " + ", ".join(p.name for p in result.files), soft_wrap=True)
     if result.meta.get("previous_results"):
         why = result.meta.get("previous_reason")
