@@ -283,8 +283,17 @@ def test_kill_during_a_run_then_rerun_finishes_without_duplicates(media: Path, b
     check_every_crop_has_its_file(data)
 
 
-@pytest.mark.parametrize("workers", ["1", "2"])
-def test_ctrl_c_stops_cleanly_and_a_rerun_finishes(media: Path, base: str, models: str, tmp_path: Path, workers: str) -> None:
+@pytest.mark.parametrize("workers, sig, group", [
+    ("1", signal.SIGINT, True),  # Ctrl-C in a terminal: the whole process group
+    ("2", signal.SIGINT, True),
+    ("1", signal.SIGTERM, False),  # `kill PID`: the command alone; with workers it tells them to stop
+    ("2", signal.SIGTERM, False),
+    ("2", signal.SIGTERM, True),  # `timeout`, systemd: the whole group, so the workers die at once
+], ids=["ctrl-c", "ctrl-c-workers", "sigterm", "sigterm-workers", "sigterm-group-workers"])
+def test_ctrl_c_or_sigterm_stops_cleanly_and_a_rerun_finishes(media: Path, base: str, models: str, tmp_path: Path,
+                                                             workers: str, sig: int, group: bool) -> None:
+    from lrfp.fetch.pool import STOPPED
+
     rows = [
         {"url": f"{base}/{CORRIDOR_GIF}", "id": "corridor"},
         {"url": f"{base}/slow/arcade480.mp4", "id": "slow"},  # served at ~400 kB/s: ~7 s to download
@@ -297,16 +306,28 @@ def test_ctrl_c_stops_cleanly_and_a_rerun_finishes(media: Path, base: str, model
         wait_for(lambda: db_count(data, "SELECT COUNT(*) FROM sources WHERE (name='slow' AND status='running') "
                                         "OR (name='corridor' AND status='ok')") == 2, 120, proc)
         time.sleep(0.3)
-        os.killpg(proc.pid, signal.SIGINT)  # like Ctrl-C in a terminal: the whole process group
+        if group:
+            os.killpg(proc.pid, sig)
+        else:
+            os.kill(proc.pid, sig)
         _, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 130, err
-    assert "Interrupted: what was stored stays; rerun the same command to finish." in err
+    if sig == signal.SIGTERM:
+        assert proc.returncode == 143, err
+        assert "Terminated (SIGTERM): what was stored stays; rerun the same command to finish." in err
+        assert "stopping (SIGTERM): the current videos are marked interrupted" in " ".join(err.split())
+    else:
+        assert proc.returncode == 130, err
+        assert "Interrupted: what was stored stays; rerun the same command to finish." in err
+    assert "Traceback" not in err
     st = statuses(data)
     assert st["corridor"] == ("ok", None)
-    assert st["slow"] == ("interrupted", "stopped by the user during the download; rerun to finish")
+    if sig == signal.SIGTERM and group and workers == "2":  # its worker was ended mid-download
+        assert st["slow"] == ("interrupted", STOPPED)
+    else:
+        assert st["slow"] == ("interrupted", "stopped by the user during the download; rerun to finish")
     n = db_count(data, "SELECT COUNT(*) FROM crops")
     assert n > 0
 

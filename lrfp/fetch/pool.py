@@ -16,6 +16,11 @@ from lrfp.procpool import SpawnPool, report, stop_requested
 from lrfp.store import open_store
 
 
+STOPPED = ("its worker process was ended by the signal that stopped the run (SIGTERM to the process group); rerun "
+           "to finish (crops stored so far are kept)")
+"""The error of a video whose worker a Ctrl-C or SIGTERM to the whole process group ended mid-video."""
+
+
 def _worker_init() -> None:
     import cv2
     from multiprocessing import util
@@ -85,6 +90,12 @@ def _run_pool_once(data_dir, todo, cfg, model, emit, stop, results) -> list[Mani
     with open_store(data_dir) as store:
         started = [r for r in broken if (src := store.find_source(r.name)) is None or src["status"] != VideoStatus.pending]
         not_started = [r for r in broken if r not in started]
+        if stop.is_set():  # Ctrl-C or SIGTERM to the whole process group (timeout, systemd) ended the workers too
+            for row in started:
+                results[row.name] = r = VideoResult(row.name, row.url, VideoStatus.interrupted, STOPPED)
+                store.upsert_source(row.name, "video", status=r.status, error=r.error)
+                emit(FetchEvent("done", row.name, result=r))
+            return []  # the rows not started stay pending, as on Ctrl-C
         if not started:  # the pool broke before any video began: do not loop on it
             started, not_started = not_started, []
             reason = f"the worker processes died before they started ({how})"
