@@ -14,7 +14,7 @@ from lrfp.fetch.results import Emit, FetchEvent, VideoResult
 from lrfp.fetch.video import end_redo, fetch_video
 from lrfp.manifest import ManifestRow
 from lrfp.procpool import SpawnPool, report, stop_requested
-from lrfp.store import open_store
+from lrfp.store import Store, open_store
 
 
 STOPPED = ("its worker process was ended by the signal that stopped the run (SIGTERM to the process group); rerun "
@@ -132,7 +132,7 @@ def _run_pool_once(data_dir, todo, cfg, model, emit, stop, results) -> list[Mani
     return again
 
 
-def _fail(store, row: ManifestRow, reason: str, results: dict[str, VideoResult], emit: Emit) -> None:  # noqa: ANN001
+def _fail(store: Store, row: ManifestRow, reason: str, results: dict[str, VideoResult], emit: Emit) -> None:
     """Record `row`'s video as failed (`error`, `reason`); a redo of it gives back the earlier run (video.end_redo)."""
     results[row.name] = r = VideoResult(row.name, row.url, VideoStatus.error, reason)
     store.upsert_source(row.name, "video", status=r.status, error=r.error)
