@@ -283,8 +283,17 @@ def test_kill_during_a_run_then_rerun_finishes_without_duplicates(media: Path, b
     check_every_crop_has_its_file(data)
 
 
-@pytest.mark.parametrize("workers", ["1", "2"])
-def test_ctrl_c_stops_cleanly_and_a_rerun_finishes(media: Path, base: str, models: str, tmp_path: Path, workers: str) -> None:
+@pytest.mark.parametrize("workers, sig, group", [
+    ("1", signal.SIGINT, True),  # Ctrl-C in a terminal: the whole process group
+    ("2", signal.SIGINT, True),
+    ("1", signal.SIGTERM, False),  # `kill PID`: the command alone; with workers it tells them to stop
+    ("2", signal.SIGTERM, False),
+    ("2", signal.SIGTERM, True),  # `timeout`, systemd: the whole group, so the workers die at once
+], ids=["ctrl-c", "ctrl-c-workers", "sigterm", "sigterm-workers", "sigterm-group-workers"])
+def test_ctrl_c_or_sigterm_stops_cleanly_and_a_rerun_finishes(media: Path, base: str, models: str, tmp_path: Path,
+                                                             workers: str, sig: int, group: bool) -> None:
+    from lrfp.fetch.pool import STOPPED
+
     rows = [
         {"url": f"{base}/{CORRIDOR_GIF}", "id": "corridor"},
         {"url": f"{base}/slow/arcade480.mp4", "id": "slow"},  # served at ~400 kB/s: ~7 s to download
@@ -297,16 +306,28 @@ def test_ctrl_c_stops_cleanly_and_a_rerun_finishes(media: Path, base: str, model
         wait_for(lambda: db_count(data, "SELECT COUNT(*) FROM sources WHERE (name='slow' AND status='running') "
                                         "OR (name='corridor' AND status='ok')") == 2, 120, proc)
         time.sleep(0.3)
-        os.killpg(proc.pid, signal.SIGINT)  # like Ctrl-C in a terminal: the whole process group
+        if group:
+            os.killpg(proc.pid, sig)
+        else:
+            os.kill(proc.pid, sig)
         _, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 130, err
-    assert "Interrupted: what was stored stays; rerun the same command to finish." in err
+    if sig == signal.SIGTERM:
+        assert proc.returncode == 143, err
+        assert "Terminated (SIGTERM): what was stored stays; rerun the same command to finish." in err
+        assert "stopping (SIGTERM): the current videos are marked interrupted" in " ".join(err.split())
+    else:
+        assert proc.returncode == 130, err
+        assert "Interrupted: what was stored stays; rerun the same command to finish." in err
+    assert "Traceback" not in err
     st = statuses(data)
     assert st["corridor"] == ("ok", None)
-    assert st["slow"] == ("interrupted", "stopped by the user during the download; rerun to finish")
+    if sig == signal.SIGTERM and group and workers == "2":  # its worker was ended mid-download
+        assert st["slow"] == ("interrupted", STOPPED)
+    else:
+        assert st["slow"] == ("interrupted", "stopped by the user during the download; rerun to finish")
     n = db_count(data, "SELECT COUNT(*) FROM crops")
     assert n > 0
 
@@ -364,33 +385,51 @@ def _worker_pids(parent: int) -> list[int]:
     return pids
 
 
+def _has_open(pid: int, folder: Path, stem: str) -> bool:
+    """Whether process `pid` has a file `folder/stem.*` open (a download being written)."""
+    try:
+        links = [os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir()]
+    except OSError:
+        return False
+    return any(Path(link).parent == folder and Path(link).name.startswith(stem + ".") for link in links)
+
+
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the worker processes through /proc")
-def test_a_worker_process_that_dies_fails_its_videos_and_the_rest_goes_on(media: Path, base: str, models: str, tmp_path: Path) -> None:
+def test_a_worker_process_that_dies_fails_only_its_video_and_the_others_start_over(media: Path, base: str, models: str,
+                                                                                  tmp_path: Path) -> None:
+    from lrfp.fetch.download import download_key
+
+    slow_url = f"{base}/slow/arcade480.mp4"
     rows = [
-        {"url": f"{base}/slow/arcade480.mp4", "id": "slow-a"},  # both workers busy downloading for ~7 s
-        {"url": f"{base}/slow/arcade480.mp4?copy=b", "id": "slow-b"},
-        {"url": f"{base}/{CORRIDOR_GIF}", "id": "corridor"},  # not started when the worker dies
-        {"url": f"{base}/{STAGE_360}", "id": "stage"},
+        {"url": slow_url, "id": "slow"},  # one worker downloads it for ~7 s: that worker is killed
+        {"url": f"{base}/{STAGE_360}", "id": "stage"},  # the other worker: half done (crops stored) at the kill
+        {"url": f"{base}/{CORRIDOR_GIF}", "id": "corridor"},  # not started then
     ]
     manifest = write_manifest(tmp_path / "m.csv", rows)
+    clean = tmp_path / "clean"
+    assert fetch(write_manifest(tmp_path / "clean.csv", rows[1:]), clean, models, "--every", "0.1") == 0
     data = tmp_path / "data"
     proc = cli_subprocess(["fetch", str(manifest), "-d", str(data), "--models-dir", models, "--retries", "0",
-                           "--workers", "2"], start_new_session=True)
+                           "--workers", "2", "--every", "0.1"], start_new_session=True)
     try:
-        wait_for(lambda: db_count(data, "SELECT COUNT(*) FROM sources WHERE status = 'running'") == 2, 120, proc)
-        workers = _worker_pids(proc.pid)
-        assert len(workers) == 2, workers
-        os.kill(workers[0], signal.SIGKILL)  # a crash: out of memory, a native library, a kill
+        wait_for(lambda: db_count(data, "SELECT COUNT(*) FROM sources s WHERE status = 'running' AND (name = 'slow' OR "
+                                        "(name = 'stage' AND EXISTS (SELECT 1 FROM crops c WHERE c.source_id = s.id)))") == 2,
+                 120, proc)
+        downloading = [pid for pid in _worker_pids(proc.pid) if _has_open(pid, data / "downloads", download_key(slow_url))]
+        assert len(downloading) == 1, downloading
+        os.kill(downloading[0], signal.SIGKILL)  # a crash: out of memory, a native library, a kill
         out, err = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 1, err  # some rows failed, after the summary
+    assert proc.returncode == 1, err  # one row failed, after the summary
     st = statuses(data)
-    assert st["corridor"] == ("ok", None) and st["stage"] == ("ok", None)  # the rest went on, in new workers
-    for name in ("slow-a", "slow-b"):  # the pool stops every worker when one dies: both videos were cut short
-        assert st[name][0] == "error" and "a worker process died (killed by signal 9 (SIGKILL)" in st[name][1]
-    assert "a worker process died" in out + err
+    assert st["slow"] == ("error", "its worker process died (killed by signal 9 (SIGKILL): out of memory (the kernel's "
+                                   "OOM killer), or a kill -9?) while processing this video; rerun with --retry-failed")
+    assert st["stage"] == ("ok", None) and st["corridor"] == ("ok", None)  # started over / begun in new workers
+    assert "going on with 2 video(s) in new workers, 1 of them started over" in " ".join(err.split())
+    key = lambda r: (r["source_name"], r["sha256"], r["track_id"], r["frame_index"], r["box_x"], r["box_y"])
+    assert sorted(map(key, crop_rows(data))) == sorted(map(key, crop_rows(clean)))  # the half-done video's crops: none twice
     check_every_crop_has_its_file(data, tmp_left=True)
     with slow_path_at_full_speed():
         assert fetch(manifest, data, models, "--retry-failed") == 0

@@ -42,7 +42,7 @@ class LabelProcess:
                                           "--data-dir", str(data_dir), "--annotator", annotator])
             finally:
                 os._exit(127)
-        self.pid, self.fd, self.text = pid, fd, ""
+        self.pid, self.fd, self.text, self.raw = pid, fd, "", ""
         self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
         self._pending = ""  # an escape sequence cut in two by a read
 
@@ -54,6 +54,7 @@ class LabelProcess:
             except OSError:  # the child is gone
                 data = b""
             buf = self._pending + self._decoder.decode(data)
+            self.raw += buf[len(self._pending):]
             cut = buf.rfind("\x1b")
             if cut != -1 and not ANSI.match(buf, cut):
                 self._pending, buf = buf[cut:], buf[:cut]
@@ -186,6 +187,28 @@ def test_ctrl_c_quits_cleanly_with_a_summary(data_dir):
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
     with open_store(data_dir) as store:
         assert events(store) == [(ids[0], "without_mask", "ana", "label")]
+
+
+def test_sigterm_quits_as_q_does_keeps_every_label_and_restores_the_terminal(data_dir):
+    """`kill PID`, `timeout` or a scheduler: the app quits cleanly (summary, terminal back to normal), exit 143."""
+    ids = queue(data_dir)
+    proc = LabelProcess(data_dir, "ana")
+    proc.wait_for(acknowledged(0), STARTUP_S)
+    for i, key in enumerate("nm", 1):
+        proc.press(key)
+        proc.wait_for(acknowledged(i), ACK_S)
+    os.kill(proc.pid, signal.SIGTERM)
+    proc.wait_for("ana labeled 2 crops this session (with_mask 1, without_mask 1).", ACK_S)
+    proc.wait_for("Terminated (SIGTERM): what was stored stays; rerun the same command to finish.", ACK_S)
+    status = wait_exit(proc.pid, ACK_S)
+    os.close(proc.fd)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 143
+    assert "Traceback" not in proc.text
+    entered = proc.raw.rfind("\x1b[?1049h")  # the app's alternate screen ...
+    assert entered != -1 and proc.raw.find("\x1b[?1049l", entered) != -1  # ... left again
+    assert proc.raw.find("\x1b[?25h", entered) != -1  # and the cursor shown again
+    with open_store(data_dir) as store:
+        assert events(store) == [(ids[0], "without_mask", "ana", "label"), (ids[1], "with_mask", "ana", "label")]
 
 
 def test_closed_terminal_loses_nothing(data_dir):

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import sys
-from typing import Iterator
 
 import typer
 from typer.exceptions import TyperException
 
-from lrfp import __version__
+from lrfp import __version__, interrupts
 from lrfp.errors import LrfpError
+from lrfp.interrupts import Terminated, sigterm_as_interrupt  # noqa: F401 - the names commands and tests use
 
 app = typer.Typer(
     name="lrfp",
@@ -174,34 +173,7 @@ def _is_path(param) -> bool:  # noqa: ANN001 - an option of the command tree
 
 INTERRUPTED = "Interrupted: what was stored stays; rerun the same command to finish."
 _on_interrupt = [INTERRUPTED]
-_terminated = [False]  # set by sigterm_as_interrupt's handler: main() then exits 143, not 130
 SIGTERM_EXIT = 143  # 128 + 15: what a shell reports for a process that SIGTERM ended
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (kill, timeout, a scheduler taking the machine back) raised where Ctrl-C's KeyboardInterrupt would
-    be, so that a command cleans up the same way; main() says so and exits 143."""
-
-
-@contextlib.contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """During the block (main thread only), SIGTERM raises Terminated instead of ending the process at once."""
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def terminated(signum: int, frame: object) -> None:
-        _terminated[0] = True
-        raise Terminated
-
-    previous = signal.signal(signal.SIGTERM, terminated)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def on_interrupt_say(message: str) -> None:
@@ -214,12 +186,16 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: runs the app and turns LrfpError into `Error: <message>` and an exit code."""
     debug = os.environ.get("LRFP_DEBUG") == "1"
     _on_interrupt[-1] = INTERRUPTED
-    _terminated[0] = False
+    interrupts.reset()
     try:
         cmd = command()
         refuse_conflicting_repeats(cmd, list(sys.argv[1:] if argv is None else argv))
         refuse_empty_paths(cmd, list(sys.argv[1:] if argv is None else argv))
-        rv = cmd(args=argv, standalone_mode=False, prog_name="lrfp")
+        # SIGTERM (kill, timeout, a scheduler's pre-emption) stops every command as Ctrl-C does: what was stored
+        # stays, and the command's own interruption message is shown (a command may stop more gently on it:
+        # interrupts.first_signal_stops).
+        with interrupts.sigterm_as_interrupt():
+            rv = cmd(args=argv, standalone_mode=False, prog_name="lrfp")
     except LrfpError as e:
         if debug:
             raise
@@ -235,7 +211,8 @@ def main(argv: list[str] | None = None) -> None:
             raise
         typer.echo(f"Error: unexpected {type(e).__name__}: {e} (rerun with LRFP_DEBUG=1 for the traceback)", err=True)
         sys.exit(1)
-    if rv == 130:  # typer turns Ctrl-C (and Terminated) inside a command into exit code 130
+    if rv == 130:  # typer turns Ctrl-C (and Terminated) inside a command into exit code 130; a command stopped by
+        # a signal (interrupts.first_signal_stops) exits 130 too, and interrupts.terminated() tells which signal
         rv = _say_interrupted()
     sys.exit(rv if isinstance(rv, int) else 0)
 
@@ -243,7 +220,7 @@ def main(argv: list[str] | None = None) -> None:
 def _say_interrupted() -> int:
     """Print what an interrupted command leaves and how to finish it; the exit code (130 Ctrl-C, 143 SIGTERM)."""
     message = _on_interrupt[-1]
-    if _terminated[0]:
+    if interrupts.terminated():
         message = message.replace("Interrupted:", "Terminated (SIGTERM):", 1)
     typer.echo(message, err=True)
-    return SIGTERM_EXIT if _terminated[0] else 130
+    return SIGTERM_EXIT if interrupts.terminated() else 130

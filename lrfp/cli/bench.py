@@ -59,25 +59,25 @@ def bench(
         raise UsageError(f"--all runs every model, --model {' --model '.join(model)} only some: give one of them")
     from benchmark.harness import BenchConfig, run_bench
     from benchmark.report import wall_time_words
+
     cfg = BenchConfig(
         data_dir=data_dir, out=out, models=() if all_models else tuple(model or ()), protocol=protocol,
         epochs=epochs, seeds=seeds, device=device, threads=threads, split=split, dataset=dataset, eval_on=eval_on,
         pretrained=not no_pretrained, input_size=input_size, jobs=jobs, batch_size=batch_size, precision=precision,
         compile=compile_, stack_seeds=stack_seeds, cuda_graph=cuda_graph, fresh=fresh,
     )
-    from lrfp.cli import on_interrupt_say, sigterm_as_interrupt
+    from lrfp.cli import on_interrupt_say
 
-    if fresh:  # on Ctrl-C the same command would start over again
+    if fresh:  # on Ctrl-C (or SIGTERM: main() raises it as Ctrl-C) the same command would start over again
         on_interrupt_say("Interrupted: what was stored stays; rerun the command without --fresh to finish.")
-    with sigterm_as_interrupt():  # kill, timeout, a scheduler's pre-emption: kept and reported as Ctrl-C is
-        with _progress() as on_event:
-            result = run_bench(cfg, on_event=on_event)
-        console.print(tables.bench_header(result.meta, result.summary), soft_wrap=True)
-        console.print(tables.bench_summary_table(result.summary, result.rows))  # piped: never wrapped (cli/console.py)
-        for line in tables.bench_failures(result.rows):  # whole, at any width: soft_wrap folds nothing away
-            console.print(line, soft_wrap=True, markup=False)
-        console.print(f"Wall time: {wall_time_words(result.meta)}", soft_wrap=True, markup=False)  # all its sessions
-        console.print(f"Results in {result.out}: " + ", ".join(p.name for p in result.files), soft_wrap=True)
+    with _progress() as on_event:
+        result = run_bench(cfg, on_event=on_event)
+    console.print(tables.bench_header(result.meta, result.summary), soft_wrap=True)
+    console.print(tables.bench_summary_table(result.summary, result.rows))  # piped: never wrapped (cli/console.py)
+    for line in tables.bench_failures(result.rows):  # whole, at any width: soft_wrap folds nothing away
+        console.print(line, soft_wrap=True, markup=False)
+    console.print(f"Wall time: {wall_time_words(result.meta)}", soft_wrap=True, markup=False)  # all its sessions
+    console.print(f"Results in {result.out}: " + ", ".join(p.name for p in result.files), soft_wrap=True)
     if result.meta.get("previous_results"):
         why = result.meta.get("previous_reason")
         console.print(f"The earlier results there were moved to {result.meta['previous_results']}"

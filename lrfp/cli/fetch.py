@@ -54,8 +54,9 @@ def fetch(
     Every video gets a status in the store (ok, no_faces, download_failed, not_a_video, too_high_res,
     bad_range, live_stream, truncated, error, interrupted). Rerunning skips videos already done and adds
     no duplicate crop; a video done with other settings is named and skipped unless --redo. Ctrl-C stops
-    cleanly. Exit 0 if every row succeeded, 1 if some failed or the disk is full, 2 for bad options or an
-    unusable manifest (checked before anything is downloaded). See docs/fetch-faults.md.
+    cleanly (exit 130), and so does SIGTERM (exit 143). Exit 0 if every row succeeded, 1 if some failed or the
+    disk is full, 2 for bad options or an unusable manifest (checked before anything is downloaded). See
+    docs/fetch-faults.md.
 
     Example:
       lrfp fetch manifests/sample.csv --downscale --workers 2

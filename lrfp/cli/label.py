@@ -68,3 +68,5 @@ def label(
     counts = summary.counts
     out.print(f"{summary.decided}/{summary.total} decided; {counts.get('unlabeled', 0)} unlabeled, "
               f"{counts.get('skip', 0)} skipped. Rerun `lrfp label` to continue.")
+    if result.stop_signal is not None:
+        raise typer.Exit(130)  # main() says what an interruption means (143 for SIGTERM)

@@ -3,14 +3,13 @@ and turn Ctrl-C into a clean stop.
 
 Resumable (videos whose status is final are skipped; a video cut short is redone and its crops,
 identical bytes, are not stored twice), parallel (`workers` processes, each with its own Store), and
-stoppable (Ctrl-C: the current frame finishes, the video is marked `interrupted`, what is stored stays).
+stoppable (Ctrl-C or SIGTERM: the current frame finishes, the video is marked `interrupted`, what is stored stays).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import signal
 import threading
 import time
 from pathlib import Path
@@ -137,22 +136,17 @@ def record_description(store: Store, src: Any, row: ManifestRow) -> None:
 
 @contextlib.contextmanager
 def first_ctrl_c_sets(stop: threading.Event, emit: Emit):
-    """First Ctrl-C: finish the current frame and stop cleanly. A second one interrupts at once."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
+    """First Ctrl-C or SIGTERM (kill, timeout, a scheduler's pre-emption): finish the current frame and stop
+    cleanly. A second one interrupts at once (interrupts.first_signal_stops)."""
+    from lrfp.interrupts import first_signal_stops, signal_name
 
-    def handler(signum: int, frame: Any) -> None:
-        if stop.is_set():
-            raise KeyboardInterrupt
+    def on_stop(signum: int) -> None:
         stop.set()
-        emit(FetchEvent("message", message="stopping: the current videos are marked interrupted (Ctrl-C again to quit now)"))
+        emit(FetchEvent("message", message=f"stopping ({signal_name(signum)}): the current videos are marked "
+                                           "interrupted (Ctrl-C again to quit now)"))
 
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
+    with first_signal_stops(on_stop):
         yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def _run_here(data_dir, todo, cfg, model, emit, stop, results) -> bool:

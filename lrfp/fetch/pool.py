@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from concurrent.futures import Future
 from pathlib import Path
@@ -13,12 +14,21 @@ from lrfp.fetch.results import Emit, FetchEvent, VideoResult
 from lrfp.fetch.video import end_redo, fetch_video
 from lrfp.manifest import ManifestRow
 from lrfp.procpool import SpawnPool, report, stop_requested
-from lrfp.store import open_store
+from lrfp.store import Store, open_store
 
 
-def _worker_init() -> None:
+STOPPED = ("its worker process was ended by the signal that stopped the run (SIGTERM to the process group); rerun "
+           "to finish (crops stored so far are kept)")
+"""The error of a video whose worker a Ctrl-C or SIGTERM to the whole process group ended mid-video."""
+
+
+def _worker_init(started_by) -> None:  # noqa: ANN001 - a shared ctypes array of process ids
     import cv2
     from multiprocessing import util
+
+    from lrfp.procpool import WORKER
+
+    WORKER["started_by"] = started_by
 
     cv2.setNumThreads(1)  # one core per worker: N workers use N cores, without oversubscription
     # The worker's videos share one detector; close it as the worker exits, while MediaPipe's threads still run
@@ -26,9 +36,13 @@ def _worker_init() -> None:
     util.Finalize(None, close_idle_detectors, exitpriority=10)
 
 
-def _worker_fetch(data_dir: Path, row: ManifestRow, cfg: FetchConfig, model: ResolvedDetector) -> VideoResult:
+def _worker_fetch(i: int, data_dir: Path, row: ManifestRow, cfg: FetchConfig, model: ResolvedDetector) -> VideoResult:
+    from lrfp.procpool import WORKER
+
     if stop_requested():
         return VideoResult(row.name, row.url, VideoStatus.pending, skipped=True)
+    # Shared memory, written at once (a queue's report could be lost with the process): which process has row i.
+    WORKER["started_by"][i] = os.getpid()
     with open_store(data_dir) as store:
         return fetch_video(store, row, cfg, model, report, stop_requested, threads=1)
 
@@ -36,8 +50,10 @@ def _worker_fetch(data_dir: Path, row: ManifestRow, cfg: FetchConfig, model: Res
 def run_pool(data_dir: Path, todo: list[ManifestRow], cfg: FetchConfig, model: ResolvedDetector, emit: Emit,
              stop: threading.Event, results: dict[str, VideoResult]) -> bool:
     """Run the rows in `cfg.workers` processes; returns True if stopped. If a worker process dies (out of
-    memory, a crash in a native library, a kill), the videos that were being processed get status `error`
-    with that reason, and a new pool goes on with the rows not started yet."""
+    memory, a crash in a native library, a kill), the video it was processing gets status `error` with that
+    cause (procpool.exit_cause); the pool then stops every other worker, and a new pool starts their videos
+    over (fetch_video redoes a video cut short: its crops come out identical and are not stored twice) and goes
+    on with the rows not started yet."""
     left = list(todo)
     while left and not stop.is_set():
         left = _run_pool_once(data_dir, left, cfg, model, emit, stop, results)
@@ -45,24 +61,27 @@ def run_pool(data_dir: Path, todo: list[ManifestRow], cfg: FetchConfig, model: R
 
 
 def _run_pool_once(data_dir, todo, cfg, model, emit, stop, results) -> list[ManifestRow]:
-    """One process pool over `todo`. Returns the rows not started because the pool broke (else [])."""
+    """One process pool over `todo`. Returns the rows to run in a new pool because this one broke (else [])."""
+    import multiprocessing as mp
     from concurrent.futures.process import BrokenProcessPool
 
-    pending: dict[Future, ManifestRow] = {}
-    broken: list[ManifestRow] = []
-    with SpawnPool(cfg.workers, _worker_init, terminate_on_error=False) as pool:
-        for row in todo:
-            pending[pool.submit(_worker_fetch, data_dir, row, cfg, model)] = row
+    pending: dict[Future, int] = {}
+    broken: list[int] = []
+    started_by = mp.get_context("spawn").RawArray("q", len(todo))  # row index -> the pid that began it (0: none)
+    with SpawnPool(cfg.workers, _worker_init, (started_by,), terminate_on_error=False) as pool:
+        for i, row in enumerate(todo):
+            pending[pool.submit(_worker_fetch, i, data_dir, row, cfg, model)] = i
         try:
             while pending:
                 if stop.is_set():
                     pool.request_stop()
                 for fut in pool.wait_any(pending, emit):
-                    row = pending.pop(fut)
+                    i = pending.pop(fut)
+                    row = todo[i]
                     try:
                         r = fut.result()
                     except BrokenProcessPool:
-                        broken.append(row)
+                        broken.append(i)
                         continue
                     except BaseException:  # a run-level error (e.g. the disk is full): stop the other workers too
                         pool.request_stop()
@@ -80,25 +99,44 @@ def _run_pool_once(data_dir, todo, cfg, model, emit, stop, results) -> list[Mani
     pool.drain(emit)  # what the workers sent just before they exited
     if not broken:
         return []
-    # The store tells which of them a worker had started (status running) and which never began (pending).
-    how = "; ".join(sorted(set(pool.deaths().values()))) or "stopped by signal 15 (SIGTERM)"
+    deaths = pool.deaths()  # pid -> cause, for the workers that died by themselves (not stopped by the pool)
+    how = "; ".join(sorted(set(deaths.values()))) or "stopped by signal 15 (SIGTERM)"
     with open_store(data_dir) as store:
-        started = [r for r in broken if (src := store.find_source(r.name)) is None or src["status"] != VideoStatus.pending]
-        not_started = [r for r in broken if r not in started]
-        if not started:  # the pool broke before any video began: do not loop on it
-            started, not_started = not_started, []
-            reason = f"the worker processes died before they started ({how})"
+        if stop.is_set():  # Ctrl-C or SIGTERM to the whole process group (timeout, systemd) ended the workers too
+            for row in (todo[i] for i in broken if started_by[i]):
+                results[row.name] = r = VideoResult(row.name, row.url, VideoStatus.interrupted, STOPPED)
+                store.upsert_source(row.name, "video", status=r.status, error=r.error)
+                emit(FetchEvent("done", row.name, result=r))
+            return []  # the rows not started stay pending, as on Ctrl-C
+        dead = {i: deaths[started_by[i]] for i in broken if started_by[i] in deaths}
+        if dead:
+            for i, cause in dead.items():
+                _fail(store, todo[i], f"its worker process died ({cause}) while processing this video; rerun with "
+                                      "--retry-failed", results, emit)
+            again = [todo[i] for i in broken if i not in dead]
+            restarted = sum(1 for i in broken if i not in dead and started_by[i])
         else:
-            reason = (f"a worker process died ({how}) while this video was being processed (every worker of the "
-                      "pool is stopped then, so it may have been another video's); rerun with --retry-failed")
-        for row in started:
-            results[row.name] = r = VideoResult(row.name, row.url, VideoStatus.error, reason)
-            store.upsert_source(row.name, "video", status=r.status, error=r.error)
-            if (kept := end_redo(store, row.name, r.status)) is not None:
-                r.kept_earlier = kept
-                r.error = f"{reason}; the redo failed, so the earlier run's status ({kept}), settings and crops are kept"
-            emit(FetchEvent("done", row.name, result=r))
-    if not_started:
-        emit(FetchEvent("message",
-                        message=f"a worker process died ({how}); going on with {len(not_started)} video(s) in new workers"))
-    return not_started
+            # No video's worker died by itself (one died idle, or was ended by someone's SIGTERM): the videos
+            # that were being processed fail, as one of them may be the cause; the rest go on.
+            started = [i for i in broken if started_by[i]] or broken  # none begun: do not loop on the pool
+            reason = (f"a worker process died ({how}) while this video was being processed (every worker of the pool "
+                      "is stopped then, so it may have been another video's); rerun with --retry-failed"
+                      if any(started_by[i] for i in broken) else f"the worker processes died before they started ({how})")
+            for i in started:
+                _fail(store, todo[i], reason, results, emit)
+            again = [todo[i] for i in broken if i not in started]
+            restarted = 0
+    if again:
+        emit(FetchEvent("message", message=f"a worker process died ({how}); going on with {len(again)} video(s) in new "
+                                           f"workers" + (f", {restarted} of them started over" if restarted else "")))
+    return again
+
+
+def _fail(store: Store, row: ManifestRow, reason: str, results: dict[str, VideoResult], emit: Emit) -> None:
+    """Record `row`'s video as failed (`error`, `reason`); a redo of it gives back the earlier run (video.end_redo)."""
+    results[row.name] = r = VideoResult(row.name, row.url, VideoStatus.error, reason)
+    store.upsert_source(row.name, "video", status=r.status, error=r.error)
+    if (kept := end_redo(store, row.name, r.status)) is not None:
+        r.kept_earlier = kept
+        r.error = f"{reason}; the redo failed, so the earlier run's status ({kept}), settings and crops are kept"
+    emit(FetchEvent("done", row.name, result=r))

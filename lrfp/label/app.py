@@ -40,8 +40,25 @@ class LabelApp(App):
         self._last_key_time = time.monotonic()
         self._too_small = None
         self._views_ready = False
+        self._signal_loop = None  # the app's event loop, once mounted: where a signal's quit is scheduled
+        self.stop_signal: int | None = None
+        """The signal (SIGINT, SIGTERM) that made the app quit, else None (the user quit with q or Ctrl-C)."""
+
+    def quit_for_signal(self, signum: int) -> None:
+        """Quit as the q key does, because `signum` came (SIGTERM: kill, timeout; SIGINT from outside the terminal).
+        Called inside a signal handler: it only schedules the quit on the app's event loop (each label is
+        stored when its key is pressed, so nothing is left to save)."""
+        self.stop_signal = signum
+        if self._signal_loop is not None:
+            self._signal_loop.call_soon_threadsafe(self.exit)  # (on_mount quits if it comes before the loop is known)
 
     async def on_mount(self) -> None:
+        import asyncio
+
+        self._signal_loop = asyncio.get_running_loop()
+        if self.stop_signal is not None:
+            self.exit()
+            return
         if self.start_in_grid:
             await self.switch_to_grid(push=True)
         else:
@@ -125,10 +142,13 @@ class LabelRunResult:
 
     message: str | None = None
     summary: SessionSummary | None = None
+    stop_signal: int | None = None
+    """The signal (SIGTERM, or SIGINT from outside the terminal) that ended the app; None when the user quit."""
 
 
 def run_label_app(store_dir, cfg: LabelConfig, *, grid: bool = False) -> LabelRunResult:
-    """Open the store, build the session and run the app until the user quits.
+    """Open the store, build the session and run the app until the user quits, or a SIGTERM (or a SIGINT sent
+    from outside the terminal) makes it quit the same way: `stop_signal` says so.
 
     Raises UsageError for a bad `cfg`, or when stdin or stdout is not a terminal (see `require_terminal`),
     before the app draws anything or any label is stored; DataDirError when there is no store at `store_dir`.
@@ -141,6 +161,10 @@ def run_label_app(store_dir, cfg: LabelConfig, *, grid: bool = False) -> LabelRu
         if message is not None:
             return LabelRunResult(message=message)
         require_terminal()
-        LabelApp(session, grid=grid).run()
+        from lrfp.interrupts import first_signal_stops
+
+        app = LabelApp(session, grid=grid)
+        with first_signal_stops(app.quit_for_signal):  # SIGTERM quits as q does: the terminal is restored
+            app.run()
         session.refresh_counts()
-        return LabelRunResult(summary=session.summary())
+        return LabelRunResult(summary=session.summary(), stop_signal=app.stop_signal)
