@@ -54,18 +54,21 @@ def test_a_status_the_full_disk_refused_is_stored_once_the_run_has_stopped(share
     """The issue's race, forced: storing crops fails (disk full), and so does the video's `error` status (the
     other worker's bytes); the row used to stay `running`. It is `interrupted` now, which a plain rerun redoes."""
     data = tmp_path / "data"
-    monkeypatch.setattr(Store, "add_frames_and_crops", full)
-    monkeypatch.setattr(Store, "set_source_status", full)
     with serve(shared_dir / "data" / "videos") as base:
         manifest = write_manifest(tmp_path / "m.csv", [{"url": f"{base}/{STAGE_360}", "id": "stage"}])
-        assert fetch(manifest, data, models) == 1
-    err = capsys.readouterr().err
-    message = f"the data folder {data.resolve()} is full: No space left on device"
-    assert f"Error: {message}" in err and "Traceback" not in err and "left `running`" not in err, err
-    st, error = status(data, "stage")
-    assert st == "interrupted", (st, error)
-    assert error.startswith(f"the run ended before this video's status could be stored ({message}") and error.endswith(
-        "rerun the same command to finish (crops stored so far are kept)"), error
+        with monkeypatch.context() as m:
+            m.setattr(Store, "add_frames_and_crops", full)
+            m.setattr(Store, "set_source_status", full)
+            assert fetch(manifest, data, models) == 1
+        err = capsys.readouterr().err
+        message = f"the data folder {data.resolve()} is full: No space left on device"
+        assert f"Error: {message}" in err and "Traceback" not in err and "left `running`" not in err, err
+        st, error = status(data, "stage")
+        assert st == "interrupted", (st, error)
+        assert error.startswith(f"the run ended before this video's status could be stored ({message}") and error.endswith(
+            "rerun the same command to finish (crops stored so far are kept)"), error
+        assert fetch(manifest, data, models) == 0  # space freed: the same command finishes it
+    assert status(data, "stage") == ("ok", None)
 
 
 def test_a_row_left_running_is_redone_by_a_plain_rerun_without_duplicate_crops(shared_dir: Path, models: str,

@@ -72,14 +72,20 @@ def fetch_manifest(manifest: Path, data_dir: Path, cfg: FetchConfig, on_event: E
 
 CUT_SHORT = "the run ended before this video's status could be stored ({why}); rerun the same command to finish (crops stored so far are kept)"
 """The error of a video left `running` by a run that ended on an exception (end_running)."""
+STOPPED_BY_RUN = "stopped because the run ended ({why}); rerun the same command to finish (crops stored so far are kept)"
+"""The error of a video whose worker was stopped because another video ended the run (end_running)."""
 
 
 def end_running(data_dir: Path, names: list[str], e: BaseException) -> list[str]:
-    """After a run ended on `e` (every worker stopped): the videos of `names` still `running` in the store -- their
-    final status could not be written (the disk was full when another worker took the last bytes, a lock, a
-    second Ctrl-C) -- become `interrupted`, which a plain rerun redoes (a crop already stored is not stored
-    twice). One write, now that the workers' downloads are removed. Returns the names still `running` because
-    even that failed (a rerun redoes a `running` row too, as after a kill -9 or a power cut)."""
+    """After a run ended on `e` (every worker stopped): the videos of `names` (those without a result) still
+    `running` in the store -- their final status could not be written (the disk was full when another worker took
+    the last bytes, a lock, a second Ctrl-C) -- become `interrupted`, which a plain rerun redoes (a crop already
+    stored is not stored twice). One write, now that the workers' downloads are removed. Unless `e` is a Ctrl-C or
+    SIGTERM, those a pool's worker recorded as stopped by the user (video.BY_USER) say what stopped them instead.
+    Returns the names still `running` because even that failed (a rerun redoes a `running` row too, as after a
+    kill -9 or a power cut)."""
+    from lrfp.fetch.video import BY_USER
+
     if not names:
         return []
     if isinstance(e, KeyboardInterrupt):
@@ -89,6 +95,9 @@ def end_running(data_dir: Path, names: list[str], e: BaseException) -> list[str]
     try:
         with open_store(data_dir) as store:
             store.replace_status(names, VideoStatus.running, VideoStatus.interrupted, CUT_SHORT.format(why=why))
+            if not isinstance(e, KeyboardInterrupt):
+                store.replace_status(names, VideoStatus.interrupted, VideoStatus.interrupted,
+                                     STOPPED_BY_RUN.format(why=why), old_error=BY_USER)
     except Exception:  # noqa: BLE001 - the store cannot be written at all: say which rows were left
         with contextlib.suppress(Exception), open_store(data_dir, read_only=True) as store:
             return [n for n in names if (src := store.find_source(n)) is not None and src["status"] == VideoStatus.running]

@@ -32,6 +32,10 @@ TRUNCATED_SLACK_FRACTION = 0.10
 short of the length its container or yt-dlp declared (slack for rounded or estimated durations; the case
 seen: a server that closed early with no Content-Length gave 2.5 of 3.84 s)."""
 
+BY_USER = "stopped by the user"
+"""How the error of a video stopped by Ctrl-C or SIGTERM begins. The workers of a pool are stopped the same way when
+another video ended the run (a full disk): pipeline.end_running then says so instead."""
+
 Progress = Callable[..., None]  # (stage, done, total, force=False)
 
 
@@ -158,7 +162,7 @@ def fetch_video(
         except DownloadFailed as e:
             return finish(e.status, str(e))
         except DownloadStopped:
-            return finish(VideoStatus.interrupted, "stopped by the user during the download; rerun to finish")
+            return finish(VideoStatus.interrupted, f"{BY_USER} during the download; rerun to finish")
         return _process(store, source_id, row, got.path, cfg, model, res, finish, progress, should_stop, threads,
                         got.info, got.title, got.license)
     except KeyboardInterrupt:
@@ -178,12 +182,13 @@ def fetch_video(
                     raise
                 e = e2
         # The data folder is full (or unusable): the next videos would fail the same way. Free the download
-        # first, so that the status can still be written, then end the run. When it still cannot be written
-        # (another worker took the last bytes), the row stays `running` until pipeline.fetch_manifest records
-        # it after every worker stopped.
+        # first, so that the status can still be written, then end the run. The video is `interrupted`, not
+        # `error`: it is not the video's fault, and the plain rerun the message asks for redoes it (a failed
+        # status is skipped without --retry-failed). When even that cannot be written (another worker took the
+        # last bytes), the row stays `running` until pipeline.end_running records it after every worker stopped.
         with contextlib.suppress(Exception):
             _remove_downloads(store.root / DOWNLOADS_DIR, row.url)
-            finish(VideoStatus.error, str(run_error))
+            finish(VideoStatus.interrupted, str(run_error))
         raise run_error from e
 
 
@@ -240,7 +245,7 @@ def _process(store: Store, source_id: int, row: ManifestRow, path: Path, cfg: Fe
         meta["dropped"] = res.dropped()  # what each filter threw away, for `lrfp stats`
         store.upsert_source(row.name, "video", meta=meta)
     if stopped:
-        return finish(VideoStatus.interrupted, "stopped by the user; rerun to finish (crops stored so far are kept)")
+        return finish(VideoStatus.interrupted, f"{BY_USER}; rerun to finish (crops stored so far are kept)")
     short = truncation(job.decoded, info.fps, row.end_s, {"its container": container_s, "yt-dlp": download_info.get("duration")})
     if short is not None:
         return finish(VideoStatus.truncated, short)
