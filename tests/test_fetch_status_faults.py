@@ -145,3 +145,24 @@ def test_a_store_that_cannot_be_written_ends_the_run(exc: BaseException, words: 
         got = run_level_error(e, tmp_path)
         assert got is not None and words in str(got) and str(tmp_path) in str(got), (e, got)
     assert run_level_error(ValueError("a bad frame"), tmp_path) is None
+
+
+def test_a_store_write_outside_a_video_that_fails_is_the_same_run_error(shared_dir: Path, models: str, tmp_path: Path,
+                                                                        monkeypatch, capsys) -> None:
+    """The store refuses the write that starts a video (`running`), outside fetch_video's own handling (as the
+    pool's writes for a dead worker's video are): the same `Error: the data folder ... is full` (not an
+    'unexpected OperationalError'), and the row stays `pending`, which the rerun does."""
+    original = Store.upsert_source
+
+    def refuses_running(self, name, kind, **fields):
+        if fields.get("status") == "running":
+            raise sqlite3.OperationalError("database or disk is full")  # SQLite's words on a full disk
+        return original(self, name, kind, **fields)
+
+    data = tmp_path / "data"
+    monkeypatch.setattr(Store, "upsert_source", refuses_running)
+    manifest = write_manifest(tmp_path / "m.csv", [{"url": "http://127.0.0.1:9/stage.mp4", "id": "stage"}])
+    assert fetch(manifest, data, models) == 1
+    err = capsys.readouterr().err
+    assert f"Error: the data folder {data.resolve()} is full: No space left on device" in err and "unexpected" not in err, err
+    assert status(data, "stage") == ("pending", None)

@@ -62,9 +62,14 @@ def fetch_manifest(manifest: Path, data_dir: Path, cfg: FetchConfig, on_event: E
 
                 interrupted = run_pool(data_dir, todo, cfg, model, emit, stop, results)
     except BaseException as e:
-        left = end_running(data_dir, [row.name for row in todo if row.name not in results], e)
-        if left and isinstance(e, LrfpError):
-            e.args = (f"{e}\n{left_running_note(left)}",)  # the CLI prints it after `Error: `
+        # A store that can no longer be written outside a video (the pool recording a dead worker's video, a
+        # worker opening the store) is the same run-level error as inside one (video.run_level_error).
+        run_error = run_level_error(e, Path(data_dir).expanduser().resolve()) if isinstance(e, Exception) else None
+        left = end_running(data_dir, [row.name for row in todo if row.name not in results], run_error or e)
+        if left and isinstance(run_error, LrfpError):
+            run_error.args = (f"{run_error}\n{left_running_note(left)}",)  # the CLI prints it after `Error: `
+        if run_error is not None and run_error is not e:
+            raise run_error from e
         raise
     ordered = [results.get(r.name) or VideoResult(r.name, r.url, VideoStatus.pending, skipped=True) for r in rows]
     return FetchResult(ordered, time.monotonic() - t0, interrupted, model)
