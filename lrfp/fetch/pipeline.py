@@ -75,9 +75,11 @@ def fetch_manifest(manifest: Path, data_dir: Path, cfg: FetchConfig, on_event: E
     return FetchResult(ordered, time.monotonic() - t0, interrupted, model)
 
 
-CUT_SHORT = "the run ended before this video's status could be stored ({why}); rerun the same command to finish (crops stored so far are kept)"
+CUT_SHORT = ("the run ended before this video's status could be stored ({why}); rerun the same command to finish "
+             "(crops stored so far are kept)")
 """The error of a video left `running` by a run that ended on an exception (end_running)."""
-STOPPED_BY_RUN = "stopped because the run ended ({why}); rerun the same command to finish (crops stored so far are kept)"
+STOPPED_BY_RUN = ("stopped because the run ended ({why}); rerun the same command to finish "
+                  "(crops stored so far are kept)")
 """The error of a video whose worker was stopped because another video ended the run (end_running)."""
 
 
@@ -90,11 +92,12 @@ def end_running(data_dir: Path, names: list[str], e: BaseException) -> list[str]
     Returns the names still `running` because even that failed (a rerun redoes a `running` row too, as after a
     kill -9 or a power cut)."""
     from lrfp.fetch.video import BY_USER
+    from lrfp.interrupts import Terminated
 
     if not names:
         return []
     if isinstance(e, KeyboardInterrupt):
-        why = "SIGTERM" if type(e).__name__ == "Terminated" else "Ctrl-C"
+        why = "SIGTERM" if isinstance(e, Terminated) else "Ctrl-C"
     else:
         why = str(e) if isinstance(e, LrfpError) else f"{type(e).__name__}: {e}"
     try:
@@ -105,7 +108,8 @@ def end_running(data_dir: Path, names: list[str], e: BaseException) -> list[str]
                                      STOPPED_BY_RUN.format(why=why), old_error=BY_USER)
     except Exception:  # noqa: BLE001 - the store cannot be written at all: say which rows were left
         with contextlib.suppress(Exception), open_store(data_dir, read_only=True) as store:
-            return [n for n in names if (src := store.find_source(n)) is not None and src["status"] == VideoStatus.running]
+            return [n for n in names
+                    if (src := store.find_source(n)) is not None and src["status"] == VideoStatus.running]
         return names
     return []
 
