@@ -535,6 +535,20 @@ class Store:
                 (status, error, now(), source_id),
             )
 
+    def replace_status(self, names: Iterable[str], old: str, status: str, error: str | None, *,
+                       old_error: str | None = None) -> list[str]:
+        """Give every source of `names` whose status is `old` (and, with `old_error`, whose error begins with it)
+        the status `status` and `error`, in one transaction (one write: what a nearly full disk can still take);
+        returns the names changed, in order."""
+        names = list(names)
+        with self.transaction():
+            found = [name for name in names if (row := self.conn.execute(
+                "SELECT status, error FROM sources WHERE name = ?", (name,)).fetchone()) is not None
+                and row["status"] == old and (old_error is None or (row["error"] or "").startswith(old_error))]
+            self.conn.executemany("UPDATE sources SET status = ?, error = ?, updated_at = ? WHERE name = ?",
+                                  [(status, error, now(), name) for name in found])
+        return found
+
     def source(self, name: str) -> sqlite3.Row:
         row = self.conn.execute("SELECT * FROM sources WHERE name = ?", (name,)).fetchone()
         if row is None:

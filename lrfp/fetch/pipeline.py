@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lrfp.errors import InputError
+from lrfp.errors import InputError, LrfpError
 from lrfp.fetch.config import DONE, FAILED, ROW_SETTINGS, FetchConfig, VideoStatus, changed_settings
 from lrfp.fetch.detect import close_idle_detectors
 from lrfp.fetch.detect import resolve_detector
@@ -50,18 +50,74 @@ def fetch_manifest(manifest: Path, data_dir: Path, cfg: FetchConfig, on_event: E
         emit(FetchEvent("queued", row.name))
     results: dict[str, VideoResult] = {r.name: r for r in skipped}
     stop = threading.Event()
-    with first_ctrl_c_sets(stop, emit):
-        if cfg.workers == 1 or len(todo) <= 1:
-            try:
-                interrupted = _run_here(data_dir, todo, cfg, model, emit, stop, results)
-            finally:
-                close_idle_detectors()  # the videos shared one detector (workers close theirs when they exit)
-        else:
-            from lrfp.fetch.pool import run_pool
+    try:
+        with first_ctrl_c_sets(stop, emit):
+            if cfg.workers == 1 or len(todo) <= 1:
+                try:
+                    interrupted = _run_here(data_dir, todo, cfg, model, emit, stop, results)
+                finally:
+                    close_idle_detectors()  # the videos shared one detector (workers close theirs when they exit)
+            else:
+                from lrfp.fetch.pool import run_pool
 
-            interrupted = run_pool(data_dir, todo, cfg, model, emit, stop, results)
+                interrupted = run_pool(data_dir, todo, cfg, model, emit, stop, results)
+    except BaseException as e:
+        # A store that can no longer be written outside a video (the pool recording a dead worker's video, a
+        # worker opening the store) is the same run-level error as inside one (video.run_level_error).
+        run_error = run_level_error(e, Path(data_dir).expanduser().resolve()) if isinstance(e, Exception) else None
+        left = end_running(data_dir, [row.name for row in todo if row.name not in results], run_error or e)
+        if left and isinstance(run_error, LrfpError):
+            run_error.args = (f"{run_error}\n{left_running_note(left)}",)  # the CLI prints it after `Error: `
+        if run_error is not None and run_error is not e:
+            raise run_error from e
+        raise
     ordered = [results.get(r.name) or VideoResult(r.name, r.url, VideoStatus.pending, skipped=True) for r in rows]
     return FetchResult(ordered, time.monotonic() - t0, interrupted, model)
+
+
+CUT_SHORT = ("the run ended before this video's status could be stored ({why}); rerun the same command to finish "
+             "(crops stored so far are kept)")
+"""The error of a video left `running` by a run that ended on an exception (end_running)."""
+STOPPED_BY_RUN = ("stopped because the run ended ({why}); rerun the same command to finish "
+                  "(crops stored so far are kept)")
+"""The error of a video whose worker was stopped because another video ended the run (end_running)."""
+
+
+def end_running(data_dir: Path, names: list[str], e: BaseException) -> list[str]:
+    """After a run ended on `e` (every worker stopped): the videos of `names` (those without a result) still
+    `running` in the store -- their final status could not be written (the disk was full when another worker took
+    the last bytes, a lock, a second Ctrl-C) -- become `interrupted`, which a plain rerun redoes (a crop already
+    stored is not stored twice). One write, now that the workers' downloads are removed. Unless `e` is a Ctrl-C or
+    SIGTERM, those a pool's worker recorded as stopped by the user (video.BY_USER) say what stopped them instead.
+    Returns the names still `running` because even that failed (a rerun redoes a `running` row too, as after a
+    kill -9 or a power cut)."""
+    from lrfp.fetch.video import BY_USER
+    from lrfp.interrupts import Terminated
+
+    if not names:
+        return []
+    if isinstance(e, KeyboardInterrupt):
+        why = "SIGTERM" if isinstance(e, Terminated) else "Ctrl-C"
+    else:
+        why = str(e) if isinstance(e, LrfpError) else f"{type(e).__name__}: {e}"
+    try:
+        with open_store(data_dir) as store:
+            store.replace_status(names, VideoStatus.running, VideoStatus.interrupted, CUT_SHORT.format(why=why))
+            if not isinstance(e, KeyboardInterrupt):
+                store.replace_status(names, VideoStatus.interrupted, VideoStatus.interrupted,
+                                     STOPPED_BY_RUN.format(why=why), old_error=BY_USER)
+    except Exception:  # noqa: BLE001 - the store cannot be written at all: say which rows were left
+        with contextlib.suppress(Exception), open_store(data_dir, read_only=True) as store:
+            return [n for n in names
+                    if (src := store.find_source(n)) is not None and src["status"] == VideoStatus.running]
+        return names
+    return []
+
+
+def left_running_note(names: list[str]) -> str:
+    """What the error message adds when videos stayed `running` (end_running could not write their status)."""
+    return (f"The status of {len(names)} video(s) being processed could not be stored ({', '.join(names)}: left "
+            "`running`); the rerun redoes them.")
 
 
 def plan(store: Store, rows: list[ManifestRow], cfg: FetchConfig, manifest: Path,

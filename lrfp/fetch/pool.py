@@ -104,8 +104,9 @@ def _run_pool_once(data_dir, todo, cfg, model, emit, stop, results) -> list[Mani
     with open_store(data_dir) as store:
         if stop.is_set():  # Ctrl-C or SIGTERM to the whole process group (timeout, systemd) ended the workers too
             for row in (todo[i] for i in broken if started_by[i]):
-                results[row.name] = r = VideoResult(row.name, row.url, VideoStatus.interrupted, STOPPED)
+                r = VideoResult(row.name, row.url, VideoStatus.interrupted, STOPPED)
                 store.upsert_source(row.name, "video", status=r.status, error=r.error)
+                results[row.name] = r  # after the write: a row without a result is recorded by pipeline.end_running
                 emit(FetchEvent("done", row.name, result=r))
             return []  # the rows not started stay pending, as on Ctrl-C
         dead = {i: deaths[started_by[i]] for i in broken if started_by[i] in deaths}
@@ -134,9 +135,10 @@ def _run_pool_once(data_dir, todo, cfg, model, emit, stop, results) -> list[Mani
 
 def _fail(store: Store, row: ManifestRow, reason: str, results: dict[str, VideoResult], emit: Emit) -> None:
     """Record `row`'s video as failed (`error`, `reason`); a redo of it gives back the earlier run (video.end_redo)."""
-    results[row.name] = r = VideoResult(row.name, row.url, VideoStatus.error, reason)
+    r = VideoResult(row.name, row.url, VideoStatus.error, reason)
     store.upsert_source(row.name, "video", status=r.status, error=r.error)
     if (kept := end_redo(store, row.name, r.status)) is not None:
         r.kept_earlier = kept
         r.error = f"{reason}; the redo failed, so the earlier run's status ({kept}), settings and crops are kept"
+    results[row.name] = r  # after the writes: a row without a result is recorded by pipeline.end_running
     emit(FetchEvent("done", row.name, result=r))

@@ -32,6 +32,10 @@ TRUNCATED_SLACK_FRACTION = 0.10
 short of the length its container or yt-dlp declared (slack for rounded or estimated durations; the case
 seen: a server that closed early with no Content-Length gave 2.5 of 3.84 s)."""
 
+BY_USER = "stopped by the user"
+"""How the error of a video stopped by Ctrl-C or SIGTERM begins. The workers of a pool are stopped the same way when
+another video ended the run (a full disk): pipeline.end_running then says so instead."""
+
 Progress = Callable[..., None]  # (stage, done, total, force=False)
 
 
@@ -158,22 +162,33 @@ def fetch_video(
         except DownloadFailed as e:
             return finish(e.status, str(e))
         except DownloadStopped:
-            return finish(VideoStatus.interrupted, "stopped by the user during the download; rerun to finish")
+            return finish(VideoStatus.interrupted, f"{BY_USER} during the download; rerun to finish")
         return _process(store, source_id, row, got.path, cfg, model, res, finish, progress, should_stop, threads,
                         got.info, got.title, got.license)
     except KeyboardInterrupt:
-        finish(VideoStatus.interrupted, "interrupted by the user; rerun to finish (crops stored so far are kept)")
+        # If even this status cannot be stored (a full disk, a lock), the row stays `running`: the caller
+        # (pipeline.fetch_manifest) records it once the run has stopped, and a rerun redoes a `running` row anyway.
+        with contextlib.suppress(Exception):
+            finish(VideoStatus.interrupted, "interrupted by the user; rerun to finish (crops stored so far are kept)")
         raise
     except Exception as e:
         run_error = run_level_error(e, store.root)
         if run_error is None:  # a failure of one video is data: record it and go on with the next
             log.exception("fetching %s failed", row.url)
-            return finish(VideoStatus.error, f"{type(e).__name__}: {e}")
+            try:
+                return finish(VideoStatus.error, f"{type(e).__name__}: {e}")
+            except Exception as e2:  # the status itself cannot be stored: the store is unusable, end the run
+                if (run_error := run_level_error(e2, store.root)) is None:
+                    raise
+                e = e2
         # The data folder is full (or unusable): the next videos would fail the same way. Free the download
-        # first, so that the status can still be written, then end the run.
+        # first, so that the status can still be written, then end the run. The video is `interrupted`, not
+        # `error`: it is not the video's fault, and the plain rerun the message asks for redoes it (a failed
+        # status is skipped without --retry-failed). When even that cannot be written (another worker took the
+        # last bytes), the row stays `running` until pipeline.end_running records it after every worker stopped.
         with contextlib.suppress(Exception):
             _remove_downloads(store.root / DOWNLOADS_DIR, row.url)
-            finish(VideoStatus.error, str(run_error))
+            finish(VideoStatus.interrupted, str(run_error))
         raise run_error from e
 
 
@@ -230,7 +245,7 @@ def _process(store: Store, source_id: int, row: ManifestRow, path: Path, cfg: Fe
         meta["dropped"] = res.dropped()  # what each filter threw away, for `lrfp stats`
         store.upsert_source(row.name, "video", meta=meta)
     if stopped:
-        return finish(VideoStatus.interrupted, "stopped by the user; rerun to finish (crops stored so far are kept)")
+        return finish(VideoStatus.interrupted, f"{BY_USER}; rerun to finish (crops stored so far are kept)")
     short = truncation(job.decoded, info.fps, row.end_s, {"its container": container_s, "yt-dlp": download_info.get("duration")})
     if short is not None:
         return finish(VideoStatus.truncated, short)
@@ -283,14 +298,45 @@ def disk_full(e: BaseException) -> bool:
     return False
 
 
+def store_unwritable(e: BaseException) -> str | None:
+    """Whether `e` (or an exception it wraps) says the data folder can no longer be written, other than a full
+    disk: 'read-only' (EROFS, or SQLite's "attempt to write a readonly database", e.g. a filesystem remounted
+    read-only after an I/O error), 'locked' (SQLite's "database is locked": another process held the store's
+    write lock past the busy timeout, store.BUSY_TIMEOUT_MS), else None."""
+    import errno
+    import sqlite3
+
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if (isinstance(e, OSError) and e.errno == errno.EROFS) or (
+                isinstance(e, sqlite3.OperationalError) and "readonly database" in str(e)):
+            return "read-only"
+        if isinstance(e, sqlite3.OperationalError) and "database is locked" in str(e):
+            return "locked"
+        e = e.__cause__ or e.__context__
+    return None
+
+
 def run_level_error(e: BaseException, root: Path) -> LrfpError | None:
-    """The error that must end the whole run (not just this video), or None: an LrfpError as it is, a full
-    disk as a DataDirError naming the data folder."""
+    """The error that must end the whole run (not just this video), or None: an LrfpError as it is; a full
+    disk, a data folder that became read-only, or a store locked past the busy timeout as a DataDirError
+    naming the data folder (every next video, and this one's status, would fail the same way)."""
+    from lrfp.store import BUSY_TIMEOUT_MS
+
     if isinstance(e, LrfpError):
         return e
     if disk_full(e):
         return DataDirError(f"the data folder {root} is full: No space left on device; free some space "
                             "(or use another data folder with -d) and rerun the same command to finish")
+    why = store_unwritable(e)
+    if why == "read-only":
+        return DataDirError(f"the data folder {root} became read-only ({e}); make it writable again (remount it "
+                            "read-write) and rerun the same command to finish")
+    if why == "locked":
+        return DataDirError(f"the store in {root} stayed locked by another process for {BUSY_TIMEOUT_MS / 1000:g} s "
+                            "(database is locked); let the other lrfp command finish (or stop it) and rerun the same "
+                            "command to finish")
     return None
 
 
