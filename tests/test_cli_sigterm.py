@@ -135,3 +135,34 @@ def test_ctrl_c_still_exits_130_with_its_own_message(smfd_dir: Path, tmp_path: P
     code, _, err = cli_run(capsys, "import", str(folder), "--source", "s", "-d", str(tmp_path / "d"))
     assert code == 130
     assert err.strip().splitlines()[-1] == "Interrupted: what was stored stays; rerun the same command to finish."
+
+
+_AFTER_THE_COMMAND = """
+import atexit, os, signal, sys, time
+from lrfp.cli import main
+
+SIG = getattr(signal, sys.argv[1])
+
+def slow_shutdown():  # a signal while the interpreter shuts down (pyarrow, torch: ~0.3 s after publish or split)
+    os.kill(os.getpid(), SIG)
+    time.sleep(10)
+
+atexit.register(slow_shutdown)
+sys.argv = ["lrfp", *sys.argv[2:]]
+main()
+"""
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
+@pytest.mark.parametrize("args, code", [(["--version"], 0), (["stats", "-d", "/nonexistent/lrfp-data"], 2)])
+def test_a_signal_after_the_command_ended_exits_with_the_commands_code(sig, args, code):
+    """Tester's bug C: a SIGTERM just after `lrfp publish` had finished killed it silently (-15): a scheduler read
+    a failure, and the rerun it then tries is refused (--out no longer empty)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", _AFTER_THE_COMMAND, sig, *args], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == code, proc.stderr
+    assert "Traceback" not in proc.stderr and "KeyboardInterrupt" not in proc.stderr
+    assert (proc.stdout if code == 0 else proc.stderr).strip()  # the command's own output is there, flushed

@@ -183,10 +183,22 @@ def on_interrupt_say(message: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: runs the app and turns LrfpError into `Error: <message>` and an exit code."""
+    """Entry point: runs the app and turns LrfpError into `Error: <message>` and an exit code.
+
+    argv None: the process's own arguments, as the `lrfp` program (a signal during the interpreter's shutdown
+    then exits with the command's code: `interrupts.signals_exit_with`); a list: called from Python (tests).
+    """
     debug = os.environ.get("LRFP_DEBUG") == "1"
     _on_interrupt[-1] = INTERRUPTED
     interrupts.reset()
+    code = _run(argv, debug)
+    if argv is None:
+        interrupts.signals_exit_with(code)
+    sys.exit(code)
+
+
+def _run(argv: list[str] | None, debug: bool) -> int:
+    """The command's exit code: its own, or that of the error or interruption it ended with (said on stderr)."""
     try:
         cmd = command()
         refuse_conflicting_repeats(cmd, list(sys.argv[1:] if argv is None else argv))
@@ -200,21 +212,21 @@ def main(argv: list[str] | None = None) -> None:
         if debug:
             raise
         typer.echo(f"Error: {e}", err=True)
-        sys.exit(e.exit_code)
+        return e.exit_code
     except (typer.Abort, KeyboardInterrupt):
-        sys.exit(_say_interrupted())
+        return _say_interrupted()
     except TyperException as e:  # usage errors: typer's (vendored click) exceptions know how to show themselves
         e.show()
-        sys.exit(getattr(e, "exit_code", 2))
+        return getattr(e, "exit_code", 2)
     except Exception as e:  # an lrfp bug: say so briefly, full traceback only on request
         if debug:
             raise
         typer.echo(f"Error: unexpected {type(e).__name__}: {e} (rerun with LRFP_DEBUG=1 for the traceback)", err=True)
-        sys.exit(1)
+        return 1
     if rv == 130:  # typer turns Ctrl-C (and Terminated) inside a command into exit code 130; a command stopped by
         # a signal (interrupts.first_signal_stops) exits 130 too, and interrupts.terminated() tells which signal
-        rv = _say_interrupted()
-    sys.exit(rv if isinstance(rv, int) else 0)
+        return _say_interrupted()
+    return rv if isinstance(rv, int) else 0
 
 
 def _say_interrupted() -> int:
