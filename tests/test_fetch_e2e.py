@@ -437,6 +437,79 @@ def test_a_worker_process_that_dies_fails_only_its_video_and_the_others_start_ov
     check_every_crop_has_its_file(data)
 
 
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the worker processes through /proc")
+def test_a_worker_that_dies_idle_costs_no_video(media: Path, base: str, models: str, tmp_path: Path) -> None:
+    """Tester's bug B: the idle worker (its video done) killed while the other downloads: that video used to fail
+    ("may have been another video's"); it starts over in a new pool and ends ok."""
+    from lrfp.fetch.download import download_key
+
+    slow_url = f"{base}/slow/arcade480.mp4"
+    rows = [{"url": slow_url, "id": "slow"}, {"url": f"{base}/{CORRIDOR_GIF}", "id": "corridor"}]
+    manifest = write_manifest(tmp_path / "m.csv", rows)
+    data = tmp_path / "data"
+    proc = cli_subprocess(["fetch", str(manifest), "-d", str(data), "--models-dir", models, "--retries", "0",
+                           "--workers", "2", "--every", "0.1"], start_new_session=True)
+    try:
+        wait_for(lambda: db_count(data, "SELECT COUNT(*) FROM sources WHERE (name = 'slow' AND status = 'running') "
+                                        "OR (name = 'corridor' AND status = 'ok')") == 2, 120, proc)
+        workers = _worker_pids(proc.pid)
+        idle = [pid for pid in workers if not _has_open(pid, data / "downloads", download_key(slow_url))]
+        assert len(workers) == 2 and len(idle) == 1, workers
+        os.kill(idle[0], signal.SIGKILL)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert statuses(data) == {"slow": ("ok", None), "corridor": ("ok", None)}
+    assert "going on with 1 video(s) in new workers, 1 of them started over" in " ".join(err.split())
+    check_every_crop_has_its_file(data, tmp_left=True)
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the worker processes through /proc")
+def test_a_worker_killed_before_its_first_video_costs_no_video(media: Path, base: str, models: str,
+                                                               tmp_path: Path) -> None:
+    """Tester's bug A: a worker killed as it started (before any video) used to fail every video of the run."""
+    rows = [{"url": f"{base}/{CORRIDOR_GIF}", "id": "corridor"}, {"url": f"{base}/{STAGE_360}", "id": "stage"}]
+    manifest = write_manifest(tmp_path / "m.csv", rows)
+    data = tmp_path / "data"
+    proc = cli_subprocess(["fetch", str(manifest), "-d", str(data), "--models-dir", models, "--retries", "0",
+                           "--workers", "2", "--every", "0.1"], start_new_session=True)
+    try:
+        wait_for(lambda: bool(_worker_pids(proc.pid)), 60, proc)
+        # a spawned worker imports lrfp, OpenCV and MediaPipe (seconds) before it can take a video
+        os.kill(_worker_pids(proc.pid)[0], signal.SIGKILL)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert statuses(data) == {"corridor": ("ok", None), "stage": ("ok", None)}
+    assert "going on with 2 video(s) in new workers" in " ".join(err.split())
+
+
+def test_workers_that_cannot_start_fail_the_videos_and_do_not_loop(media: Path, base: str, models: str,
+                                                                   tmp_path: Path) -> None:
+    """Every worker dies as it starts (here a sitecustomize that ends spawned children; in life a broken install
+    or an OOM killer at work): after a second pool that fares the same, the videos fail, named, and fetch ends."""
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(
+        "import os, sys\nif '--multiprocessing-fork' in sys.argv:\n    os._exit(3)\n")
+    rows = [{"url": f"{base}/{CORRIDOR_GIF}", "id": "corridor"}, {"url": f"{base}/{STAGE_360}", "id": "stage"}]
+    manifest = write_manifest(tmp_path / "m.csv", rows)
+    data = tmp_path / "data"
+    env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(hook), os.environ.get("PYTHONPATH")]))}
+    proc = cli_subprocess(["fetch", str(manifest), "-d", str(data), "--models-dir", models, "--retries", "0",
+                           "--workers", "2"], env=env)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, err
+    st = statuses(data)
+    assert {v[0] for v in st.values()} == {"error"}, st
+    assert all(v[1].startswith("the worker processes died before they started (it exited with status 3") for v in st.values()), st
+    assert " ".join(err.split()).count("going on with 2 video(s) in new workers") == 1  # one retry, then it stops
+
+
 def test_bad_options_and_name_conflicts_exit_2(base: str, models: str, tmp_path: Path, smfd_small, capsys) -> None:
     manifest = write_manifest(tmp_path / "m.csv", [{"url": f"{base}/{CORRIDOR_GIF}", "id": "smfd"}])
     data = tmp_path / "data"

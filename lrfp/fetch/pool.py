@@ -53,15 +53,19 @@ def run_pool(data_dir: Path, todo: list[ManifestRow], cfg: FetchConfig, model: R
     memory, a crash in a native library, a kill), the video it was processing gets status `error` with that
     cause (procpool.exit_cause); the pool then stops every other worker, and a new pool starts their videos
     over (fetch_video redoes a video cut short: its crops come out identical and are not stored twice) and goes
-    on with the rows not started yet."""
-    left = list(todo)
+    on with the rows not started yet. A worker that dies idle (before its first video or between two) costs no
+    video: every row its death stopped starts over, unless a pool ends that way twice with no video begun or
+    done (workers that cannot start at all), which fails them."""
+    left, barren = list(todo), 0
     while left and not stop.is_set():
-        left = _run_pool_once(data_dir, left, cfg, model, emit, stop, results)
+        left, progressed = _run_pool_once(data_dir, left, cfg, model, emit, stop, results, give_up=barren >= 1)
+        barren = 0 if progressed else barren + 1
     return stop.is_set()
 
 
-def _run_pool_once(data_dir, todo, cfg, model, emit, stop, results) -> list[ManifestRow]:
-    """One process pool over `todo`. Returns the rows to run in a new pool because this one broke (else [])."""
+def _run_pool_once(data_dir, todo, cfg, model, emit, stop, results, give_up=False) -> tuple[list[ManifestRow], bool]:
+    """One process pool over `todo`. Returns (the rows to run in a new pool because this one broke, else []; whether
+    any video was begun or done). give_up: fail the rows of a pool whose workers all died idle, not restart them."""
     import multiprocessing as mp
     from concurrent.futures.process import BrokenProcessPool
 
@@ -97,8 +101,9 @@ def _run_pool_once(data_dir, todo, cfg, model, emit, stop, results) -> list[Mani
                 pool.request_stop()
             pool.drain(emit)
     pool.drain(emit)  # what the workers sent just before they exited
+    progressed = any(started_by) or len(broken) < len(todo)
     if not broken:
-        return []
+        return [], progressed
     deaths = pool.deaths()  # pid -> cause, for the workers that died by themselves (not stopped by the pool)
     how = "; ".join(sorted(set(deaths.values()))) or "stopped by signal 15 (SIGTERM)"
     with open_store(data_dir) as store:
@@ -108,7 +113,7 @@ def _run_pool_once(data_dir, todo, cfg, model, emit, stop, results) -> list[Mani
                 store.upsert_source(row.name, "video", status=r.status, error=r.error)
                 results[row.name] = r  # after the write: a row without a result is recorded by pipeline.end_running
                 emit(FetchEvent("done", row.name, result=r))
-            return []  # the rows not started stay pending, as on Ctrl-C
+            return [], progressed  # the rows not started stay pending, as on Ctrl-C
         dead = {i: deaths[started_by[i]] for i in broken if started_by[i] in deaths}
         if dead:
             for i, cause in dead.items():
@@ -116,10 +121,15 @@ def _run_pool_once(data_dir, todo, cfg, model, emit, stop, results) -> list[Mani
                                       "--retry-failed", results, emit)
             again = [todo[i] for i in broken if i not in dead]
             restarted = sum(1 for i in broken if i not in dead and started_by[i])
+        elif deaths and not give_up:
+            # a worker died idle (before its first video or between two): no video's fault; all start over
+            again = [todo[i] for i in broken]
+            restarted = sum(1 for i in broken if started_by[i])
         else:
-            # No video's worker died by itself (one died idle, or was ended by someone's SIGTERM): the videos
-            # that were being processed fail, as one of them may be the cause; the rest go on.
-            started = [i for i in broken if started_by[i]] or broken  # none begun: do not loop on the pool
+            # No video's worker died by itself (someone's SIGTERM to one worker looks like the pool's own stop), or
+            # the workers died idle twice running: the videos being processed fail, as one of them may be the
+            # cause (all of them where none had begun: do not loop on pools that cannot start); the rest go on.
+            started = [i for i in broken if started_by[i]] or broken
             reason = (f"a worker process died ({how}) while this video was being processed (every worker of the pool "
                       "is stopped then, so it may have been another video's); rerun with --retry-failed"
                       if any(started_by[i] for i in broken) else f"the worker processes died before they started ({how})")
@@ -130,7 +140,7 @@ def _run_pool_once(data_dir, todo, cfg, model, emit, stop, results) -> list[Mani
     if again:
         emit(FetchEvent("message", message=f"a worker process died ({how}); going on with {len(again)} video(s) in new "
                                            f"workers" + (f", {restarted} of them started over" if restarted else "")))
-    return again
+    return again, progressed
 
 
 def _fail(store: Store, row: ManifestRow, reason: str, results: dict[str, VideoResult], emit: Emit) -> None:
