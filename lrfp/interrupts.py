@@ -67,10 +67,13 @@ def sigterm_as_interrupt() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def first_signal_stops(on_stop: Callable[[int], None]) -> Iterator[None]:
+def first_signal_stops(on_stop: Callable[[int], None], second_stops_at_once: bool = True) -> Iterator[None]:
     """During the block (main thread only), the first SIGINT or SIGTERM calls `on_stop(signum)` (it should only
     set a flag or schedule the stop: it runs inside a signal handler); a second one, of either kind, raises
-    KeyboardInterrupt (Terminated if it is a SIGTERM) for a stop at once."""
+    KeyboardInterrupt (Terminated if it is a SIGTERM) for a stop at once. second_stops_at_once False: later
+    signals call `on_stop` again instead, for a stop that must finish to leave things sound (a full-screen app
+    restoring the terminal: raised in its event loop, a second signal left the shell raw and on the alternate
+    screen)."""
     if not _in_main_thread():
         yield
         return
@@ -79,7 +82,7 @@ def first_signal_stops(on_stop: Callable[[int], None]) -> Iterator[None]:
     def handler(signum: int, frame: Any) -> None:
         if signum == signal.SIGTERM:
             _state["terminated"] = True
-        if stopping[0]:
+        if stopping[0] and second_stops_at_once:
             _raise_for(signum)
         stopping[0] = True
         on_stop(signum)

@@ -211,6 +211,29 @@ def test_sigterm_quits_as_q_does_keeps_every_label_and_restores_the_terminal(dat
         assert events(store) == [(ids[0], "without_mask", "ana", "label"), (ids[1], "with_mask", "ana", "label")]
 
 
+@pytest.mark.parametrize("first", [signal.SIGTERM, signal.SIGINT])
+def test_a_second_signal_while_it_quits_still_restores_the_terminal(data_dir, first):
+    """Tester's bug E: two signals in quick succession (an impatient `kill`, a scheduler's SIGINT then SIGTERM)
+    left the shell raw and on the alternate screen."""
+    ids = queue(data_dir)
+    proc = LabelProcess(data_dir, "ana")
+    proc.wait_for(acknowledged(0), STARTUP_S)
+    proc.press("m")
+    proc.wait_for(acknowledged(1), ACK_S)
+    os.kill(proc.pid, first)
+    time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGTERM)
+    proc.wait_for("Terminated (SIGTERM): what was stored stays; rerun the same command to finish.", ACK_S)
+    status = wait_exit(proc.pid, ACK_S)
+    os.close(proc.fd)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 143
+    assert "Traceback" not in proc.text and "ana labeled 1 crops this session (with_mask 1)." in proc.text
+    entered = proc.raw.rfind("\x1b[?1049h")
+    assert entered != -1 and proc.raw.find("\x1b[?1049l", entered) != -1 and proc.raw.find("\x1b[?25h", entered) != -1
+    with open_store(data_dir) as store:
+        assert events(store) == [(ids[0], "with_mask", "ana", "label")]
+
+
 def test_closed_terminal_loses_nothing(data_dir):
     ids = queue(data_dir)
     proc = LabelProcess(data_dir, "ana")

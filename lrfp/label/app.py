@@ -164,7 +164,9 @@ def run_label_app(store_dir, cfg: LabelConfig, *, grid: bool = False) -> LabelRu
         from lrfp.interrupts import first_signal_stops
 
         app = LabelApp(session, grid=grid)
-        with first_signal_stops(app.quit_for_signal):  # SIGTERM quits as q does: the terminal is restored
+        # SIGTERM quits as q does, the terminal restored; a second signal while it quits does the same, as
+        # raising it inside the app's event loop would leave the terminal raw and on the alternate screen
+        with first_signal_stops(app.quit_for_signal, second_stops_at_once=False):
             app.run()
         session.refresh_counts()
         return LabelRunResult(summary=session.summary(), stop_signal=app.stop_signal)
