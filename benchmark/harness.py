@@ -436,8 +436,10 @@ def _run_planned(cfg: BenchConfig, protocol: Protocol, device: str, runs: list[A
     if device.startswith("cuda"):
         torch.backends.cudnn.benchmark = True
 
-    amp = sorted({r.amp for r in runs})
-    kept_precision = sorted({str(r["precision"]) for r in (earlier.rows if earlier else []) if r.get("precision")})
+    # the whole benchmark's precision: this session's runs and the earlier sessions' kept rows (a resume may train
+    # only the fp32 configs of a benchmark that ran others in bf16)
+    amp = sorted({r.amp for r in runs} | {row["amp"] == "bf16" for row in (earlier.rows if earlier else [])
+                                          if row.get("amp") in ("bf16", "fp32")})
     context = {
         "split": data.audit.get("split", data.name), "data": data.name, "data_kind": data.kind,
         "split_leaked_groups": data.audit.get("leaked_groups"),
@@ -446,7 +448,6 @@ def _run_planned(cfg: BenchConfig, protocol: Protocol, device: str, runs: list[A
         "cpu_allocator": allocator,
         "precision": ("bf16 autocast + channels-last" if amp == [True] else "fp32 (channels-last for Models 1-3 on CPU)"
                       if amp == [False] and device == "cpu" else "fp32" if amp == [False] else
-                      "; ".join(kept_precision) if not amp and kept_precision else  # nothing trained now
                       "per config, by a timed probe (see the amp column)"),
     }
     meta = {

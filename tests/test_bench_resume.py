@@ -916,3 +916,27 @@ def test_a_session_killed_before_it_recorded_its_wall_time_makes_the_total_a_low
         "at least 107 s over 3 sessions (1 ended without recording its wall time: killed?; this one: 7 s, 1 of its 2 "
         "runs ended)")
     assert wall_time_words({"wall_seconds": 3.0}) == "3 s"  # a meta without sessions (a caller's own)
+
+
+def test_the_precision_line_describes_every_run_of_a_resumed_benchmark(store, tmp_path, monkeypatch):
+    """Tester's bug D: `--precision auto` chose bf16 for one config and fp32 for another; the session that resumed
+    trained only the fp32 one, and results.md's device line said fp32 for the whole benchmark."""
+    from types import SimpleNamespace
+
+    from benchmark import precision
+    from benchmark.harness import run_bench
+    from benchmark.report import read_jsonl
+
+    # the probe's choice made fixed (it times the machine): bf16 for Model 3, fp32 for Model 1-bn
+    monkeypatch.setattr(precision, "probe", lambda r: SimpleNamespace(
+        bf16=r.model == "model3", fp32_ms=2.0, bf16_ms=1.0 if r.model == "model3" else 3.0, cached=False))
+    out = tmp_path / "o"
+    cfg = dict(models=("model3", "model1"), precision="auto", seeds=1)
+    on_event, _ = _interrupt_when("model1-bn-s0")
+    with pytest.raises(KeyboardInterrupt):
+        run_bench(_cfg(store, out, **cfg), on_event=on_event)
+    run_bench(_cfg(store, out, **cfg))
+    amps = {r["config"]: r["amp"] for r in read_jsonl(out / "results.jsonl") if not r.get("error")}
+    assert amps["model3"] == "bf16" and amps["model1-bn"] == "fp32"
+    (device_line,) = [x for x in (out / "results.md").read_text().splitlines() if x.startswith("- device:")]
+    assert "per config, by a timed probe (see the amp column)" in device_line, device_line
