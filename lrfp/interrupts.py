@@ -67,6 +67,19 @@ def sigterm_as_interrupt() -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def keep_sigint_handler() -> Iterator[None]:
+    """SIGINT's handler as it was before the block, put back after it (`work_done` replaces it)."""
+    if not _in_main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@contextlib.contextmanager
 def first_signal_stops(on_stop: Callable[[int], None], second_stops_at_once: bool = True) -> Iterator[None]:
     """During the block (main thread only), the first SIGINT or SIGTERM calls `on_stop(signum)` (it should only
     set a flag or schedule the stop: it runs inside a signal handler); a second one, of either kind, raises
@@ -93,6 +106,17 @@ def first_signal_stops(on_stop: Callable[[int], None], second_stops_at_once: boo
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
+
+
+def work_done() -> None:
+    """The command's work is done and stored: from now until the command returns (main thread only), a SIGINT or
+    SIGTERM is ignored, so that its summary is printed whole and it exits with its own code rather than 143 and
+    "rerun to finish" with the table cut (docs/bench.md: a signal after every run ended interrupts nothing).
+    A command calls this as its library call returns; `lrfp.cli.main()` puts the earlier handlers back."""
+    if not _in_main_thread():
+        return
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
 
 
 def signals_exit_with(code: int) -> None:

@@ -940,3 +940,29 @@ def test_the_precision_line_describes_every_run_of_a_resumed_benchmark(store, tm
     assert amps["model3"] == "bf16" and amps["model1-bn"] == "fp32"
     (device_line,) = [x for x in (out / "results.md").read_text().splitlines() if x.startswith("- device:")]
     assert "per config, by a timed probe (see the amp column)" in device_line, device_line
+
+
+def test_sigterm_while_the_table_is_printed_ends_as_a_finished_benchmark(store, tmp_path, capsys, monkeypatch):
+    """Tester's bug G: docs/bench.md says a signal after every run ended interrupts nothing; one that came while
+    the terminal table was printed exited 143 with "rerun ... to finish" and no table."""
+    import os
+    import signal
+
+    from bench_helpers import cli_run
+
+    from lrfp.cli import tables
+
+    real = tables.bench_summary_table
+
+    def signalled_while_printing(*a, **kw):
+        os.kill(os.getpid(), signal.SIGTERM)
+        for _ in range(1000):  # a handler runs at the next bytecode boundary
+            pass
+        return real(*a, **kw)
+
+    monkeypatch.setattr(tables, "bench_summary_table", signalled_while_printing)
+    code, out, err = cli_run(capsys, "bench", "-d", str(store), "--split", "g", "--model", "model3", "--protocol",
+                             "quick", "--epochs", "1", "--seeds", "1", "--input-size", "16", "--device", "cpu",
+                             "--precision", "fp32", "--out", str(tmp_path / "o"))
+    assert code == 0, err
+    assert "model3" in out and "Wall time:" in out and "Terminated" not in err

@@ -166,3 +166,30 @@ def test_a_signal_after_the_command_ended_exits_with_the_commands_code(sig, args
     assert proc.returncode == code, proc.stderr
     assert "Traceback" not in proc.stderr and "KeyboardInterrupt" not in proc.stderr
     assert (proc.stdout if code == 0 else proc.stderr).strip()  # the command's own output is there, flushed
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_while_the_summary_is_printed_cuts_nothing(smfd_dir: Path, tmp_path: Path, capsys, monkeypatch,
+                                                           sig) -> None:
+    """Tester's bug G: a signal after the work was stored, while the command printed its summary, exited 143 with
+    "rerun ... to finish" and the table cut short. Now the summary is printed whole and the exit code is 0."""
+    from conftest import smfd_subset
+
+    import lrfp.cli.tables as tables
+
+    folder, _ = smfd_subset(smfd_dir, tmp_path / "src", n_groups=2, seed=4)
+    real = tables.import_summary
+
+    def signalled_while_printing(*a, **kw):
+        os.kill(os.getpid(), sig)
+        for _ in range(1000):  # a handler runs at the next bytecode boundary
+            pass
+        return real(*a, **kw)
+
+    monkeypatch.setattr(tables, "import_summary", signalled_while_printing)
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    code, out, err = cli_run(capsys, "import", str(folder), "--source", "s", "-d", str(tmp_path / "d"))
+    assert code == 0, err
+    assert "Interrupted" not in err and "Terminated" not in err
+    assert out.strip()  # the summary is there
+    assert {s: signal.getsignal(s) for s in before} == before  # the handlers are back after the command

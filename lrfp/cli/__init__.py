@@ -206,7 +206,7 @@ def _run(argv: list[str] | None, debug: bool) -> int:
         # SIGTERM (kill, timeout, a scheduler's pre-emption) stops every command as Ctrl-C does: what was stored
         # stays, and the command's own interruption message is shown (a command may stop more gently on it:
         # interrupts.first_signal_stops).
-        with interrupts.sigterm_as_interrupt():
+        with interrupts.sigterm_as_interrupt(), interrupts.keep_sigint_handler():
             rv = cmd(args=argv, standalone_mode=False, prog_name="lrfp")
     except LrfpError as e:
         if debug:

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Callable, Iterator, Optional
 
 import typer
 
+from lrfp import interrupts
 from lrfp.cli.options import DEFAULT_DATA_DIR, DataDir, SplitName
 
 
@@ -72,6 +73,7 @@ def bench(
         on_interrupt_say("Interrupted: what was stored stays; rerun the command without --fresh to finish.")
     with _progress() as on_event:
         result = run_bench(cfg, on_event=on_event)
+        interrupts.work_done()  # stored: a signal now would only cut the summary short
     console.print(tables.bench_header(result.meta, result.summary), soft_wrap=True)
     console.print(tables.bench_summary_table(result.summary, result.rows))  # piped: never wrapped (cli/console.py)
     for line in tables.bench_failures(result.rows):  # whole, at any width: soft_wrap folds nothing away

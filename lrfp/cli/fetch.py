@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
+from lrfp import interrupts
 from lrfp.cli.options import (
     DEFAULT_DATA_DIR, DataDir, Detector, Downscale, Every, Margin, MinFace, MinScore, ModelsDir, Tiles,
 )
@@ -74,6 +75,7 @@ def fetch(
     )
     with _Display(err) as display:
         result = fetch_manifest(manifest, data_dir, cfg, on_event=display.on_event)
+        interrupts.work_done()  # stored: a signal now would only cut the summary short
     for table in fetch_summary(result):
         out.print(table)
     for note in fetch_notes(result, proxy):

@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from lrfp import interrupts
 from lrfp.cli.options import DEFAULT_DATA_DIR, DataDir
 
 
@@ -50,6 +51,7 @@ def import_(
     cfg.check()  # before the store is created: bad options leave no empty data directory behind
     with open_store(data_dir) as store, progress_bar(f"import {source}") as bar:
         result = import_folder(store, cfg, progress=bar)
+        interrupts.work_done()  # stored: a signal now would only cut the summary short
     out.print(import_summary(result))
     if result.license_recorded is not None:
         from rich.markup import escape

@@ -6,6 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from lrfp import interrupts
 from lrfp.cli.options import DEFAULT_DATA_DIR, DataDir, Seed
 
 
@@ -57,6 +58,7 @@ def label(
         suggestions=suggestions,
     )
     result = run_label_app(data_dir, cfg, grid=grid)
+    interrupts.work_done()  # stored: a signal now would only cut the summary short
     if result.summary is None:
         out.print(result.message)
         return

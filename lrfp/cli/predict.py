@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 import typer
 from rich.table import Table
 
+from lrfp import interrupts
 from lrfp.cli.options import (
     DEFAULT_DATA_DIR, DataDir, Detector, Downscale, Every, Margin, MinFace, MinScore, ModelsDir, Tiles,
 )
@@ -85,6 +86,7 @@ def predict(
             bars[0].update(tasks[stage], completed=done, total=total)
 
         run = run_predict(cfg, progress=on_progress, on_message=lambda m: err.print(m))
+        interrupts.work_done()  # stored: a signal now would only cut the summary short
     for line in _summary(run):
         console.print(line)
 
@@ -113,6 +115,7 @@ def export(
 
     res = run_export(ExportConfig(checkpoint=CheckpointChoice(checkpoint, from_, config), out=out, check_on=check_on,
                                   data_dir=data_dir))
+    interrupts.work_done()  # stored: a signal now would only cut the summary short
     m = res.metadata
     console.print(f"Wrote {res.path}: {m['lrfp_config']}, input {m['input_layout']}, {m['color_order']}, "
                   f"mean {m['mean']}, std {m['std']}, classes {m['classes']}")

@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from lrfp import interrupts
 from lrfp.cli.options import DEFAULT_DATA_DIR, DataDir, SplitName
 
 
@@ -51,6 +52,7 @@ def publish(
     push = PushConfig(repo_id=repo_id, private=private, gated=gated) if repo_id else None
     with open_store(data_dir, create=False, read_only=True) as store, progress_bar("publish") as bar:
         result = publish_dataset(store, cfg, push, progress=bar)
+        interrupts.work_done()  # stored: a signal now would only cut the summary short
     counts = ", ".join(f"{s} {sum(c.values())}" for s, c in result.counts.items() if sum(c.values()))
     console.print(
         f"Published split [bold]{result.split}[/bold]: {result.total} crops ({counts})"

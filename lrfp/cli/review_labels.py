@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from lrfp import interrupts
 from lrfp.cli.options import DEFAULT_DATA_DIR, DataDir, Seed
 
 
@@ -62,6 +63,7 @@ def review_labels(
             progress.update(tasks[stage], completed=done, total=total)
 
         result = run_review(store, cfg, progress=on_progress)
+        interrupts.work_done()  # stored: a signal now would only cut the summary short
     out.print(label_issues_table(result.rows, top))
     if result.unreadable:
         shown = ", ".join(str(u["crop_id"]) for u in result.unreadable[:10])

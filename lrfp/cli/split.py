@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from lrfp import interrupts
 from lrfp.cli.options import DEFAULT_DATA_DIR, DataDir, JsonOut, Seed
 
 
@@ -56,6 +57,7 @@ def split(
     )
     with open_store(data_dir, create=False) as store, progress_bar("hashing crops") as bar:
         result = grouped_split(store, cfg, progress=bar)
+        interrupts.work_done()  # stored: a signal now would only cut the summary short
     if as_json:
         print(json.dumps(result.report, indent=2))
         return
