@@ -158,3 +158,41 @@ def test_a_redo_that_fails_after_storing_crops_removes_them_and_keeps_the_earlie
         assert (src["status"], src["meta"]) == ("ok", meta_before)
     assert crops(data, "v") == before  # what the failed redo added is gone, the earlier crops stay
     assert sorted(p.name[:-4] for p in (data / "crops").rglob("*.png")) == sorted(before.values())
+
+
+def test_a_redo_stopped_before_a_video_began_leaves_that_video_as_it_was(shared_dir: Path, models: str,
+                                                                        tmp_path: Path, monkeypatch) -> None:
+    """Tester's bug F: an interrupted --redo left the videos it had not reached `pending`, beside the crops of
+    their earlier settings (and their saved earlier state behind). They stay `ok` now, and a rerun with --redo
+    redoes them."""
+    from lrfp.fetch import pipeline
+    from lrfp.fetch.video import REDO_KEY
+
+    media = tmp_path / "media"
+    media.mkdir()
+    shutil.copy(shared_dir / "data" / "videos" / CORRIDOR_GIF, media / "a.gif")
+    shutil.copy(shared_dir / "data" / "videos" / CORRIDOR_GIF, media / "b.gif")
+    data = tmp_path / "data"
+    with serve(media) as base:
+        manifest = write_manifest(tmp_path / "m.csv", [{"url": f"{base}/a.gif", "id": "a"},
+                                                       {"url": f"{base}/b.gif", "id": "b"}])
+        assert fetch(manifest, data, models, "--every", "0.5") == 0
+        b_before = crops(data, "b")
+        real = pipeline.fetch_video
+
+        def ctrl_c_after_the_first(store, row, *a, **kw):
+            r = real(store, row, *a, **kw)
+            raise KeyboardInterrupt  # Ctrl-C as the first video ends: the second is never begun
+
+        monkeypatch.setattr(pipeline, "fetch_video", ctrl_c_after_the_first)
+        assert fetch(manifest, data, models, "--every", "1", "--redo") == 130
+        with open_store(data, create=False) as s:
+            assert s.source("b")["status"] == "ok"
+            assert json.loads(s.source("b")["meta"])["settings"]["every_s"] == 0.5  # what its crops were made with
+            assert s.get_setting(REDO_KEY + "b") is None
+        assert crops(data, "b") == b_before
+        monkeypatch.setattr(pipeline, "fetch_video", real)
+        assert fetch(manifest, data, models, "--every", "1", "--redo") == 0
+    with open_store(data, create=False) as s:
+        assert {n: (s.source(n)["status"], json.loads(s.source(n)["meta"])["settings"]["every_s"]) for n in "ab"} == {
+            "a": ("ok", 1), "b": ("ok", 1)}

@@ -65,12 +65,15 @@ def fetch_manifest(manifest: Path, data_dir: Path, cfg: FetchConfig, on_event: E
         # A store that can no longer be written outside a video (the pool recording a dead worker's video, a
         # worker opening the store) is the same run-level error as inside one (video.run_level_error).
         run_error = run_level_error(e, Path(data_dir).expanduser().resolve()) if isinstance(e, Exception) else None
+        release_unbegun_redos(data_dir, [row.name for row in todo if _not_begun(results.get(row.name))])
         left = end_running(data_dir, [row.name for row in todo if row.name not in results], run_error or e)
         if left and isinstance(run_error, LrfpError):
             run_error.args = (f"{run_error}\n{left_running_note(left)}",)  # the CLI prints it after `Error: `
         if run_error is not None and run_error is not e:
             raise run_error from e
         raise
+    if interrupted:
+        release_unbegun_redos(data_dir, [row.name for row in todo if _not_begun(results.get(row.name))])
     ordered = [results.get(r.name) or VideoResult(r.name, r.url, VideoStatus.pending, skipped=True) for r in rows]
     return FetchResult(ordered, time.monotonic() - t0, interrupted, model)
 
@@ -158,9 +161,29 @@ def plan(store: Store, rows: list[ManifestRow], cfg: FetchConfig, manifest: Path
             record_description(store, store.find_source(r.name), rows_by_name[r.name])
     for name in redo:
         begin_redo(store, name)  # a redo that fails gives the video back as it was (video.end_redo)
-    for row in todo:
-        store.upsert_source(row.name, "video", url=row.url, status=VideoStatus.pending, error=None)
+    for row in todo:  # a video to redo keeps its status (and crops) until its redo begins: a run stopped before
+        if row.name not in redo:  # it leaves it as it was, not `pending` beside crops of the earlier settings
+            store.upsert_source(row.name, "video", url=row.url, status=VideoStatus.pending, error=None)
     return todo, skipped
+
+
+def _not_begun(result: VideoResult | None) -> bool:
+    """No result, or a worker's `skipped` one for a row it never began (the stop came first)."""
+    return result is None or result.skipped
+
+
+def release_unbegun_redos(data_dir: Path, names: list[str]) -> None:
+    """The videos of `names` (this run's, without a result) that a --redo was to redo but never began -- the run
+    was stopped first -- lose the earlier state `begin_redo` saved: they are as they were, as if no redo had been
+    asked (a rerun with --redo redoes them). A store that cannot be written keeps it (harmless: the next redo of
+    the video reuses it)."""
+    from lrfp.fetch.video import REDO_KEY
+
+    with contextlib.suppress(Exception), open_store(data_dir) as store:
+        for name in names:
+            src = store.find_source(name)
+            if src is not None and src["status"] in DONE and store.get_setting(REDO_KEY + name) is not None:
+                store.delete_setting(REDO_KEY + name)
 
 
 def described_changes(src: Any, row: ManifestRow) -> list[str]:
