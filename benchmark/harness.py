@@ -596,6 +596,12 @@ def _earlier_benchmark(cfg: BenchConfig, the_plan: dict[str, Any], emit: OnEvent
         else:
             changed = resume.differences(earlier.plan, the_plan)
             state = f"{len(earlier.done)} of its {len(earlier.needed)} runs are finished"
+            if resume.made_by_an_older_lrfp(earlier.plan, the_plan):  # this lrfp cannot train its runs any more
+                raise BenchUsageError(
+                    f"--out {cfg.out} holds an unfinished benchmark of other settings ({'; '.join(changed)}): {state}, "
+                    "but an older lrfp made it with settings this one no longer has, so rerunning its command cannot "
+                    "finish it. Add --fresh to start this one there (the earlier results move to previous-<time>/), "
+                    "or give another --out")
             if resume.data_differences(earlier.plan, the_plan):  # on disk: its own command cannot bring it back
                 raise BenchUsageError(
                     f"--out {cfg.out} holds an unfinished benchmark of other settings ({'; '.join(changed)}): {state}, "

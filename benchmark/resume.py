@@ -209,7 +209,7 @@ def parse_plan(text: bytes) -> dict[str, Any]:
             and all(isinstance(e, int) for e in r["eval_epochs"]) for r in runs):
         raise UnreadablePlan("not a plan lrfp wrote: no list of runs, each with its name and budgets")
     for r in runs:  # lrfp before 2026-11-30 rotated with bilinear sampling and did not write it down
-        r.setdefault("rotation_interpolation", "bilinear")
+        r.setdefault("rotation_interpolation", OLD_ROTATION_INTERPOLATION)
     if not isinstance(the_plan.get("eval_sets", {}), dict):
         raise UnreadablePlan("not a plan lrfp wrote: its eval_sets are not a mapping")
     return the_plan
@@ -308,6 +308,17 @@ def _read_objects(path: Path) -> tuple[list[dict[str, Any]], int]:
         else:
             bad += 1
     return objects, bad
+
+
+OLD_ROTATION_INTERPOLATION = "bilinear"  # what lrfp rotated with before it recorded it (benchmark.data)
+
+
+def made_by_an_older_lrfp(before: dict[str, Any], now: dict[str, Any]) -> bool:
+    """Whether `before` differs from `now` in a setting that only an older lrfp had, so no command of this one gives
+    it back: its runs rotated with bilinear sampling (lrfp before 2026-11-30; now always the protocol's)."""
+    had = {r.get("rotation_interpolation") for r in before.get("runs", [])}
+    have = {r.get("rotation_interpolation") for r in now.get("runs", [])}
+    return OLD_ROTATION_INTERPOLATION in had - have
 
 
 def differences(before: dict[str, Any], now: dict[str, Any]) -> list[str]:

@@ -18,9 +18,7 @@ handlers exist only in the main thread: elsewhere both context managers do nothi
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
-import sys
 import threading
 from typing import Any, Callable, Iterator
 
@@ -119,26 +117,21 @@ def work_done() -> None:
         signal.signal(sig, signal.SIG_IGN)
 
 
-def signals_exit_with(code: int) -> None:
-    """The command has ended with exit code `code`, everything it stores stored: from now on (main thread only)
-    a SIGINT or SIGTERM ends the process at once with that code, its output flushed.
+def ignore_signals_from_now() -> None:
+    """The command has ended and set its exit code, everything it stores stored: from now on (main thread only)
+    SIGINT and SIGTERM are ignored, so the process ends with that code.
 
     The interpreter's shutdown after a command still takes a moment (~0.3 s with pyarrow or torch loaded); a
     signal there used to kill the process silently (SIGTERM: a scheduler reads that as a failure, and the
     command's "rerun" may then be refused, e.g. publish's --out no longer empty) or print a KeyboardInterrupt
-    traceback. For the process's entry point only (`lrfp.cli.main()` run as the program): the handlers stay.
+    traceback. SIG_IGN, not a Python handler: CPython resets Python handlers to the default early in its
+    shutdown (signalmodule.c `_PySignal_Fini`), before the slow part. For the process's entry point only
+    (`lrfp.cli.main()` run as the program).
     """
     if not _in_main_thread():
         return
-
-    def handler(signum: int, frame: Any) -> None:
-        for stream in (sys.stdout, sys.stderr):
-            with contextlib.suppress(Exception):
-                stream.flush()
-        os._exit(code)
-
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, handler)
+        signal.signal(sig, signal.SIG_IGN)
 
 
 def signal_name(signum: int) -> str:

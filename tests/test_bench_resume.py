@@ -843,6 +843,9 @@ def test_an_unfinished_benchmark_rotated_bilinear_by_an_older_lrfp_is_not_resume
     with pytest.raises(BenchUsageError) as e:
         run_bench(_cfg(store, out, seeds=2))
     assert "(rotation interpolation bilinear before, nearest now" in str(e.value)
+    # its own command is this one: the refusal must not send the user back to it (tester's bug H)
+    assert "an older lrfp made it with settings this one no longer has" in str(e.value)
+    assert "Rerun its own command" not in str(e.value) and "Add --fresh" in str(e.value)
     assert read_jsonl(out / "results.jsonl") == rows
 
 

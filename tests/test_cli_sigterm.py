@@ -138,16 +138,21 @@ def test_ctrl_c_still_exits_130_with_its_own_message(smfd_dir: Path, tmp_path: P
 
 
 _AFTER_THE_COMMAND = """
-import atexit, os, signal, sys, time
+import os, signal, sys, time
 from lrfp.cli import main
 
 SIG = getattr(signal, sys.argv[1])
 
-def slow_shutdown():  # a signal while the interpreter shuts down (pyarrow, torch: ~0.3 s after publish or split)
-    os.kill(os.getpid(), SIG)
-    time.sleep(10)
 
-atexit.register(slow_shutdown)
+class SlowShutdown:
+    # a signal late in the interpreter's shutdown, as the modules are torn down (pyarrow, torch: ~0.3 s after
+    # publish or split), after CPython has reset Python signal handlers (signalmodule.c _PySignal_Fini)
+    def __del__(self, kill=os.kill, pid=os.getpid(), sleep=time.sleep):
+        kill(pid, SIG)
+        sleep(0.3)
+
+
+slow_shutdown = SlowShutdown()
 sys.argv = ["lrfp", *sys.argv[2:]]
 main()
 """

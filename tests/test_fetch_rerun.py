@@ -181,7 +181,7 @@ def test_a_redo_stopped_before_a_video_began_leaves_that_video_as_it_was(shared_
         real = pipeline.fetch_video
 
         def ctrl_c_after_the_first(store, row, *a, **kw):
-            r = real(store, row, *a, **kw)
+            real(store, row, *a, **kw)
             raise KeyboardInterrupt  # Ctrl-C as the first video ends: the second is never begun
 
         monkeypatch.setattr(pipeline, "fetch_video", ctrl_c_after_the_first)
@@ -196,3 +196,33 @@ def test_a_redo_stopped_before_a_video_began_leaves_that_video_as_it_was(shared_
     with open_store(data, create=False) as s:
         assert {n: (s.source(n)["status"], json.loads(s.source(n)["meta"])["settings"]["every_s"]) for n in "ab"} == {
             "a": ("ok", 1), "b": ("ok", 1)}
+
+
+def test_a_signal_after_the_last_video_ended_is_not_an_interruption(shared_dir: Path, models: str, tmp_path: Path,
+                                                                   monkeypatch, capsys) -> None:
+    """Tester's bug I: a SIGTERM just after the last video's line said "rerun ... to finish" and exited 143,
+    with every video done. As in bench, a stop after the work ended interrupts nothing: exit 0."""
+    import os
+    import signal
+
+    from lrfp.fetch import pipeline
+
+    media = tmp_path / "media"
+    media.mkdir()
+    shutil.copy(shared_dir / "data" / "videos" / CORRIDOR_GIF, media / "a.gif")
+    real = pipeline.fetch_video
+
+    def sigterm_as_it_ends(*a, **kw):
+        r = real(*a, **kw)
+        os.kill(os.getpid(), signal.SIGTERM)  # caught by fetch's first-signal handler: it asks to stop
+        for _ in range(1000):  # a handler runs at the next bytecode boundary
+            pass
+        return r
+
+    monkeypatch.setattr(pipeline, "fetch_video", sigterm_as_it_ends)
+    with serve(media) as base:
+        manifest = write_manifest(tmp_path / "m.csv", [{"url": f"{base}/a.gif", "id": "a"}])
+        capsys.readouterr()
+        assert fetch(manifest, tmp_path / "data", models) == 0
+    err = capsys.readouterr().err
+    assert "rerun the same command to finish" not in err and "a: ok" in " ".join(err.split())

@@ -186,14 +186,14 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: runs the app and turns LrfpError into `Error: <message>` and an exit code.
 
     argv None: the process's own arguments, as the `lrfp` program (a signal during the interpreter's shutdown
-    then exits with the command's code: `interrupts.signals_exit_with`); a list: called from Python (tests).
+    then changes nothing: `interrupts.ignore_signals_from_now`); a list: called from Python (tests).
     """
     debug = os.environ.get("LRFP_DEBUG") == "1"
     _on_interrupt[-1] = INTERRUPTED
     interrupts.reset()
     code = _run(argv, debug)
     if argv is None:
-        interrupts.signals_exit_with(code)
+        interrupts.ignore_signals_from_now()
     sys.exit(code)
 
 

@@ -72,6 +72,9 @@ def fetch_manifest(manifest: Path, data_dir: Path, cfg: FetchConfig, on_event: E
         if run_error is not None and run_error is not e:
             raise run_error from e
         raise
+    if interrupted and not any(_not_begun(results.get(r.name)) or results[r.name].status == VideoStatus.interrupted
+                               for r in todo):
+        interrupted = False  # the Ctrl-C or SIGTERM came after the last video had ended: nothing was cut short
     if interrupted:
         release_unbegun_redos(data_dir, [row.name for row in todo if _not_begun(results.get(row.name))])
     ordered = [results.get(r.name) or VideoResult(r.name, r.url, VideoStatus.pending, skipped=True) for r in rows]

@@ -132,7 +132,9 @@ def _run_pool_once(data_dir, todo, cfg, model, emit, stop, results, give_up=Fals
             started = [i for i in broken if started_by[i]] or broken
             reason = (f"a worker process died ({how}) while this video was being processed (every worker of the pool "
                       "is stopped then, so it may have been another video's); rerun with --retry-failed"
-                      if any(started_by[i] for i in broken) else f"the worker processes died before they started ({how})")
+                      if any(started_by[i] for i in broken) else
+                      f"the worker processes died before they started ({how}); run with --workers 1 to see the error, "
+                      "then rerun with --retry-failed")
             for i in started:
                 _fail(store, todo[i], reason, results, emit)
             again = [todo[i] for i in broken if i not in started]
