@@ -312,7 +312,9 @@ def load_data(cfg: BenchConfig, progress: Callable[[int, int], None] | None = No
 # -- worker processes (jobs > 1), on lrfp.procpool.SpawnPool ------------------------------------
 
 
-def _worker_init(data: Any, eval_sets: dict[str, Any], threads: int | None) -> None:
+def _worker_init(bulk: tuple[Any, dict[str, Any]], threads: int | None) -> None:
+    """A worker's start: `bulk` = (data, eval_sets), from SpawnPool's file (large: not through the spawn pipe)."""
+    data, eval_sets = bulk
     import torch
 
     from benchmark.cpu_allocator import keep_freed_memory
@@ -770,7 +772,7 @@ def _run_pool(runs, data, eval_sets, ckpt_dir, context, jobs, per_job, handle, o
     broken: list[Any] = []
     try:
         # a manager queue: a report is in it before its run's future completes, so the last drain misses none
-        with SpawnPool(jobs, _worker_init, (data, eval_sets, per_job), manager_queue=True) as pool:
+        with SpawnPool(jobs, _worker_init, (per_job,), bulk=(data, eval_sets), manager_queue=True) as pool:
             try:
                 pending = {pool.submit_keyed(r.run_name, _worker_run, r, ckpt_dir, context): r for r in runs}
                 while pending:

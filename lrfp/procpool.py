@@ -26,9 +26,14 @@ WORKER: dict[str, Any] = {}
 """Worker-process state: 'queue' and 'stop' (set by the pool), plus what the caller's initializer adds."""
 
 
-def _init(q: Any, stop: Any, initializer: Callable[..., None] | None, initargs: tuple) -> None:
+def _init(q: Any, stop: Any, initializer: Callable[..., None] | None, initargs: tuple, bulk_file: str | None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and tells workers through `stop`
     WORKER["queue"], WORKER["stop"] = q, stop
+    if bulk_file is not None:
+        import pickle
+
+        with open(bulk_file, "rb") as f:
+            initargs = (pickle.load(f), *initargs)
     if initializer is not None:
         initializer(*initargs)
 
@@ -77,17 +82,24 @@ class SpawnPool:
     when `terminate_on_error`, else the pool waits for them (after `request_stop`, they stop soon)."""
 
     def __init__(self, workers: int, initializer: Callable[..., None] | None = None, initargs: tuple = (),
-                 *, manager_queue: bool = False, terminate_on_error: bool = True) -> None:
+                 *, bulk: Any = None, manager_queue: bool = False, terminate_on_error: bool = True) -> None:
+        """bulk: data every worker needs that may be large (bench's decoded images): pickled once into a temporary
+        file (removed with the pool) and given to `initializer` as its first argument. Not through `initargs`:
+        spawn writes a worker's start data into a pipe while the parent still holds the pipe's read end
+        (CPython 3.11 popen_spawn_posix), so a worker that dies as it starts (the OOM killer, a kill) blocks the
+        parent forever on a write larger than the pipe (64 KiB on Linux). `initargs` must stay small."""
         import multiprocessing as mp
 
         self.ctx = mp.get_context("spawn")
+        self._bulk_file = _write_bulk(bulk) if bulk is not None else None
         # A manager's queue may be passed inside submitted arguments; a plain one only through the initializer.
         self._manager = self.ctx.Manager() if manager_queue else None
         self.queue = (self._manager or self.ctx).Queue()
         self.stop = self.ctx.Event()
         self.terminate_on_error = terminate_on_error
         self.executor = ProcessPoolExecutor(
-            workers, mp_context=self.ctx, initializer=_init, initargs=(self.queue, self.stop, initializer, initargs))
+            workers, mp_context=self.ctx, initializer=_init,
+            initargs=(self.queue, self.stop, initializer, initargs, self._bulk_file))
         self.started: dict[Hashable, int] = {}
         """key -> the process id of the worker that began the task submitted with that key (`submit_keyed`)."""
         self._processes: dict[int, Any] = {}  # every worker process seen, by pid (the executor forgets them)
@@ -178,3 +190,22 @@ class SpawnPool:
         finally:
             if self._manager is not None:
                 self._manager.shutdown()  # (a dead one too: it only joins the process then)
+            if self._bulk_file is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(self._bulk_file)
+
+
+def _write_bulk(bulk: Any) -> str:
+    """`bulk` pickled into a new temporary file (only this user can read it); its path."""
+    import pickle
+    import tempfile
+
+    fd, path = tempfile.mkstemp(prefix="lrfp-pool-", suffix=".pickle")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            pickle.dump(bulk, f, protocol=pickle.HIGHEST_PROTOCOL)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        raise
+    return path

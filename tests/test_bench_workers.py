@@ -148,3 +148,43 @@ def test_workers_that_keep_dying_before_any_run_begins_end_the_bench_instead_of_
                                    "(SIGKILL)")
     assert "run with --jobs 1 to see the error, or with fewer --jobs if memory is short" in str(e.value)
     assert read_jsonl(out / "results.jsonl") == []  # no run is marked failed: none began
+
+
+_DIES_AS_IT_STARTS = """
+import os, sys
+if "--multiprocessing-fork" in sys.argv:  # a spawned child of lrfp: the Manager first, then the workers
+    n = 1
+    while True:
+        try:
+            os.close(os.open(os.path.join(os.environ["SLOTS"], str(n)), os.O_CREAT | os.O_EXCL))
+            break
+        except FileExistsError:
+            n += 1
+    if n == 2:  # the first worker dies before it reads its start data: what the OOM killer does to a worker
+        os._exit(9)
+"""
+
+
+def test_a_worker_that_dies_as_it_starts_does_not_hang_the_benchmark(bench_store, tmp_path):
+    """Tester's bug J: the parent blocked forever writing a worker's start data (the decoded images, far more than
+    a pipe holds) to a worker already dead (CPython's spawn keeps the pipe's read end open until the write ends).
+    The data now goes through a file: the pool sees the death, and the runs train in a new pool."""
+    import subprocess
+    import sys
+
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(_DIES_AS_IT_STARTS)
+    (tmp_path / "slots").mkdir()
+    env = {**os.environ, "SLOTS": str(tmp_path / "slots"),
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(hook), os.environ.get("PYTHONPATH")]))}
+    out = tmp_path / "o"
+    proc = subprocess.run(
+        [sys.executable, "-m", "lrfp", "bench", "-d", str(bench_store), "--model", "model3", "--protocol", "quick",
+         "--epochs", "1", "--seeds", "2", "--input-size", "16", "--device", "cpu", "--precision", "fp32",
+         "--jobs", "2", "--out", str(out)], env=env, capture_output=True, text=True, timeout=180)
+    assert (tmp_path / "slots" / "2").exists()  # the worker did die as it started
+    assert proc.returncode == 0, proc.stderr
+    assert "it exited with status 9" in " ".join(proc.stderr.split())
+    rows = [r for r in read_jsonl(out / "results.jsonl") if not r.get("error")]
+    assert sorted({r["seed"] for r in rows}) == [0, 1]
