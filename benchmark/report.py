@@ -324,7 +324,8 @@ def render_markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         f"- wall time: {wall_time_words(meta)}"
         + (("; INTERRUPTED: only the finished rows below" if summary else "; INTERRUPTED before any run finished")
            if interrupted else ""),
-        *([f"- resumed: {len(meta['resumed_runs'])} runs were finished by an earlier session into this folder and kept"
+        *([f"- resumed: {len(meta['resumed_runs'])} run{' was' if len(meta['resumed_runs']) == 1 else 's were'} "
+           "finished by an earlier session into this folder and kept"
            + ("; this session trained none and wrote this report again from their rows" if meta.get("trained_runs") == 0
               else "")] if meta.get("resumed_runs") else []),
         "",

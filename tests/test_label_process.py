@@ -181,7 +181,7 @@ def test_ctrl_c_quits_cleanly_with_a_summary(data_dir):
     proc.press("n")
     proc.wait_for(acknowledged(1), ACK_S)
     proc.press("\x03")  # Ctrl-C
-    proc.wait_for("ana labeled 1 crops this session (without_mask 1).", ACK_S)
+    proc.wait_for("ana labeled 1 crop this session (without_mask 1).", ACK_S)
     status = wait_exit(proc.pid, ACK_S)
     os.close(proc.fd)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
@@ -227,7 +227,7 @@ def test_a_second_signal_while_it_quits_still_restores_the_terminal(data_dir, fi
     status = wait_exit(proc.pid, ACK_S)
     os.close(proc.fd)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 143
-    assert "Traceback" not in proc.text and "ana labeled 1 crops this session (with_mask 1)." in proc.text
+    assert "Traceback" not in proc.text and "ana labeled 1 crop this session (with_mask 1)." in proc.text
     entered = proc.raw.rfind("\x1b[?1049h")
     assert entered != -1 and proc.raw.find("\x1b[?1049l", entered) != -1 and proc.raw.find("\x1b[?25h", entered) != -1
     with open_store(data_dir) as store:

@@ -40,7 +40,8 @@ def bench(
     Writes results.csv, results.jsonl, results.md, PNG plots and the best checkpoint per model to --out.
     Rerunning an interrupted command (Ctrl-C, SIGTERM, a crash) into the same --out trains only the runs it did
     not finish, and tries failed runs again; where every run finished it trains nothing; --fresh starts over.
-    Exits 1 after the table if any run failed, 2 for options that cannot work.
+    Exits 1 after the table if any run failed, 2 for options that cannot work, 130 on Ctrl-C and 143 on SIGTERM
+    (what finished is kept; the same command resumes).
 
     Example:
       lrfp bench --all --protocol quick

@@ -66,7 +66,8 @@ def label(
     done = ", ".join(f"{k} {v}" for k, v in sorted(summary.session_counts.items())) or "nothing"
     verb = "reviewed" if review else "labeled"
     accepted = f"; {summary.session_suggested} of them accepted model suggestions" if summary.session_suggested else ""
-    out.print(f"{summary.annotator} {verb} {summary.session_labels} crops this session ({done}){accepted}.")
+    crops = "crop" if summary.session_labels == 1 else "crops"
+    out.print(f"{summary.annotator} {verb} {summary.session_labels} {crops} this session ({done}){accepted}.")
     counts = summary.counts
     out.print(f"{summary.decided}/{summary.total} decided; {counts.get('unlabeled', 0)} unlabeled, "
               f"{counts.get('skip', 0)} skipped. Rerun `lrfp label` to continue.")

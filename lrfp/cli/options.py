@@ -19,7 +19,7 @@ DEFAULT_DATA_DIR = Path("lrfp-data")
 SplitName = Annotated[
     str | None, typer.Option("--split", help="Split to use (default: the last one `lrfp split` wrote).")
 ]
-Seed = Annotated[int, typer.Option("--seed", help="Random seed (split, --shuffle, the --review sample): same store + seed gives the same result.")]
+Seed = Annotated[int, typer.Option("--seed", help="Random seed: the same store and seed give the same result.")]
 JsonOut = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")]
 
 # How faces are found in a video: `lrfp fetch` and `lrfp predict VIDEO` take the same options.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import signal
 import threading
 import time
 from pathlib import Path
@@ -224,8 +225,9 @@ def first_ctrl_c_sets(stop: threading.Event, emit: Emit):
 
     def on_stop(signum: int) -> None:
         stop.set()
+        again = "Ctrl-C again quits" if signum == signal.SIGINT else "a second signal quits"
         emit(FetchEvent("message", message=f"stopping ({signal_name(signum)}): the current videos are marked "
-                                           "interrupted (Ctrl-C again to quit now)"))
+                                           f"interrupted ({again} now)"))
 
     with first_signal_stops(on_stop):
         yield
