@@ -11,8 +11,12 @@ instead, so that what a command has stored survives and its summary is shown:
   marks its videos interrupted; label quits its app): the first SIGINT or SIGTERM calls `on_stop`, a second one
   interrupts at once (KeyboardInterrupt, or Terminated for SIGTERM).
 
+- `work_done()` (a command, once its library call returned) and `ignore_signals_from_now()` (`main()`, once the
+  command ended, for the interpreter's shutdown): a signal after the work is stored cuts nothing, and the process
+  exits with the command's own code.
+
 `terminated()` says whether a SIGTERM came during the command (the CLI exits 143 then, 130 for Ctrl-C). Signal
-handlers exist only in the main thread: elsewhere both context managers do nothing.
+handlers exist only in the main thread: elsewhere all of these do nothing.
 """
 
 from __future__ import annotations
@@ -111,10 +115,13 @@ def work_done() -> None:
     SIGTERM is ignored, so that its summary is printed whole and it exits with its own code rather than 143 and
     "rerun to finish" with the table cut (docs/bench.md: a signal after every run ended interrupts nothing).
     A command calls this as its library call returns; `lrfp.cli.main()` puts the earlier handlers back."""
-    if not _in_main_thread():
-        return
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, signal.SIG_IGN)
+    _ignore_both()
+
+
+def _ignore_both() -> None:
+    if _in_main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
 
 
 def ignore_signals_from_now() -> None:
@@ -128,10 +135,7 @@ def ignore_signals_from_now() -> None:
     shutdown (signalmodule.c `_PySignal_Fini`), before the slow part. For the process's entry point only
     (`lrfp.cli.main()` run as the program).
     """
-    if not _in_main_thread():
-        return
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, signal.SIG_IGN)
+    _ignore_both()
 
 
 def signal_name(signum: int) -> str:

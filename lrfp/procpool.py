@@ -93,7 +93,11 @@ class SpawnPool:
         self.ctx = mp.get_context("spawn")
         self._bulk_file = _write_bulk(bulk) if bulk is not None else None
         # A manager's queue may be passed inside submitted arguments; a plain one only through the initializer.
-        self._manager = self.ctx.Manager() if manager_queue else None
+        try:
+            self._manager = self.ctx.Manager() if manager_queue else None
+        except BaseException:
+            self._remove_bulk()
+            raise
         self.queue = (self._manager or self.ctx).Queue()
         self.stop = self.ctx.Event()
         self.terminate_on_error = terminate_on_error
@@ -190,9 +194,12 @@ class SpawnPool:
         finally:
             if self._manager is not None:
                 self._manager.shutdown()  # (a dead one too: it only joins the process then)
-            if self._bulk_file is not None:
-                with contextlib.suppress(OSError):
-                    os.unlink(self._bulk_file)
+            self._remove_bulk()
+
+    def _remove_bulk(self) -> None:
+        if self._bulk_file is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self._bulk_file)
 
 
 def _write_bulk(bulk: Any) -> str:

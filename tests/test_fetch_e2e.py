@@ -438,6 +438,36 @@ def test_a_worker_process_that_dies_fails_only_its_video_and_the_others_start_ov
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the worker processes through /proc")
+def test_a_worker_killed_while_the_run_stops_is_named_not_blamed_on_a_group_signal(media: Path, base: str, models: str,
+                                                                                  tmp_path: Path) -> None:
+    """Tester's K: `kill PID` to lrfp and a `kill -9` to the downloading worker at once: the video's reason said
+    "SIGTERM to the process group", which nobody sent. It names the worker's death now; still `interrupted`."""
+    from lrfp.fetch.download import download_key
+
+    slow_url = f"{base}/slow/arcade480.mp4"
+    rows = [{"url": slow_url, "id": "slow"}, {"url": f"{base}/{CORRIDOR_GIF}", "id": "corridor"}]
+    manifest = write_manifest(tmp_path / "m.csv", rows)
+    data = tmp_path / "data"
+    proc = cli_subprocess(["fetch", str(manifest), "-d", str(data), "--models-dir", models, "--retries", "0",
+                           "--workers", "2"], start_new_session=True)
+    try:
+        wait_for(lambda: db_count(data, "SELECT COUNT(*) FROM sources WHERE (name = 'slow' AND status = 'running') "
+                                        "OR (name = 'corridor' AND status = 'ok')") == 2, 120, proc)
+        downloading = [pid for pid in _worker_pids(proc.pid) if _has_open(pid, data / "downloads", download_key(slow_url))]
+        assert len(downloading) == 1, downloading
+        os.kill(proc.pid, signal.SIGTERM)
+        os.kill(downloading[0], signal.SIGKILL)  # before the worker can see the stop (it polls; the parent relays)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 143, err
+    assert statuses(data)["slow"] == ("interrupted", "its worker process died (killed by signal 9 (SIGKILL): out of "
+                                      "memory (the kernel's OOM killer), or a kill -9?) while the run was stopping; "
+                                      "rerun to finish (crops stored so far are kept)")
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the worker processes through /proc")
 def test_a_worker_that_dies_idle_costs_no_video(media: Path, base: str, models: str, tmp_path: Path) -> None:
     """Tester's bug B: the idle worker (its video done) killed while the other downloads: that video used to fail
     ("may have been another video's"); it starts over in a new pool and ends ok."""

@@ -108,8 +108,11 @@ def _run_pool_once(data_dir, todo, cfg, model, emit, stop, results, give_up=Fals
     how = "; ".join(sorted(set(deaths.values()))) or "stopped by signal 15 (SIGTERM)"
     with open_store(data_dir) as store:
         if stop.is_set():  # Ctrl-C or SIGTERM to the whole process group (timeout, systemd) ended the workers too
-            for row in (todo[i] for i in broken if started_by[i]):
-                r = VideoResult(row.name, row.url, VideoStatus.interrupted, STOPPED)
+            for i in (i for i in broken if started_by[i]):
+                row, cause = todo[i], deaths.get(started_by[i])  # a worker that died by itself meanwhile (a kill -9)
+                why = STOPPED if cause is None else (f"its worker process died ({cause}) while the run was stopping; "
+                                                     "rerun to finish (crops stored so far are kept)")
+                r = VideoResult(row.name, row.url, VideoStatus.interrupted, why)
                 store.upsert_source(row.name, "video", status=r.status, error=r.error)
                 results[row.name] = r  # after the write: a row without a result is recorded by pipeline.end_running
                 emit(FetchEvent("done", row.name, result=r))
