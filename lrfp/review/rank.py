@@ -32,7 +32,10 @@ def rank_label_issues(labels: np.ndarray, pred_probs: np.ndarray) -> Ranking:
     probs = np.asarray(pred_probs, dtype=np.float64)
     probs = probs / probs.sum(axis=1, keepdims=True)
     quality = get_label_quality_scores(labels, probs, method="self_confidence")
-    is_issue = find_label_issues(labels, probs, filter_by="prune_by_noise_rate")
+    # n_jobs=1: cleanlab's default forks one process per core (multiprocessing's fork start method on Linux) from a
+    # process whose torch thread pools have run; a forked child can then wait forever on a lock held by a thread
+    # that did not survive the fork (a CI run hung so). The result does not depend on n_jobs (cleanlab's docs).
+    is_issue = find_label_issues(labels, probs, filter_by="prune_by_noise_rate", n_jobs=1)
     order = np.argsort(quality, kind="stable")
     return Ranking(order=order, quality=quality, is_issue=np.asarray(is_issue, dtype=bool),
                    suggested=probs.argmax(axis=1))
