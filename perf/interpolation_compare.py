@@ -12,29 +12,20 @@ mean (benchmark/metrics.py), whether the two intervals overlap, and the training
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 from dataclasses import replace
 from pathlib import Path
 
 
-def _summary(rows: list[dict]) -> dict[tuple[str, int], dict]:
-    from benchmark.metrics import wilson_ci
+def _summary(rows: list[dict]) -> dict[str, dict]:
+    """"config @epochs" -> the test set's cell of `benchmark.report.summarize` (the report's own mean, sd and
+    Wilson interval at the mean), rounded."""
+    from benchmark.report import summarize
 
-    groups: dict[tuple[str, int], list[dict]] = {}
-    for r in rows:
-        if r.get("eval_set") == "test" and not r.get("error"):
-            groups.setdefault((r["config"], r["epochs"]), []).append(r)
-    out = {}
-    for key, rs in sorted(groups.items()):
-        accs = [r["accuracy"] for r in rs]
-        mean, n = statistics.fmean(accs), rs[0]["n"]
-        lo, hi = wilson_ci(mean * n, n)
-        out[key] = {"seeds": len(rs), "accuracy_mean": round(mean, 4),
-                    "accuracy_std": round(statistics.stdev(accs), 4) if len(accs) > 1 else 0.0,
-                    "ci95": [round(lo, 4), round(hi, 4)], "n_test": n,
-                    "train_images_per_s": round(statistics.fmean(r["train_images_per_s"] for r in rs), 1)}
-    return out
+    return {f"{s['config']} @{s['epochs']}": {
+        "seeds": s["seeds"], "accuracy_mean": round(s["accuracy"], 4), "accuracy_std": round(s["accuracy_sd"], 4),
+        "ci95": [round(s["acc_ci_low"], 4), round(s["acc_ci_high"], 4)], "n_test": s["n"],
+        "train_images_per_s": round(s["train_images_per_s"], 1)} for s in summarize(rows) if s["eval_set"] == "test"}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -69,8 +60,7 @@ def main(argv: list[str] | None = None) -> dict:
                               protocol=args.protocol, epochs=args.epochs, seeds=args.seeds, device=args.device,
                               threads=args.threads, precision=args.precision, pretrained=False, fresh=True))
         result["runs"][interpolation] = {"wall_seconds": round(time.perf_counter() - t0, 1),
-                                         "configs": {f"{c} @{e}": s for (c, e), s in
-                                                     _summary(read_jsonl(out / RESULTS_JSONL)).items()}}
+                                         "configs": _summary(read_jsonl(out / RESULTS_JSONL))}
     protocols.PROTOCOLS[args.protocol] = base
     bil, nea = result["runs"]["bilinear"]["configs"], result["runs"]["nearest"]["configs"]
     result["intervals_overlap"] = {k: bil[k]["ci95"][0] <= nea[k]["ci95"][1] and nea[k]["ci95"][0] <= bil[k]["ci95"][1]
