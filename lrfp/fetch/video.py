@@ -11,7 +11,7 @@ import logging
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from lrfp.errors import DataDirError, LrfpError
 from lrfp.fetch.config import DONE, DOWNSCALE_LINES, MAX_LINES, FetchConfig, VideoStatus, too_high_res
@@ -279,23 +279,24 @@ def truncation(decoded: DecodeReport, fps: float, end_s: float | None, declared:
     return None
 
 
+def _chain(e: BaseException | None) -> Iterator[BaseException]:
+    """`e` and the exceptions it wraps (its __cause__, else its __context__), each once."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        yield e
+        e = e.__cause__ or e.__context__
+
+
 def disk_full(e: BaseException) -> bool:
     """Whether `e` (or an exception it wraps) says the disk is full: ENOSPC/EDQUOT from the OS, SQLite's
     "database or disk is full", or yt-dlp's message around an ENOSPC."""
     import errno
     import sqlite3
 
-    seen = set()
-    while e is not None and id(e) not in seen:
-        seen.add(id(e))
-        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
-            return True
-        if isinstance(e, sqlite3.OperationalError) and "disk is full" in str(e):
-            return True
-        if "No space left on device" in str(e) or "Disk quota exceeded" in str(e):
-            return True
-        e = e.__cause__ or e.__context__
-    return False
+    return any((isinstance(x, OSError) and x.errno in (errno.ENOSPC, errno.EDQUOT))
+               or (isinstance(x, sqlite3.OperationalError) and "disk is full" in str(x))
+               or "No space left on device" in str(x) or "Disk quota exceeded" in str(x) for x in _chain(e))
 
 
 def store_unwritable(e: BaseException) -> str | None:
@@ -306,15 +307,12 @@ def store_unwritable(e: BaseException) -> str | None:
     import errno
     import sqlite3
 
-    seen = set()
-    while e is not None and id(e) not in seen:
-        seen.add(id(e))
-        if (isinstance(e, OSError) and e.errno == errno.EROFS) or (
-                isinstance(e, sqlite3.OperationalError) and "readonly database" in str(e)):
+    for x in _chain(e):
+        if (isinstance(x, OSError) and x.errno == errno.EROFS) or (
+                isinstance(x, sqlite3.OperationalError) and "readonly database" in str(x)):
             return "read-only"
-        if isinstance(e, sqlite3.OperationalError) and "database is locked" in str(e):
+        if isinstance(x, sqlite3.OperationalError) and "database is locked" in str(x):
             return "locked"
-        e = e.__cause__ or e.__context__
     return None
 
 
