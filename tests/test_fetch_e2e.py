@@ -394,6 +394,20 @@ def _has_open(pid: int, folder: Path, stem: str) -> bool:
     return any(Path(link).parent == folder and Path(link).name.startswith(stem + ".") for link in links)
 
 
+def _fetch_meddled(manifest: Path, data: Path, models: str, meddle, *extra: str, timeout: float = 120) -> tuple[int, str]:
+    """`lrfp fetch MANIFEST --workers 2 EXTRA` as a real process (its own process group); `meddle(proc)` runs while
+    it works (waits for a moment, kills a process). Returns (exit code, stderr); the process never outlives it."""
+    proc = cli_subprocess(["fetch", str(manifest), "-d", str(data), "--models-dir", models, "--retries", "0",
+                           "--workers", "2", *extra], start_new_session=True)
+    try:
+        meddle(proc)
+        _, err = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return proc.returncode, err
+
+
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the worker processes through /proc")
 def test_a_worker_process_that_dies_fails_only_its_video_and_the_others_start_over(media: Path, base: str, models: str,
                                                                                   tmp_path: Path) -> None:
@@ -409,20 +423,16 @@ def test_a_worker_process_that_dies_fails_only_its_video_and_the_others_start_ov
     clean = tmp_path / "clean"
     assert fetch(write_manifest(tmp_path / "clean.csv", rows[1:]), clean, models, "--every", "0.1") == 0
     data = tmp_path / "data"
-    proc = cli_subprocess(["fetch", str(manifest), "-d", str(data), "--models-dir", models, "--retries", "0",
-                           "--workers", "2", "--every", "0.1"], start_new_session=True)
-    try:
+    def kill_the_downloading_worker(proc) -> None:
         wait_for(lambda: db_count(data, "SELECT COUNT(*) FROM sources s WHERE status = 'running' AND (name = 'slow' OR "
                                         "(name = 'stage' AND EXISTS (SELECT 1 FROM crops c WHERE c.source_id = s.id)))") == 2,
                  120, proc)
         downloading = [pid for pid in _worker_pids(proc.pid) if _has_open(pid, data / "downloads", download_key(slow_url))]
         assert len(downloading) == 1, downloading
         os.kill(downloading[0], signal.SIGKILL)  # a crash: out of memory, a native library, a kill
-        out, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 1, err  # one row failed, after the summary
+
+    code, err = _fetch_meddled(manifest, data, models, kill_the_downloading_worker, "--every", "0.1")
+    assert code == 1, err  # one row failed, after the summary
     st = statuses(data)
     assert st["slow"] == ("error", "its worker process died (killed by signal 9 (SIGKILL): out of memory (the kernel's "
                                    "OOM killer), or a kill -9?) while processing this video; rerun with --retry-failed")
@@ -448,20 +458,16 @@ def test_a_worker_killed_while_the_run_stops_is_named_not_blamed_on_a_group_sign
     rows = [{"url": slow_url, "id": "slow"}, {"url": f"{base}/{CORRIDOR_GIF}", "id": "corridor"}]
     manifest = write_manifest(tmp_path / "m.csv", rows)
     data = tmp_path / "data"
-    proc = cli_subprocess(["fetch", str(manifest), "-d", str(data), "--models-dir", models, "--retries", "0",
-                           "--workers", "2"], start_new_session=True)
-    try:
+    def stop_and_kill_the_downloading_worker(proc) -> None:
         wait_for(lambda: db_count(data, "SELECT COUNT(*) FROM sources WHERE (name = 'slow' AND status = 'running') "
                                         "OR (name = 'corridor' AND status = 'ok')") == 2, 120, proc)
         downloading = [pid for pid in _worker_pids(proc.pid) if _has_open(pid, data / "downloads", download_key(slow_url))]
         assert len(downloading) == 1, downloading
         os.kill(proc.pid, signal.SIGTERM)
         os.kill(downloading[0], signal.SIGKILL)  # before the worker can see the stop (it polls; the parent relays)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 143, err
+
+    code, err = _fetch_meddled(manifest, data, models, stop_and_kill_the_downloading_worker, timeout=60)
+    assert code == 143, err
     assert statuses(data)["slow"] == ("interrupted", "its worker process died (killed by signal 9 (SIGKILL): out of "
                                       "memory (the kernel's OOM killer), or a kill -9?) while the run was stopping; "
                                       "rerun to finish (crops stored so far are kept)")
@@ -477,20 +483,16 @@ def test_a_worker_that_dies_idle_costs_no_video(media: Path, base: str, models: 
     rows = [{"url": slow_url, "id": "slow"}, {"url": f"{base}/{CORRIDOR_GIF}", "id": "corridor"}]
     manifest = write_manifest(tmp_path / "m.csv", rows)
     data = tmp_path / "data"
-    proc = cli_subprocess(["fetch", str(manifest), "-d", str(data), "--models-dir", models, "--retries", "0",
-                           "--workers", "2", "--every", "0.1"], start_new_session=True)
-    try:
+    def kill_the_idle_worker(proc) -> None:
         wait_for(lambda: db_count(data, "SELECT COUNT(*) FROM sources WHERE (name = 'slow' AND status = 'running') "
                                         "OR (name = 'corridor' AND status = 'ok')") == 2, 120, proc)
         workers = _worker_pids(proc.pid)
         idle = [pid for pid in workers if not _has_open(pid, data / "downloads", download_key(slow_url))]
         assert len(workers) == 2 and len(idle) == 1, workers
         os.kill(idle[0], signal.SIGKILL)
-        out, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 0, err
+
+    code, err = _fetch_meddled(manifest, data, models, kill_the_idle_worker, "--every", "0.1")
+    assert code == 0, err
     assert statuses(data) == {"slow": ("ok", None), "corridor": ("ok", None)}
     assert "going on with 1 video(s) in new workers, 1 of them started over" in " ".join(err.split())
     check_every_crop_has_its_file(data, tmp_left=True)
@@ -503,17 +505,13 @@ def test_a_worker_killed_before_its_first_video_costs_no_video(media: Path, base
     rows = [{"url": f"{base}/{CORRIDOR_GIF}", "id": "corridor"}, {"url": f"{base}/{STAGE_360}", "id": "stage"}]
     manifest = write_manifest(tmp_path / "m.csv", rows)
     data = tmp_path / "data"
-    proc = cli_subprocess(["fetch", str(manifest), "-d", str(data), "--models-dir", models, "--retries", "0",
-                           "--workers", "2", "--every", "0.1"], start_new_session=True)
-    try:
+    def kill_a_worker_as_it_appears(proc) -> None:
         wait_for(lambda: bool(_worker_pids(proc.pid)), 60, proc)
         # a spawned worker imports lrfp, OpenCV and MediaPipe (seconds) before it can take a video
         os.kill(_worker_pids(proc.pid)[0], signal.SIGKILL)
-        out, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 0, err
+
+    code, err = _fetch_meddled(manifest, data, models, kill_a_worker_as_it_appears, "--every", "0.1")
+    assert code == 0, err
     assert statuses(data) == {"corridor": ("ok", None), "stage": ("ok", None)}
     assert "going on with 2 video(s) in new workers" in " ".join(err.split())
 
