@@ -189,6 +189,12 @@ def test_ctrl_c_quits_cleanly_with_a_summary(data_dir):
         assert events(store) == [(ids[0], "without_mask", "ana", "label")]
 
 
+def assert_terminal_restored(proc) -> None:  # noqa: ANN001 - a LabelProcess
+    entered = proc.raw.rfind("\x1b[?1049h")  # the app's alternate screen ...
+    assert entered != -1 and proc.raw.find("\x1b[?1049l", entered) != -1  # ... left again
+    assert proc.raw.find("\x1b[?25h", entered) != -1  # and the cursor shown again
+
+
 def test_sigterm_quits_as_q_does_keeps_every_label_and_restores_the_terminal(data_dir):
     """`kill PID`, `timeout` or a scheduler: the app quits cleanly (summary, terminal back to normal), exit 143."""
     ids = queue(data_dir)
@@ -204,9 +210,7 @@ def test_sigterm_quits_as_q_does_keeps_every_label_and_restores_the_terminal(dat
     os.close(proc.fd)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 143
     assert "Traceback" not in proc.text
-    entered = proc.raw.rfind("\x1b[?1049h")  # the app's alternate screen ...
-    assert entered != -1 and proc.raw.find("\x1b[?1049l", entered) != -1  # ... left again
-    assert proc.raw.find("\x1b[?25h", entered) != -1  # and the cursor shown again
+    assert_terminal_restored(proc)
     with open_store(data_dir) as store:
         assert events(store) == [(ids[0], "without_mask", "ana", "label"), (ids[1], "with_mask", "ana", "label")]
 
@@ -228,8 +232,7 @@ def test_a_second_signal_while_it_quits_still_restores_the_terminal(data_dir, fi
     os.close(proc.fd)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 143
     assert "Traceback" not in proc.text and "ana labeled 1 crop this session (with_mask 1)." in proc.text
-    entered = proc.raw.rfind("\x1b[?1049h")
-    assert entered != -1 and proc.raw.find("\x1b[?1049l", entered) != -1 and proc.raw.find("\x1b[?25h", entered) != -1
+    assert_terminal_restored(proc)
     with open_store(data_dir) as store:
         assert events(store) == [(ids[0], "with_mask", "ana", "label")]
 
