@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lrfp import LABELS
+from lrfp import LABELS, run_lock
 from lrfp.csvfile import parse_csv, read_csv_text
 from lrfp.errors import CropFileError, InputError, NotFoundError, UsageError
 from lrfp.events import ProgressCallback, ProgressEvent
@@ -256,50 +256,53 @@ def import_folder(
         meta["import_settings"] = settings
     elif recorded is not None:  # a new class folder since the last run: remember its mapping too
         meta["import_settings"] = {**recorded, "class_map": {**recorded.get("class_map", {}), **settings["class_map"]}}
-    source_id = store.upsert_source(
-        cfg.source, "folder", path=str(folder), title=folder.name,
-        license=cfg.license if cfg.license is not None else (existing["license"] if existing else None),
-        status="importing", meta=meta,
-    )
-    annotator = cfg.annotator or f"import:{cfg.source}"
-    result = ImportResult(source=cfg.source, files=len(files))
-    if done_before and not cfg.redo and cfg.license is not None and cfg.license != existing["license"]:
-        result.license_recorded = cfg.license  # the files stored earlier keep their crops: pixels do not depend on it
-    for i, (rel, path, label) in enumerate(files):
-        if cfg.redo and rel in done_before:
-            status, reason = _redo_one(store, source_id, rel, path, label, groups.get(rel), cfg, annotator,
-                                       done_before[rel])
-            if status == "unchanged":
-                result.unchanged += 1
-            elif status == "imported":
-                result.imported += 1
-                result.per_label[label] += 1
-            elif status == "duplicate":
-                result.duplicates += 1
-            else:
-                result.skipped.append((rel, reason or status))
-        elif rel in done_before:
-            result.already_imported += 1
-        else:
-            status, reason = _import_one(store, source_id, rel, path, label, groups.get(rel), cfg, annotator)
-            if status == "imported":
-                result.imported += 1
-                result.per_label[label] += 1
-            elif status == "duplicate":
-                result.duplicates += 1
-            elif status == "already":
+    # Held (shared: imports of several folders may run at once) while the source is `importing`: one left so while
+    # no import holds it was left by a killed run (run_lock, `lrfp stats`).
+    with run_lock.hold(store.root, run_lock.IMPORT, shared=True):
+        source_id = store.upsert_source(
+            cfg.source, "folder", path=str(folder), title=folder.name,
+            license=cfg.license if cfg.license is not None else (existing["license"] if existing else None),
+            status="importing", meta=meta,
+        )
+        annotator = cfg.annotator or f"import:{cfg.source}"
+        result = ImportResult(source=cfg.source, files=len(files))
+        if done_before and not cfg.redo and cfg.license is not None and cfg.license != existing["license"]:
+            result.license_recorded = cfg.license  # the files stored earlier keep their crops: pixels do not depend on it
+        for i, (rel, path, label) in enumerate(files):
+            if cfg.redo and rel in done_before:
+                status, reason = _redo_one(store, source_id, rel, path, label, groups.get(rel), cfg, annotator,
+                                           done_before[rel])
+                if status == "unchanged":
+                    result.unchanged += 1
+                elif status == "imported":
+                    result.imported += 1
+                    result.per_label[label] += 1
+                elif status == "duplicate":
+                    result.duplicates += 1
+                else:
+                    result.skipped.append((rel, reason or status))
+            elif rel in done_before:
                 result.already_imported += 1
             else:
-                result.skipped.append((rel, reason or status))
-        if progress:
-            progress(ProgressEvent("import", i + 1, len(files)))
-    if groups:
-        result.grouped = sum(1 for rel, _, _ in files if rel in groups)
-        result.ungrouped = len(files) - result.grouped
-    if cfg.redo:
-        result.replaced = _remove_orphan_crops(store, source_id)
-    store.set_source_status(source_id, "ok")
-    return result
+                status, reason = _import_one(store, source_id, rel, path, label, groups.get(rel), cfg, annotator)
+                if status == "imported":
+                    result.imported += 1
+                    result.per_label[label] += 1
+                elif status == "duplicate":
+                    result.duplicates += 1
+                elif status == "already":
+                    result.already_imported += 1
+                else:
+                    result.skipped.append((rel, reason or status))
+            if progress:
+                progress(ProgressEvent("import", i + 1, len(files)))
+        if groups:
+            result.grouped = sum(1 for rel, _, _ in files if rel in groups)
+            result.ungrouped = len(files) - result.grouped
+        if cfg.redo:
+            result.replaced = _remove_orphan_crops(store, source_id)
+        store.set_source_status(source_id, "ok")
+        return result
 
 
 def import_settings(cfg: ImportConfig, class_dirs: list[tuple[Path, str]]) -> dict[str, object]:

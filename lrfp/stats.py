@@ -6,7 +6,7 @@ import json
 from collections import Counter
 from typing import Any
 
-from lrfp import LABELS, SKIPPED, UNUSABLE
+from lrfp import LABELS, SKIPPED, UNUSABLE, run_lock
 from lrfp.bands import FACE_BANDS, face_band
 from lrfp.crop_files import crop_file_problem
 from lrfp.face_size import face_px, quantiles  # noqa: F401 - quantiles re-exported for older callers
@@ -17,7 +17,10 @@ from lrfp.store import Store
 
 def collect_stats(store: Store) -> dict[str, Any]:
     """Crops per source and label, split counts, face sizes, source statuses, and crop files that are
-    missing or damaged under the store (`crop_files`: counts and one entry per crop)."""
+    missing or damaged under the store (`crop_files`: counts and one entry per crop).
+
+    `running_now` names the commands at work on the store now ({"fetch": {pid, started, doing}, "import": {}});
+    a source `running` or `importing` while no such command runs has `left_by_stopped_run` true (run_lock)."""
     label_names = (*LABELS, UNUSABLE, SKIPPED)
     rows = store.crops_with_labels()
     labels = Counter({name: 0 for name in (*label_names, "unlabeled")})
@@ -38,6 +41,7 @@ def collect_stats(store: Store) -> dict[str, Any]:
         bands[face_band(side)] += 1
         groups.add(group_key(r)[1])  # as `lrfp split` groups by default (before near-duplicate merges)
 
+    held = {cmd: run_lock.is_held(store.root, cmd) for cmd in (run_lock.FETCH, run_lock.IMPORT)}
     sources = []
     dropped = Counter({"min_score": 0, "min_face": 0})  # detections `lrfp fetch` threw away, per filter
     for s in store.sources():
@@ -47,6 +51,9 @@ def collect_stats(store: Store) -> dict[str, Any]:
             "name": s["name"], "kind": s["kind"], "url": s["url"], "path": s["path"], "license": s["license"],
             "status": s["status"], "error": s["error"], "width": s["width"], "height": s["height"],
             "crops": sum(counts.values()), "labels": {k: counts.get(k, 0) for k in (*label_names, "unlabeled")},
+            # None of the statuses a run ends: False; unknown whether its command runs (unreadable lock): None
+            "left_by_stopped_run": (held[run_lock.LEFT_BY[s["status"]]] is False if s["status"] in run_lock.LEFT_BY
+                                    else False),
         })
 
     splits: dict[str, Any] = {}
@@ -76,6 +83,8 @@ def collect_stats(store: Store) -> dict[str, Any]:
         },
         "sources": sources,
         "source_status": dict(Counter(s["status"] for s in sources)),
+        "running_now": {cmd: (run_lock.holder(store.root, cmd) or {}) if cmd == run_lock.FETCH else {}
+                        for cmd, h in held.items() if h},
         "fetch_dropped": dict(dropped),
         "splits": splits,
         "last_split": store.get_setting("last_split"),

@@ -57,6 +57,13 @@ def crop_rows(data: Path) -> list[sqlite3.Row]:
         )
 
 
+def stats_of(data: Path) -> dict:
+    from lrfp.stats import collect_stats
+
+    with open_store(data, create=False, read_only=True) as s:
+        return collect_stats(s)
+
+
 def check_every_crop_has_its_file(data: Path, tmp_left: bool = False) -> None:
     """Every crop row has its file (and its frame's JPEG); no temporary file is left unless a kill just happened."""
     for r in crop_rows(data):
@@ -263,14 +270,21 @@ def test_kill_during_a_run_then_rerun_finishes_without_duplicates(media: Path, b
     proc = cli_subprocess(["fetch", str(manifest), "-d", str(data), "--models-dir", models, "--retries", "0"])
     try:
         wait_for(lambda: db_count(data, "SELECT COUNT(*) FROM crops") > 0, 120, proc)
+        alive = stats_of(data)  # while the fetch runs, its `running` video is its own, not left behind
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
     finally:
         if proc.poll() is None:
             proc.kill()
+    assert alive["running_now"]["fetch"]["pid"] == proc.pid
+    assert not any(x["left_by_stopped_run"] for x in alive["sources"])
     killed = statuses(data)
     assert any(v[0] in ("running", "pending") for v in killed.values()), killed  # it really died mid-run
     check_every_crop_has_its_file(data, tmp_left=True)  # a file being written may be left as *.tmp
+    after = stats_of(data)  # the OS released the dead fetch's lock: stats tells its `running` rows apart
+    assert after["running_now"] == {}
+    assert {x["name"] for x in after["sources"] if x["left_by_stopped_run"]} == \
+        {name for name, (status, _) in killed.items() if status == "running"}
 
     with slow_path_at_full_speed():
         assert fetch(manifest, data, models) == 1
@@ -281,6 +295,33 @@ def test_kill_during_a_run_then_rerun_finishes_without_duplicates(media: Path, b
     assert sorted(map(key, got)) == sorted(map(key, want))  # same crops, none twice
     assert len({(r["source_name"], r["frame_index"], r["box_x"], r["box_y"]) for r in got}) == len(got)
     check_every_crop_has_its_file(data)
+
+
+def test_a_second_fetch_on_the_same_store_is_refused_and_the_first_finishes(media: Path, base: str, models: str,
+                                                                              tmp_path: Path, capsys) -> None:
+    """Two fetches at once used to download and detect the same video twice, each marking it for itself."""
+    manifest = write_manifest(tmp_path / "m.csv", [{"url": f"{base}/slow/arcade480.mp4", "id": "slow"}])
+    data = tmp_path / "data"
+    proc = cli_subprocess(["fetch", str(manifest), "-d", str(data), "--models-dir", models, "--retries", "0"])
+    try:
+        wait_for(lambda: db_count(data, "SELECT COUNT(*) FROM sources WHERE status='running'") == 1, 120, proc)
+        capsys.readouterr()
+        assert fetch(manifest, data, models) == 1
+        err = " ".join(capsys.readouterr().err.split())
+        assert f"Error: another `lrfp fetch` is running on the store in {data.resolve()} (pid {proc.pid}, since " in err
+        assert f"manifest {manifest})" in err and "give one run more --workers" in err
+        assert statuses(data)["slow"][0] == "running"  # the refused run changed nothing
+        _, first_err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, first_err
+    assert statuses(data)["slow"] == ("ok", None)
+    n = db_count(data, "SELECT COUNT(*) FROM crops")
+    assert n > 0
+    assert stats_of(data)["running_now"] == {}
+    assert fetch(manifest, data, models) == 0  # the store is free again: a rerun skips the done video
+    assert db_count(data, "SELECT COUNT(*) FROM crops") == n
 
 
 @pytest.mark.parametrize("workers, sig, group", [

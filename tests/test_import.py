@@ -19,6 +19,7 @@ from PIL import Image
 from lrfp.errors import DataDirError, InputError, UsageError
 from lrfp.images import encode_png
 from lrfp.import_folder import ImportConfig, import_folder, parse_class_map
+from lrfp.stats import collect_stats
 from lrfp.store import open_store
 
 
@@ -210,9 +211,17 @@ def test_kill_during_import_then_rerun_completes_without_duplicates(smfd_dir: Pa
     signal_once_stored(proc, data, 10, signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, "the import finished before it could be killed: use more files"
+    shown = subprocess.run([sys.executable, "-m", "lrfp", "stats", "-d", str(data)], capture_output=True, text=True,
+                           env={**os.environ, "COLUMNS": "400"})
+    assert shown.returncode == 0, shown.stderr
+    assert ("left `importing` by an `lrfp import` that stopped before it finished (Ctrl-C, kill, a crash); no import "
+            "is running on this store now: rerun the same import to finish it") in shown.stdout
 
     done = subprocess.run(cmd, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+    with open_store(data) as s:
+        source = collect_stats(s)["sources"][0]
+    assert (source["status"], source["left_by_stopped_run"]) == ("ok", False)
     with open_store(data) as s:
         rows = s.query("SELECT * FROM crops")
         assert len(rows) == distinct_files(folder)

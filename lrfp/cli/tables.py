@@ -37,6 +37,14 @@ def import_summary(r: ImportResult) -> Table:
     return t
 
 
+def stopped_run_note(status: str) -> str:
+    """What `lrfp stats` says of a source left `running` or `importing` while no such command runs."""
+    cmd = "fetch" if status == "running" else "import"
+    how = ("kill -9, a crash, a power cut" if cmd == "fetch" else "Ctrl-C, kill, a crash")
+    return (f"left `{status}` by an `lrfp {cmd}` that stopped before it finished ({how}); no {cmd} is running on "
+            f"this store now: rerun the same {cmd} to finish it (what it stored is kept)")
+
+
 def stats_tables(s: dict[str, Any]) -> list[Table]:
     labels = s["labels"]
     overview = Table(title=f"store {s['data_dir']}", show_header=False, title_justify="left")
@@ -58,6 +66,9 @@ def stats_tables(s: dict[str, Any]) -> list[Table]:
     files = s.get("crop_files") or {}
     if files.get("problems"):
         overview.add_row("[red]crop files missing / damaged[/red]", f"{files['missing']} / {files['damaged']}")
+    for cmd, who in (s.get("running_now") or {}).items():
+        since = f" (pid {who['pid']}, since {who.get('started')})" if who.get("pid") else ""
+        overview.add_row("running now", f"lrfp {cmd}{since}")
     dropped = s.get("fetch_dropped") or {}
     overview.add_row("fetch dropped: score under --min-score", str(dropped.get("min_score", 0)))
     overview.add_row("fetch dropped: side under --min-face", str(dropped.get("min_face", 0)))
@@ -87,6 +98,8 @@ def stats_tables(s: dict[str, Any]) -> list[Table]:
         notes.add_row(x["name"], f"license: {x['license'] or '[red]unknown[/red]'}")
         if x["error"]:
             notes.add_row("", f"[red]error:[/red] {x['error']}")
+        if x.get("left_by_stopped_run"):
+            notes.add_row("", f"[yellow]{stopped_run_note(x['status'])}[/yellow]")
     tables.extend([src, notes])
 
     for name, sp in s["splits"].items():

@@ -23,6 +23,7 @@ from lrfp.fetch.detect import resolve_detector
 from lrfp.fetch.detectors.tiles import parse_tiles
 from lrfp.fetch.results import Emit, FetchEvent, FetchResult, VideoResult
 from lrfp.fetch.video import begin_redo, fetch_video, run_level_error, settings
+from lrfp import run_lock
 from lrfp.manifest import ManifestRow, read_manifest
 from lrfp.store import Store, open_store
 
@@ -38,48 +39,53 @@ def fetch_manifest(manifest: Path, data_dir: Path, cfg: FetchConfig, on_event: E
     # are compared with what each stored video was made with.
     model = resolve_detector(cfg.detector, parse_tiles(cfg.tiles), cfg.min_score, cfg.models_dir,
                              on_pull=lambda m: emit(FetchEvent("message", message=m)))
-    try:
-        with open_store(data_dir) as store:
-            todo, skipped = plan(store, rows, cfg, manifest, settings(cfg, model))
-    except Exception as e:
-        if (run_error := run_level_error(e, Path(data_dir).expanduser().resolve())) is not None and run_error is not e:
-            raise run_error from e  # the disk is full before any video began
-        raise
-    for r in skipped:
-        emit(FetchEvent("done", r.name, result=r))
-    for row in todo:
-        emit(FetchEvent("queued", row.name))
-    results: dict[str, VideoResult] = {r.name: r for r in skipped}
-    stop = threading.Event()
-    try:
-        with first_ctrl_c_sets(stop, emit):
-            if cfg.workers == 1 or len(todo) <= 1:
-                try:
-                    interrupted = _run_here(data_dir, todo, cfg, model, emit, stop, results)
-                finally:
-                    close_idle_detectors()  # the videos shared one detector (workers close theirs when they exit)
-            else:
-                from lrfp.fetch.pool import run_pool
+    with contextlib.ExitStack() as held:
+        try:
+            with open_store(data_dir) as store:
+                # Held until the run ends, however it ends: a second fetch on this store is refused, and a video
+                # left `running` while no fetch holds it was left by a killed run (run_lock, `lrfp stats`).
+                held.enter_context(run_lock.hold(store.root, run_lock.FETCH, doing=f"manifest {manifest}",
+                                                 hint="to go faster, give one run more --workers"))
+                todo, skipped = plan(store, rows, cfg, manifest, settings(cfg, model))
+        except Exception as e:
+            if (run_error := run_level_error(e, Path(data_dir).expanduser().resolve())) is not None and run_error is not e:
+                raise run_error from e  # the disk is full before any video began
+            raise
+        for r in skipped:
+            emit(FetchEvent("done", r.name, result=r))
+        for row in todo:
+            emit(FetchEvent("queued", row.name))
+        results: dict[str, VideoResult] = {r.name: r for r in skipped}
+        stop = threading.Event()
+        try:
+            with first_ctrl_c_sets(stop, emit):
+                if cfg.workers == 1 or len(todo) <= 1:
+                    try:
+                        interrupted = _run_here(data_dir, todo, cfg, model, emit, stop, results)
+                    finally:
+                        close_idle_detectors()  # the videos shared one detector (workers close theirs when they exit)
+                else:
+                    from lrfp.fetch.pool import run_pool
 
-                interrupted = run_pool(data_dir, todo, cfg, model, emit, stop, results)
-    except BaseException as e:
-        # A store that can no longer be written outside a video (the pool recording a dead worker's video, a
-        # worker opening the store) is the same run-level error as inside one (video.run_level_error).
-        run_error = run_level_error(e, Path(data_dir).expanduser().resolve()) if isinstance(e, Exception) else None
-        release_unbegun_redos(data_dir, [row.name for row in todo if _not_begun(results.get(row.name))])
-        left = end_running(data_dir, [row.name for row in todo if row.name not in results], run_error or e)
-        if left and isinstance(run_error, LrfpError):
-            run_error.args = (f"{run_error}\n{left_running_note(left)}",)  # the CLI prints it after `Error: `
-        if run_error is not None and run_error is not e:
-            raise run_error from e
-        raise
-    if interrupted and not any(_not_begun(results.get(r.name)) or results[r.name].status == VideoStatus.interrupted
-                               for r in todo):
-        interrupted = False  # the Ctrl-C or SIGTERM came after the last video had ended: nothing was cut short
-    if interrupted:
-        release_unbegun_redos(data_dir, [row.name for row in todo if _not_begun(results.get(row.name))])
-    ordered = [results.get(r.name) or VideoResult(r.name, r.url, VideoStatus.pending, skipped=True) for r in rows]
-    return FetchResult(ordered, time.monotonic() - t0, interrupted, model)
+                    interrupted = run_pool(data_dir, todo, cfg, model, emit, stop, results)
+        except BaseException as e:
+            # A store that can no longer be written outside a video (the pool recording a dead worker's video, a
+            # worker opening the store) is the same run-level error as inside one (video.run_level_error).
+            run_error = run_level_error(e, Path(data_dir).expanduser().resolve()) if isinstance(e, Exception) else None
+            release_unbegun_redos(data_dir, [row.name for row in todo if _not_begun(results.get(row.name))])
+            left = end_running(data_dir, [row.name for row in todo if row.name not in results], run_error or e)
+            if left and isinstance(run_error, LrfpError):
+                run_error.args = (f"{run_error}\n{left_running_note(left)}",)  # the CLI prints it after `Error: `
+            if run_error is not None and run_error is not e:
+                raise run_error from e
+            raise
+        if interrupted and not any(_not_begun(results.get(r.name)) or results[r.name].status == VideoStatus.interrupted
+                                   for r in todo):
+            interrupted = False  # the Ctrl-C or SIGTERM came after the last video had ended: nothing was cut short
+        if interrupted:
+            release_unbegun_redos(data_dir, [row.name for row in todo if _not_begun(results.get(row.name))])
+        ordered = [results.get(r.name) or VideoResult(r.name, r.url, VideoStatus.pending, skipped=True) for r in rows]
+        return FetchResult(ordered, time.monotonic() - t0, interrupted, model)
 
 
 CUT_SHORT = ("the run ended before this video's status could be stored ({why}); rerun the same command to finish "
