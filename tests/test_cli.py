@@ -56,6 +56,24 @@ def test_every_command_has_help_with_an_example_and_a_readme_entry(cmd: str) -> 
     assert f"lrfp {cmd}" in (REPO / "README.md").read_text()
 
 
+@pytest.mark.parametrize("cmd", [*COMMANDS, "models pull", "models list"])
+def test_help_paragraphs_wrap_at_the_terminal_width_and_examples_keep_their_lines(cmd: str) -> None:
+    """A docstring's line breaks used to reach the terminal: at 80 columns a paragraph came out ragged."""
+    from lrfp.cli import command
+
+    click_cmd = command()
+    for word in cmd.split():
+        click_cmd = click_cmd.commands[word]
+    wide = lrfp(*cmd.split(), "--help", env={"COLUMNS": "1000"}).stdout
+    body, _, example = wide.partition("Example:")
+    first, *rest = click_cmd.help.split("\n\n")
+    for para in rest:
+        if not para.startswith("Example:"):  # each prose paragraph is one line at a width it fits in
+            assert " ".join(para.split()) in [" ".join(line.split()) for line in body.splitlines()], para
+    example_lines = [line.rstrip() for line in example.splitlines() if line.strip().startswith("lrfp ")]
+    assert example_lines and all(line.startswith("   lrfp ") for line in example_lines), example_lines
+
+
 def test_data_dir_comes_from_the_environment(tmp_path: Path) -> None:
     r = lrfp("stats", env={"LRFP_DATA_DIR": str(tmp_path / "absent")})
     assert r.returncode == 2  # bad input: LRFP_DATA_DIR names no store

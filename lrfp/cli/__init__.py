@@ -82,12 +82,36 @@ def _hide_flag_types(cmd) -> None:  # noqa: ANN001 - a click Command or Group
         _hide_flag_types(sub)
 
 
+def reflow(text: str | None) -> str | None:
+    """A command's help with each prose paragraph on one line, for the terminal to wrap at its own width (typer's
+    rich mode keeps a docstring's line breaks, so a paragraph broken at ~110 columns came out ragged at 80).
+    Paragraphs whose lines are indented (the `Example:` blocks) keep their lines."""
+    if not text:
+        return text
+    paragraphs = []
+    for para in text.split("\n\n"):
+        lines = para.split("\n")
+        if any(line.startswith(" ") for line in lines[1:]) or lines[0].rstrip().endswith(":"):
+            paragraphs.append(para)
+        else:
+            paragraphs.append(" ".join(line.strip() for line in lines))
+    return "\n\n".join(paragraphs)
+
+
+def _reflow_help(cmd) -> None:  # noqa: ANN001 - a click Command or Group
+    cmd.help = reflow(cmd.help)
+    for sub in getattr(cmd, "commands", {}).values():
+        _reflow_help(sub)
+
+
 def command():  # noqa: ANN201 - the click command `lrfp` runs
-    """The click command tree of `app`, with every command's flags shown without a value type."""
+    """The click command tree of `app`, with every command's flags shown without a value type and its help's
+    paragraphs wrapped at the terminal's width."""
     import typer.main
 
     cmd = typer.main.get_command(app)
     _hide_flag_types(cmd)
+    _reflow_help(cmd)
     return cmd
 
 

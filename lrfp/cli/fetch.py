@@ -54,8 +54,9 @@ def fetch(
 
     Every video gets a status in the store (ok, no_faces, download_failed, not_a_video, too_high_res,
     bad_range, live_stream, truncated, error, interrupted; pending or running: not begun, or cut off by a kill
-    -9). Rerunning skips videos already done and adds
-    no duplicate crop; a video done with other settings is named and skipped unless --redo. Ctrl-C stops
+    -9, which `lrfp stats` tells apart). Rerunning skips videos already done and adds
+    no duplicate crop; a video done with other settings is named and skipped unless --redo. One fetch per
+    store at a time: a second one is refused (exit 1), naming the first; use --workers to go faster. Ctrl-C stops
     cleanly (exit 130), and so does SIGTERM (exit 143). Exit 0 if every row succeeded, 1 if some failed or the
     disk is full, 2 for bad options or an unusable manifest (checked before anything is downloaded). See
     docs/fetch-faults.md.

@@ -41,6 +41,8 @@ def list_(
 ) -> None:
     """Show each detector: licence, how its weights are obtained, the face sizes it suits, and whether it is ready.
 
+    Nothing is downloaded; `lrfp models pull` obtains the weights a detector lacks.
+
     Example:
       lrfp models list --models-dir ../shared/models
     """
