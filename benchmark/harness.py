@@ -349,13 +349,15 @@ def run_bench(cfg: BenchConfig, on_event: OnEvent | None = None) -> BenchResult:
     Each call that reaches training is a session of the benchmark in cfg.out: plan.json records it (its start,
     its runs, its training wall time, `resume.session_record`), and result.meta has `wall_seconds` (this
     session's) and `sessions` (all of them, this one last), from which the report gives the wall time over all
-    sessions (`report.wall_time_words`).
+    sessions (`report.wall_time_words`); `command_seconds` is this call's whole time up to the report
+    (`report.command_time_words`).
 
     Raises BenchUsageError (exit 2) for options that cannot work (`cfg.check()`, before anything is made) or an
     unfinished benchmark of other settings in --out, BenchError for what the machine or the data refuses (no
     CUDA, --out not writable or a file in it unreadable, a bad split, missing weights). A run that fails is a row
     with its `error` (see `BenchResult.failed`), not an exception.
     """
+    started = time.perf_counter()  # the whole command's time (meta `command_seconds`), beside the training's
     cfg.check()
     emit: OnEvent = on_event or (lambda event: None)
     protocol = get_protocol(cfg.protocol)
@@ -368,7 +370,7 @@ def run_bench(cfg: BenchConfig, on_event: OnEvent | None = None) -> BenchResult:
     check_out(cfg.out)
     try:
         with _out_lock(cfg.out):
-            return _run_planned(cfg, protocol, device, runs, emit)
+            return _run_planned(cfg, protocol, device, runs, emit, started)
     except BaseException:
         if created:  # a check that failed before any output: leave no empty --out behind
             (cfg.out / _OUT_LOCK).unlink(missing_ok=True)
@@ -412,8 +414,10 @@ def _out_lock(out: Path) -> Iterator[None]:
         fh.close()
 
 
-def _run_planned(cfg: BenchConfig, protocol: Protocol, device: str, runs: list[Any], emit: OnEvent) -> BenchResult:
-    """run_bench after its option checks, with --out held (see there)."""
+def _run_planned(cfg: BenchConfig, protocol: Protocol, device: str, runs: list[Any], emit: OnEvent,
+                 started: float) -> BenchResult:
+    """run_bench after its option checks, with --out held (see there); `started`: its time.perf_counter() at the
+    start, for meta `command_seconds`."""
     import torch
 
     from benchmark import report, resume
@@ -522,6 +526,7 @@ def _run_planned(cfg: BenchConfig, protocol: Protocol, device: str, runs: list[A
         log.info("stopped after every run had ended: a finished benchmark")
     finally:
         meta["wall_seconds"] = round(time.perf_counter() - t0, 3)
+        meta["command_seconds"] = round(time.perf_counter() - started, 3)  # + reading, decoding, checks, the probe
         left = set(resume.runs_left(the_plan, writer.rows))
         # INTERRUPTED where runs are left, whatever stopped them (Ctrl-C, SIGTERM, an error that ended the grid)
         meta["interrupted"] = bool(left)

@@ -300,6 +300,17 @@ def wall_time_words(meta: dict[str, Any]) -> str:
     return f"{'at least ' if lost else ''}{known:.0f} s over {len(recorded)} sessions ({lost_words}{this_one})"
 
 
+def command_time_words(meta: dict[str, Any]) -> str | None:
+    """This session's whole time, from the command's start to its report, in words, from meta's
+    `command_seconds`: the training wall time (`wall_time_words`) leaves out reading the store, decoding the
+    crops, the checks and the precision probe, which dominate a tiny benchmark. None where meta lacks it."""
+    whole = meta.get("command_seconds")
+    if not isinstance(whole, (int, float)):
+        return None
+    return (f"{whole:.0f} s from its start to this report ({float(meta.get('wall_seconds') or 0):.0f} s of it "
+            "training; the rest reading the split, decoding the crops and checks)")
+
+
 def render_markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     """results.md: the run's settings, our test table beside the thesis's, the cross-dataset table, accuracy by
     face size and the failed runs; where no run finished, says so (and why) instead of empty tables."""
@@ -324,6 +335,7 @@ def render_markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         f"- wall time: {wall_time_words(meta)}"
         + (("; INTERRUPTED: only the finished rows below" if summary else "; INTERRUPTED before any run finished")
            if interrupted else ""),
+        *([f"- this command: {command_time_words(meta)}"] if command_time_words(meta) else []),
         *([f"- resumed: {len(meta['resumed_runs'])} run{' was' if len(meta['resumed_runs']) == 1 else 's were'} "
            "finished by an earlier session into this folder and kept"
            + ("; this session trained none and wrote this report again from their rows" if meta.get("trained_runs") == 0

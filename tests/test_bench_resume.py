@@ -882,6 +882,25 @@ def test_the_report_and_terminal_give_the_wall_time_over_every_session_also_when
     assert [(s["runs"], s["ended_runs"]) for s in _sessions(out)] == [(1, 1), (0, 0)]
 
 
+def test_the_report_gives_the_whole_command_time_beside_the_training_time(store, tmp_path, capsys):
+    """The wall time is training only; reading the split and decoding the crops are in the command's time."""
+    from benchmark.report import command_time_words
+
+    out = tmp_path / "o"
+    code, stdout, _ = _bench_cli(capsys, store, out)
+    assert code == 0
+    md = (out / "results.md").read_text().splitlines()
+    (line,) = [x for x in md if x.startswith("- this command: ")]
+    whole, _, rest = line.removeprefix("- this command: ").partition(" s from its start to this report (")
+    training = rest.partition(" s of it training; the rest reading the split, decoding the crops and checks)")[0]
+    assert float(whole) >= float(training) == round(_sessions(out)[0]["wall_seconds"])
+    assert f"This command: {line.removeprefix('- this command: ')}" in stdout.splitlines()
+    assert command_time_words({"command_seconds": 9.6, "wall_seconds": 2.2}) == (
+        "10 s from its start to this report (2 s of it training; the rest reading the split, decoding the crops "
+        "and checks)")
+    assert command_time_words({"wall_seconds": 2.2}) is None  # a results.json of an older lrfp
+
+
 def test_an_out_folder_of_an_lrfp_that_did_not_record_sessions_says_its_wall_time_is_unknown(store, tmp_path, capsys):
     from benchmark.harness import run_bench
 

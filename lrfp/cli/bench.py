@@ -60,7 +60,7 @@ def bench(
     if all_models and model:
         raise UsageError(f"--all runs every model, --model {' --model '.join(model)} only some: give one of them")
     from benchmark.harness import BenchConfig, run_bench
-    from benchmark.report import wall_time_words
+    from benchmark.report import command_time_words, wall_time_words
 
     cfg = BenchConfig(
         data_dir=data_dir, out=out, models=() if all_models else tuple(model or ()), protocol=protocol,
@@ -80,6 +80,8 @@ def bench(
     for line in tables.bench_failures(result.rows):  # whole, at any width: soft_wrap folds nothing away
         console.print(line, soft_wrap=True, markup=False)
     console.print(f"Wall time: {wall_time_words(result.meta)}", soft_wrap=True, markup=False)  # all its sessions
+    if (whole := command_time_words(result.meta)) is not None:
+        console.print(f"This command: {whole}", soft_wrap=True, markup=False)
     console.print(f"Results in {result.out}: " + ", ".join(p.name for p in result.files), soft_wrap=True)
     if result.meta.get("previous_results"):
         why = result.meta.get("previous_reason")
