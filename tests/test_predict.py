@@ -255,6 +255,30 @@ def test_onnx_export_documents_preprocessing_and_matches_pytorch_on_real_crops(
     p_torch = Classifier(ck).predict_proba(images)
     assert p_onnx.shape == (7, 2)
     assert float(np.abs(p_onnx - p_torch).max()) < 1e-4
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary left beside it
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask  # as any file the user writes, not a temporary's 0600
+
+
+def test_an_export_that_fails_half_way_keeps_the_earlier_file_and_leaves_no_temporary(
+    capsys, ckpt_path: Path, smfd_small, tmp_path: Path, monkeypatch,
+) -> None:
+    import onnx
+
+    folder, _ = smfd_small
+    (tmp_path / "models").mkdir()
+    out = tmp_path / "models" / "m.onnx"
+    out.write_bytes(b"an earlier export")
+
+    def refuse(model, *a, **k):  # injected: the ONNX checker refusing the model, after the file was written
+        raise onnx.checker.ValidationError("injected")
+
+    monkeypatch.setattr(onnx.checker, "check_model", refuse)
+    code, _, err = cli(capsys, "export", "-c", str(ckpt_path), "-o", str(out), "--check-on", str(folder))
+    assert code != 0 and "injected" in err
+    assert out.read_bytes() == b"an earlier export"
+    assert sorted(p.name for p in out.parent.iterdir()) == ["m.onnx"]
 
 
 # -- bad input -------------------------------------------------------------------------------------------------
