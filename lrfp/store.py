@@ -1155,6 +1155,7 @@ class Store:
         their files' new crops and kept these only because a saved split holds them (`lrfp split` leaves them out)."""
         return {r[0] for r in self.conn.execute(
             """SELECT c.id FROM crops c JOIN sources s ON s.id = c.source_id WHERE s.kind = 'folder'
+               AND EXISTS (SELECT 1 FROM imported_files f WHERE f.source_id = s.id)
                AND NOT EXISTS (SELECT 1 FROM imported_files f WHERE f.crop_id = c.id)""")}
 
     def remove_unreferenced_import_crops(self, source_id: int) -> tuple[int, int]:
