@@ -189,21 +189,25 @@ def _list_files(
     """
     files, skipped, not_scanned = [], [], []
     for class_dir, label in class_dirs:
+        seen = {class_dir.resolve()}  # real folders scanned for this class: links can make loops of any length
         for root, dirs, names in os.walk(class_dir, followlinks=True):
             here = Path(root)
-            ancestors = {here.resolve(), *here.resolve().parents}
             keep = []
             for d in sorted(dirs):
                 p = here / d
                 if d.startswith("."):
                     continue
                 rel = p.relative_to(folder).as_posix()
+                real = p.resolve()
                 why = _store_folder(p, store_dirs)
-                if why is None and p.is_symlink() and p.resolve() in ancestors:
-                    why = f"symbolic link to {p.resolve()}, a folder it is inside (a loop): not followed"
+                if why is None and (real == here.resolve() or real in here.resolve().parents):
+                    why = f"symbolic link to {real}, a folder it is inside (a loop): not followed"
+                elif why is None and real in seen:
+                    why = f"symbolic link to {real}, a folder scanned already: not followed"
                 if why:
                     not_scanned.append((rel + "/", why))
                 else:
+                    seen.add(real)
                     keep.append(d)
             dirs[:] = keep
             for name in sorted(names):

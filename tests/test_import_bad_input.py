@@ -260,3 +260,18 @@ def test_symlinked_folders_are_followed_and_broken_links_reported(capsys, tmp_pa
     assert r.not_scanned == [
         ("masked", f"broken symbolic link (its target {tmp_path / 'no-such-folder'} does not exist)"),
         ("without_mask/loop/", f"symbolic link to {folder.resolve()}, a folder it is inside (a loop): not followed")]
+
+
+def test_symbolic_links_making_a_loop_through_two_folders_end(tmp_path, smfd_dir):
+    """a/x -> b and b/y -> a: each real folder is scanned once (os.walk with followlinks alone never ends)."""
+    from lrfp.import_folder import ImportConfig, import_folder
+
+    folder = tree(tmp_path / "in", smfd_dir, {"with_mask": "with_mask"}, n=1)
+    b = tree(tmp_path / "b", smfd_dir, {"sub": "without_mask"}, n=1) / "sub"
+    (folder / "with_mask" / "x").symlink_to(b, target_is_directory=True)
+    (b / "y").symlink_to(folder / "with_mask", target_is_directory=True)
+    with open_store(tmp_path / "d") as s:
+        r = import_folder(s, ImportConfig(folder=folder, source="s"))
+    assert (r.files, r.imported) == (2, 2)
+    assert r.not_scanned == [("with_mask/x/y/", f"symbolic link to {(folder / 'with_mask').resolve()}, a folder "
+                                                "scanned already: not followed")]
