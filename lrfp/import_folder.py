@@ -331,7 +331,7 @@ def import_folder(
     done_before = store.imported_files(int(existing["id"])) if existing is not None else {}
     recorded = meta.get("import_settings")
     pending = _pending_redo(store, cfg.source)
-    resuming = pending is not None and not cfg.redo and not changed_settings(pending["to"], settings)
+    resuming = pending is not None and not changed_settings(pending["to"], settings)  # with --redo or without
     if pending is not None and not cfg.redo and not resuming:
         was = "; ".join(old for old, _ in changed_settings(settings, pending["to"]))
         now = "; ".join(new for _, new in changed_settings(settings, pending["to"]))
