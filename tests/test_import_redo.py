@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from lrfp.import_folder import REDO_KEY, ImportConfig, import_folder
 from lrfp.split import SplitConfig, grouped_split
 from lrfp.store import open_store
@@ -77,11 +79,12 @@ def test_redo_carries_a_persons_labels_and_keeps_crops_a_split_holds(smfd_dir: P
     assert len(list((data / "crops").rglob("*.png"))) == 12
 
 
+@pytest.mark.slow  # ~10 s: three imports of 60 groups and a subprocess
 def test_a_redo_killed_midway_is_finished_by_a_plain_rerun_as_one_clean_redo(smfd_dir: Path, tmp_path: Path) -> None:
     from conftest import smfd_subset
     from test_import import signal_once_stored
 
-    folder, groups = smfd_subset(smfd_dir, tmp_path / "src", n_groups=60, seed=5)
+    folder, groups = smfd_subset(smfd_dir, tmp_path / "src", n_groups=60, seed=5)  # enough files that the redo is still running when it is killed
     data, clean = tmp_path / "d", tmp_path / "clean"
     run(data, folder, groups_csv=groups, max_side=48)
     shutil.copytree(data, clean)
