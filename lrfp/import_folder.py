@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +17,7 @@ from lrfp.events import ProgressCallback, ProgressEvent
 from lrfp.images import ImageDecodeError, downscale, encode_png, load_rgb
 from lrfp.names import NAME_RULE, name_problem
 from lrfp.paths import check_input_file, check_input_folder
-from lrfp.store import CropOrigin, Store, sha256_bytes
+from lrfp.store import DB_NAME, CropOrigin, Store, sha256_bytes
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,11 @@ class ImportResult:
     unchanged: int = 0  # --redo: crops that came out identical (kept, with their labels)
     replaced: int = 0  # --redo: old crops removed because the new settings give other pixels
     license_recorded: str | None = None  # a --license that changed the source's, on files imported before (kept)
+    labels_carried: int = 0  # --redo: new crops given the label events people gave the file's old crop
+    kept_for_splits: int = 0  # --redo: old crops kept because a saved split holds them
+    redo: bool = False  # files imported before were imported again (--redo, or finishing a stopped one)
+    resumed_redo: bool = False  # this run finished an `import --redo` that was stopped before it ended
+    not_scanned: list[tuple[str, str]] = field(default_factory=list)  # (relative folder, reason): never read
 
     @property
     def skipped_reasons(self) -> Counter:
@@ -118,10 +124,24 @@ def check_source_name(name: str) -> None:
         raise InputError(f"--source {shown!r} {problem}: {NAME_RULE}")
 
 
-def _class_folders(cfg: ImportConfig) -> list[tuple[Path, str]]:
+def _class_folders(cfg: ImportConfig, store_dirs: set[Path] = frozenset()) -> tuple[list[tuple[Path, str]], list[tuple[str, str]]]:
+    """(class folder, label) pairs below cfg.folder, and (name, reason) of each top-level entry not scanned: an
+    lrfp data directory (`store_dirs` or any folder holding lrfp.sqlite) or a broken symbolic link."""
     folder = cfg.folder
     check_input_folder(folder, "folder")
-    subdirs = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    not_scanned: list[tuple[str, str]] = []
+    subdirs = []
+    for p in sorted(folder.iterdir()):
+        if p.name.startswith("."):
+            continue
+        if p.is_symlink() and not p.exists():
+            not_scanned.append((p.name, _broken_link(p)))
+        elif p.is_dir():
+            why = _store_folder(p, store_dirs)
+            if why:
+                not_scanned.append((p.name + "/", why))
+            else:
+                subdirs.append(p)
     if not subdirs:
         raise InputError(
             f"folder {folder} has no class subfolders: expected {'/, '.join(LABELS)}/ (or others named with --map)"
@@ -133,7 +153,20 @@ def _class_folders(cfg: ImportConfig) -> list[tuple[Path, str]]:
     pairs = [(p, cfg.class_map[p.name]) for p in subdirs if cfg.class_map[p.name] != IGNORE]
     if not pairs:
         raise InputError(f"folder {folder}: every subfolder is mapped to 'ignore'")
-    return pairs
+    return pairs, not_scanned
+
+
+def _store_folder(path: Path, store_dirs: set[Path]) -> str | None:
+    """Why the folder `path` is not scanned for images (it is an lrfp data directory), or None."""
+    if path.resolve() in store_dirs:
+        return "the data directory of this store (-d): its own files, never images to import"
+    if (path / DB_NAME).is_file():
+        return f"an lrfp data directory (it holds {DB_NAME}): never images to import"
+    return None
+
+
+def _broken_link(path: Path) -> str:
+    return f"broken symbolic link (its target {os.readlink(path)} does not exist)"
 
 
 def _map_hint(name: str) -> str:
@@ -144,14 +177,51 @@ def _map_hint(name: str) -> str:
     return f"use --map {name}=with_mask or --map {name}=without_mask (or ignore)"
 
 
-def _list_files(folder: Path, class_dirs: list[tuple[Path, str]]) -> list[tuple[str, Path, str]]:
-    """(relative path, absolute path, label) of every file below the class folders, sorted."""
-    files = []
+def _list_files(
+    folder: Path, class_dirs: list[tuple[Path, str]], store_dirs: set[Path] = frozenset(),
+) -> tuple[list[tuple[str, Path, str]], list[tuple[str, str]], list[tuple[str, str]]]:
+    """(relative path, absolute path, label) of every file below the class folders, sorted; (relative path,
+    reason) of each entry skipped there (a broken symbolic link, a special file); (relative path, reason) of each
+    folder not scanned (an lrfp data directory, a symbolic link back to a folder being scanned).
+
+    Symbolic links to folders are followed (a class folder assembled from links is a common layout), each real
+    folder once per class folder; hidden files and folders (dot names) are left out, as before.
+    """
+    files, skipped, not_scanned = [], [], []
     for class_dir, label in class_dirs:
-        for path in sorted(class_dir.rglob("*")):
-            if path.is_file() and not path.name.startswith("."):
-                files.append((path.relative_to(folder).as_posix(), path, label))
-    return files
+        seen = {class_dir.resolve()}  # real folders scanned for this class: links can make loops of any length
+        for root, dirs, names in os.walk(class_dir, followlinks=True):
+            here = Path(root)
+            keep = []
+            for d in sorted(dirs):
+                p = here / d
+                if d.startswith("."):
+                    continue
+                rel = p.relative_to(folder).as_posix()
+                real = p.resolve()
+                why = _store_folder(p, store_dirs)
+                if why is None and (real == here.resolve() or real in here.resolve().parents):
+                    why = f"symbolic link to {real}, a folder it is inside (a loop): not followed"
+                elif why is None and real in seen:
+                    why = f"symbolic link to {real}, a folder scanned already: not followed"
+                if why:
+                    not_scanned.append((rel + "/", why))
+                else:
+                    seen.add(real)
+                    keep.append(d)
+            dirs[:] = keep
+            for name in sorted(names):
+                if name.startswith("."):
+                    continue
+                p = here / name
+                rel = p.relative_to(folder).as_posix()
+                if p.is_file():
+                    files.append((rel, p, label))
+                elif p.is_symlink() and not p.exists():
+                    skipped.append((rel, _broken_link(p)))
+                else:
+                    skipped.append((rel, "not a regular file"))
+    return sorted(files, key=lambda f: f[0]), sorted(skipped), not_scanned
 
 
 def read_groups(csv_path: Path, relpaths: list[str], source: str) -> dict[str, str]:
@@ -169,6 +239,8 @@ def read_groups(csv_path: Path, relpaths: list[str], source: str) -> dict[str, s
     records, errors = parse_csv(csv_path, text)
     if errors:
         raise InputError(f"groups CSV {csv_path} is not valid CSV:\n" + "\n".join(errors))
+    if not records:
+        raise InputError(f"{csv_path}: the groups CSV is empty; it needs a header line file,group_id and a row per file")
     columns = [c.strip() for c in records[0].fields] if records else []
     missing = [c for c in ("file", "group_id") if c not in columns]
     if missing:
@@ -184,6 +256,8 @@ def read_groups(csv_path: Path, relpaths: list[str], source: str) -> dict[str, s
     if long:
         raise InputError(f"groups CSV {csv_path} is not valid CSV:\n" + "\n".join(long))
     rows = [(dict(zip(columns, rec.fields)), rec.line) for rec in records[1:]]
+    if not rows:  # every file would be its own group: the grouping the CSV was given for would silently be lost
+        raise InputError(f"{csv_path}: the groups CSV has a header but no rows")
     by_name: dict[str, list[str]] = {}
     known = set(relpaths)
     for rel in relpaths:
@@ -217,20 +291,33 @@ def read_groups(csv_path: Path, relpaths: list[str], source: str) -> dict[str, s
     return groups
 
 
+REDO_KEY = "import.redo_of:"
+"""Store setting (+ source name) of an `lrfp import --redo` under way: the settings it redoes from and to, and each
+file's crop before it, so that a rerun killed or stopped midway finishes it and counts it as one clean redo."""
+
+
 def import_folder(
     store: Store, cfg: ImportConfig, progress: ProgressCallback | None = None
 ) -> ImportResult:
     """Import every image below the class folders. Idempotent: files seen before are not re-read.
 
     Each file is committed on its own (crop file, crop row, label, bookkeeping row in one step),
-    so an interrupted import keeps what it stored and a rerun completes it. Raises UsageError for a bad
-    `cfg`, InputError for a missing folder, unmapped class folders or a bad groups CSV.
+    so an interrupted import keeps what it stored and a rerun completes it. With cfg.redo, files seen before are
+    imported again with this run's settings: a new crop gets the person's labels of the file's old crop
+    (Store.copy_label_events), and old crops go at the end unless a saved split holds them. An interrupted redo is
+    finished by a rerun with the same settings, --redo or not. The data directory, and any lrfp data directory,
+    below the folder is never scanned. Raises UsageError for a bad `cfg`, InputError for a missing folder, a folder
+    inside the data directory, unmapped class folders, a bad groups CSV, or settings changed without --redo.
     """
     cfg.check()
     folder = cfg.folder.expanduser().resolve()
     cfg = ImportConfig(**{**cfg.__dict__, "folder": folder})
-    class_dirs = _class_folders(cfg)
-    files = _list_files(folder, class_dirs)
+    store_root = Path(store.root).resolve()
+    if folder == store_root or store_root in folder.parents:
+        raise InputError(f"folder {folder} is inside the data directory {store_root} (the store's own files): "
+                         "give the folder of the images to import, or another data directory (-d)")
+    class_dirs, not_scanned = _class_folders(cfg, {store_root})
+    files, walk_skipped, deeper = _list_files(folder, class_dirs, {store_root})
     groups = read_groups(cfg.groups_csv, [rel for rel, _, _ in files], cfg.source) if cfg.groups_csv else {}
 
     existing = store.find_source(cfg.source)
@@ -243,8 +330,19 @@ def import_folder(
     meta = json.loads(existing["meta"] or "{}") if existing is not None else {}
     done_before = store.imported_files(int(existing["id"])) if existing is not None else {}
     recorded = meta.get("import_settings")
+    pending = _pending_redo(store, cfg.source)
+    resuming = pending is not None and not changed_settings(pending["to"], settings)  # with --redo or without
+    if pending is not None and not cfg.redo and not resuming:
+        was = "; ".join(old for old, _ in changed_settings(settings, pending["to"]))
+        now = "; ".join(new for _, new in changed_settings(settings, pending["to"]))
+        raise InputError(
+            f"source {cfg.source!r}: an `lrfp import --redo` with {now} was stopped before it finished, and this run "
+            f"asks for {was}. Rerun with {now} (no --redo needed) to finish it, or with --redo to import the files "
+            "again with this run's settings"
+        )
+    redo = cfg.redo or resuming
     changed = changed_settings(recorded, settings) if recorded is not None else []
-    if done_before and not cfg.redo and changed:
+    if done_before and not redo and changed:
         was = "; ".join(old for old, _ in changed)
         now = "; ".join(new for _, new in changed)
         raise InputError(
@@ -252,26 +350,38 @@ def import_folder(
             f"for {now}. Rerun with --redo to import them again with the new settings (crops that come out "
             "identical keep their labels), or import under another --source name"
         )
-    if not done_before or cfg.redo:
+    if not done_before or redo:
         meta["import_settings"] = settings
     elif recorded is not None:  # a new class folder since the last run: remember its mapping too
         meta["import_settings"] = {**recorded, "class_map": {**recorded.get("class_map", {}), **settings["class_map"]}}
     # Held (shared: imports of several folders may run at once) while the source is `importing`: one left so while
     # no import holds it was left by a killed run (run_lock, `lrfp stats`).
     with run_lock.hold(store.root, run_lock.IMPORT, shared=True):
+        if redo and done_before:
+            # Saved before anything is redone and kept until the end: each file's crop before the redo. A redo
+            # started again over an unfinished one keeps the first one's crops: those are what the redo replaces.
+            before = pending["crops"] if pending is not None else {rel: crop for rel, crop in done_before.items()}
+            store.set_setting(REDO_KEY + cfg.source, json.dumps(
+                {"from": pending["from"] if pending is not None else recorded, "to": settings, "crops": before}))
+        else:
+            before = {}
         source_id = store.upsert_source(
             cfg.source, "folder", path=str(folder), title=folder.name,
             license=cfg.license if cfg.license is not None else (existing["license"] if existing else None),
             status="importing", meta=meta,
         )
         annotator = cfg.annotator or f"import:{cfg.source}"
-        result = ImportResult(source=cfg.source, files=len(files))
-        if done_before and not cfg.redo and cfg.license is not None and cfg.license != existing["license"]:
+        result = ImportResult(source=cfg.source, files=len(files) + len(walk_skipped), redo=redo, resumed_redo=resuming,
+                              skipped=list(walk_skipped), not_scanned=not_scanned + deeper)
+        if done_before and not redo and cfg.license is not None and cfg.license != existing["license"]:
             result.license_recorded = cfg.license  # the files stored earlier keep their crops: pixels do not depend on it
+        statuses = store.imported_file_statuses(source_id) if redo and done_before else {}
         for i, (rel, path, label) in enumerate(files):
-            if cfg.redo and rel in done_before:
-                status, reason = _redo_one(store, source_id, rel, path, label, groups.get(rel), cfg, annotator,
-                                           done_before[rel])
+            if redo and rel in done_before:
+                status, reason, carried = _redo_one(
+                    store, source_id, rel, path, label, groups.get(rel), cfg, annotator,
+                    before.get(rel, done_before[rel]), done_before[rel], statuses.get(rel))
+                result.labels_carried += carried
                 if status == "unchanged":
                     result.unchanged += 1
                 elif status == "imported":
@@ -299,10 +409,20 @@ def import_folder(
         if groups:
             result.grouped = sum(1 for rel, _, _ in files if rel in groups)
             result.ungrouped = len(files) - result.grouped
-        if cfg.redo:
-            result.replaced = _remove_orphan_crops(store, source_id)
+        # Crops no imported file points at: the old crops of this redo, or ones an earlier redo kept for a split
+        # that `lrfp split` has since been rerun without.
+        result.replaced, result.kept_for_splits = store.remove_unreferenced_import_crops(source_id)
+        store.delete_setting(REDO_KEY + cfg.source)
         store.set_source_status(source_id, "ok")
         return result
+
+
+def _pending_redo(store: Store, source: str) -> dict[str, Any] | None:
+    """The state an unfinished `lrfp import --redo` of `source` saved (REDO_KEY), or None."""
+    text = store.get_setting(REDO_KEY + source)
+    if text is None:
+        return None
+    return json.loads(text)
 
 
 def import_settings(cfg: ImportConfig, class_dirs: list[tuple[Path, str]]) -> dict[str, object]:
@@ -339,10 +459,13 @@ def _groups(digest: object) -> str:
 
 def _redo_one(
     store: Store, source_id: int, rel: str, path: Path, label: str, group: str | None,
-    cfg: ImportConfig, annotator: str, old_crop: int | None,
-) -> tuple[str, str | None]:
+    cfg: ImportConfig, annotator: str, old_crop: int | None, current_crop: int | None, recorded_status: str | None,
+) -> tuple[str, str | None, int]:
     """Import one file again with this run's settings. An identical crop is kept (labels too); its file is
-    written again when missing or damaged. Returns (unchanged | imported | duplicate | skipped, reason).
+    written again when missing or damaged. `old_crop`: the file's crop before the redo began; `current_crop`: the
+    one it points at now (another one when an interrupted redo already did this file, which then counts as it did).
+    A new crop gets the person's label events of the file's current crop (every kind but the import's own), with
+    who gave them and when. Returns (unchanged | imported | duplicate | skipped, reason, 1 if labels were carried).
 
     "Identical" means the same pixels: a crop stored by an older lrfp, whose PNG encoder wrote other bytes
     for them (PIL at zlib level 6 before lrfp.images.encode_png was the one encoder), is kept as it is.
@@ -353,13 +476,14 @@ def _redo_one(
         data = path.read_bytes()
         image = downscale(load_rgb(data), cfg.max_side)
     except OSError as e:
-        return "skipped", f"unreadable ({e.strerror})"
+        return "skipped", f"unreadable ({e.strerror})", 0
     except ImageDecodeError as e:
-        return "skipped", str(e)
+        return "skipped", str(e), 0
     png = encode_png(image)
     file_sha = sha256_bytes(data)
     origin = CropOrigin(original=rel, group_id=group, meta={"file_sha256": file_sha})
     same_pixels = old_crop is not None and _shows_pixels(store, old_crop, png, image)
+    carried = 0
     with store.transaction():
         if same_pixels:
             crop_id, created = old_crop, False
@@ -368,8 +492,20 @@ def _redo_one(
                 source_id, png, image.width, image.height, origin,
                 label=label, annotator=annotator, label_kind="import", conn_in_transaction=True,
             )
-        status = "imported" if created else "unchanged" if crop_id == old_crop else "duplicate"
-        if status == "unchanged":
+        if crop_id == old_crop:
+            status = "unchanged"
+        elif created:
+            status = "imported"
+        elif crop_id == current_crop and recorded_status in ("imported", "duplicate"):
+            status = recorded_status  # done by the interrupted redo this run finishes
+        else:
+            status = "duplicate"
+        # From the crop the file points at now; when an interrupted redo already moved it, from the crop before
+        # (nothing is copied twice): either way the count is the whole redo's.
+        carry_from = current_crop if crop_id != current_crop else old_crop
+        if carry_from is not None and carry_from != crop_id:
+            carried = _carry_labels(store, carry_from, crop_id, label, annotator)
+        if status == "unchanged" or (crop_id == current_crop and status == "imported"):
             _apply_new_folder_settings(store, crop_id, label, group, annotator)
         store.record_imported_file(source_id, rel, file_sha, crop_id, "duplicate" if status == "duplicate" else "imported",
                                    "same pixels as another file" if status == "duplicate" else None)
@@ -377,7 +513,26 @@ def _redo_one(
         row = store.crop(crop_id)
         if crop_file_problem(store.crop_file(row)) is not None:
             store.restore_crop_file(row, png)
-    return status, None
+    return status, None, carried if status == "imported" else 0  # a duplicate's crop is counted with its file's
+
+
+def _carry_labels(store: Store, from_crop: int, to_crop: int, label: str, annotator: str) -> int:
+    """Give `to_crop` (a file's new crop) the label events people gave `from_crop` (its old one); inside a
+    transaction. When the old crop's current label was still the import's own, the new crop's stays so too.
+    Returns 1 when a person's events were carried, else 0."""
+    try:
+        store.crop(from_crop)
+    except NotFoundError:
+        return 0
+    copied, present = store.copy_label_events(from_crop, to_crop, except_kind="import")
+    if not copied:
+        return int(present > 0)
+    old_current = store.current_label_event(from_crop)
+    new_current = store.current_label_event(to_crop)
+    if old_current is not None and old_current["annotator"] == annotator and (
+            new_current is None or new_current["annotator"] != annotator):
+        store.append_label(to_crop, label, annotator, "import")
+    return 1
 
 
 def _shows_pixels(store: Store, crop_id: int, png: bytes, image: Any) -> bool:
@@ -405,13 +560,6 @@ def _apply_new_folder_settings(store: Store, crop_id: int, label: str, group: st
     if current is not None and current["annotator"] == annotator and current["label"] != label:
         store.append_label(crop_id, label, annotator, "import")
     store.set_crop_group(crop_id, group)
-
-
-def _remove_orphan_crops(store: Store, source_id: int) -> int:
-    """After --redo: delete the source's crops no imported file points at any more (made with the old settings)."""
-    ids = store.unreferenced_import_crops(source_id)
-    store.delete_crops(ids)
-    return len(ids)
 
 
 def _import_one(

@@ -140,9 +140,13 @@ def group_key(row: Any, group_by: str = "track") -> tuple[str, str]:
 def usable_crops(store: Store, cfg: SplitConfig) -> tuple[list[Crop], dict[str, int]]:
     """The crops a split may use (current label a class, face large enough), and what was left out."""
     rows = store.crops_with_labels()
+    superseded = store.superseded_import_crops()  # kept by `import --redo` only for the splits that held them
     crops: list[Crop] = []
     excluded: Counter = Counter()
     for r in rows:
+        if r["id"] in superseded:
+            excluded["replaced_by_import_redo"] += 1
+            continue
         if r["label"] not in LABELS:
             excluded[r["label"] or "unlabeled"] += 1
             continue

@@ -1145,13 +1145,54 @@ class Store:
         return [(r[0], r[1]) for r in self.conn.execute(
             "SELECT file_sha256, crop_id FROM imported_files WHERE crop_id IS NOT NULL AND file_sha256 IS NOT NULL")]
 
-    def unreferenced_import_crops(self, source_id: int) -> list[int]:
-        """Ids of the source's crops that no imported file points at (left by `lrfp import --redo`)."""
-        return [r[0] for r in self.conn.execute(
-            """SELECT id FROM crops WHERE source_id = ?
-               AND id NOT IN (SELECT crop_id FROM imported_files WHERE crop_id IS NOT NULL)""",
-            (source_id,),
-        )]
+    def imported_file_statuses(self, source_id: int) -> dict[str, str]:
+        """relpath -> status (imported, duplicate, conflict, skipped) of every file of the source an import saw."""
+        return {r[0]: r[1] for r in self.conn.execute(
+            "SELECT relpath, status FROM imported_files WHERE source_id = ?", (source_id,))}
+
+    def superseded_import_crops(self) -> set[int]:
+        """Ids of crops of imported folders that no imported file points at any more: an `lrfp import --redo` made
+        their files' new crops and kept these only because a saved split holds them (`lrfp split` leaves them out)."""
+        return {r[0] for r in self.conn.execute(
+            """SELECT c.id FROM crops c JOIN sources s ON s.id = c.source_id WHERE s.kind = 'folder'
+               AND EXISTS (SELECT 1 FROM imported_files f WHERE f.source_id = s.id)
+               AND NOT EXISTS (SELECT 1 FROM imported_files f WHERE f.crop_id = c.id)""")}
+
+    def remove_unreferenced_import_crops(self, source_id: int) -> tuple[int, int]:
+        """After `lrfp import --redo`: delete the source's crops no imported file points at any more (made with the
+        earlier settings; their files' new crops carry the person's labels), unless a saved split holds them
+        (`prune_source_crops`' rule for fetch: a split never loses a crop silently).
+
+        One transaction from the check to the delete; rows go before files. Returns (removed, kept for splits)."""
+        with self.transaction():
+            rows = self.conn.execute(
+                """SELECT c.id, c.path, EXISTS (SELECT 1 FROM split_assignments a WHERE a.crop_id = c.id) AS held
+                   FROM crops c WHERE c.source_id = ?
+                   AND NOT EXISTS (SELECT 1 FROM imported_files f WHERE f.crop_id = c.id)""", (source_id,)).fetchall()
+            gone = [r for r in rows if not r["held"]]
+            for i in range(0, len(gone), IN_LIST_CHUNK):
+                chunk = [r["id"] for r in gone[i : i + IN_LIST_CHUNK]]
+                self.conn.execute(f"DELETE FROM crops WHERE id IN ({','.join('?' * len(chunk))})", chunk)
+        for r in gone:
+            with contextlib.suppress(OSError):
+                (self.root / r["path"]).unlink()
+        return len(gone), len(rows) - len(gone)
+
+    def copy_label_events(self, from_crop: int, to_crop: int, *, except_kind: str) -> tuple[int, int]:
+        """Copy the label events of `from_crop` other than those of kind `except_kind` onto `to_crop`, oldest first,
+        each with its own label, annotator, kind, time and suggested flag (who labeled it, and when), leaving out
+        events `to_crop` already has. Call inside `transaction()`. Returns (events copied now, events of `from_crop`
+        that `to_crop` has now, copied now or before)."""
+        have = {tuple(r) for r in self.conn.execute(
+            "SELECT label, annotator, kind, created_at, suggested FROM labels WHERE crop_id = ?", (to_crop,))}
+        events = [tuple(r) for r in self.conn.execute(
+            "SELECT label, annotator, kind, created_at, suggested FROM labels WHERE crop_id = ? AND kind != ? ORDER BY id",
+            (from_crop, except_kind))]
+        new = [e for e in events if e not in have]
+        self.conn.executemany(
+            "INSERT INTO labels(crop_id, label, annotator, kind, created_at, suggested) VALUES (?, ?, ?, ?, ?, ?)",
+            [(to_crop, *e) for e in new])
+        return len(new), len(events)
 
     def is_imported(self, source_id: int, relpath: str) -> bool:
         """Whether this file of this source is already stored (or counted as a duplicate)."""

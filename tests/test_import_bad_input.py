@@ -192,3 +192,86 @@ def test_reimport_with_another_map_or_groups_is_refused_then_redone(capsys, tmp_
                "--groups", str(groups), "--redo")[0] == 0
     with open_store(d, create=False) as s:
         assert {r["group_id"] for r in s.query("SELECT group_id FROM crops")} == {"s:7"}
+
+
+def test_import_dot_inside_the_image_folder_never_scans_its_own_store(tmp_path, smfd_dir):
+    """`lrfp import .` with the default data dir ./lrfp-data: the store is made inside the folder being imported.
+    It used to be refused as an unmapped class folder, and `--map lrfp-data=with_mask` imported the store's files."""
+    import os
+    import subprocess
+    import sys
+
+    folder = tree(tmp_path / "in", smfd_dir, {"with_mask": "with_mask", "without_mask": "without_mask"})
+    other = tree(tmp_path / "in" / "with_mask" / "old-store", smfd_dir, {"crops": "without_mask"}, n=1)
+    (other / "lrfp.sqlite").write_bytes(b"")  # another lrfp data directory deeper down: not images either
+    for argv in ([], ["--map", "lrfp-data=with_mask"]):
+        r = subprocess.run([sys.executable, "-m", "lrfp", "import", ".", "--source", "mine", "--max-side", "48", *argv],
+                           cwd=folder, capture_output=True, text=True, env={**os.environ, "COLUMNS": "300"})
+        assert r.returncode == 0, r.stderr
+        assert "not scanned: lrfp-data/" in r.stdout and "the data directory of this store (-d)" in r.stdout
+        assert "not scanned: with_mask/old-store/" in r.stdout and "an lrfp data directory (it holds lrfp.sqlite)" in r.stdout
+    with open_store(folder / "lrfp-data", create=False) as s:
+        assert s.count_crops() == 4
+        assert {r["original"].split("/")[0] for r in s.query("SELECT original FROM crops")} == {"with_mask", "without_mask"}
+        assert not s.query("SELECT 1 FROM imported_files WHERE relpath LIKE '%lrfp-data%' OR relpath LIKE '%old-store%'")
+
+
+def test_a_folder_inside_the_data_directory_is_refused(capsys, tmp_path, smfd_dir):
+    d = tmp_path / "d"
+    assert cli(capsys, "import", str(tree(tmp_path / "in", smfd_dir, {"with_mask": "with_mask"})), "--source", "s",
+               "-d", str(d))[0] == 0
+    for folder in (d, d / "crops"):
+        code, _, err = cli(capsys, "import", str(folder), "--source", "t", "-d", str(d))
+        assert (code, err) == (2, f"Error: folder {folder} is inside the data directory {d} (the store's own files): "
+                                  "give the folder of the images to import, or another data directory (-d)")
+    with open_store(d, create=False) as s:
+        assert s.count_crops() == 2 and [r["name"] for r in s.sources()] == ["s"]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("file,group_id\n", "the groups CSV has a header but no rows"),
+    ("class,file,group_id\n\n\n", "the groups CSV has a header but no rows"),
+    ("\n\n", "the groups CSV is empty; it needs a header line file,group_id and a row per file"),
+    ("", "the groups CSV is empty; it needs a header line file,group_id and a row per file"),
+])
+def test_a_groups_csv_without_rows_is_refused(capsys, tmp_path, smfd_dir, text, message):
+    """Every file would silently become its own group: the grouping the CSV was given for would be lost."""
+    folder = tree(tmp_path / "in", smfd_dir, {"with_mask": "with_mask"})
+    groups = tmp_path / "g.csv"
+    groups.write_text(text)
+    code, _, err = cli(capsys, "import", str(folder), "--source", "s", "-d", str(tmp_path / "d"), "--groups", str(groups))
+    assert (code, err) == (2, f"Error: {groups}: {message}")
+    assert not (tmp_path / "d").exists() or open_store(tmp_path / "d", create=False).count_crops() == 0
+
+
+def test_symlinked_folders_are_followed_and_broken_links_reported(capsys, tmp_path, smfd_dir):
+    folder = tree(tmp_path / "in", smfd_dir, {"with_mask": "with_mask", "without_mask": "without_mask"}, n=1)
+    elsewhere = tree(tmp_path / "elsewhere", smfd_dir, {"sub": "with_mask"}, n=3)
+    (folder / "with_mask" / "linked").symlink_to(elsewhere / "sub", target_is_directory=True)
+    (folder / "with_mask" / "gone.jpg").symlink_to(tmp_path / "nowhere.jpg")
+    (folder / "without_mask" / "loop").symlink_to(folder, target_is_directory=True)
+    (folder / "masked").symlink_to(tmp_path / "no-such-folder")
+    with open_store(tmp_path / "d") as s:
+        from lrfp.import_folder import ImportConfig, import_folder
+
+        r = import_folder(s, ImportConfig(folder=folder, source="s"))
+    assert (r.files, r.imported) == (6, 4)  # 2 + the 3 behind the folder link - 1 duplicate (sub/ repeats a file)
+    assert r.skipped == [("with_mask/gone.jpg", f"broken symbolic link (its target {tmp_path / 'nowhere.jpg'} does not exist)")]
+    assert r.not_scanned == [
+        ("masked", f"broken symbolic link (its target {tmp_path / 'no-such-folder'} does not exist)"),
+        ("without_mask/loop/", f"symbolic link to {folder.resolve()}, a folder it is inside (a loop): not followed")]
+
+
+def test_symbolic_links_making_a_loop_through_two_folders_end(tmp_path, smfd_dir):
+    """a/x -> b and b/y -> a: each real folder is scanned once (os.walk with followlinks alone never ends)."""
+    from lrfp.import_folder import ImportConfig, import_folder
+
+    folder = tree(tmp_path / "in", smfd_dir, {"with_mask": "with_mask"}, n=1)
+    b = tree(tmp_path / "b", smfd_dir, {"sub": "without_mask"}, n=1) / "sub"
+    (folder / "with_mask" / "x").symlink_to(b, target_is_directory=True)
+    (b / "y").symlink_to(folder / "with_mask", target_is_directory=True)
+    with open_store(tmp_path / "d") as s:
+        r = import_folder(s, ImportConfig(folder=folder, source="s"))
+    assert (r.files, r.imported) == (2, 2)
+    assert r.not_scanned == [("with_mask/x/y/", f"symbolic link to {(folder / 'with_mask').resolve()}, a folder "
+                                                "scanned already: not followed")]

@@ -27,13 +27,14 @@ def import_(
     ] = None,
     redo: Annotated[bool, typer.Option(
         "--redo", help="Import files seen before again with this run's settings (e.g. another --max-side); "
-        "crops that come out identical keep their labels.")] = False,
+        "crops that come out identical keep their labels, new crops get the labels people gave the old ones, and "
+        "old crops a saved split holds are kept. A stopped redo is finished by a rerun with its settings.")] = False,
     data_dir: DataDir = DEFAULT_DATA_DIR,
 ) -> None:
     """Import a labeled image folder: RGB PNG crops, labels from the folder names, groups, license.
 
     Exact duplicates (same bytes) are stored once and counted; importing the same folder again adds
-    nothing; an interrupted import resumes where it stopped.
+    nothing; an interrupted import resumes where it stopped. The data directory is never scanned for images.
 
     Example:
       lrfp import ../shared/data/smfd --source smfd --groups ../shared/data/smfd/smfd_groups.csv --max-side 48

@@ -21,9 +21,16 @@ def import_summary(r: ImportResult) -> Table:
     t.add_row("imported", str(r.imported) + (f"  ({', '.join(f'{k} {v}' for k, v in sorted(r.per_label.items()))})" if r.per_label else ""))
     t.add_row("exact duplicates (stored once)", str(r.duplicates))
     t.add_row("already imported before", str(r.already_imported))
-    if r.unchanged or r.replaced:
+    if r.resumed_redo:
+        t.add_row("finished the stopped --redo", "yes (counts are the whole redo's)")
+    if not r.redo and (r.replaced or r.kept_for_splits):
+        t.add_row("crops an earlier --redo kept for a split, removed (none holds them now)", str(r.replaced))
+        t.add_row("  still kept (a saved split holds them)", str(r.kept_for_splits))
+    elif r.redo:
         t.add_row("--redo: identical, kept with labels", str(r.unchanged))
         t.add_row("--redo: old crops replaced", str(r.replaced))
+        t.add_row("--redo: person labels carried to the new crops", str(r.labels_carried))
+        t.add_row("--redo: old crops kept (a saved split holds them)", str(r.kept_for_splits))
     t.add_row("skipped", str(len(r.skipped)))
     for reason, n in sorted(r.skipped_reasons.items()):
         t.add_row(f"  {reason}", str(n))
@@ -31,6 +38,8 @@ def import_summary(r: ImportResult) -> Table:
         t.add_row(f"  [dim]{rel}[/dim]", f"[dim]{reason}[/dim]")
     if len(r.skipped) > 10:
         t.add_row("  [dim]...[/dim]", f"[dim]{len(r.skipped) - 10} more (see `lrfp stats`)[/dim]")
+    for rel, reason in r.not_scanned:
+        t.add_row(f"not scanned: {rel}", f"[dim]{reason}[/dim]")
     if r.grouped or r.ungrouped:
         t.add_row("files with a group id", str(r.grouped))
         t.add_row("files without (their own group)", str(r.ungrouped))
