@@ -24,7 +24,7 @@ from benchmark.events import (DecodeProgress, EpochDone, EvalOverlap, GridFinish
                               OnEvent, PrecisionChosen, PreviousMoved, RowWritten, RunEnded, RunStarted)
 from benchmark.protocols import Protocol, get_protocol
 from benchmark.registry import check_input_size, get_spec, list_models
-from lrfp.errors import BenchError, BenchUsageError, InputError
+from lrfp.errors import BenchError, BenchUsageError, InputError, disk_full
 from lrfp.machine import cpu_name
 from lrfp.paths import probe_writable, unwritable_message
 
@@ -682,6 +682,8 @@ def _guarded(group: list[Any], context, on_row, emit, what: str, train: Callable
     except (KeyboardInterrupt, BenchError):
         raise
     except Exception as e:  # stacked seeds fail together: one error row each
+        if disk_full(e):  # not this run's fault: every next run would fail the same way (the CLI says so)
+            raise
         log.warning("%s failed: %s: %s", what, type(e).__name__, e)
         log.debug("%s failed", what, exc_info=True)
         for run_cfg in group:
@@ -787,7 +789,7 @@ def _run_pool(runs, data, eval_sets, ckpt_dir, context, jobs, per_job, handle, o
                         if isinstance(err, BrokenProcessPool):  # a worker process died: sorted out below
                             broken.append(run_cfg)
                             continue
-                        if isinstance(err, BenchError):
+                        if isinstance(err, BenchError) or (err is not None and disk_full(err)):
                             raise err
                         if err is not None:
                             pool.drain(handle)  # (raises if the run failed because the Manager process died)
