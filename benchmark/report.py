@@ -396,6 +396,9 @@ def render_markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         for name, info in (meta.get("eval_overlap") or {}).items():
             if (warning := overlap_warning(name, info)):  # eval images that are also in train/validation/test
                 lines += [f"**Warning: {warning}.**", ""]
+        for name, skipped in (meta.get("eval_skipped") or {}).items():
+            lines += [f"{len(skipped)} unreadable image{'s' if len(skipped) != 1 else ''} of {name} left out "
+                      "(not evaluated):", ""] + [f"- `{f}`: {why}" for f, why in skipped] + [""]
         lines += ["| eval set | model | norm | epochs | seeds | accuracy | 95% CI | loss |", "|---|---|---|---|---|---|---|---|"]
         for s in cross:
             lines.append(

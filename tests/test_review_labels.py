@@ -85,7 +85,7 @@ def test_gpu_asked_where_none_exists(capsys, small_store):
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
     code, _, err = cli(capsys, "review-labels", "-d", str(small_store.root), "--device", "cuda", "--folds", "2")
-    assert code == 2 and err.startswith("Error: --device cuda asked for, but no CUDA device is available")
+    assert code == 1 and err.startswith("Error: --device cuda asked for, but no CUDA device is available")
     assert small_store.latest_label_issues_run() is None
 
 
