@@ -36,6 +36,7 @@ class Subset:
     labels: np.ndarray
     face_px: np.ndarray  # face size in px: shorter side of the detected face box, else of the stored crop
     keys: list[str]  # crop id / file name, for tracing a prediction back
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # --eval-on: (file, why) of unreadable images left out
     _resized: dict[int, Any] = field(default_factory=dict, repr=False)
 
     def __len__(self) -> int:
@@ -278,11 +279,14 @@ def check_columns(option: str, dataset: str, split: str, columns: list[str]) -> 
 def load_image_folder(folder: Path) -> Subset:
     """A labeled folder with one subfolder per class (with_mask/, without_mask/), for `--eval-on`.
 
-    Raises lrfp.errors.ImageFileError naming a file that cannot be used (damaged, or over Pillow's
-    decompression-bomb limit): an evaluation set is measured whole or not at all.
+    A file that cannot be used (missing, damaged, or over Pillow's decompression-bomb limit) is left out and
+    listed in the Subset's `skipped` as (path relative to `folder`, why), as `lrfp predict FOLDER` and `lrfp
+    import` skip such files; the harness reports them (the summary and results.md).
     """
+    from lrfp.errors import ImageFileError
     from lrfp.images import is_image_name
 
+    skipped: list[tuple[str, str]] = []
     images, labels, face, keys = [], [], [], []
     for li, label in enumerate(LABELS):
         d = folder / label
@@ -290,12 +294,16 @@ def load_image_folder(folder: Path) -> Subset:
             continue
         for p in sorted(d.rglob("*")):
             if p.is_file() and is_image_name(p):
-                arr = _decode(p)
+                try:
+                    arr = _decode(p)
+                except ImageFileError as e:
+                    skipped.append((str(p.relative_to(folder)), e.reason))
+                    continue
                 images.append(arr)
                 labels.append(li)
                 face.append(min(arr.shape[:2]))
                 keys.append(str(p.relative_to(folder)))
-    return Subset(images, np.asarray(labels, dtype=np.int64), np.asarray(face, dtype=np.int64), keys)
+    return Subset(images, np.asarray(labels, dtype=np.int64), np.asarray(face, dtype=np.int64), keys, skipped)
 
 
 def check_local_folder(option: str, spec: str) -> None:
@@ -377,6 +385,9 @@ def load_eval_set(target: str) -> tuple[str, Subset]:
             np.concatenate([s.face_px for s in subs]), [k for s in subs for k in s.keys],
         )
         name = f"{folder_name or target}:{'+'.join(parts)}"
+    if len(sub) == 0 and sub.skipped:
+        raise InputError(f"--eval-on {target}: none of its {len(sub.skipped)} image files can be read (first: "
+                         f"{sub.skipped[0][0]}: {sub.skipped[0][1]})")
     if len(sub) == 0:
         raise InputError(f"--eval-on {target}: no images found (expected class subfolders {', '.join(LABELS)}/)")
     _check_classes(f"--eval-on {target}", {"eval": sub}, ("eval",),

@@ -24,7 +24,7 @@ from benchmark.events import (DecodeProgress, EpochDone, EvalOverlap, GridFinish
                               OnEvent, PrecisionChosen, PreviousMoved, RowWritten, RunEnded, RunStarted)
 from benchmark.protocols import Protocol, get_protocol
 from benchmark.registry import check_input_size, get_spec, list_models
-from lrfp.errors import BenchError, BenchUsageError, InputError
+from lrfp.errors import BenchError, BenchUsageError, InputError, disk_full
 from lrfp.machine import cpu_name
 from lrfp.paths import probe_writable, unwritable_message
 
@@ -83,6 +83,11 @@ class BenchConfig:
                                    ("--batch-size", self.batch_size, 2)):
             if value is not None and value < least:
                 raise BenchUsageError(f"{name} must be at least {least}, not {value}")
+        if self.threads is not None and self.threads > OVERSUBSCRIBE * (cores := usable_cpus()):
+            # torch's threads then wait for each other: a 6 s run did not end in 120 s with --threads 1000 on 2 cores
+            raise BenchUsageError(f"--threads {self.threads} is far more than the {cores} CPU core{'s' if cores != 1 else ''} "
+                                  "this process may use: torch's threads would wait for each other and the run crawl; "
+                                  f"give --threads {cores} (or leave it out: torch's own default)")
         if not _DEVICE.fullmatch(self.device):
             raise BenchUsageError(f"--device must be auto, cpu, cuda or cuda:N, not {self.device!r}")
         if self.compile not in COMPILE_MODES:
@@ -112,6 +117,18 @@ class BenchConfig:
 
 
 _DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
+
+
+OVERSUBSCRIBE = 4  # --threads above this many per usable core is refused; above one per core, a Notice
+
+
+def usable_cpus() -> int:
+    """The CPU cores this process may run on (its affinity mask: taskset, a container's cpuset), else
+    os.cpu_count()."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):  # not on Linux
+        return os.cpu_count() or 1
 
 
 @dataclass
@@ -427,9 +444,17 @@ def _run_planned(cfg: BenchConfig, protocol: Protocol, device: str, runs: list[A
     allocator = keep_freed_memory()  # before the data is decoded: every step's tensors reuse freed memory
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
+        if cfg.threads > (cores := usable_cpus()):
+            emit(Notice(f"--threads {cfg.threads} is more than the {cores} CPU core{'s' if cores != 1 else ''} this "
+                        f"process may use: training is likely slower than with --threads {cores}"))
     jobs = cfg.jobs or (1 if cfg.stack_seeds else 3 if device.startswith("cuda") else 1)
     data = load_data(cfg, progress=lambda d, t: emit(DecodeProgress(d, t)))
     eval_sets = dict([load_eval_set(cfg.eval_on)]) if cfg.eval_on else {}
+    eval_skipped = {name: [list(x) for x in sub.skipped] for name, sub in eval_sets.items() if sub.skipped}
+    for name, skipped in eval_skipped.items():  # unreadable files are left out, as predict and import do
+        emit(Notice(f"--eval-on {cfg.eval_on}: {len(skipped)} unreadable image{'s' if len(skipped) != 1 else ''} "
+                    f"left out ({'; '.join(f'{f}: {why}' for f, why in skipped[:3])}{'; ...' if len(skipped) > 3 else ''}); "
+                    f"the other {len(eval_sets[name])} are evaluated (the list is in results.md)"))
     overlap = check_eval_overlap(cfg, data, eval_sets, emit)
     all_runs = runs
     the_plan = resume.plan(runs, data, eval_sets, cfg.precision, cfg.stack_seeds, device)
@@ -460,6 +485,7 @@ def _run_planned(cfg: BenchConfig, protocol: Protocol, device: str, runs: list[A
         **context, "protocol": protocol.name, "protocol_summary": protocol.summary, "counts": data.counts(),
         "audit": {k: v for k, v in data.audit.items() if k != "split_report"},
         "eval_overlap": overlap,  # eval set name -> {n, exact, near, ...} (benchmark.overlap)
+        "eval_skipped": eval_skipped,  # eval set name -> [[file, why], ...]: unreadable images left out
         # the transfer models that actually ran with ImageNet weights (Models 1-3 have none to load)
         "pretrained": sorted({r.model for r in all_runs if r.pretrained}),
         "from_scratch": sorted({r.model for r in all_runs if not r.pretrained and get_spec(r.model).pretrained}),
@@ -682,6 +708,8 @@ def _guarded(group: list[Any], context, on_row, emit, what: str, train: Callable
     except (KeyboardInterrupt, BenchError):
         raise
     except Exception as e:  # stacked seeds fail together: one error row each
+        if disk_full(e):  # not this run's fault: every next run would fail the same way (the CLI says so)
+            raise
         log.warning("%s failed: %s: %s", what, type(e).__name__, e)
         log.debug("%s failed", what, exc_info=True)
         for run_cfg in group:
@@ -787,7 +815,7 @@ def _run_pool(runs, data, eval_sets, ckpt_dir, context, jobs, per_job, handle, o
                         if isinstance(err, BrokenProcessPool):  # a worker process died: sorted out below
                             broken.append(run_cfg)
                             continue
-                        if isinstance(err, BenchError):
+                        if isinstance(err, BenchError) or (err is not None and disk_full(err)):
                             raise err
                         if err is not None:
                             pool.drain(handle)  # (raises if the run failed because the Manager process died)

@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from benchmark.metrics import FACE_BANDS, mean_std, wilson_ci
 from benchmark.thesis import NORM_NAMES, THESIS_EPOCHS, THESIS_TEST_SIZE, thesis_comparison, thesis_result
+from lrfp.atomic import atomic_path
 from lrfp.errors import BenchError
 
 RESULTS_JSONL = "results.jsonl"
@@ -164,13 +165,11 @@ def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
     columns: list[str] = []
     for r in rows:
         columns += [k for k in r if k not in columns]
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as fh:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=columns)
         w.writeheader()
         for r in rows:
             w.writerow({k: _clean(v) for k, v in r.items()})
-    os.replace(tmp, path)
 
 
 def read_jsonl(path: Path, *, skip_bad: bool = False) -> list[dict[str, Any]]:
@@ -397,6 +396,9 @@ def render_markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         for name, info in (meta.get("eval_overlap") or {}).items():
             if (warning := overlap_warning(name, info)):  # eval images that are also in train/validation/test
                 lines += [f"**Warning: {warning}.**", ""]
+        for name, skipped in (meta.get("eval_skipped") or {}).items():
+            lines += [f"{len(skipped)} unreadable image{'s' if len(skipped) != 1 else ''} of {name} left out "
+                      "(not evaluated):", ""] + [f"- `{f}`: {why}" for f, why in skipped] + [""]
         lines += ["| eval set | model | norm | epochs | seeds | accuracy | 95% CI | loss |", "|---|---|---|---|---|---|---|---|"]
         for s in cross:
             lines.append(
@@ -419,8 +421,8 @@ def render_markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
 def write_markdown(out: Path, rows: list[dict[str, Any]], meta: dict[str, Any]) -> Path:
     """results.md; raises BenchError (exit 1) naming it where it cannot be written."""
     path = out / RESULTS_MD
-    with _writing(path):
-        path.write_text(render_markdown(rows, meta))
+    with _writing(path), atomic_path(path) as tmp:  # never half a results.md (a full disk, Ctrl-C)
+        tmp.write_text(render_markdown(rows, meta))
     return path
 
 
@@ -467,7 +469,8 @@ def write_plots(out: Path, rows: list[dict[str, Any]], history: list[dict[str, A
         fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=8, bbox_to_anchor=(0.5, 0.0))
         fig.tight_layout(rect=(0, 0.04, 1, 1))
         path = out / PLOTS[0]
-        fig.savefig(path, dpi=90)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=90)
         plt.close(fig)
         written.append(path)
     if summary:
@@ -507,6 +510,7 @@ def _save(fig, ax, path: Path) -> Path:
     ax.legend(fontsize=7, ncol=2)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=90)
     plt.close(fig)
     return path

@@ -100,3 +100,47 @@ class CheckpointError(InputError):
 class WorkerPoolError(LrfpError):
     """A process that lrfp's worker pool cannot do without died (the Manager process that carries the workers'
     reports, or every worker before any task began). The message says which and how it ended."""
+
+
+class DiskFullError(DataDirError):
+    """The disk (or the user's quota) that a command writes on is full: ENOSPC/EDQUOT from the OS or SQLite's
+    "database or disk is full" (exit 1: nothing is wrong with the input; free space and rerun)."""
+
+    def __init__(self, path=None) -> None:  # noqa: ANN001 - str, Path or None
+        self.path = path
+        where = f"the disk holding {path}" if path else "the disk lrfp writes on"
+        super().__init__(f"{where} is full (No space left on device): free some space and rerun the same command "
+                         "(what was stored stays)")
+
+
+def exception_chain(e: BaseException | None):  # noqa: ANN201 - an iterator of exceptions
+    """`e` and the exceptions it wraps (its __cause__, else its __context__), each once."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        yield e
+        e = e.__cause__ or e.__context__
+
+
+def _says_disk_full(x: BaseException) -> bool:
+    import errno
+    import sqlite3
+
+    return ((isinstance(x, OSError) and x.errno in (errno.ENOSPC, errno.EDQUOT))
+            or (isinstance(x, sqlite3.OperationalError) and "disk is full" in str(x))
+            or "No space left on device" in str(x) or "Disk quota exceeded" in str(x))
+
+
+def disk_full(e: BaseException | None) -> bool:
+    """Whether `e` (or an exception it wraps) says the disk is full: ENOSPC/EDQUOT from the OS, SQLite's
+    "database or disk is full", or a library's message around an ENOSPC (yt-dlp, torch.save, pyarrow)."""
+    return any(_says_disk_full(x) for x in exception_chain(e))
+
+
+def disk_full_path(e: BaseException | None) -> str | None:
+    """The file an OSError in `e`'s chain that says the disk is full names (its `filename`), else None (SQLite
+    and most libraries do not say which file)."""
+    for x in exception_chain(e):
+        if _says_disk_full(x) and isinstance(x, OSError) and x.filename:
+            return str(x.filename)
+    return None

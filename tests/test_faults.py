@@ -38,8 +38,8 @@ def test_split_and_publish_name_a_missing_crop_and_stats_lists_it(small_store, t
     small_store.upsert_source("smfd", "folder", license="local-test-only")  # publish wants one; written locally only
     gone, cut = damage(small_store)
     d = str(small_store.root)
-    hint = ("restore it from a backup of the store, or for an imported source rerun `lrfp import` with --redo "
-            "(it writes the crop again); `lrfp stats` lists every missing or damaged crop file")
+    hint = ("restore it from a backup of the store, or rerun `lrfp import` of its folder with --redo (it writes "
+            "the crop again); `lrfp stats` lists every missing or damaged crop file")
     r = lrfp("split", "-d", d, "--name", "again")
     assert r.returncode == 1
     assert r.stderr.strip().splitlines()[-1] == (
@@ -58,6 +58,24 @@ def test_split_and_publish_name_a_missing_crop_and_stats_lists_it(small_store, t
     assert (r.returncode, files["missing"], files["damaged"]) == (0, 1, 1)
     assert {p["crop_id"]: p["problem"] for p in files["problems"]} == {gone["id"]: "missing", cut["id"]: "damaged"}
     assert small_store.query("SELECT COUNT(*) AS n FROM labels")[0]["n"] == labels_before  # nothing lost
+
+
+def test_a_lost_fetched_crop_is_said_to_be_beyond_a_rerun(small_store):
+    """The hint offered only the import route; for a fetched crop no rerun writes the file again (a known sha256's
+    file is never rewritten, and `fetch --redo` keeps labeled and split crops as they are): it says so. (The
+    store's one source is made a video source in its index: only the message's choice is under test.)"""
+    from lrfp.crop_files import read_crop_bytes
+
+    small_store.conn.execute("UPDATE sources SET kind = 'video'")
+    small_store.conn.commit()
+    gone, _ = damage(small_store)
+    with pytest.raises(CropFileError) as e:
+        read_crop_bytes(small_store.root, gone)
+    assert str(e.value) == (
+        f"crop {gone['id']} ({gone['path']}): file {small_store.root / gone['path']} is missing under the store; restore "
+        "it from a backup of the store: lrfp cannot make a fetched crop again (`lrfp fetch --redo` keeps labeled and "
+        "split crops as they are, and writes no file for a crop the store already holds); `lrfp stats` lists every "
+        "missing or damaged crop file")
 
 
 def test_bench_loader_raises_a_typed_error_for_a_truncated_crop(small_store):

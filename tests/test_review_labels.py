@@ -85,7 +85,7 @@ def test_gpu_asked_where_none_exists(capsys, small_store):
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
     code, _, err = cli(capsys, "review-labels", "-d", str(small_store.root), "--device", "cuda", "--folds", "2")
-    assert code == 2 and err.startswith("Error: --device cuda asked for, but no CUDA device is available")
+    assert code == 1 and err.startswith("Error: --device cuda asked for, but no CUDA device is available")
     assert small_store.latest_label_issues_run() is None
 
 
@@ -133,9 +133,48 @@ def test_missing_and_corrupt_files_are_left_out_and_named(capsys, small_store):
     rows = small_store.query("SELECT c.id, c.path FROM crops c JOIN current_labels cl ON cl.crop_id = c.id ORDER BY c.id")
     (small_store.root / rows[0]["path"]).unlink()
     (small_store.root / rows[1]["path"]).write_bytes(b"\x89PNG\r\n\x1a\ngarbage")
-    code, out, _ = cli(capsys, "review-labels", "-d", str(small_store.root), "--folds", "2", "--epochs", "1",
+    code, out, _ = cli(capsys, "review-labels", "-d", str(small_store.root), "--folds", "2", "--epochs", "1", "--store-anyway",
                        "--input-size", "16")
     assert code == 0
     assert f"2 labeled crops left out: file missing or corrupt (crops {rows[0]['id']}, {rows[1]['id']})" in " ".join(out.split())
     ranked = {r["crop_id"] for r in small_store.label_issues(small_store.latest_label_issues_run()["run_id"])}
     assert len(ranked) == len(rows) - 2 and rows[0]["id"] not in ranked and rows[1]["id"] not in ranked
+
+
+def _keep_labels(store, per_class: dict[str, int]) -> None:
+    """Clear the labels of all but the first per_class[c] crops of each class (undo back to nothing)."""
+    kept: dict[str, int] = {}
+    for r in store.query("SELECT crop_id, label FROM current_labels ORDER BY crop_id"):
+        kept[r["label"]] = kept.get(r["label"], 0) + 1
+        if kept[r["label"]] > per_class.get(r["label"], 0):
+            store.add_label(r["crop_id"], None, "ana")
+
+
+def test_a_small_store_says_how_many_crops_per_class_the_folds_need(capsys, small_store):
+    """The tester's store: 4 with_mask and 3 without_mask crops gave `unexpected ValueError: n_splits=5 cannot be
+    greater than the number of members in each class` (exit 1)."""
+    _keep_labels(small_store, {"with_mask": 4, "without_mask": 3})
+    code, _, err = cli(capsys, "review-labels", "-d", str(small_store.root), "--folds", "5")
+    assert code == 2
+    assert err == ("Error: --folds 5 needs at least 5 labeled crops of each class (each fold holds out some of each), "
+                   "but there are with_mask 4, without_mask 3: label more crops (`lrfp label`) or use --folds 3")
+    assert small_store.latest_label_issues_run() is None
+
+
+def test_a_model_at_chance_warns_and_does_not_replace_the_stored_ranking(capsys, small_store):
+    """Labels shuffled at random: no model can learn them, its out-of-fold accuracy is at chance and cleanlab would
+    flag crops at random. The summary says so and nothing is stored, unless --store-anyway."""
+    ids = [r[0] for r in small_store.query("SELECT crop_id FROM current_labels ORDER BY crop_id")]
+    labels = [small_store.current_label(i) for i in ids]
+    random.Random(0).shuffle(labels)
+    for i, label in zip(ids, labels):
+        small_store.add_label(i, label, "shuffler")
+    argv = ["review-labels", "-d", str(small_store.root), "--folds", "2", "--epochs", "1", "--input-size", "16"]
+    code, out, _ = cli(capsys, *argv)
+    text = " ".join(out.split())
+    assert code == 0
+    assert "Warning: " in text and "does not beat always answering" in text and "the model has not learned" in text
+    assert "Not stored" in text and small_store.latest_label_issues_run() is None
+    code, out, _ = cli(capsys, *argv, "--store-anyway")
+    assert code == 0 and "does not beat always answering" in " ".join(out.split())
+    assert small_store.latest_label_issues_run() is not None

@@ -10,7 +10,7 @@ import typer
 from typer.exceptions import TyperException
 
 from lrfp import __version__, interrupts
-from lrfp.errors import LrfpError
+from lrfp.errors import DiskFullError, LrfpError, disk_full, disk_full_path, exception_chain
 from lrfp.interrupts import Terminated, sigterm_as_interrupt  # noqa: F401 - the names commands and tests use
 
 app = typer.Typer(
@@ -235,6 +235,8 @@ def _run(argv: list[str] | None, debug: bool) -> int:
     except LrfpError as e:
         if debug:
             raise
+        if "is full" not in str(e) and disk_full(e.__cause__ or e.__context__):
+            e = _disk_full_error(e, argv)  # e.g. "--out cannot be created (No space left...)": not bad input
         typer.echo(f"Error: {e}", err=True)
         return e.exit_code
     except (typer.Abort, KeyboardInterrupt):
@@ -245,12 +247,44 @@ def _run(argv: list[str] | None, debug: bool) -> int:
     except Exception as e:  # an lrfp bug: say so briefly, full traceback only on request
         if debug:
             raise
+        if disk_full(e):  # any command, anywhere: the disk, not lrfp, stopped it
+            full = _disk_full_error(e, argv)
+            typer.echo(f"Error: {full}", err=True)
+            return full.exit_code
         typer.echo(f"Error: unexpected {type(e).__name__}: {e} (rerun with LRFP_DEBUG=1 for the traceback)", err=True)
         return 1
     if rv == 130:  # typer turns Ctrl-C (and Terminated) inside a command into exit code 130; a command stopped by
         # a signal (interrupts.first_signal_stops) exits 130 too, and interrupts.terminated() tells which signal
         return _say_interrupted()
     return rv if isinstance(rv, int) else 0
+
+
+def _disk_full_error(e: BaseException, argv: list[str] | None) -> DiskFullError:
+    """The DiskFullError for `e` (a full disk in its chain), naming the file the OS named, else the folder the
+    command writes in: the store (-d) for SQLite's "database or disk is full", else --out (or --video-out)."""
+    import sqlite3
+
+    path = disk_full_path(e)
+    if path is None:
+        params = _command_params(list(sys.argv[1:] if argv is None else argv))
+        sqlite = any(isinstance(x, sqlite3.Error) for x in exception_chain(e))
+        order = ("data_dir", "out", "video_out") if sqlite else ("out", "video_out", "data_dir")
+        path = next((str(params[k]) for k in order if params.get(k) not in (None, "")), None)
+    return DiskFullError(path)
+
+
+def _command_params(args: list[str]) -> dict:
+    """The option values of the command `args` run (click's own parsing, without running it); {} if they cannot be
+    parsed."""
+    try:
+        cmd, name = command(), "lrfp"
+        while hasattr(cmd, "commands") and args and args[0] in cmd.commands:
+            name, args = args[0], args[1:]
+            cmd = cmd.commands[name]
+        with cmd.make_context(name, list(args), resilient_parsing=True) as ctx:
+            return dict(ctx.params)
+    except Exception:  # noqa: BLE001 - only a better message is lost
+        return {}
 
 
 def _say_interrupted() -> int:

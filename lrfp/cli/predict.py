@@ -73,6 +73,11 @@ def predict(
         faces=FaceSettings(every_s=every, min_face=min_face, min_score=min_score, margin=margin, detector=detector, tiles=tiles,
                            models_dir=models_dir, downscale=downscale),
     )
+    if target is not None and store_as is None:  # nothing is stored: "what was stored stays" would mislead
+        from lrfp.cli import on_interrupt_say
+
+        on_interrupt_say("Interrupted: no output was written (a video's or folder's files appear only when all are "
+                         "complete); rerun the same command.")
     with contextlib.ExitStack() as stack:
         # The bar starts with the first progress event: an error found by the checks is then the only output.
         tasks: dict[str, Any] = {}

@@ -22,6 +22,9 @@ def review_labels(
     device: Annotated[str, typer.Option("--device", help="auto (a GPU where present), cpu, cuda or cuda:N.")] = "auto",
     seed: Seed = 0,
     top: Annotated[int, typer.Option("--top", help="How many of the ranked crops to print.")] = 20,
+    store_anyway: Annotated[bool, typer.Option("--store-anyway", help=(
+        "Store the ranking even when the model does not beat always answering the most frequent label "
+        "(by default such a ranking is shown, not stored)."))] = False,
     checkpoint: Annotated[Optional[Path], typer.Option(
         "--checkpoint", help="Not allowed: a model cannot judge its own training data (fold models are trained here).")] = None,
 ) -> None:
@@ -52,7 +55,7 @@ def review_labels(
     from lrfp.review.run import ReviewConfig, review_labels as run_review
     from lrfp.store import open_store
 
-    cfg = ReviewConfig(folds=folds, group_by=group_by, oof=OofConfig(
+    cfg = ReviewConfig(folds=folds, group_by=group_by, store_anyway=store_anyway, oof=OofConfig(
         model=model, input_size=input_size, epochs=epochs, batch_size=batch_size, seed=seed, device=device))
     with open_store(data_dir, create=False) as store, make_progress() as progress:
         tasks: dict[str, int] = {}
@@ -69,8 +72,17 @@ def review_labels(
         shown = ", ".join(str(u["crop_id"]) for u in result.unreadable[:10])
         out.print(f"{len(result.unreadable)} labeled crops left out: file missing or corrupt (crops {shown}"
                   f"{', ...' if len(result.unreadable) > 10 else ''}); mark them unusable with `lrfp label` (x).")
-    out.print(
-        f"{result.n} labeled crops judged out of fold ({folds} folds, {model} at {input_size} px, {epochs} epochs; "
-        f"out-of-fold accuracy {result.oof_accuracy:.1%}); cleanlab flags {result.n_issues} as likely label errors. "
-        f"Stored as run {result.run_id}. Look at them: lrfp label --queue suspects"
-    )
+    lo, hi = result.oof_ci95
+    judged = (f"{result.n} labeled crops judged out of fold ({folds} folds, {model} at {input_size} px, {epochs} "
+              f"epochs; out-of-fold accuracy {result.oof_accuracy:.1%}, 95% interval {lo:.1%}-{hi:.1%})")
+    if not result.beats_majority:
+        out.print(
+            f"Warning: {judged} does not beat always answering {result.majority} ({result.majority_rate:.1%} of "
+            f"them): the model has not learned these crops, so its {result.n_issues} \"likely label errors\" are "
+            "noise. Train it more (--epochs, --input-size, another --model) or label more crops."
+            + ("" if result.stored else " Not stored: the earlier ranking, if any, stays for `lrfp label --queue "
+               "suspects` (--store-anyway stores it).")
+        )
+    if result.stored:
+        out.print(f"{judged}; cleanlab flags {result.n_issues} as likely label errors. Stored as run "
+                  f"{result.run_id}. Look at them: lrfp label --queue suspects")

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from lrfp.atomic import atomic_path
 from lrfp.errors import InputError
 from lrfp.predict.infer import Classifier
 
@@ -73,7 +74,7 @@ def predict_folder(
     if out_csv is not None:
         out_csv = Path(out_csv)
         out_csv.parent.mkdir(parents=True, exist_ok=True)
-        with open(out_csv, "w", newline="") as fh:
+        with atomic_path(out_csv) as tmp, open(tmp, "w", newline="") as fh:  # never half a CSV (Ctrl-C, full disk)
             w = csv.DictWriter(fh, fieldnames=["file", "true_class", *[f"p_{c}" for c in classes], "predicted"])
             w.writeheader()
             for r in res.rows:

@@ -22,15 +22,19 @@ def default_batch(device: str) -> int:
 
 
 def resolve_device(device: str) -> str:
-    """auto -> cuda where a CUDA device is present, else cpu. Raises UsageError (exit 2) for cuda where there is
-    none, or an unknown name (the rule of `lrfp bench --device`, benchmark.harness.resolve_device)."""
+    """auto -> cuda where a CUDA device is present, else cpu (the rule of `lrfp bench --device`,
+    benchmark.harness.resolve_device). Raises UsageError (exit 2) for an unknown name, LrfpError (exit 1, as
+    `lrfp bench` and `lrfp review-labels`) for cuda where this machine has none: the option is right, the machine
+    cannot do it."""
     from benchmark.harness import resolve_device as bench_resolve
-    from lrfp.errors import BenchError
+    from lrfp.errors import BenchError, BenchUsageError, LrfpError
 
     try:
         return bench_resolve(device)
-    except BenchError as e:
+    except BenchUsageError as e:
         raise UsageError(str(e)) from e
+    except BenchError as e:
+        raise LrfpError(str(e)) from e
 
 
 @dataclass

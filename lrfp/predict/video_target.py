@@ -20,13 +20,16 @@ import contextlib
 import csv
 import logging
 import math
+import os
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from lrfp.errors import UsageError
+from lrfp.atomic import discard, temp_name
+from lrfp.errors import LrfpError, UsageError
+from lrfp.paths import prepare_output_file
 from lrfp.predict.faces import FaceSettings, FaceTimes, FrameFaces, OpenedVideo, is_url, open_video, video_faces
 from lrfp.predict.infer import Classifier
 
@@ -93,12 +96,60 @@ def predict_video(
     """
     t_start = time.perf_counter()
     out_dir = Path(cfg.out_dir)
-    _check_writable_dir(out_dir)
-    video = open_video(source, cfg.work_dir or out_dir / "downloads", cfg.faces, on_message)
-    stem = Path(video.path).stem
+    made = _missing_folders(out_dir)  # removed again if the run ends without its outputs (an error, Ctrl-C)
+    work_dir = Path(cfg.work_dir or out_dir / "downloads")
+    for folder in ([work_dir] if is_url(source) else []) + ([Path(cfg.video_out).parent] if cfg.video_out else []):
+        made += [d for d in _missing_folders(folder) if d not in made]
+    temps: dict[Path, Path] = {}  # final path -> its temporary file: renamed into place only when all are written
+    try:
+        _check_writable_dir(out_dir)
+        res = _predict_into(source, classifier, cfg, out_dir, work_dir, temps, progress, on_message)
+        for final, tmp in temps.items():
+            os.replace(tmp, final)
+    except BaseException:
+        for tmp in temps.values():
+            discard(tmp)
+        for folder in reversed(made):  # deepest first; only where nothing else was put in it meanwhile
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
+    res.wall_s = time.perf_counter() - t_start
+    return res
+
+
+def output_stem(source: str, path: Path) -> str:
+    """The name a video's outputs start with: the file's stem; for a URL, a readable name from it (its last path
+    part, or its `v=` for a YouTube watch page) and 8 hex digits of its sha256, which keep two URLs with the
+    same last part apart (`street-3fddeb08.faces.csv`, not the download's hash alone)."""
+    if not is_url(source):
+        return Path(path).stem
+    import hashlib
+    import re
+    from urllib.parse import parse_qs, urlsplit
+
+    parts = urlsplit(source)
+    readable = (parse_qs(parts.query).get("v") or [""])[0] or Path(parts.path.rstrip("/")).stem or parts.hostname or ""
+    readable = re.sub(r"[^A-Za-z0-9._-]+", "_", readable).strip("._-")[:60] or "video"
+    return f"{readable}-{hashlib.sha256(source.encode()).hexdigest()[:8]}"
+
+
+def _missing_folders(folder: Path) -> list[Path]:
+    """`folder` and those of its parents that do not exist yet, outermost first (what a mkdir -p would make)."""
+    missing = []
+    for p in [Path(folder), *Path(folder).parents]:
+        if p.exists() or p == p.parent:
+            break
+        missing.append(p)
+    return missing[::-1]
+
+
+def _predict_into(source: str, classifier: Classifier, cfg: VideoPredictConfig, out_dir: Path, work_dir: Path,
+                  temps: dict[Path, Path], progress, on_message) -> VideoPredictResult:  # noqa: ANN001
+    """predict_video's work, each output written at the temporary name it adds to `temps`."""
+    video = open_video(source, work_dir, cfg.faces, on_message)
+    stem = output_stem(source, video.path)
     res = VideoPredictResult(source=source, detector=video.detector)
     classes = classifier.classes
-    faces_csv = out_dir / f"{stem}.faces.csv"
     columns = ["frame", "time_s", "track", "x", "y", "w", "h", "score", *[f"p_{c}" for c in classes], "predicted"]
     rows: list[dict[str, Any]] = []
     times = FaceTimes()
@@ -126,9 +177,14 @@ def predict_video(
                 writer.write(fr, labels)
         buffer.clear()
 
+    def temp(final: Path) -> Path:
+        temps[final] = temp_name(final)
+        return temps[final]
+
     try:
         if cfg.video_out:
-            writer = _Annotator(cfg.video_out, video, cfg.faces.every_s, classes)
+            final_mp4 = prepare_output_file(Path(cfg.video_out), ".mp4", f"--video-out {cfg.video_out}")
+            writer = _Annotator(temp(final_mp4), video, cfg.faces.every_s, classes, shown=final_mp4)
         for fr in video_faces(video, cfg.faces, times):
             res.frames += 1
             res.video_s = fr.time_s + cfg.faces.every_s
@@ -138,6 +194,8 @@ def predict_video(
             if progress:
                 progress(fr.time_s, video.duration_s)
         flush()
+        if writer is not None:
+            writer.close(check=True)  # a full disk shows here (OpenCV's writer does not say so)
     finally:
         if writer is not None:
             writer.close()
@@ -149,26 +207,30 @@ def predict_video(
     t_write = time.perf_counter()
     res.faces = len(rows)
     res.tracks = decide_tracks(rows, classes)
-    _write_csv(faces_csv, columns, rows)
+    faces_csv = out_dir / f"{stem}.faces.csv"
+    _write_csv(temp(faces_csv), columns, rows)
     res.files.append(faces_csv)
-    parquet = _write_parquet(out_dir / f"{stem}.faces.parquet", columns, rows, classes)
-    if parquet is not None:
+    parquet = out_dir / f"{stem}.faces.parquet"
+    if _write_parquet(temp(parquet), columns, rows, classes) is not None:
         res.files.append(parquet)
+    else:
+        discard(temps.pop(parquet))
     tracks_csv = out_dir / f"{stem}.tracks.csv"
-    _write_csv(tracks_csv, ["track", "first_s", "last_s", "frames", *[f"p_{c}" for c in classes], "decision"], [
+    _write_csv(temp(tracks_csv), ["track", "first_s", "last_s", "frames", *[f"p_{c}" for c in classes], "decision"], [
         {"track": t.track, "first_s": t.first_s, "last_s": t.last_s, "frames": t.frames,
          **{f"p_{c}": t.mean_probs[c] for c in classes}, "decision": t.decision}
         for t in res.tracks
     ])
     res.files.append(tracks_csv)
     if res.tracks:
-        res.files.append(plot_masked_share(out_dir / f"{stem}.masked_share.png", res.tracks, source, cfg.faces.every_s))
+        png = out_dir / f"{stem}.masked_share.png"
+        plot_masked_share(temp(png), res.tracks, source, cfg.faces.every_s)
+        res.files.append(png)
     if writer is not None and cfg.video_out is not None:
         res.files.append(Path(cfg.video_out))
     res.write_s = time.perf_counter() - t_write
     res.decode_s, res.detect_s = times.decode_s, times.detect_s
     res.classify_s = classifier.seconds - classify_s0
-    res.wall_s = time.perf_counter() - t_start
     return res
 
 
@@ -288,17 +350,16 @@ def _write_parquet(path: Path, columns: list[str], rows: list[dict[str, Any]], c
 class _Annotator:
     """Writes the sampled frames with boxes coloured by predicted class and a legend (OpenCV, MP4)."""
 
-    def __init__(self, path: Path, video: OpenedVideo, every_s: float, classes: tuple[str, ...]) -> None:
+    def __init__(self, path: Path, video: OpenedVideo, every_s: float, classes: tuple[str, ...], shown: Path) -> None:
+        """`path`: where to write (a temporary name); `shown`: the --video-out it becomes, for messages."""
         import cv2
 
-        from lrfp.paths import prepare_output_file
-
-        path = prepare_output_file(Path(path), ".mp4", f"--video-out {path}")
         fps = min(video.fps or 25.0, 1.0 / every_s)
-        self.path = path
+        self.path, self.shown, self.frames = Path(path), shown, 0
         self.writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (video.width, video.height))
         if not self.writer.isOpened():
-            raise UsageError(f"--video-out {path}: OpenCV cannot write an MP4 there")
+            _raise_if_full(self.path.parent, shown)
+            raise UsageError(f"--video-out {shown}: OpenCV cannot write an MP4 there")
         self.colors = {c: COLORS_BGR.get(c, OTHER_COLORS_BGR[i % len(OTHER_COLORS_BGR)]) for i, c in enumerate(classes)}
 
     def write(self, fr: FrameFaces, labels: list[tuple[str, float]]) -> None:
@@ -318,6 +379,33 @@ class _Annotator:
         cv2.putText(img, f"{fr.time_s:6.2f} s", (img.shape[1] - 80, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
                     (255, 255, 255), 1, cv2.LINE_AA)
         self.writer.write(img)
+        self.frames += 1
 
-    def close(self) -> None:
+    def close(self, check: bool = False) -> None:
+        """Finish the file (again: harmless); with `check`, raise OSError ENOSPC where the file OpenCV wrote does
+        not open with all its frames and the disk is full, LrfpError where it does not open for another reason."""
+        import cv2
+
         self.writer.release()
+        if not check:
+            return
+        cap = cv2.VideoCapture(str(self.path))
+        try:
+            ok = cap.isOpened() and (self.frames == 0 or int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == self.frames)
+        finally:
+            cap.release()
+        if not ok:
+            _raise_if_full(self.path.parent, self.shown)
+            raise LrfpError(f"--video-out {self.shown}: OpenCV wrote an MP4 that does not open with its "
+                            f"{self.frames} frames")
+
+
+def _raise_if_full(folder: Path, shown: Path) -> None:
+    """Raise OSError ENOSPC naming `shown` where the file system holding `folder` has less than 1 MiB free
+    (OpenCV's VideoWriter reports a failed write only as a closed or broken file)."""
+    import errno
+    import os
+
+    st = os.statvfs(folder)
+    if st.f_bavail * st.f_frsize < 1 << 20:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(shown))

@@ -27,6 +27,7 @@ class ReviewConfig:
     folds: int = 5
     group_by: str = "track"  # the split's rule: face track, else video, else imported group (lrfp.split.group_key)
     oof: OofConfig = field(default_factory=OofConfig)
+    store_anyway: bool = False  # store the ranking even when the model does not beat the majority class
 
     def __post_init__(self) -> None:
         if self.folds < 2:
@@ -48,6 +49,16 @@ class ReviewResult:
     oof_accuracy: float
     rows: list[dict[str, Any]]  # rank order: crop_id, rank, quality, given_label, suggested_label, p_suggested, is_issue, fold, path, original
     unreadable: list[dict[str, Any]] = field(default_factory=list)  # crops left out: file missing or corrupt
+    oof_ci95: tuple[float, float] = (float("nan"), float("nan"))  # Wilson 95% interval of oof_accuracy
+    majority: str = ""  # the most frequent given label
+    majority_rate: float = float("nan")  # its share: the accuracy of always answering it
+    stored: bool = True  # False: the model did not beat the majority class, the ranking was not stored
+
+    @property
+    def beats_majority(self) -> bool:
+        """Whether the out-of-fold accuracy's 95% interval lies above the majority-class rate (see
+        `review_labels`)."""
+        return self.oof_ci95[0] > self.majority_rate
 
 
 def labeled_crops(store: Store) -> list[Any]:
@@ -78,7 +89,13 @@ def review_labels(
 
     progress(stage, done, total) with stage "decode" or "fold". Raises UsageError (bad input, before
     any training). The run is written in one transaction; earlier runs are kept.
+
+    A model no better than always answering the most frequent label (the Wilson 95% interval of its out-of-fold
+    accuracy not above that label's share) ranks by noise: cleanlab then flags hundreds of crops. Such a run is
+    returned with `stored` False and not stored (the latest stored ranking, which `lrfp label --queue suspects`
+    opens, stays), unless cfg.store_anyway.
     """
+    from benchmark.metrics import wilson_ci
     from benchmark.data import Subset
     from lrfp.images import ImageDecodeError, load_rgb
     from benchmark.registry import check_input_size, get_spec
@@ -127,9 +144,16 @@ def review_labels(
             "path": rows[i]["path"], "original": rows[i]["original"],
         })
     run_id, created = uuid.uuid4().hex[:12], now()
-    params = {"folds": cfg.folds, "group_by": cfg.group_by, **asdict(cfg.oof)}
-    store.save_label_issues(run_id, created, params, out_rows)
     n_issues = int(ranking.is_issue.sum())
-    acc = float((probs.argmax(1) == labels).mean())
-    log.info("review-labels run %s: %d crops, %d flagged, out-of-fold accuracy %.3f", run_id, len(rows), n_issues, acc)
-    return ReviewResult(run_id, created, len(rows), n_issues, acc, out_rows, unreadable)
+    correct = int((probs.argmax(1) == labels).sum())
+    counts = Counter(r["label"] for r in rows)
+    majority, n_majority = counts.most_common(1)[0]
+    res = ReviewResult(run_id, created, len(rows), n_issues, correct / len(rows), out_rows, unreadable,
+                       oof_ci95=wilson_ci(correct, len(rows)), majority=majority, majority_rate=n_majority / len(rows))
+    res.stored = res.beats_majority or cfg.store_anyway
+    if res.stored:
+        params = {"folds": cfg.folds, "group_by": cfg.group_by, **asdict(cfg.oof)}
+        store.save_label_issues(run_id, created, params, out_rows)
+    log.info("review-labels run %s: %d crops, %d flagged, out-of-fold accuracy %.3f, stored %s", run_id, len(rows),
+             n_issues, res.oof_accuracy, res.stored)
+    return res
