@@ -718,8 +718,11 @@ class Store:
             raise NotFoundError(f"no crop with id {crop_id}")
         return row
 
-    def count_crops(self) -> int:
-        return self.conn.execute("SELECT COUNT(*) FROM crops").fetchone()[0]
+    def count_crops(self, source_id: int | None = None) -> int:
+        """How many crops the store holds (with `source_id`: how many that source owns)."""
+        if source_id is None:
+            return self.conn.execute("SELECT COUNT(*) FROM crops").fetchone()[0]
+        return self.conn.execute("SELECT COUNT(*) FROM crops WHERE source_id = ?", (source_id,)).fetchone()[0]
 
     def add_frame(
         self, source_id: int, frame_index: int, time_s: float | None, width: int, height: int,

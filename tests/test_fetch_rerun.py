@@ -226,3 +226,59 @@ def test_a_signal_after_the_last_video_ended_is_not_an_interruption(shared_dir: 
         assert fetch(manifest, tmp_path / "data", models) == 0
     err = capsys.readouterr().err
     assert "rerun the same command to finish" not in err and "a: ok" in " ".join(err.split())
+
+
+def test_a_failed_row_takes_the_corrected_url_and_a_row_with_crops_keeps_its_own(shared_dir: Path, models: str,
+                                                                                tmp_path: Path, capsys) -> None:
+    """Tester's bug 9: a typo'd URL that failed (no crop) could never be fixed under its id."""
+    data = tmp_path / "data"
+    with serve(shared_dir / "data" / "videos") as base:
+        typo = f"{base}/{CORRIDOR_GIF[:-4]}.gfi"
+        bad = write_manifest(tmp_path / "fix1.csv", [{"url": typo, "id": "walk", "license": "MIT"}])
+        assert fetch(bad, data, models) == 1
+        with open_store(data, create=False) as s:
+            assert s.source("walk")["status"] == "download_failed"
+        capsys.readouterr()
+
+        good_url = f"{base}/{CORRIDOR_GIF}"
+        good = write_manifest(tmp_path / "fix2.csv", [{"url": good_url, "id": "walk", "license": "MIT"}])
+        assert fetch(good, data, models) == 0  # a plain rerun: the new URL is a new video, not a retry of the failure
+        err = capsys.readouterr().err
+        assert f"walk: URL changed from {typo} to {good_url} (no crop came from the old one" in err
+        with open_store(data, create=False) as s:
+            src = s.source("walk")
+            assert (src["url"], src["status"], src["license"]) == (good_url, "ok", "MIT")
+            (change,) = json.loads(src["meta"])["url_changes"]
+            assert (change["from"], change["to"], change["status"]) == (typo, good_url, "download_failed")
+        walk = crops(data, "walk")
+        assert walk
+
+        # Now it owns crops: another URL under its id is refused, saying why, and nothing changes.
+        other = write_manifest(tmp_path / "fix3.csv", [{"url": f"{base}/{STAGE_360}", "id": "walk"}])
+        for flags in ((), ("--retry-failed",), ("--redo",)):
+            assert fetch(other, data, models, *flags) == 2
+            err = capsys.readouterr().err
+            assert (f"source 'walk' has {len(walk)} crop(s) from another URL ({good_url}): they came from that video, "
+                    "so the source keeps that URL; give this row another id") in " ".join(err.split())
+        with open_store(data, create=False) as s:
+            assert s.source("walk")["url"] == good_url
+        assert crops(data, "walk") == walk
+
+
+def test_a_pending_source_already_has_the_manifests_license(tmp_path: Path) -> None:
+    """Tester's bug 18: `lrfp stats` showed `license: unknown` for a row not fetched yet."""
+    from lrfp.fetch import FetchConfig
+    from lrfp.fetch.pipeline import plan
+    from lrfp.manifest import read_manifest
+    from lrfp.stats import collect_stats
+
+    m = write_manifest(tmp_path / "m.csv", [{"url": "http://127.0.0.1:9/a.mp4", "id": "a", "license": "CC-BY-4.0",
+                                             "title": "A walk", "notes": "plaza"}])
+    with open_store(tmp_path / "data") as s:
+        todo, skipped, moved = plan(s, read_manifest(m), FetchConfig(), m)
+        assert [r.name for r in todo] == ["a"] and not skipped and not moved
+        src = s.source("a")
+        assert (src["status"], src["license"], src["title"]) == ("pending", "CC-BY-4.0", "A walk")
+        assert json.loads(src["meta"])["manifest"] == {"notes": "plaza"}
+        (listed,) = collect_stats(s)["sources"]
+        assert (listed["name"], listed["license"]) == ("a", "CC-BY-4.0")

@@ -96,7 +96,9 @@ def recorded_notes(result: Any) -> list[str]:
 
     counts = Counter(c for v in result.videos if v.described for c in v.described)
     return [f"{column} recorded for {n} video{'s' if n != 1 else ''} (not reprocessed: the crops do not depend on it)"
-            for column, n in counts.items()]
+            for column, n in counts.items()] + [
+        f"{v.name}: URL changed from {v.url_was} to {v.url} (no crop came from the old one; recorded in its meta "
+        "url_changes)" for v in result.videos if v.url_was]
 
 
 def dns_notes(result: Any) -> list[str]:

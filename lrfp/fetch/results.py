@@ -46,6 +46,7 @@ class VideoResult:
     labeled_kept: int = 0  # of those, kept because a person labeled them or a split holds them
     changed: dict[str, tuple[Any, Any]] | None = None  # stored with other settings: {setting: (stored, now)}
     described: list[str] | None = None  # skipped, but these descriptive columns (license, title, ...) were recorded
+    url_was: str | None = None  # the source took the manifest's new URL in this run (it owned no crop): the old one
     kept_earlier: str | None = None  # a redo failed: the earlier run's status it kept (with its settings and crops)
     video_s: float = 0.0
     wall_s: float = 0.0

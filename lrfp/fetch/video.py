@@ -82,7 +82,7 @@ class _Outcome:
                 res.error = (f"{error}; the redo failed, so the earlier run's status ({kept}), settings and crops "
                              "are kept")
         if self.remove_download and status != VideoStatus.interrupted and not (self.cfg.keep_videos and status in DONE):
-            _remove_downloads(self.store.root / DOWNLOADS_DIR, self.row.url)
+            remove_downloads(self.store.root / DOWNLOADS_DIR, self.row.url)
         return res
 
 
@@ -124,11 +124,24 @@ def end_redo(store: Store, name: str, status: str) -> str | None:
     return str(earlier["source"]["status"]) if status in FAILED else None
 
 
-def _start_fields(row: ManifestRow) -> dict[str, Any]:
+CARRIED_META = ("url_changes",)
+"""Keys of a source's meta that outlive a rerun of the video (its history, not what one run made)."""
+
+
+def _carried(store: Store, name: str) -> dict[str, Any]:
+    """The CARRIED_META entries of source `name`'s stored meta."""
+    import json
+
+    src = store.find_source(name)
+    meta = json.loads(src["meta"] or "{}") if src is not None else {}
+    return {k: meta[k] for k in CARRIED_META if k in meta}
+
+
+def _start_fields(row: ManifestRow, carried: dict[str, Any]) -> dict[str, Any]:
     """The source fields a video's run starts with. A title or license the row leaves empty is not written
     (what the store has, perhaps from yt-dlp or an earlier manifest, stays)."""
     fields: dict[str, Any] = {"url": row.url, "status": VideoStatus.running, "error": None,
-                              "meta": {"manifest": row.meta()}}
+                              "meta": {**carried, "manifest": row.meta()}}
     fields.update({k: getattr(row, k) for k in ("title", "license") if getattr(row, k) is not None})
     return fields
 
@@ -151,7 +164,8 @@ def fetch_video(
 ) -> VideoResult:
     """Download, sample, detect, track and store one video. Its outcome is recorded as the source's status."""
     res = VideoResult(row.name, row.url, VideoStatus.running)
-    source_id = store.upsert_source(row.name, "video", **_start_fields(row))
+    carried = _carried(store, row.name)
+    source_id = store.upsert_source(row.name, "video", **_start_fields(row, carried))
     finish = _Outcome(store, source_id, row, cfg, res, remove_download=True)
     progress = _progress_to(emit, row.name)
     emit(FetchEvent("start", row.name, stage="download"))
@@ -164,7 +178,7 @@ def fetch_video(
         except DownloadStopped:
             return finish(VideoStatus.interrupted, f"{BY_USER} during the download; rerun to finish")
         return _process(store, source_id, row, got.path, cfg, model, res, finish, progress, should_stop, threads,
-                        got.info, got.title, got.license)
+                        got.info, got.title, got.license, carried)
     except KeyboardInterrupt:
         # If even this status cannot be stored (a full disk, a lock), the row stays `running`: the caller
         # (pipeline.fetch_manifest) records it once the run has stopped, and a rerun redoes a `running` row anyway.
@@ -187,7 +201,7 @@ def fetch_video(
         # status is skipped without --retry-failed). When even that cannot be written (another worker took the
         # last bytes), the row stays `running` until pipeline.end_running records it after every worker stopped.
         with contextlib.suppress(Exception):
-            _remove_downloads(store.root / DOWNLOADS_DIR, row.url)
+            remove_downloads(store.root / DOWNLOADS_DIR, row.url)
             finish(VideoStatus.interrupted, str(run_error))
         raise run_error from e
 
@@ -203,15 +217,18 @@ def process_video_file(
     """
     cfg.check()
     res = VideoResult(row.name, row.url, VideoStatus.running)
-    source_id = store.upsert_source(row.name, "video", **_start_fields(row))
+    carried = _carried(store, row.name)
+    source_id = store.upsert_source(row.name, "video", **_start_fields(row, carried))
     finish = _Outcome(store, source_id, row, cfg, res, remove_download=False)
     progress = _progress_to(emit or (lambda e: None), row.name)
-    return _process(store, source_id, row, path, cfg, model, res, finish, progress, should_stop, threads, {}, None, None)
+    return _process(store, source_id, row, path, cfg, model, res, finish, progress, should_stop, threads, {}, None, None,
+                    carried)
 
 
 def _process(store: Store, source_id: int, row: ManifestRow, path: Path, cfg: FetchConfig, model: ResolvedDetector,
              res: VideoResult, finish: _Outcome, progress: Progress, should_stop: Callable[[], bool],
-             threads: int | None, download_info: dict[str, Any], title: str | None, license: str | None) -> VideoResult:
+             threads: int | None, download_info: dict[str, Any], title: str | None, license: str | None,
+             carried: dict[str, Any]) -> VideoResult:
     try:
         info = probe_video(path, cfg.download.downscale)
     except NotAVideo as e:
@@ -219,7 +236,8 @@ def _process(store: Store, source_id: int, row: ManifestRow, path: Path, cfg: Fe
     container_s = info.duration_s
     if info.duration_s is None and download_info.get("duration"):  # some containers do not tell OpenCV
         info = replace(info, duration_s=float(download_info["duration"]))
-    meta: dict[str, Any] = {"manifest": row.meta(), "download": download_info, "settings": settings(cfg, model, info)}
+    meta: dict[str, Any] = {**carried, "manifest": row.meta(), "download": download_info,
+                            "settings": settings(cfg, model, info)}
     if info.downscaled:
         meta["downscale"] = {"from": [info.native_width, info.native_height], "to": [info.width, info.height]}
     described = {k: v for k, v in (("title", row.title or title), ("license", row.license or license)) if v is not None}
@@ -348,7 +366,8 @@ def settings(cfg: FetchConfig, model: ResolvedDetector, info: VideoInfo | None =
     }
 
 
-def _remove_downloads(downloads: Path, url: str) -> None:
+def remove_downloads(downloads: Path, url: str) -> None:
+    """Remove the files (and partial files) of `url`'s download under `downloads`."""
     if downloads.is_dir():
         for p in downloads.glob(download_key(url) + ".*"):
             with contextlib.suppress(OSError):
