@@ -34,6 +34,7 @@ class VideoStatus(StrEnum):
 
     ok = "ok"  # crops stored
     no_faces = "no_faces"  # decoded to the end, no face kept
+    duplicate = "duplicate"  # the same footage as another source, whose crops they are (video.same_footage)
     download_failed = "download_failed"
     not_a_video = "not_a_video"  # the URL served something that does not decode as a video
     too_high_res = "too_high_res"  # 720p or more without --downscale
@@ -72,7 +73,7 @@ def changed_settings(stored_meta: dict[str, Any], current: dict[str, Any], row_m
     return diffs
 
 
-DONE = frozenset({VideoStatus.ok, VideoStatus.no_faces})
+DONE = frozenset({VideoStatus.ok, VideoStatus.no_faces, VideoStatus.duplicate})
 """Final statuses: a rerun skips these videos."""
 FAILED = frozenset({
     VideoStatus.download_failed, VideoStatus.not_a_video, VideoStatus.too_high_res, VideoStatus.bad_range,

@@ -177,6 +177,9 @@ def plan(store: Store, rows: list[ManifestRow], cfg: FetchConfig, manifest: Path
             todo.append(row)
             continue
         status = src["status"] if src is not None else None
+        if status == VideoStatus.ok and store.count_crops(int(src["id"])) == 0:
+            todo.append(row)  # `ok` but it owns no crop (the same footage as another source, before lrfp told them
+            continue          # apart: docs/fetch.md): processed again, it says whose crops they are
         changed = (changed_settings(json.loads(src["meta"] or "{}"), current, row.meta())
                    if status in DONE and current is not None else {})
         if changed and cfg.redo:

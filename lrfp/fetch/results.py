@@ -42,6 +42,7 @@ class VideoResult:
     tracks: int = 0
     crops_kept: int = 0
     crops_new: int = 0
+    crops_others: int = 0  # of the crops kept, those already stored as another source's (same footage)
     crops_removed: int = 0  # crops of an earlier run with other settings that this run did not produce
     labeled_kept: int = 0  # of those, kept because a person labeled them or a split holds them
     changed: dict[str, tuple[Any, Any]] | None = None  # stored with other settings: {setting: (stored, now)}

@@ -213,7 +213,7 @@ def process_video_file(
     """Probe, sample, detect, track and store one video file already on disk, as source `row.name`.
 
     The same code `fetch_video` runs after its download; the file is never removed. Returns the video's
-    result (status as in the store: ok, no_faces, not_a_video, too_high_res, bad_range, interrupted, error).
+    result (status as in the store: ok, no_faces, duplicate, not_a_video, too_high_res, bad_range, interrupted, error).
     """
     cfg.check()
     res = VideoResult(row.name, row.url, VideoStatus.running)
@@ -237,7 +237,7 @@ def _process(store: Store, source_id: int, row: ManifestRow, path: Path, cfg: Fe
     if info.duration_s is None and download_info.get("duration"):  # some containers do not tell OpenCV
         info = replace(info, duration_s=float(download_info["duration"]))
     meta: dict[str, Any] = {**carried, "manifest": row.meta(), "download": download_info,
-                            "settings": settings(cfg, model, info)}
+                            "settings": settings(cfg, model, info), "file_sha256": file_sha256(path)}
     if info.downscaled:
         meta["downscale"] = {"from": [info.native_width, info.native_height], "to": [info.width, info.height]}
     described = {k: v for k, v in (("title", row.title or title), ("license", row.license or license)) if v is not None}
@@ -252,6 +252,10 @@ def _process(store: Store, source_id: int, row: ManifestRow, path: Path, cfg: Fe
             f"{info.native_width}x{info.native_height} is {MAX_LINES}p or more (lrfp keeps videos below {MAX_LINES}p); "
             f"rerun with {again} --downscale to resize its frames to {DOWNSCALE_LINES} lines",
         )
+    if (other := same_file(store, row, meta["file_sha256"])) is not None:
+        return finish(VideoStatus.duplicate, f"same footage as source {other}: the file is byte-identical to "
+                                             f"{other}'s (sha256 {meta['file_sha256'][:12]}), so its crops are "
+                                             f"{other}'s (made with {other}'s settings)")
     if row.start_s is not None and info.duration_s is not None and row.start_s >= info.duration_s:
         return finish(VideoStatus.bad_range, f"start {row.start_s:g} s is past the end of the video ({info.duration_s:.1f} s)")
     job = VideoJob(store, source_id, row, info, path, cfg, model, res, progress, should_stop, threads)
@@ -272,6 +276,12 @@ def _process(store: Store, source_id: int, row: ManifestRow, path: Path, cfg: Fe
     # The whole video was done: crops of an earlier run that this one did not produce (other settings) go,
     # unless a person labeled them or a split holds them.
     res.crops_removed, res.labeled_kept = store.prune_source_crops(source_id, job.crop_ids)
+    owners = store.crop_owners(job.crop_ids)  # source name -> how many of this run's crops it owns
+    res.crops_others = sum(n for name, n in owners.items() if name != row.name)
+    if job.crop_ids and row.name not in owners:
+        others = ", ".join(sorted(owners))
+        return finish(VideoStatus.duplicate, f"same footage as source {others}: its {len(job.crop_ids)} crops are "
+                                             f"all already stored as {others}'s")
     if res.crops_kept == 0:
         return finish(
             VideoStatus.no_faces,
@@ -279,6 +289,33 @@ def _process(store: Store, source_id: int, row: ManifestRow, path: Path, cfg: Fe
             f"in {res.frames_sampled} sampled frames",
         )
     return finish(VideoStatus.ok, None)
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 (hex) of a video file's bytes, recorded in its source's meta `file_sha256` (same_file)."""
+    import hashlib
+
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def same_file(store: Store, row: ManifestRow, sha256: str) -> str | None:
+    """The name of another video source whose file had these bytes (meta `file_sha256`), cut to the same
+    `start`/`end` as `row`, and whose crops stand for them (status ok or no_faces); else None. The same footage
+    under two ids (a re-upload, a second link to one file) then has one owner of its crops, the source fetched
+    first: crops are content-addressed (one row per PNG's sha256), so the second would otherwise claim crops that
+    are all the first's. Another stretch of the file is processed (its crops are counted by owner instead)."""
+    import json
+
+    found = store.query(
+        "SELECT name, meta FROM sources WHERE kind = 'video' AND name != ? AND status IN (?, ?) "
+        "AND json_extract(meta, '$.file_sha256') = ? ORDER BY id",
+        (row.name, VideoStatus.ok, VideoStatus.no_faces, sha256))
+    for other in found:
+        made_with = json.loads(other["meta"]).get("manifest") or {}
+        if (made_with.get("start_s"), made_with.get("end_s")) == (row.start_s, row.end_s):
+            return str(other["name"])
+    return None
 
 
 def truncation(decoded: DecodeReport, fps: float, end_s: float | None, declared: dict[str, float | None]) -> str | None:
