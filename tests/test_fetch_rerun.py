@@ -320,6 +320,10 @@ def test_the_same_footage_under_two_ids_is_a_duplicate_and_a_redo_strands_neithe
         assert sha["walkA"] == sha["walkB"] and stats["source_status"] == {"ok": 1, "duplicate": 1}
         assert [(x["name"], x["status"], x["crops"], x["license"]) for x in stats["sources"]] == [
             ("walkA", "ok", len(first), "MIT"), ("walkB", "duplicate", 0, "CC-BY-4.0")]
+        capsys.readouterr()
+        assert run_cli(["stats", "-d", str(data)]) == 0
+        shown = " ".join(capsys.readouterr().out.split())
+        assert "note: same footage as source walkA" in shown and "error: same footage" not in shown
 
         # A redo of the first alone with another margin: its crops change; the duplicate still names it.
         one = write_manifest(tmp_path / "dupA.csv", [{"url": f"{base}/a.gif", "id": "walkA", "license": "MIT"}])
