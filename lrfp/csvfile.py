@@ -70,6 +70,9 @@ def parse_csv(path: Path, text: str) -> tuple[list[CsvRecord], list[str]]:
                 continue
             errors.append(f"{path}:{reader.line_num}: unreadable CSV ({e})")
             continue
+        if any("\0" in f for f in fields):  # Python's csv reads NUL bytes since 3.11; they are not text
+            errors.append(f"{path}:{start}: unreadable CSV (a NUL byte: this is not a text file; save it as UTF-8 CSV)")
+            continue
         if reader.line_num > start:
             errors.append(f"{path}:{start}: a quoted field runs from line {start} to line {reader.line_num}: "
                           "probably an unbalanced quote (fields may not contain line breaks)")

@@ -88,6 +88,7 @@ def read_manifest(path: Path) -> list[ManifestRow]:
         text = read_csv_text(path, "manifest")
     except ValueError as e:
         raise ManifestError(str(e)) from e
+    text = blank_comment_lines(text)
     records, errors = parse_csv(path, text)
     if not records:
         if errors:
@@ -99,7 +100,7 @@ def read_manifest(path: Path) -> list[ManifestRow]:
     separator_name = {",": "commas", ";": "semicolons", "\t": "tabs"}[detect_separator(text)]
     columns = [h.strip().lower() for h in header]
     if "url" not in columns:
-        shown = ", ".join(h for h in columns if h) or "none"
+        shown = ", ".join(h if h.isprintable() else repr(h) for h in columns if h) or "none"
         raise ManifestError(f"{path}:{records[0].line}: no `url` column in the header (columns: {shown})")
     dup_cols = sorted({c for c in columns if c and columns.count(c) > 1})
     if dup_cols:
@@ -138,6 +139,40 @@ def read_manifest(path: Path) -> list[ManifestRow]:
     return rows
 
 
+COMMENT = "#"
+"""A manifest line whose first non-blank character is this is a comment (skipped, as pandas' `comment=` and many
+CSV tools do); no URL starts with it."""
+
+
+def blank_comment_lines(text: str) -> str:
+    """`text` with each comment line (COMMENT) emptied, so that line numbers stay those of the file."""
+    return "".join("\n" if line.lstrip().startswith(COMMENT) else line for line in text.splitlines(keepends=True))
+
+
+def url_fault(url: str) -> str | None:
+    """Why `url` cannot be fetched (None if it can): a scheme other than http(s), no host, a port that is not a
+    number from 1 to 65535, a malformed IPv6 address, whitespace. urllib.parse is the rule: urlsplit and its
+    `.port` raise ValueError for what it cannot read (yt-dlp splits URLs with it too)."""
+    if any(ch.isspace() for ch in url):
+        return f"url contains whitespace: {url!r}"
+    if not url.isprintable():  # a control character (ESC, NUL...) would act on the terminal that shows the message
+        return f"url contains a control character: {url!r}"
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as e:
+        return f"malformed url ({e}): {url}"
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https"):
+        shown = f"its scheme is {scheme}:" if scheme else "it has no scheme"
+        return f"only http:// and https:// URLs can be fetched; {shown} ({url})"
+    if not parts.hostname:
+        return f"url has no host: {url}"
+    if port == 0:
+        return f"malformed url (port 0 is not a port a server listens on): {url}"
+    return None
+
+
 def _line_of(error: str) -> int:
     """The LINE of a `FILE:LINE: reason` message, to list errors in file order."""
     head = error.split(": ", 1)[0]
@@ -152,15 +187,8 @@ def _parse_row(values: dict[str, str], line: int) -> tuple[ManifestRow | None, l
     url = values.get("url", "")
     if not url:
         return None, ["empty url"]
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    if scheme not in ("http", "https"):
-        shown = f"{scheme}:" if scheme else "no scheme"
-        return None, [f"only http:// and https:// URLs can be fetched, not {shown} ({url})"]
-    if not parts.hostname:
-        return None, [f"url has no host: {url}"]
-    if any(ch.isspace() for ch in url):
-        return None, [f"url contains whitespace: {url!r}"]
+    if (fault := url_fault(url)) is not None:
+        return None, [fault]
 
     given_id = values.get("id", "")
     if given_id and not ID_RE.fullmatch(given_id):
@@ -181,8 +209,8 @@ def _parse_row(values: dict[str, str], line: int) -> tuple[ManifestRow | None, l
             start = seconds
         else:
             end = seconds
-    if start is not None and end is not None and end <= start:
-        reasons.append(f"end ({values['end']}) must be after start ({values['start']})")
+    if end is not None and end <= (start or 0.0):  # an empty start is 0 (the video's beginning)
+        reasons.append(f"end ({values['end']}) must be after start ({values.get('start') or '0, the default'})")
     recorded = values.get("recorded", "") or None
     if recorded is not None and not _valid_date(recorded):
         reasons.append(f"bad recorded date {recorded!r}: expected YYYY-MM-DD (or YYYY-MM, YYYY)")

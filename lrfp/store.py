@@ -25,6 +25,7 @@ import json
 import logging
 import os
 import sqlite3
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
@@ -712,14 +713,28 @@ class Store:
                 (self.root / rel).unlink()
         return len(gone), len(obsolete) - len(gone)
 
+    def crop_owners(self, crop_ids: Iterable[int]) -> dict[str, int]:
+        """{source name: how many of `crop_ids` it owns} (a crop belongs to the source that stored it first)."""
+        owners: Counter[str] = Counter()
+        ids = sorted(set(crop_ids))
+        for i in range(0, len(ids), IN_LIST_CHUNK):
+            chunk = ids[i:i + IN_LIST_CHUNK]
+            owners.update(dict(self.conn.execute(
+                f"""SELECT s.name, COUNT(*) FROM crops c JOIN sources s ON s.id = c.source_id
+                    WHERE c.id IN ({','.join('?' * len(chunk))}) GROUP BY s.name""", chunk).fetchall()))
+        return dict(owners)
+
     def crop(self, crop_id: int) -> sqlite3.Row:
         row = self.conn.execute("SELECT * FROM crops WHERE id = ?", (crop_id,)).fetchone()
         if row is None:
             raise NotFoundError(f"no crop with id {crop_id}")
         return row
 
-    def count_crops(self) -> int:
-        return self.conn.execute("SELECT COUNT(*) FROM crops").fetchone()[0]
+    def count_crops(self, source_id: int | None = None) -> int:
+        """How many crops the store holds (with `source_id`: how many that source owns)."""
+        if source_id is None:
+            return self.conn.execute("SELECT COUNT(*) FROM crops").fetchone()[0]
+        return self.conn.execute("SELECT COUNT(*) FROM crops WHERE source_id = ?", (source_id,)).fetchone()[0]
 
     def add_frame(
         self, source_id: int, frame_index: int, time_s: float | None, width: int, height: int,

@@ -9,6 +9,7 @@ test is skipped, saying so, on a machine without ffmpeg).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import http.server
 import json
@@ -525,3 +526,37 @@ def test_other_settings_are_named_and_redo_keeps_every_label(shared_dir: Path, m
     capsys.readouterr()
     assert fetch(manifest, data, models, "--margin", "0.4", "--every", "1") == 0
     assert "other settings" not in capsys.readouterr().err and _crops(data) == now
+
+
+def test_a_browser_without_cookies_is_refused_once_up_front(tmp_path: Path, models: str, monkeypatch, capsys) -> None:
+    """Tester's bug 16: `--cookies-from-browser firefox` with no firefox profile failed every row separately.
+    yt-dlp's own loader is run once before any work; HOME is a fresh folder, so no profile is there."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    manifest = write_manifest(tmp_path / "m.csv", [{"url": "http://127.0.0.1:9/v.mp4", "id": "v"},
+                                                   {"url": "http://127.0.0.1:9/w.mp4", "id": "w"}])
+    data = tmp_path / "data"
+    assert run_cli(["fetch", str(manifest), "-d", str(data), "--models-dir", models,
+                    "--cookies-from-browser", "firefox"]) == 2
+    (line, *_) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("Error: --cookies-from-browser 'firefox': yt-dlp cannot load firefox's cookies here "
+                           "(could not find firefox cookies database")
+    assert not data.exists()
+
+
+def test_a_browser_profile_given_as_a_path_loads_and_reaches_yt_dlp_as_its_parts(tmp_path: Path) -> None:
+    """BROWSER:PROFILE is split as yt-dlp's CLI splits it (it was handed to yt-dlp whole, as the browser's name)."""
+    import sqlite3
+
+    from lrfp.fetch.config import DownloadOptions, check_browser
+    from lrfp.fetch.download import ytdlp_options
+
+    profile = tmp_path / "profile"
+    profile.mkdir()
+    with contextlib.closing(sqlite3.connect(profile / "cookies.sqlite")) as db:
+        db.execute("CREATE TABLE moz_cookies (host TEXT, name TEXT, value TEXT, path TEXT, expiry INTEGER, "
+                   "isSecure INTEGER, originAttributes TEXT)")
+        db.execute("INSERT INTO moz_cookies VALUES ('.example.com', 'a', 'b', '/', 0, 0, '')")
+        db.commit()
+    check_browser(f"firefox:{profile}")  # loads: no error
+    o = ytdlp_options(tmp_path, "k", DownloadOptions(cookies_from_browser=f"firefox:{profile}"), lambda d: None)
+    assert o["cookiesfrombrowser"] == ("firefox", str(profile), None, None)

@@ -171,13 +171,14 @@ def test_a_redo_stopped_before_a_video_began_leaves_that_video_as_it_was(shared_
     media = tmp_path / "media"
     media.mkdir()
     shutil.copy(shared_dir / "data" / "videos" / CORRIDOR_GIF, media / "a.gif")
-    shutil.copy(shared_dir / "data" / "videos" / CORRIDOR_GIF, media / "b.gif")
+    shutil.copy(shared_dir / "data" / "videos" / STAGE_360, media / "b.mp4")  # other footage: crops of its own
     data = tmp_path / "data"
     with serve(media) as base:
         manifest = write_manifest(tmp_path / "m.csv", [{"url": f"{base}/a.gif", "id": "a"},
-                                                       {"url": f"{base}/b.gif", "id": "b"}])
+                                                       {"url": f"{base}/b.mp4", "id": "b"}])
         assert fetch(manifest, data, models, "--every", "0.5") == 0
         b_before = crops(data, "b")
+        assert b_before
         real = pipeline.fetch_video
 
         def ctrl_c_after_the_first(store, row, *a, **kw):
@@ -226,3 +227,126 @@ def test_a_signal_after_the_last_video_ended_is_not_an_interruption(shared_dir: 
         assert fetch(manifest, tmp_path / "data", models) == 0
     err = capsys.readouterr().err
     assert "rerun the same command to finish" not in err and "a: ok" in " ".join(err.split())
+
+
+def test_a_failed_row_takes_the_corrected_url_and_a_row_with_crops_keeps_its_own(shared_dir: Path, models: str,
+                                                                                tmp_path: Path, capsys) -> None:
+    """Tester's bug 9: a typo'd URL that failed (no crop) could never be fixed under its id."""
+    data = tmp_path / "data"
+    with serve(shared_dir / "data" / "videos") as base:
+        typo = f"{base}/{CORRIDOR_GIF[:-4]}.gfi"
+        bad = write_manifest(tmp_path / "fix1.csv", [{"url": typo, "id": "walk", "license": "MIT"}])
+        assert fetch(bad, data, models) == 1
+        with open_store(data, create=False) as s:
+            assert s.source("walk")["status"] == "download_failed"
+        capsys.readouterr()
+
+        good_url = f"{base}/{CORRIDOR_GIF}"
+        good = write_manifest(tmp_path / "fix2.csv", [{"url": good_url, "id": "walk", "license": "MIT"}])
+        assert fetch(good, data, models) == 0  # a plain rerun: the new URL is a new video, not a retry of the failure
+        err = capsys.readouterr().err
+        assert f"walk: URL changed from {typo} to {good_url} (no crop came from the old one" in err
+        with open_store(data, create=False) as s:
+            src = s.source("walk")
+            assert (src["url"], src["status"], src["license"]) == (good_url, "ok", "MIT")
+            (change,) = json.loads(src["meta"])["url_changes"]
+            assert (change["from"], change["to"], change["status"]) == (typo, good_url, "download_failed")
+        walk = crops(data, "walk")
+        assert walk
+
+        # Now it owns crops: another URL under its id is refused, saying why, and nothing changes.
+        other = write_manifest(tmp_path / "fix3.csv", [{"url": f"{base}/{STAGE_360}", "id": "walk"}])
+        for flags in ((), ("--retry-failed",), ("--redo",)):
+            assert fetch(other, data, models, *flags) == 2
+            err = capsys.readouterr().err
+            assert (f"source 'walk' has {len(walk)} crop(s) from another URL ({good_url}): they came from that video, "
+                    "so the source keeps that URL; give this row another id") in " ".join(err.split())
+        with open_store(data, create=False) as s:
+            assert s.source("walk")["url"] == good_url
+        assert crops(data, "walk") == walk
+
+
+def test_a_pending_source_already_has_the_manifests_license(tmp_path: Path) -> None:
+    """Tester's bug 18: `lrfp stats` showed `license: unknown` for a row not fetched yet."""
+    from lrfp.fetch import FetchConfig
+    from lrfp.fetch.pipeline import plan
+    from lrfp.manifest import read_manifest
+    from lrfp.stats import collect_stats
+
+    m = write_manifest(tmp_path / "m.csv", [{"url": "http://127.0.0.1:9/a.mp4", "id": "a", "license": "CC-BY-4.0",
+                                             "title": "A walk", "notes": "plaza"}])
+    with open_store(tmp_path / "data") as s:
+        todo, skipped, moved = plan(s, read_manifest(m), FetchConfig(), m)
+        assert [r.name for r in todo] == ["a"] and not skipped and not moved
+        src = s.source("a")
+        assert (src["status"], src["license"], src["title"]) == ("pending", "CC-BY-4.0", "A walk")
+        assert json.loads(src["meta"])["manifest"] == {"notes": "plaza"}
+        (listed,) = collect_stats(s)["sources"]
+        assert (listed["name"], listed["license"]) == ("a", "CC-BY-4.0")
+
+
+def statuses_and_crops(data: Path) -> dict[str, tuple[str, int]]:
+    with open_store(data, create=False) as s:
+        return {r["name"]: (r["status"], r["n"]) for r in s.query(
+            "SELECT s.name, s.status, COUNT(c.id) AS n FROM sources s LEFT JOIN crops c ON c.source_id = s.id "
+            "GROUP BY s.id")}
+
+
+def test_the_same_footage_under_two_ids_is_a_duplicate_and_a_redo_strands_neither(shared_dir: Path, models: str,
+                                                                                 tmp_path: Path, capsys) -> None:
+    """Tester's bug 6: the second id printed "ok 34 crops" but owned none (crops are one row per sha256); after a
+    --redo of the first it stayed `ok` with 0 crops, skipped forever."""
+    from lrfp.stats import collect_stats
+
+    srv = tmp_path / "srv"
+    srv.mkdir()
+    clip = (shared_dir / "data" / "videos" / CORRIDOR_GIF).resolve()
+    (srv / "a.gif").symlink_to(clip)
+    (srv / "b b.gif").symlink_to(clip)  # a second link to the same file (a re-upload)
+    (srv / "c.gif").write_bytes(clip.read_bytes() + b"\0" * 16)  # other bytes, the same frames
+    data = tmp_path / "data"
+    with serve(srv) as base:
+        two = write_manifest(tmp_path / "dup.csv", [
+            {"url": f"{base}/a.gif", "id": "walkA", "license": "MIT"},
+            {"url": f"{base}/b%20b.gif", "id": "walkB", "license": "CC-BY-4.0"}])
+        assert fetch(two, data, models) == 0
+        err = " ".join(capsys.readouterr().err.split())
+        assert "walkB: duplicate same footage as source walkA: the file is byte-identical to walkA's" in err
+        first = crops(data, "walkA")
+        assert first and statuses_and_crops(data) == {"walkA": ("ok", len(first)), "walkB": ("duplicate", 0)}
+        with open_store(data, create=False) as s:
+            stats = collect_stats(s)
+            sha = {n: json.loads(s.source(n)["meta"])["file_sha256"] for n in ("walkA", "walkB")}
+        assert sha["walkA"] == sha["walkB"] and stats["source_status"] == {"ok": 1, "duplicate": 1}
+        assert [(x["name"], x["status"], x["crops"], x["license"]) for x in stats["sources"]] == [
+            ("walkA", "ok", len(first), "MIT"), ("walkB", "duplicate", 0, "CC-BY-4.0")]
+        capsys.readouterr()
+        assert run_cli(["stats", "-d", str(data)]) == 0
+        shown = " ".join(capsys.readouterr().out.split())
+        assert "note: same footage as source walkA" in shown and "error: same footage" not in shown
+
+        # A redo of the first alone with another margin: its crops change; the duplicate still names it.
+        one = write_manifest(tmp_path / "dupA.csv", [{"url": f"{base}/a.gif", "id": "walkA", "license": "MIT"}])
+        assert fetch(one, data, models, "--redo", "--margin", "0.4") == 0
+        redone = crops(data, "walkA")
+        assert redone and set(redone.values()).isdisjoint(first.values())
+        assert statuses_and_crops(data) == {"walkA": ("ok", len(redone)), "walkB": ("duplicate", 0)}
+        # A redo of the duplicate: still the first's crops, none taken from it.
+        assert fetch(two, data, models, "--redo", "--margin", "0.4") == 0
+        assert statuses_and_crops(data) == {"walkA": ("ok", len(redone)), "walkB": ("duplicate", 0)}
+        assert crops(data, "walkA") == redone
+        capsys.readouterr()
+
+        # A store of an older lrfp: the second id `ok` with no crop of its own is processed again, not skipped.
+        with open_store(data) as s:
+            s.set_source_status(int(s.source("walkB")["id"]), "ok", None)
+        assert fetch(two, data, models, "--margin", "0.4") == 0
+        assert statuses_and_crops(data)["walkB"] == ("duplicate", 0)
+
+        # Other bytes, the same frames: every crop is already walkA's.
+        third = write_manifest(tmp_path / "dupC.csv", [{"url": f"{base}/c.gif", "id": "walkC"}])
+        assert fetch(third, data, models, "--margin", "0.4") == 0
+        err = " ".join(capsys.readouterr().err.split())
+        assert f"walkC: duplicate same footage as source walkA: its {len(redone)} crops are all already stored as walkA's" in err
+        assert statuses_and_crops(data)["walkC"] == ("duplicate", 0)
+        assert crops(data, "walkA") == redone

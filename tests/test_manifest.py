@@ -73,9 +73,9 @@ def test_every_bad_row_is_reported_with_its_line(tmp_path: Path) -> None:
     assert errors_of(p) == [
         "12 bad row(s) in the manifest, nothing was downloaded:",
         f"{p}:2: empty url",
-        f"{p}:3: only http:// and https:// URLs can be fetched, not file: (file:///etc/passwd)",
-        f"{p}:4: only http:// and https:// URLs can be fetched, not ftp: (ftp://example.org/v.mp4)",
-        f"{p}:5: only http:// and https:// URLs can be fetched, not javascript: (javascript:alert(1))",
+        f"{p}:3: only http:// and https:// URLs can be fetched; its scheme is file: (file:///etc/passwd)",
+        f"{p}:4: only http:// and https:// URLs can be fetched; its scheme is ftp: (ftp://example.org/v.mp4)",
+        f"{p}:5: only http:// and https:// URLs can be fetched; its scheme is javascript: (javascript:alert(1))",
         f"{p}:7: duplicate url https://example.org/ok.mp4 (first at line 6)",
         f"{p}:8: bad start 'abc': expected seconds (e.g. 90 or 90.5) or m:ss / h:mm:ss",
         f"{p}:9: end (5) must be after start (10)",
@@ -83,7 +83,7 @@ def test_every_bad_row_is_reported_with_its_line(tmp_path: Path) -> None:
         f"{p}:11: bad recorded date '2021-13-40': expected YYYY-MM-DD (or YYYY-MM, YYYY)",
         f"{p}:12: id '../../evil' is not allowed: use letters, digits, '.', '_' or '-' (at most 80, starting with a letter or digit)",
         f"{p}:13: duplicate id 'ok' (first at line 6)",
-        f"{p}:14: only http:// and https:// URLs can be fetched, not no scheme (example.org/v.mp4)",
+        f"{p}:14: only http:// and https:// URLs can be fetched; it has no scheme (example.org/v.mp4)",
     ]
 
 
@@ -161,7 +161,7 @@ def test_cli_rejects_a_bad_manifest_with_exit_2_before_creating_anything(tmp_pat
     assert code == 2
     assert capsys.readouterr().err.strip().splitlines() == [
         "Error: 1 bad row(s) in the manifest, nothing was downloaded:",
-        f"{p}:2: only http:// and https:// URLs can be fetched, not ftp: (ftp://example.org/v.mp4)",
+        f"{p}:2: only http:// and https:// URLs can be fetched; its scheme is ftp: (ftp://example.org/v.mp4)",
     ]
     assert not (tmp_path / "data").exists()
 
@@ -205,3 +205,49 @@ def test_a_semicolon_or_tab_separated_manifest_is_read_like_a_comma_separated_on
 def test_a_semicolon_manifest_with_too_many_fields_names_semicolons(tmp_path: Path) -> None:
     p = write(tmp_path, "url;id\nhttps://example.org/a.mp4;a;extra\n", name="semi.csv")
     assert errors_of(p)[1:] == [f"{p}:2: 3 fields but the header has 2 (quote fields that contain semicolons)"]
+
+
+def test_every_malformed_url_is_a_bad_row(tmp_path: Path) -> None:
+    """urlsplit and .port raise ValueError for what they cannot read: each is FILE:LINE, not an unexpected error."""
+    p = write(tmp_path, (
+        "url,id\n"
+        "http://[::1:8931/x.mp4,a\n"              # 2 unclosed IPv6 bracket
+        "http://127.0.0.1:abc/x.mp4,b\n"          # 3 port not a number
+        "http://127.0.0.1:70000/x.mp4,c\n"        # 4 port out of range
+        "http://127.0.0.1:0/x.mp4,d\n"            # 5 port 0
+        "http://:8931/x.mp4,e\n"                  # 6 no host
+        "http://e.org/\x1b[31mx.mp4,f\n"          # 7 a control character
+        "http://[::1]:8931/x.mp4,ok\n"            # a well-formed IPv6 URL
+    ))
+    errs = errors_of(p)
+    assert errs[0] == "6 bad row(s) in the manifest, nothing was downloaded:"
+    assert errs[1] == f"{p}:2: malformed url (Invalid IPv6 URL): http://[::1:8931/x.mp4"
+    assert errs[2].startswith(f"{p}:3: malformed url (") and "abc" in errs[2]
+    assert errs[3].startswith(f"{p}:4: malformed url (") and "out of range" in errs[3]
+    assert errs[4].startswith(f"{p}:5: malformed url (port 0")
+    assert errs[5] == f"{p}:6: url has no host: http://:8931/x.mp4"
+    assert errs[6] == f"{p}:7: url contains a control character: 'http://e.org/\\x1b[31mx.mp4'"
+
+
+def test_an_end_with_an_empty_start_is_checked_against_0(tmp_path: Path) -> None:
+    p = write(tmp_path, "url,id,start,end\nhttps://e.org/a.mp4,a,,0\nhttps://e.org/b.mp4,b,,0:05\n")
+    assert errors_of(p)[1:] == [f"{p}:2: end (0) must be after start (0, the default)"]
+
+
+def test_comment_lines_are_skipped_and_keep_line_numbers(tmp_path: Path) -> None:
+    p = write(tmp_path, "# videos of Lima\nurl,id\n  # the next one is ours\nhttps://e.org/a.mp4,a\nftp://e.org/b,b\n")
+    with pytest.raises(ManifestError) as e:
+        read_manifest(p)
+    assert str(e.value).splitlines()[1:] == [
+        f"{p}:5: only http:// and https:// URLs can be fetched; its scheme is ftp: (ftp://e.org/b)"]
+    p = write(tmp_path, "# videos of Lima\nurl,id\n# https://e.org/old.mp4,old\nhttps://e.org/a.mp4,a\n")
+    assert [(r.line, r.name) for r in read_manifest(p)] == [(4, "a")]
+
+
+def test_a_nul_byte_is_unreadable_and_never_echoed(tmp_path: Path) -> None:
+    p = tmp_path / "nul.csv"
+    p.write_bytes(b"ur\x00l,id\nhttps://e.org/a.mp4,a\n")
+    (err,) = errors_of(p)
+    assert err == f"{p}:1: unreadable CSV (a NUL byte: this is not a text file; save it as UTF-8 CSV)"
+    p.write_bytes(b"url,id\nhttps://e.org/a.mp4,a\x00\nhttps://e.org/b.mp4,b\n")
+    assert errors_of(p)[1:] == [f"{p}:2: unreadable CSV (a NUL byte: this is not a text file; save it as UTF-8 CSV)"]

@@ -52,7 +52,7 @@ def fetch(
 ) -> None:
     """Download each video below 720p, sample frames, detect faces, store crops with provenance.
 
-    Every video gets a status in the store (ok, no_faces, download_failed, not_a_video, too_high_res,
+    Every video gets a status in the store (ok, no_faces, duplicate, download_failed, not_a_video, too_high_res,
     bad_range, live_stream, truncated, error, interrupted; pending or running: not begun, or cut off by a kill
     -9, which `lrfp stats` tells apart). Rerunning skips videos already done and adds
     no duplicate crop; a video done with other settings is named and skipped unless --redo. One fetch per
@@ -96,7 +96,9 @@ def recorded_notes(result: Any) -> list[str]:
 
     counts = Counter(c for v in result.videos if v.described for c in v.described)
     return [f"{column} recorded for {n} video{'s' if n != 1 else ''} (not reprocessed: the crops do not depend on it)"
-            for column, n in counts.items()]
+            for column, n in counts.items()] + [
+        f"{v.name}: URL changed from {v.url_was} to {v.url} (no crop came from the old one; recorded in its meta "
+        "url_changes)" for v in result.videos if v.url_was]
 
 
 def dns_notes(result: Any) -> list[str]:
@@ -160,8 +162,12 @@ class _Display:
                 p.console.print(f"[dim]{escape(r.name)}: {r.status} earlier{other}, skipped{escape(recorded)}[/dim]")
                 return
             self.finished += 1
-            colour = "green" if r.status == VideoStatus.ok else "yellow" if r.status in (VideoStatus.no_faces, VideoStatus.interrupted) else "red"
-            detail = f"{r.crops_kept} crops from {r.frames_sampled} frames" if r.status in DONE else (r.error or "")
+            colour = ("green" if r.status == VideoStatus.ok else "yellow"
+                      if r.status in (VideoStatus.no_faces, VideoStatus.duplicate, VideoStatus.interrupted) else "red")
+            detail = (f"{r.crops_kept} crops from {r.frames_sampled} frames" if r.status in DONE and not r.error
+                      else (r.error or ""))
+            if r.crops_others and r.status == VideoStatus.ok:
+                detail += f" ({r.crops_others} of them already another source's: same footage)"
             if r.crops_removed or r.labeled_kept:
                 detail += (f"; {r.crops_removed} crops of the earlier settings removed"
                            + (f", {r.labeled_kept} labeled ones kept" if r.labeled_kept else ""))

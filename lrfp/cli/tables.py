@@ -106,7 +106,8 @@ def stats_tables(s: dict[str, Any]) -> list[Table]:
     for x in s["sources"]:
         notes.add_row(x["name"], f"license: {x['license'] or '[red]unknown[/red]'}")
         if x["error"]:
-            notes.add_row("", f"[red]error:[/red] {x['error']}")
+            kind = "[yellow]note:[/yellow]" if x["status"] == "duplicate" else "[red]error:[/red]"
+            notes.add_row("", f"{kind} {escape(x['error'])}")
         if x.get("left_by_stopped_run"):
             notes.add_row("", f"[yellow]{stopped_run_note(x['status'])}[/yellow]")
     tables.extend([src, notes])
@@ -248,6 +249,8 @@ def fetch_summary(result: FetchResult) -> list[Table]:
     totals.add_row("dropped: side under --min-face", str(int(result.total("dropped_min_face"))))
     totals.add_row("face tracks", str(int(result.total("tracks"))))
     totals.add_row("crops kept (new in the store)", f"{int(result.total('crops_kept'))} ({int(result.total('crops_new'))})")
+    if others := int(result.total("crops_others")):
+        totals.add_row("of them already another source's (same footage)", str(others))
     removed, kept = int(result.total("crops_removed")), int(result.total("labeled_kept"))
     if removed or kept:
         totals.add_row("crops of earlier settings removed / labeled kept", f"{removed} / {kept}")

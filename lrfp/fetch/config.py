@@ -34,6 +34,7 @@ class VideoStatus(StrEnum):
 
     ok = "ok"  # crops stored
     no_faces = "no_faces"  # decoded to the end, no face kept
+    duplicate = "duplicate"  # the same footage as another source, whose crops they are (video.same_footage)
     download_failed = "download_failed"
     not_a_video = "not_a_video"  # the URL served something that does not decode as a video
     too_high_res = "too_high_res"  # 720p or more without --downscale
@@ -72,7 +73,7 @@ def changed_settings(stored_meta: dict[str, Any], current: dict[str, Any], row_m
     return diffs
 
 
-DONE = frozenset({VideoStatus.ok, VideoStatus.no_faces})
+DONE = frozenset({VideoStatus.ok, VideoStatus.no_faces, VideoStatus.duplicate})
 """Final statuses: a rerun skips these videos."""
 FAILED = frozenset({
     VideoStatus.download_failed, VideoStatus.not_a_video, VideoStatus.too_high_res, VideoStatus.bad_range,
@@ -146,6 +147,8 @@ def check_cookies_file(path: Path) -> None:
     try:
         with contextlib.redirect_stderr(said):
             YoutubeDLCookieJar(str(path)).load()
+    except PermissionError as e:
+        raise InputError(f"cookies file {path} cannot be read ({e.strerror}); check its permissions") from e
     except (http.cookiejar.LoadError, OSError, UnicodeDecodeError, ValueError) as e:
         raise InputError(f"cookies file {path} is not in Netscape format ({e}); export it with a "
                          "cookies.txt browser extension, or use --cookies-from-browser") from e
@@ -155,9 +158,10 @@ def check_cookies_file(path: Path) -> None:
                          "7 tab-separated fields; export it with a cookies.txt browser extension")
 
 
-def check_browser(spec: str) -> None:
-    """--cookies-from-browser BROWSER[+KEYRING][:PROFILE][::CONTAINER] must name a browser (and keyring)
-    that yt-dlp supports (UsageError)."""
+def parse_browser_spec(spec: str) -> tuple[str, str | None, str | None, str | None]:
+    """--cookies-from-browser BROWSER[+KEYRING][:PROFILE][::CONTAINER] -> (browser, profile, keyring, container),
+    the tuple yt-dlp's `cookiesfrombrowser` option takes (its CLI splits the text the same way). Raises UsageError
+    for a browser or keyring yt-dlp does not support."""
     import re
 
     from yt_dlp.cookies import SUPPORTED_BROWSERS, SUPPORTED_KEYRINGS
@@ -171,6 +175,33 @@ def check_browser(spec: str) -> None:
     if keyring and keyring.upper() not in SUPPORTED_KEYRINGS:
         raise UsageError(f"--cookies-from-browser {spec!r}: unknown keyring {keyring!r}; "
                          f"yt-dlp supports {', '.join(sorted(SUPPORTED_KEYRINGS))}")
+    return browser, m.group("profile"), keyring.upper() if keyring else None, m.group("container")
+
+
+def check_browser(spec: str) -> None:
+    """--cookies-from-browser must name a browser (and keyring) that yt-dlp supports (UsageError), and yt-dlp must
+    be able to load that browser's cookies here -- its profile exists, its database reads (InputError): once, up
+    front, with yt-dlp's own loader, instead of every video failing the same way."""
+    import contextlib
+    import io
+
+    from yt_dlp.cookies import YDLLogger, extract_cookies_from_browser
+
+    browser, profile, keyring, container = parse_browser_spec(spec)
+
+    class _Quiet(YDLLogger):  # yt-dlp's messages while loading ("Extracting cookies from firefox") are not ours
+        def debug(self, message: str) -> None: ...
+        def info(self, message: str) -> None: ...
+        def warning(self, message: str, only_once: bool = False) -> None: ...
+        def error(self, message: str) -> None: ...
+
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            extract_cookies_from_browser(browser, profile, _Quiet(), keyring=keyring, container=container)
+    except Exception as e:  # noqa: BLE001 - yt-dlp raises FileNotFoundError, ValueError, sqlite3 and keyring errors
+        raise InputError(f"--cookies-from-browser {spec!r}: yt-dlp cannot load {browser}'s cookies here ({e}); "
+                         f"log in with {browser} on this machine (as this user) first, name the profile "
+                         f"(BROWSER:PROFILE), or export a cookies.txt and use --cookies FILE") from e
 
 
 @dataclass(frozen=True)

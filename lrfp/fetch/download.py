@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from lrfp.fetch.config import MAX_LINES, DownloadOptions, VideoStatus, too_high_res
+from lrfp.fetch.config import MAX_LINES, DownloadOptions, VideoStatus, parse_browser_spec, too_high_res
 from lrfp.fetch.frames import mp4_tracks
 
 log = logging.getLogger(__name__)
@@ -121,7 +121,7 @@ def ytdlp_options(dest_dir: Path, key: str, opts: DownloadOptions, hook: Callabl
     if opts.cookies is not None:
         o["cookiefile"] = str(opts.cookies)
     if opts.cookies_from_browser:
-        o["cookiesfrombrowser"] = (opts.cookies_from_browser,)
+        o["cookiesfrombrowser"] = parse_browser_spec(opts.cookies_from_browser)  # a tuple, as yt-dlp's CLI gives it
     if opts.proxy:
         o["proxy"] = opts.proxy
     if opts.sleep_s > 0:

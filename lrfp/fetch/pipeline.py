@@ -22,10 +22,10 @@ from lrfp.fetch.detect import close_idle_detectors
 from lrfp.fetch.detect import resolve_detector
 from lrfp.fetch.detectors.tiles import parse_tiles
 from lrfp.fetch.results import Emit, FetchEvent, FetchResult, VideoResult
-from lrfp.fetch.video import begin_redo, fetch_video, run_level_error, settings
+from lrfp.fetch.video import DOWNLOADS_DIR, begin_redo, remove_downloads, fetch_video, run_level_error, settings
 from lrfp import run_lock
 from lrfp.manifest import ManifestRow, read_manifest
-from lrfp.store import Store, open_store
+from lrfp.store import Store, now, open_store
 
 
 def fetch_manifest(manifest: Path, data_dir: Path, cfg: FetchConfig, on_event: Emit | None = None) -> FetchResult:
@@ -46,13 +46,16 @@ def fetch_manifest(manifest: Path, data_dir: Path, cfg: FetchConfig, on_event: E
                 # left `running` while no fetch holds it was left by a killed run (run_lock, `lrfp stats`).
                 held.enter_context(run_lock.hold(store.root, run_lock.FETCH, doing=f"manifest {manifest}",
                                                  hint="to go faster, give one run more --workers"))
-                todo, skipped = plan(store, rows, cfg, manifest, settings(cfg, model))
+                todo, skipped, moved = plan(store, rows, cfg, manifest, settings(cfg, model))
         except Exception as e:
             if (run_error := run_level_error(e, Path(data_dir).expanduser().resolve())) is not None and run_error is not e:
                 raise run_error from e  # the disk is full before any video began
             raise
         for r in skipped:
             emit(FetchEvent("done", r.name, result=r))
+        for name, old_url in moved.items():
+            emit(FetchEvent("message", message=f"{name}: takes the manifest's new URL (no crop came from its stored URL "
+                                               f"{old_url}; the change is recorded in its meta url_changes)"))
         for row in todo:
             emit(FetchEvent("queued", row.name))
         results: dict[str, VideoResult] = {r.name: r for r in skipped}
@@ -85,6 +88,8 @@ def fetch_manifest(manifest: Path, data_dir: Path, cfg: FetchConfig, on_event: E
         if interrupted:
             release_unbegun_redos(data_dir, [row.name for row in todo if _not_begun(results.get(row.name))])
         ordered = [results.get(r.name) or VideoResult(r.name, r.url, VideoStatus.pending, skipped=True) for r in rows]
+        for r in ordered:
+            r.url_was = moved.get(r.name)
         return FetchResult(ordered, time.monotonic() - t0, interrupted, model)
 
 
@@ -134,8 +139,15 @@ def left_running_note(names: list[str]) -> str:
 
 
 def plan(store: Store, rows: list[ManifestRow], cfg: FetchConfig, manifest: Path,
-         current: dict[str, Any] | None = None) -> tuple[list[ManifestRow], list[VideoResult]]:
-    """Split rows into those to process now and those skipped (final status, or failed without --retry-failed).
+         current: dict[str, Any] | None = None) -> tuple[list[ManifestRow], list[VideoResult], dict[str, str]]:
+    """Split rows into those to process now and those skipped (final status, or failed without --retry-failed),
+    and give the sources that take the manifest's new URL ({name: old URL}).
+
+    A stored video whose URL is not the row's takes the row's URL when it owns no crop (whatever its status: a
+    typo'd or dead link that failed, a pending or interrupted row): it is processed with it and the change is
+    recorded in its meta `url_changes` (from, to, the old status and error, when). One that owns crops keeps its
+    URL: InputError saying so (its crops came from the other URL). A new source row records the manifest's
+    descriptive columns (license, title, meta 'manifest') at once, so `lrfp stats` shows them while it is pending.
 
     With `current` (this run's settings, video.settings), a video done earlier with other settings
     (config.changed_settings) is skipped with `changed` set, or
@@ -147,13 +159,27 @@ def plan(store: Store, rows: list[ManifestRow], cfg: FetchConfig, manifest: Path
     todo: list[ManifestRow] = []
     redo: list[str] = []
     skipped: list[VideoResult] = []
+    moved: dict[str, Any] = {}  # name -> its stored row, for the sources that take the manifest's new URL
     for row in rows:
         src = store.find_source(row.name)
-        if src is not None and (src["kind"] != "video" or src["url"] != row.url):
-            what = "an imported folder" if src["kind"] != "video" else f"another URL ({src['url']})"
-            conflicts.append(f"{manifest}:{row.line}: source name {row.name!r} is already {what} in the store; give this row another id")
+        if src is not None and src["kind"] != "video":
+            conflicts.append(f"{manifest}:{row.line}: source name {row.name!r} is already an imported folder in the "
+                             "store; give this row another id")
+            continue
+        if src is not None and src["url"] != row.url:
+            if (n := store.count_crops(int(src["id"]))) > 0:
+                conflicts.append(
+                    f"{manifest}:{row.line}: source {row.name!r} has {n} crop(s) from another URL ({src['url']}): "
+                    "they came from that video, so the source keeps that URL; give this row another id (or put "
+                    "the stored URL back)")
+                continue
+            moved[row.name] = src  # no crop came from the old URL (a typo, a dead link): the row takes the new one
+            todo.append(row)
             continue
         status = src["status"] if src is not None else None
+        if status == VideoStatus.ok and store.count_crops(int(src["id"])) == 0:
+            todo.append(row)  # `ok` but it owns no crop (the same footage as another source, before lrfp told them
+            continue          # apart: docs/fetch.md): processed again, it says whose crops they are
         changed = (changed_settings(json.loads(src["meta"] or "{}"), current, row.meta())
                    if status in DONE and current is not None else {})
         if changed and cfg.redo:
@@ -172,9 +198,22 @@ def plan(store: Store, rows: list[ManifestRow], cfg: FetchConfig, manifest: Path
     for name in redo:
         begin_redo(store, name)  # a redo that fails gives the video back as it was (video.end_redo)
     for row in todo:  # a video to redo keeps its status (and crops) until its redo begins: a run stopped before
-        if row.name not in redo:  # it leaves it as it was, not `pending` beside crops of the earlier settings
-            store.upsert_source(row.name, "video", url=row.url, status=VideoStatus.pending, error=None)
-    return todo, skipped
+        if row.name in redo:  # it leaves it as it was, not `pending` beside crops of the earlier settings
+            continue
+        src = store.find_source(row.name)
+        fields: dict[str, Any] = {"url": row.url, "status": VideoStatus.pending, "error": None}
+        if src is None or row.name in moved:  # what the manifest says of it, seen by `lrfp stats` before it is done
+            fields.update({k: getattr(row, k) for k in ("title", "license") if getattr(row, k) is not None})
+            meta = json.loads(src["meta"] or "{}") if src is not None else {}
+            meta["manifest"] = row.meta()
+            if row.name in moved:
+                old = moved[row.name]
+                remove_downloads(store.root / DOWNLOADS_DIR, old["url"])  # a partial download an interrupt left
+                meta["url_changes"] = [*meta.get("url_changes", []), {
+                    "from": old["url"], "to": row.url, "status": old["status"], "error": old["error"], "at": now()}]
+            fields["meta"] = meta
+        store.upsert_source(row.name, "video", **fields)
+    return todo, skipped, {name: str(src["url"]) for name, src in moved.items()}
 
 
 def _not_begun(result: VideoResult | None) -> bool:

@@ -42,10 +42,12 @@ class VideoResult:
     tracks: int = 0
     crops_kept: int = 0
     crops_new: int = 0
+    crops_others: int = 0  # of the crops kept, those already stored as another source's (same footage)
     crops_removed: int = 0  # crops of an earlier run with other settings that this run did not produce
     labeled_kept: int = 0  # of those, kept because a person labeled them or a split holds them
     changed: dict[str, tuple[Any, Any]] | None = None  # stored with other settings: {setting: (stored, now)}
     described: list[str] | None = None  # skipped, but these descriptive columns (license, title, ...) were recorded
+    url_was: str | None = None  # the source took the manifest's new URL in this run (it owned no crop): the old one
     kept_earlier: str | None = None  # a redo failed: the earlier run's status it kept (with its settings and crops)
     video_s: float = 0.0
     wall_s: float = 0.0

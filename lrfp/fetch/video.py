@@ -82,7 +82,7 @@ class _Outcome:
                 res.error = (f"{error}; the redo failed, so the earlier run's status ({kept}), settings and crops "
                              "are kept")
         if self.remove_download and status != VideoStatus.interrupted and not (self.cfg.keep_videos and status in DONE):
-            _remove_downloads(self.store.root / DOWNLOADS_DIR, self.row.url)
+            remove_downloads(self.store.root / DOWNLOADS_DIR, self.row.url)
         return res
 
 
@@ -124,11 +124,24 @@ def end_redo(store: Store, name: str, status: str) -> str | None:
     return str(earlier["source"]["status"]) if status in FAILED else None
 
 
-def _start_fields(row: ManifestRow) -> dict[str, Any]:
+CARRIED_META = ("url_changes",)
+"""Keys of a source's meta that outlive a rerun of the video (its history, not what one run made)."""
+
+
+def _carried(store: Store, name: str) -> dict[str, Any]:
+    """The CARRIED_META entries of source `name`'s stored meta."""
+    import json
+
+    src = store.find_source(name)
+    meta = json.loads(src["meta"] or "{}") if src is not None else {}
+    return {k: meta[k] for k in CARRIED_META if k in meta}
+
+
+def _start_fields(row: ManifestRow, carried: dict[str, Any]) -> dict[str, Any]:
     """The source fields a video's run starts with. A title or license the row leaves empty is not written
     (what the store has, perhaps from yt-dlp or an earlier manifest, stays)."""
     fields: dict[str, Any] = {"url": row.url, "status": VideoStatus.running, "error": None,
-                              "meta": {"manifest": row.meta()}}
+                              "meta": {**carried, "manifest": row.meta()}}
     fields.update({k: getattr(row, k) for k in ("title", "license") if getattr(row, k) is not None})
     return fields
 
@@ -151,7 +164,8 @@ def fetch_video(
 ) -> VideoResult:
     """Download, sample, detect, track and store one video. Its outcome is recorded as the source's status."""
     res = VideoResult(row.name, row.url, VideoStatus.running)
-    source_id = store.upsert_source(row.name, "video", **_start_fields(row))
+    carried = _carried(store, row.name)
+    source_id = store.upsert_source(row.name, "video", **_start_fields(row, carried))
     finish = _Outcome(store, source_id, row, cfg, res, remove_download=True)
     progress = _progress_to(emit, row.name)
     emit(FetchEvent("start", row.name, stage="download"))
@@ -164,7 +178,7 @@ def fetch_video(
         except DownloadStopped:
             return finish(VideoStatus.interrupted, f"{BY_USER} during the download; rerun to finish")
         return _process(store, source_id, row, got.path, cfg, model, res, finish, progress, should_stop, threads,
-                        got.info, got.title, got.license)
+                        got.info, got.title, got.license, carried)
     except KeyboardInterrupt:
         # If even this status cannot be stored (a full disk, a lock), the row stays `running`: the caller
         # (pipeline.fetch_manifest) records it once the run has stopped, and a rerun redoes a `running` row anyway.
@@ -187,7 +201,7 @@ def fetch_video(
         # status is skipped without --retry-failed). When even that cannot be written (another worker took the
         # last bytes), the row stays `running` until pipeline.end_running records it after every worker stopped.
         with contextlib.suppress(Exception):
-            _remove_downloads(store.root / DOWNLOADS_DIR, row.url)
+            remove_downloads(store.root / DOWNLOADS_DIR, row.url)
             finish(VideoStatus.interrupted, str(run_error))
         raise run_error from e
 
@@ -199,19 +213,22 @@ def process_video_file(
     """Probe, sample, detect, track and store one video file already on disk, as source `row.name`.
 
     The same code `fetch_video` runs after its download; the file is never removed. Returns the video's
-    result (status as in the store: ok, no_faces, not_a_video, too_high_res, bad_range, interrupted, error).
+    result (status as in the store: ok, no_faces, duplicate, not_a_video, too_high_res, bad_range, interrupted, error).
     """
     cfg.check()
     res = VideoResult(row.name, row.url, VideoStatus.running)
-    source_id = store.upsert_source(row.name, "video", **_start_fields(row))
+    carried = _carried(store, row.name)
+    source_id = store.upsert_source(row.name, "video", **_start_fields(row, carried))
     finish = _Outcome(store, source_id, row, cfg, res, remove_download=False)
     progress = _progress_to(emit or (lambda e: None), row.name)
-    return _process(store, source_id, row, path, cfg, model, res, finish, progress, should_stop, threads, {}, None, None)
+    return _process(store, source_id, row, path, cfg, model, res, finish, progress, should_stop, threads, {}, None, None,
+                    carried)
 
 
 def _process(store: Store, source_id: int, row: ManifestRow, path: Path, cfg: FetchConfig, model: ResolvedDetector,
              res: VideoResult, finish: _Outcome, progress: Progress, should_stop: Callable[[], bool],
-             threads: int | None, download_info: dict[str, Any], title: str | None, license: str | None) -> VideoResult:
+             threads: int | None, download_info: dict[str, Any], title: str | None, license: str | None,
+             carried: dict[str, Any]) -> VideoResult:
     try:
         info = probe_video(path, cfg.download.downscale)
     except NotAVideo as e:
@@ -219,7 +236,8 @@ def _process(store: Store, source_id: int, row: ManifestRow, path: Path, cfg: Fe
     container_s = info.duration_s
     if info.duration_s is None and download_info.get("duration"):  # some containers do not tell OpenCV
         info = replace(info, duration_s=float(download_info["duration"]))
-    meta: dict[str, Any] = {"manifest": row.meta(), "download": download_info, "settings": settings(cfg, model, info)}
+    meta: dict[str, Any] = {**carried, "manifest": row.meta(), "download": download_info,
+                            "settings": settings(cfg, model, info), "file_sha256": file_sha256(path)}
     if info.downscaled:
         meta["downscale"] = {"from": [info.native_width, info.native_height], "to": [info.width, info.height]}
     described = {k: v for k, v in (("title", row.title or title), ("license", row.license or license)) if v is not None}
@@ -234,6 +252,10 @@ def _process(store: Store, source_id: int, row: ManifestRow, path: Path, cfg: Fe
             f"{info.native_width}x{info.native_height} is {MAX_LINES}p or more (lrfp keeps videos below {MAX_LINES}p); "
             f"rerun with {again} --downscale to resize its frames to {DOWNSCALE_LINES} lines",
         )
+    if (other := same_file(store, row, meta["file_sha256"])) is not None:
+        return finish(VideoStatus.duplicate, f"same footage as source {other}: the file is byte-identical to "
+                                             f"{other}'s (sha256 {meta['file_sha256'][:12]}), so its crops are "
+                                             f"{other}'s (made with {other}'s settings)")
     if row.start_s is not None and info.duration_s is not None and row.start_s >= info.duration_s:
         return finish(VideoStatus.bad_range, f"start {row.start_s:g} s is past the end of the video ({info.duration_s:.1f} s)")
     job = VideoJob(store, source_id, row, info, path, cfg, model, res, progress, should_stop, threads)
@@ -254,6 +276,12 @@ def _process(store: Store, source_id: int, row: ManifestRow, path: Path, cfg: Fe
     # The whole video was done: crops of an earlier run that this one did not produce (other settings) go,
     # unless a person labeled them or a split holds them.
     res.crops_removed, res.labeled_kept = store.prune_source_crops(source_id, job.crop_ids)
+    owners = store.crop_owners(job.crop_ids)  # source name -> how many of this run's crops it owns
+    res.crops_others = sum(n for name, n in owners.items() if name != row.name)
+    if job.crop_ids and row.name not in owners:
+        others = ", ".join(sorted(owners))
+        return finish(VideoStatus.duplicate, f"same footage as source {others}: its {len(job.crop_ids)} crops are "
+                                             f"all already stored as {others}'s")
     if res.crops_kept == 0:
         return finish(
             VideoStatus.no_faces,
@@ -261,6 +289,33 @@ def _process(store: Store, source_id: int, row: ManifestRow, path: Path, cfg: Fe
             f"in {res.frames_sampled} sampled frames",
         )
     return finish(VideoStatus.ok, None)
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 (hex) of a video file's bytes, recorded in its source's meta `file_sha256` (same_file)."""
+    import hashlib
+
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def same_file(store: Store, row: ManifestRow, sha256: str) -> str | None:
+    """The name of another video source whose file had these bytes (meta `file_sha256`), cut to the same
+    `start`/`end` as `row`, and whose crops stand for them (status ok or no_faces); else None. The same footage
+    under two ids (a re-upload, a second link to one file) then has one owner of its crops, the source fetched
+    first: crops are content-addressed (one row per PNG's sha256), so the second would otherwise claim crops that
+    are all the first's. Another stretch of the file is processed (its crops are counted by owner instead)."""
+    import json
+
+    found = store.query(
+        "SELECT name, meta FROM sources WHERE kind = 'video' AND name != ? AND status IN (?, ?) "
+        "AND json_extract(meta, '$.file_sha256') = ? ORDER BY id",
+        (row.name, VideoStatus.ok, VideoStatus.no_faces, sha256))
+    for other in found:
+        made_with = json.loads(other["meta"]).get("manifest") or {}
+        if (made_with.get("start_s"), made_with.get("end_s")) == (row.start_s, row.end_s):
+            return str(other["name"])
+    return None
 
 
 def truncation(decoded: DecodeReport, fps: float, end_s: float | None, declared: dict[str, float | None]) -> str | None:
@@ -348,7 +403,8 @@ def settings(cfg: FetchConfig, model: ResolvedDetector, info: VideoInfo | None =
     }
 
 
-def _remove_downloads(downloads: Path, url: str) -> None:
+def remove_downloads(downloads: Path, url: str) -> None:
+    """Remove the files (and partial files) of `url`'s download under `downloads`."""
     if downloads.is_dir():
         for p in downloads.glob(download_key(url) + ".*"):
             with contextlib.suppress(OSError):
