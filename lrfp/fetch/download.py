@@ -186,7 +186,7 @@ def _download(url: str, dest_dir: Path, opts: DownloadOptions, progress: Callabl
         if should_stop is not None and should_stop():
             raise DownloadStopped("stopped") from e
         if "No space left on device" in str(e) or "Disk quota exceeded" in str(e):
-            raise  # not this URL's fault: the caller ends the run (see video.disk_full)
+            raise  # not this URL's fault: the caller ends the run (see lrfp.errors.disk_full)
         raise DownloadFailed(*classify_ytdlp_error(e)) from e
     if live:
         what = "an upcoming live stream" if live[0] == "is_upcoming" else "a live stream (it has no end yet)"

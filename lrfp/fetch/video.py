@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from lrfp.errors import DataDirError, LrfpError
+from lrfp.errors import DataDirError, LrfpError, disk_full, exception_chain
 from lrfp.fetch.config import DONE, DOWNSCALE_LINES, MAX_LINES, FetchConfig, VideoStatus, too_high_res
 from lrfp.fetch.download import DownloadFailed, DownloadStopped, describe_file, download_key, download_video
 from lrfp.fetch.detect import FrameTooSmall, ResolvedDetector
@@ -334,26 +334,6 @@ def truncation(decoded: DecodeReport, fps: float, end_s: float | None, declared:
     return None
 
 
-def _chain(e: BaseException | None) -> Iterator[BaseException]:
-    """`e` and the exceptions it wraps (its __cause__, else its __context__), each once."""
-    seen = set()
-    while e is not None and id(e) not in seen:
-        seen.add(id(e))
-        yield e
-        e = e.__cause__ or e.__context__
-
-
-def disk_full(e: BaseException) -> bool:
-    """Whether `e` (or an exception it wraps) says the disk is full: ENOSPC/EDQUOT from the OS, SQLite's
-    "database or disk is full", or yt-dlp's message around an ENOSPC."""
-    import errno
-    import sqlite3
-
-    return any((isinstance(x, OSError) and x.errno in (errno.ENOSPC, errno.EDQUOT))
-               or (isinstance(x, sqlite3.OperationalError) and "disk is full" in str(x))
-               or "No space left on device" in str(x) or "Disk quota exceeded" in str(x) for x in _chain(e))
-
-
 def store_unwritable(e: BaseException) -> str | None:
     """Whether `e` (or an exception it wraps) says the data folder can no longer be written, other than a full
     disk: 'read-only' (EROFS, or SQLite's "attempt to write a readonly database", e.g. a filesystem remounted
@@ -362,7 +342,7 @@ def store_unwritable(e: BaseException) -> str | None:
     import errno
     import sqlite3
 
-    for x in _chain(e):
+    for x in exception_chain(e):
         if (isinstance(x, OSError) and x.errno == errno.EROFS) or (
                 isinstance(x, sqlite3.OperationalError) and "readonly database" in str(x)):
             return "read-only"
