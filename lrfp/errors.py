@@ -66,6 +66,11 @@ class PublishInputError(PublishError):
     exit_code = 2
 
 
+class LabelAppError(LrfpError):
+    """The `lrfp label` app stopped on an unexpected error (a bug): exit 1, never 0; every label typed before
+    it is stored."""
+
+
 class ModelsError(LrfpError):
     """Detector model files are missing, corrupt, or cannot be obtained."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -135,6 +136,54 @@ def _is_tty(stream) -> bool:
         return False
 
 
+APP_CRASHED = ("lrfp label stopped on an unexpected error ({error}): every label typed before it is stored; "
+               "rerun `lrfp label` to resume, and please report it with the traceback above")
+
+
+def _raise_if_crashed(app: LabelApp) -> None:
+    """Raise LabelAppError (exit 1) when an exception ended the app: Textual catches it, prints its traceback and
+    returns from run() as if the user had quit, which would exit 0."""
+    if app.return_code:
+        error = getattr(app, "_exception", None)  # Textual keeps the exception here; no public accessor
+        what = f"{type(error).__name__}: {error}" if error is not None else f"return code {app.return_code}"
+        from lrfp.errors import LabelAppError
+
+        raise LabelAppError(APP_CRASHED.format(error=what))
+
+
+def termios_error() -> type[Exception]:
+    try:
+        import termios
+
+        return termios.error
+    except ImportError:  # Windows
+        return OSError
+
+
+@contextlib.contextmanager
+def _terminal_restored():  # noqa: ANN202 - a context manager
+    """Put the terminal's modes back as they were before the app, however it ended (Textual restores them itself;
+    this is the safety net that keeps a shell from being left raw, keys not echoed)."""
+    import sys
+
+    try:
+        import termios
+
+        fd = sys.__stdin__.fileno()
+        saved = termios.tcgetattr(fd)
+    except (ImportError, AttributeError, ValueError, OSError, termios_error()):  # no terminal, or no termios
+        yield
+        return
+    try:
+        yield
+    finally:
+        try:
+            if termios.tcgetattr(fd) != saved:
+                termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+        except (OSError, termios.error):
+            pass  # the terminal is gone (closed window): nothing to restore
+
+
 @dataclass(frozen=True)
 class LabelRunResult:
     """How `lrfp label` ended: `message` says why the app did not start (nothing to show), else None and
@@ -166,7 +215,8 @@ def run_label_app(store_dir, cfg: LabelConfig, *, grid: bool = False) -> LabelRu
         app = LabelApp(session, grid=grid)
         # SIGTERM quits as q does, the terminal restored; a second signal while it quits does the same, as
         # raising it inside the app's event loop would leave the terminal raw and on the alternate screen
-        with first_signal_stops(app.quit_for_signal, second_stops_at_once=False):
+        with first_signal_stops(app.quit_for_signal, second_stops_at_once=False), _terminal_restored():
             app.run()
+        _raise_if_crashed(app)
         session.refresh_counts()
         return LabelRunResult(summary=session.summary(), stop_signal=app.stop_signal)
