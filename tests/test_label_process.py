@@ -32,14 +32,14 @@ ACK_S = 20
 class LabelProcess:
     """`lrfp label` in a child process whose terminal is a pty we read and type into."""
 
-    def __init__(self, data_dir: Path, annotator: str, cols: int = 120, rows: int = 40) -> None:
+    def __init__(self, data_dir: Path, annotator: str, cols: int = 120, rows: int = 40, args: tuple = ()) -> None:
         pid, fd = pty.fork()
         if pid == 0:  # the child: size its terminal, then become `lrfp label`
             try:
                 fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
                 os.environ.update(TERM="xterm-256color", COLUMNS=str(cols), LINES=str(rows))
                 os.execv(sys.executable, [sys.executable, "-c", "from lrfp.cli import main; main()", "label",
-                                          "--data-dir", str(data_dir), "--annotator", annotator])
+                                          "--data-dir", str(data_dir), "--annotator", annotator, *args])
             finally:
                 os._exit(127)
         self.pid, self.fd, self.text, self.raw = pid, fd, "", ""
@@ -123,7 +123,9 @@ def test_sigkill_loses_no_acknowledged_label_and_resume_starts_after_them(data_d
 
 
 def test_two_processes_on_one_store_lose_and_duplicate_nothing(data_dir):
-    a, b = LabelProcess(data_dir, "ana"), LabelProcess(data_dir, "bob")
+    # One source each: on shared crops the slower key would be refused (kept, not overwritten: test_label_app)
+    a = LabelProcess(data_dir, "ana", args=("--source", "cam-a"))
+    b = LabelProcess(data_dir, "bob", args=("--source", "cam-b"))
     try:
         a.wait_for(acknowledged(0), STARTUP_S)
         b.wait_for(acknowledged(0), STARTUP_S)

@@ -11,6 +11,7 @@ from textual import events
 from textual.app import App
 from textual.binding import Binding
 
+from lrfp.errors import NotATerminalError
 from lrfp.label.session import LabelConfig, LabelSession, SessionSummary
 
 MIN_COLS, MIN_ROWS = 60, 18
@@ -109,24 +110,36 @@ class LabelApp(App):
 
 
 NOT_A_TERMINAL = ("lrfp label needs an interactive terminal: its {which} (a pipe, a file, "
-                  "/dev/null or cron). Run it in a terminal window; nothing was drawn or stored.")
+                  "/dev/null or cron). Run it in a terminal window, without {redirects}; nothing was drawn or stored.")
+REDIRECTS = {
+    "standard input": "`<` or a pipe into it",
+    "standard output": "`>` or a pipe after it",
+    "standard error": "`2>` (the app draws its screen on standard error)",
+}
+"""What to leave out of the command line, per stream that is not a terminal."""
 
 
-def require_terminal(stdin=None, stdout=None) -> None:
-    """Refuse to start the app unless both stdin and stdout are terminals.
+def require_terminal(stdin=None, stdout=None, stderr=None) -> None:
+    """Refuse to start the app unless stdin, stdout and stderr are terminals.
 
-    Piped keys would become stored labels and escape codes would go into a file, so this runs before
-    the app draws or reads anything. Raises UsageError (exit 2) naming the stream(s) that are not terminals.
+    Textual reads keys from stdin and draws the app on stderr (its Linux driver writes to sys.__stderr__); the
+    summary goes to stdout. Piped keys would become stored labels, and a redirected stdout or stderr would
+    make the user label blind while escape codes fill a file, so this runs before the app draws or reads
+    anything. Raises UsageError (exit 2) naming the stream(s) that are not terminals and what to leave out.
     """
     import sys
 
     from lrfp.errors import UsageError
 
-    streams = {"standard input": stdin or sys.stdin, "standard output": stdout or sys.stdout}
+    streams = {"standard input": stdin or sys.__stdin__, "standard output": stdout or sys.__stdout__,
+               "standard error": stderr or sys.__stderr__}
     bad = [name for name, stream in streams.items() if not _is_tty(stream)]
     if bad:
-        which = f"{bad[0]} is not a terminal" if len(bad) == 1 else f"{' and '.join(bad)} are not terminals"
-        raise UsageError(NOT_A_TERMINAL.format(which=which))
+        which = (f"{bad[0]} is not a terminal" if len(bad) == 1
+                 else f"{', '.join(bad[:-1])} and {bad[-1]} are not terminals")
+        redirects = [REDIRECTS[b] for b in bad]
+        redirects = redirects[0] if len(redirects) == 1 else f"{', '.join(redirects[:-1])} or {redirects[-1]}"
+        raise NotATerminalError(NOT_A_TERMINAL.format(which=which, redirects=redirects))
 
 
 def _is_tty(stream) -> bool:
@@ -199,8 +212,9 @@ def run_label_app(store_dir, cfg: LabelConfig, *, grid: bool = False) -> LabelRu
     """Open the store, build the session and run the app until the user quits, or a SIGTERM (or a SIGINT sent
     from outside the terminal) makes it quit the same way: `stop_signal` says so.
 
-    Raises UsageError for a bad `cfg`, or when stdin or stdout is not a terminal (see `require_terminal`),
-    before the app draws anything or any label is stored; DataDirError when there is no store at `store_dir`.
+    Raises UsageError for a bad `cfg`, or NotATerminalError when stdin, stdout or stderr is not a terminal (see
+    `require_terminal`), before the app draws anything or any label is stored; DataDirError when there is no
+    store at `store_dir`; LabelAppError (exit 1) when an unexpected error ended the app.
     """
     from lrfp.store import open_store
 
