@@ -55,6 +55,38 @@ async def test_label_keys_then_g_in_one_burst(store):
     assert events(store)[:5] == [(i, "without_mask", "ana", "label") for i in ids[:5]]
 
 
+@pytest.mark.parametrize("keys", [["without_mask"] * 5, ["accept", "accept"]])
+async def test_label_keys_then_grid_before_the_event_loop_turns(store, keys):
+    """The same race made deterministic: the actions of keys read in one go run back to back, so the view's
+    deferred callbacks (preparing the next crop) come after `g` replaced it ("nnnnng", and "yyg" in a queue
+    of suggestions)."""
+    ids = source_time_order(store)
+    suggestions = {}
+    if "accept" in keys:
+        for i in ids[:6]:
+            store.add_label(i, "with_mask", "ana")
+        rows = [{"crop_id": i, "rank": r, "quality": 0.1, "given_label": "with_mask",
+                 "suggested_label": "without_mask", "p_suggested": 0.9, "is_issue": True}
+                for r, i in enumerate(ids[:6], start=1)]
+        store.save_label_issues("run1", now(), {}, rows)
+        suggestions = {"queue": "suspects"}
+    app = app_for(store, **suggestions)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        single = app.screen
+        for key in keys:
+            single.action_accept() if key == "accept" else single.action_label(key)
+        single.action_grid()
+        await pilot.pause(0.2)
+        grid = app.screen
+        assert isinstance(grid, GridScreen)
+        grid.action_label("with_mask")
+        grid.action_single()
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, SingleScreen)
+    assert [store.current_label(i) for i in ids[:len(keys)]] == ["without_mask"] * len(keys)
+
+
 async def test_suspects_queue_y_y_g_in_one_burst(store):
     ids = source_time_order(store)
     for i in ids[:6]:
@@ -143,3 +175,58 @@ def test_an_error_inside_the_app_is_an_error_not_exit_0(store, monkeypatch):
     assert e.value.exit_code == 1
     assert str(e.value).startswith("lrfp label stopped on an unexpected error (RuntimeError: boom)")
     assert events(store) == []
+
+
+def test_left_passes_over_a_removed_crop(store):
+    ids = source_time_order(store)
+    s = LabelSession(store, LabelConfig(annotator="ana"))
+    s.next()
+    s.next()
+    store.delete_crops([ids[1]])
+    s.previous()
+    assert s.current_id == ids[0]
+
+
+def test_a_removed_suspect_is_skipped_by_y(store):
+    ids = source_time_order(store)
+    for i in ids[:3]:
+        store.add_label(i, "with_mask", "ana")
+    rows = [{"crop_id": i, "rank": r, "quality": 0.1, "given_label": "with_mask", "suggested_label": "without_mask",
+             "p_suggested": 0.9, "is_issue": True} for r, i in enumerate(ids[:3], start=1)]
+    store.save_label_issues("run1", now(), {}, rows)
+    s = LabelSession(store, LabelConfig(annotator="ana", queue="suspects"))
+    s.current_info()
+    store.delete_crops([ids[0], ids[1]])
+    assert s.accept_current() is None
+    assert s.take_notice() == (f"crop {ids[0]} is no longer in the store (another command removed it, e.g. "
+                               "`lrfp fetch --redo`): skipped")
+    assert s.current_id == ids[2] and s.accept_current() is not None
+    assert s.summary().total == 1
+
+
+def test_undo_does_not_overwrite_a_label_another_session_gave_since(store):
+    from lrfp.store import open_store
+
+    ids = source_time_order(store)
+    mine = LabelSession(store, LabelConfig(annotator="ana"))
+    mine.current_info()
+    mine.label_current("with_mask")
+    with open_store(store.root) as other_store:
+        other = LabelSession(other_store, LabelConfig(annotator="bob", only="all"))
+        other.info(ids[0])  # bob sees ana's label, and changes it: that is his to do
+        assert other.set_label(ids[0], "without_mask") is not None
+    assert mine.undo() is None
+    assert mine.take_notice() == (f"crop {ids[0]} was labeled without_mask by bob in another session since: "
+                                  "not undone, it stays")
+    assert store.current_label(ids[0]) == "without_mask"
+    assert [e[1:] for e in events(store)] == [("with_mask", "ana", "label"), ("without_mask", "bob", "label")]
+
+
+def test_a_label_given_before_the_crop_was_shown_can_be_changed(store):
+    """Only changes made after this session showed the crop are protected: `--only all` relabels as before."""
+    ids = source_time_order(store)
+    s = LabelSession(store, LabelConfig(annotator="ana", only="all"))
+    store.add_label(ids[0], "with_mask", "bob")  # after the session started, before the crop was shown
+    assert s.current_info().label == "with_mask"
+    assert s.label_current("without_mask") is not None and s.take_notice() is None
+    assert store.current_label(ids[0]) == "without_mask"

@@ -285,6 +285,14 @@ class GridScreen(Screen):
 
     async def action_undo(self) -> None:
         crop_ids = self.session.undo_action()
+        cells = self._cells()
+        for k in self.session.skipped:  # left alone: the cell shows what the store holds now
+            if k.crop_id in self.page:
+                cell = cells[self.page.index(k.crop_id)]
+                if self.session.exists(k.crop_id):
+                    cell.set_label(self.session.state(k.crop_id))
+                else:
+                    cell.mark_removed()
         if not crop_ids:  # (or each crop of it was left alone: _status says why)
             self._status(Text(" nothing to undo in this session ", style="bold yellow"))
             return

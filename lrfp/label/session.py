@@ -548,8 +548,12 @@ class LabelSession:
             self.position += 1
 
     def previous(self) -> None:
-        if self.position > 0:
-            self.position -= 1
+        """Back to the previous crop still in the store (crops another command removed are passed over)."""
+        pos = self.position - 1
+        while pos >= 0 and not self.exists(self.ids[pos]):
+            pos -= 1
+        if pos >= 0:
+            self.position = pos
 
     def go_to(self, crop_id: int) -> None:
         if crop_id in self.ids:
