@@ -125,11 +125,9 @@ def require_terminal(stdin=None, stdout=None, stderr=None) -> None:
     Textual reads keys from stdin and draws the app on stderr (its Linux driver writes to sys.__stderr__); the
     summary goes to stdout. Piped keys would become stored labels, and a redirected stdout or stderr would
     make the user label blind while escape codes fill a file, so this runs before the app draws or reads
-    anything. Raises UsageError (exit 2) naming the stream(s) that are not terminals and what to leave out.
+    anything. Raises NotATerminalError (a UsageError: exit 2) naming the stream(s) that are not terminals and what to leave out.
     """
     import sys
-
-    from lrfp.errors import UsageError
 
     streams = {"standard input": stdin or sys.__stdin__, "standard output": stdout or sys.__stdout__,
                "standard error": stderr or sys.__stderr__}
