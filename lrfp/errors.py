@@ -66,6 +66,15 @@ class PublishInputError(PublishError):
     exit_code = 2
 
 
+class NotATerminalError(UsageError):
+    """`lrfp label` was started with stdin, stdout or stderr not a terminal (exit 2); nothing was drawn or stored."""
+
+
+class LabelAppError(LrfpError):
+    """The `lrfp label` app stopped on an unexpected error (a bug): exit 1, never 0; every label typed before
+    it is stored."""
+
+
 class ModelsError(LrfpError):
     """Detector model files are missing, corrupt, or cannot be obtained."""
 

@@ -71,17 +71,23 @@ def test_stats_reports_agreement_once_reviews_exist(capsys, small_store):
 
 
 NOT_A_TERMINAL = ("Error: lrfp label needs an interactive terminal: its {} (a pipe, a file, "
-                  "/dev/null or cron). Run it in a terminal window; nothing was drawn or stored.")
+                  "/dev/null or cron). Run it in a terminal window, without {}; nothing was drawn or stored.")
+STDIN, STDOUT = "`<` or a pipe into it", "`>` or a pipe after it"
+STDERR = "`2>` (the app draws its screen on standard error)"
 
 
-@pytest.mark.parametrize("how, which", [
-    ("devnull", "standard input and standard output are not terminals"),
-    ("piped_keys", "standard input and standard output are not terminals"),
-    ("stdout_piped", "standard output is not a terminal"),
+@pytest.mark.parametrize("how, which, redirects", [
+    ("devnull", "standard input, standard output and standard error are not terminals",
+     f"{STDIN}, {STDOUT} or {STDERR}"),
+    ("piped_keys", "standard input, standard output and standard error are not terminals",
+     f"{STDIN}, {STDOUT} or {STDERR}"),
+    ("stdout_piped", "standard output is not a terminal", STDOUT),
+    ("stderr_to_a_file", "standard error is not a terminal", STDERR),  # `lrfp label 2>label.log`: it drew blind
 ])
-def test_label_without_a_terminal_is_refused_and_stores_nothing(tmp_path, smfd_dir, how, which):
+def test_label_without_a_terminal_is_refused_and_stores_nothing(tmp_path, smfd_dir, how, which, redirects):
     import os
     import pty
+    import select
     import subprocess
     import sys
 
@@ -91,19 +97,30 @@ def test_label_without_a_terminal_is_refused_and_stores_nothing(tmp_path, smfd_d
     store.close()
     cmd = [sys.executable, "-m", "lrfp", "label", "-d", str(tmp_path / "d")]
     env = {**os.environ, "LRFP_DEBUG": ""}
+    on_terminal = ""  # what reached the pseudo-terminal
     if how == "devnull":  # like cron or `lrfp label </dev/null >log`
         p = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120, env=env)
     elif how == "piped_keys":  # `echo m | lrfp label`: the m must not become a label
         p = subprocess.run(cmd, input="m\nm\nq\n", capture_output=True, text=True, timeout=120, env=env)
-    else:  # a real terminal for the keys, output redirected to a file/pipe
+    else:  # a real terminal for the keys, one output stream redirected to a file/pipe
         master, slave = pty.openpty()
+        streams = {"stdout": slave} if how == "stderr_to_a_file" else {"stderr": slave}
         try:
-            p = subprocess.run(cmd, stdin=slave, capture_output=True, text=True, timeout=120, env=env)
+            p = subprocess.run(cmd, stdin=slave, text=True, timeout=120, env=env,
+                               **{"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, **streams})
+            while select.select([master], [], [], 0.5)[0]:
+                on_terminal += os.read(master, 65536).decode(errors="replace")
         finally:
             os.close(master)
             os.close(slave)
+    message = NOT_A_TERMINAL.format(which, redirects)
     assert p.returncode == 2
-    assert p.stderr.strip() == NOT_A_TERMINAL.format(which)
-    assert "\x1b" not in p.stdout  # nothing drawn
+    if how == "stdout_piped":
+        assert on_terminal.strip() == message and p.stdout == ""
+    else:
+        assert p.stderr.strip() == message
+    if how == "stderr_to_a_file":  # the Error line went into the file: it is said on the terminal too
+        assert on_terminal.strip() == message
+    assert "\x1b" not in (p.stdout or "") + (p.stderr or "") + on_terminal  # nothing drawn
     with open_store(tmp_path / "d", create=False) as s:
         assert events(s) == []

@@ -32,14 +32,16 @@ ACK_S = 20
 class LabelProcess:
     """`lrfp label` in a child process whose terminal is a pty we read and type into."""
 
-    def __init__(self, data_dir: Path, annotator: str, cols: int = 120, rows: int = 40) -> None:
+    def __init__(self, data_dir: Path, annotator: str, cols: int = 120, rows: int = 40, args: tuple = (),
+                 prelude: str = "") -> None:
+        """`prelude`: Python run in the child before `lrfp label` (a test's fault injection)."""
         pid, fd = pty.fork()
         if pid == 0:  # the child: size its terminal, then become `lrfp label`
             try:
                 fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
                 os.environ.update(TERM="xterm-256color", COLUMNS=str(cols), LINES=str(rows))
-                os.execv(sys.executable, [sys.executable, "-c", "from lrfp.cli import main; main()", "label",
-                                          "--data-dir", str(data_dir), "--annotator", annotator])
+                os.execv(sys.executable, [sys.executable, "-c", prelude + "\nfrom lrfp.cli import main; main()", "label",
+                                          "--data-dir", str(data_dir), "--annotator", annotator, *args])
             finally:
                 os._exit(127)
         self.pid, self.fd, self.text, self.raw = pid, fd, "", ""
@@ -123,7 +125,9 @@ def test_sigkill_loses_no_acknowledged_label_and_resume_starts_after_them(data_d
 
 
 def test_two_processes_on_one_store_lose_and_duplicate_nothing(data_dir):
-    a, b = LabelProcess(data_dir, "ana"), LabelProcess(data_dir, "bob")
+    # One source each: on shared crops the slower key would be refused (kept, not overwritten: test_label_app)
+    a = LabelProcess(data_dir, "ana", args=("--source", "cam-a"))
+    b = LabelProcess(data_dir, "bob", args=("--source", "cam-b"))
     try:
         a.wait_for(acknowledged(0), STARTUP_S)
         b.wait_for(acknowledged(0), STARTUP_S)
@@ -248,3 +252,37 @@ def test_closed_terminal_loses_nothing(data_dir):
     wait_exit(proc.pid, 30)
     with open_store(data_dir) as store:
         assert events(store) == [(ids[0], "with_mask", "ana", "label"), (ids[1], "with_mask", "ana", "label")]
+
+
+FAULT = """
+from lrfp.label.single_screen import SingleScreen
+label = SingleScreen.action_label
+def faulty(self, value):
+    if self.session.progress().session_labels == 1:
+        raise RuntimeError("injected fault")
+    label(self, value)
+SingleScreen.action_label = faulty
+"""
+
+
+def test_an_error_inside_the_app_exits_1_with_the_terminal_restored(data_dir):
+    """Tester's bug: an exception inside the app (NoMatches) ended `lrfp label` with exit 0. Here a fault is
+    injected into the second key's action."""
+    import termios
+
+    ids = queue(data_dir)
+    proc = LabelProcess(data_dir, "ana", prelude=FAULT)
+    proc.wait_for(acknowledged(0), STARTUP_S)
+    proc.press("m")
+    proc.wait_for(acknowledged(1), ACK_S)
+    proc.press("n")
+    proc.wait_for("Error: lrfp label stopped on an unexpected error (RuntimeError: injected fault): every label "
+                  "typed before it is stored; rerun `lrfp label` to resume", ACK_S)
+    status = wait_exit(proc.pid, ACK_S)
+    lflag = termios.tcgetattr(proc.fd)[3]  # the terminal's modes as the shell gets them back
+    os.close(proc.fd)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 1
+    assert lflag & termios.ECHO and lflag & termios.ICANON  # not left raw
+    assert_terminal_restored(proc)
+    with open_store(data_dir) as store:
+        assert events(store) == [(ids[0], "with_mask", "ana", "label")]

@@ -48,7 +48,8 @@ def label(
       lrfp label --review --annotator bob --sample 0.1
       lrfp label --grid --order uncertain
     """
-    from lrfp.cli.console import out
+    from lrfp.cli.console import err, out
+    from lrfp.errors import NotATerminalError
     from lrfp.label.app import run_label_app
     from lrfp.label.session import LabelConfig, default_annotator
 
@@ -57,7 +58,12 @@ def label(
         source=source, shuffle=shuffle, seed=seed, review=review, sample=sample, order=order, queue=queue,
         suggestions=suggestions,
     )
-    result = run_label_app(data_dir, cfg, grid=grid)
+    try:
+        result = run_label_app(data_dir, cfg, grid=grid)
+    except NotATerminalError as e:
+        if out.is_terminal and not err.is_terminal:  # `lrfp label 2>log`: the Error line goes into the log;
+            out.print(f"Error: {e}", markup=False, soft_wrap=True)  # say it where the user is looking too
+        raise
     interrupts.work_done()  # stored: a signal now would only cut the summary short
     if result.summary is None:
         out.print(result.message)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -10,6 +11,7 @@ from textual import events
 from textual.app import App
 from textual.binding import Binding
 
+from lrfp.errors import NotATerminalError
 from lrfp.label.session import LabelConfig, LabelSession, SessionSummary
 
 MIN_COLS, MIN_ROWS = 60, 18
@@ -108,24 +110,34 @@ class LabelApp(App):
 
 
 NOT_A_TERMINAL = ("lrfp label needs an interactive terminal: its {which} (a pipe, a file, "
-                  "/dev/null or cron). Run it in a terminal window; nothing was drawn or stored.")
+                  "/dev/null or cron). Run it in a terminal window, without {redirects}; nothing was drawn or stored.")
+REDIRECTS = {
+    "standard input": "`<` or a pipe into it",
+    "standard output": "`>` or a pipe after it",
+    "standard error": "`2>` (the app draws its screen on standard error)",
+}
+"""What to leave out of the command line, per stream that is not a terminal."""
 
 
-def require_terminal(stdin=None, stdout=None) -> None:
-    """Refuse to start the app unless both stdin and stdout are terminals.
+def require_terminal(stdin=None, stdout=None, stderr=None) -> None:
+    """Refuse to start the app unless stdin, stdout and stderr are terminals.
 
-    Piped keys would become stored labels and escape codes would go into a file, so this runs before
-    the app draws or reads anything. Raises UsageError (exit 2) naming the stream(s) that are not terminals.
+    Textual reads keys from stdin and draws the app on stderr (its Linux driver writes to sys.__stderr__); the
+    summary goes to stdout. Piped keys would become stored labels, and a redirected stdout or stderr would
+    make the user label blind while escape codes fill a file, so this runs before the app draws or reads
+    anything. Raises NotATerminalError (a UsageError: exit 2) naming the stream(s) that are not terminals and what to leave out.
     """
     import sys
 
-    from lrfp.errors import UsageError
-
-    streams = {"standard input": stdin or sys.stdin, "standard output": stdout or sys.stdout}
+    streams = {"standard input": stdin or sys.__stdin__, "standard output": stdout or sys.__stdout__,
+               "standard error": stderr or sys.__stderr__}
     bad = [name for name, stream in streams.items() if not _is_tty(stream)]
     if bad:
-        which = f"{bad[0]} is not a terminal" if len(bad) == 1 else f"{' and '.join(bad)} are not terminals"
-        raise UsageError(NOT_A_TERMINAL.format(which=which))
+        which = (f"{bad[0]} is not a terminal" if len(bad) == 1
+                 else f"{', '.join(bad[:-1])} and {bad[-1]} are not terminals")
+        redirects = [REDIRECTS[b] for b in bad]
+        redirects = redirects[0] if len(redirects) == 1 else f"{', '.join(redirects[:-1])} or {redirects[-1]}"
+        raise NotATerminalError(NOT_A_TERMINAL.format(which=which, redirects=redirects))
 
 
 def _is_tty(stream) -> bool:
@@ -133,6 +145,54 @@ def _is_tty(stream) -> bool:
         return bool(stream.isatty())
     except (AttributeError, ValueError):  # closed or replaced streams
         return False
+
+
+APP_CRASHED = ("lrfp label stopped on an unexpected error ({error}): every label typed before it is stored; "
+               "rerun `lrfp label` to resume, and please report it with the traceback above")
+
+
+def _raise_if_crashed(app: LabelApp) -> None:
+    """Raise LabelAppError (exit 1) when an exception ended the app: Textual catches it, prints its traceback and
+    returns from run() as if the user had quit, which would exit 0."""
+    if app.return_code:
+        error = getattr(app, "_exception", None)  # Textual keeps the exception here; no public accessor
+        what = f"{type(error).__name__}: {error}" if error is not None else f"return code {app.return_code}"
+        from lrfp.errors import LabelAppError
+
+        raise LabelAppError(APP_CRASHED.format(error=what))
+
+
+def termios_error() -> type[Exception]:
+    try:
+        import termios
+
+        return termios.error
+    except ImportError:  # Windows
+        return OSError
+
+
+@contextlib.contextmanager
+def _terminal_restored():  # noqa: ANN202 - a context manager
+    """Put the terminal's modes back as they were before the app, however it ended (Textual restores them itself;
+    this is the safety net that keeps a shell from being left raw, keys not echoed)."""
+    import sys
+
+    try:
+        import termios
+
+        fd = sys.__stdin__.fileno()
+        saved = termios.tcgetattr(fd)
+    except (ImportError, AttributeError, ValueError, OSError, termios_error()):  # no terminal, or no termios
+        yield
+        return
+    try:
+        yield
+    finally:
+        try:
+            if termios.tcgetattr(fd) != saved:
+                termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+        except (OSError, termios.error):
+            pass  # the terminal is gone (closed window): nothing to restore
 
 
 @dataclass(frozen=True)
@@ -150,8 +210,9 @@ def run_label_app(store_dir, cfg: LabelConfig, *, grid: bool = False) -> LabelRu
     """Open the store, build the session and run the app until the user quits, or a SIGTERM (or a SIGINT sent
     from outside the terminal) makes it quit the same way: `stop_signal` says so.
 
-    Raises UsageError for a bad `cfg`, or when stdin or stdout is not a terminal (see `require_terminal`),
-    before the app draws anything or any label is stored; DataDirError when there is no store at `store_dir`.
+    Raises UsageError for a bad `cfg`, or NotATerminalError when stdin, stdout or stderr is not a terminal (see
+    `require_terminal`), before the app draws anything or any label is stored; DataDirError when there is no
+    store at `store_dir`; LabelAppError (exit 1) when an unexpected error ended the app.
     """
     from lrfp.store import open_store
 
@@ -166,7 +227,8 @@ def run_label_app(store_dir, cfg: LabelConfig, *, grid: bool = False) -> LabelRu
         app = LabelApp(session, grid=grid)
         # SIGTERM quits as q does, the terminal restored; a second signal while it quits does the same, as
         # raising it inside the app's event loop would leave the terminal raw and on the alternate screen
-        with first_signal_stops(app.quit_for_signal, second_stops_at_once=False):
+        with first_signal_stops(app.quit_for_signal, second_stops_at_once=False), _terminal_restored():
             app.run()
+        _raise_if_crashed(app)
         session.refresh_counts()
         return LabelRunResult(summary=session.summary(), stop_signal=app.stop_signal)

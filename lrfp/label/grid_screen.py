@@ -9,11 +9,15 @@ from textual.containers import Container, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
+from lrfp.errors import NotFoundError
 from lrfp.label.halfblock import load_image
 from lrfp.label.session import LabelSession
 from lrfp.label.widgets import (
-    ACCEPT_KEY, LABEL_BINDINGS, UNDO_BINDINGS, PixelImage, label_text, progress_text, suggestion_text,
+    ACCEPT_KEY, LABEL_BINDINGS, UNDO_BINDINGS, PixelImage, label_text, notice_text, progress_text, screen_is_live,
+    suggestion_text,
 )
+
+REMOVED_TEXT = Text(" removed from store ", style="bold black on yellow")
 
 CELL_COLS = 20  # 18 image columns + border
 CELL_ROWS = 12  # 9 image rows (18 px) + label line + border
@@ -38,19 +42,35 @@ class GridCell(Vertical):
         yield Static(classes="cell-label")
 
     def show(self, session: LabelSession) -> None:
-        info = session.info(self.crop_id)
         image = self.query_one(PixelImage)
+        try:
+            info = session.info(self.crop_id)
+        except NotFoundError:  # another command removed it since the page was chosen
+            self.mark_removed()
+            return
+        self.removed = False
         loaded = image.prepared(self.crop_id) or load_image(info.file, shown_as=info.rel_path)
         image.show(loaded, "missing" if loaded.problem else None, key=self.crop_id)
         self.suggestion = info.suggestion
         self.set_label(info.label, problem=loaded.problem is not None)
 
     def prepare(self, session: LabelSession, crop_id: int) -> None:
-        """Draw, off screen, the crop this cell will most likely show on the next page."""
-        info = session.info(crop_id)
-        self.query_one(PixelImage).prepare(crop_id, load_image(info.file, shown_as=info.rel_path))
+        """Draw, off screen, the crop this cell will most likely show on the next page (nothing if it is gone)."""
+        try:
+            file, rel_path = session.crop_file(crop_id)
+        except NotFoundError:
+            return
+        self.query_one(PixelImage).prepare(crop_id, load_image(file, shown_as=rel_path))
 
     suggestion = None
+    removed = False
+
+    def mark_removed(self) -> None:
+        """The crop is no longer in the store: say so instead of its image; keys on it write nothing."""
+        self.removed, self.suggestion = True, None
+        self.query_one(PixelImage).show(None, "removed")
+        self.set_class(False, "suggested")
+        self.query_one(".cell-label", Static).update(REMOVED_TEXT, layout=False)
 
     def set_label(self, label: str | None, problem: bool = False) -> None:
         """Show the cell's label; an unlabeled cell with a suggestion shows the suggestion (styled apart)."""
@@ -115,10 +135,14 @@ class GridScreen(Screen):
         await self.load_page()
 
     async def on_resize(self) -> None:
+        if not screen_is_live(self):
+            return  # a late resize event for a view a key already replaced
         if self.page_shape() != self.shape:
             await self.load_page(keep_cursor=True)
 
     async def load_page(self, keep_cursor: bool = False, status: Text | str | None = None) -> None:
+        if not screen_is_live(self):
+            return
         cols, rows = self.page_shape()
         self.last_label = None if not keep_cursor else self.last_label
         current = self.page[self.cursor] if keep_cursor and self.page else None
@@ -142,8 +166,8 @@ class GridScreen(Screen):
             await container.mount(Static(f"\n{message}\n\nu undoes the last label, q quits."))
         self._draw_cursor()
         self.query_one("#progress", Static).update(progress_text(self.session), layout=False)
-        if status is not None:
-            self.query_one("#status", Static).update(status, layout=False)
+        if status is not None or self.session.skipped:
+            self._status(status if status is not None else "")
         self.app.crop_drawn(self.page[0] if self.page else None)  # type: ignore[attr-defined]
         if self.page:
             ids = self.session.ids
@@ -153,6 +177,9 @@ class GridScreen(Screen):
 
     def _prepare_step(self) -> None:
         """Prepare the next page one cell at a time, so that a key pressed meanwhile waits for one cell at most."""
+        if not screen_is_live(self):
+            self._prepare_queue = []  # a key replaced this view: its cells are gone
+            return
         if self._prepare_queue:
             cell, crop_id = self._prepare_queue.pop(0)
             if cell.is_attached:
@@ -167,6 +194,10 @@ class GridScreen(Screen):
             cell.set_class(i == self.cursor, "cursor")
 
     def _status(self, text: Text | str) -> None:
+        """Show `text`, or what the session left alone since (removed crops, crops another session labeled)."""
+        notice = self.session.take_notice()
+        if notice is not None:
+            text = notice_text(notice)
         self.query_one("#status", Static).update(text, layout=False)
         self.query_one("#progress", Static).update(progress_text(self.session), layout=False)
 
@@ -187,7 +218,13 @@ class GridScreen(Screen):
         cell = cells[self.cursor]
         event_id = self.session.set_label(cell.crop_id, label)
         self.last_label = label
-        cell.set_label(label)
+        if event_id is None:  # left alone: the cell shows what is there now, the status line says why
+            if not self.session.exists(cell.crop_id):
+                cell.mark_removed()
+            else:
+                cell.set_label(self.session.state(cell.crop_id))
+        else:
+            cell.set_label(label)
         status = Text()
         status.append(" saved ", style="bold reverse")
         status.append(f" crop {cell.crop_id} ")
@@ -208,11 +245,16 @@ class GridScreen(Screen):
             self._status(Text(" label a cell first: a copies its label to the rest of the page ",
                               style="bold yellow"))
             return
-        rest = [cell for cell in cells if self.session.state(cell.crop_id) is None]
-        self.session.set_labels([cell.crop_id for cell in rest], label)  # one action: u undoes all of it
-        for cell in rest:
-            cell.set_label(label)
-        n = len(rest)
+        rest = [cell for cell in cells if not cell.removed and self.session.state(cell.crop_id) is None]
+        event_ids = self.session.set_labels([cell.crop_id for cell in rest], label)  # one action: u undoes all of it
+        for cell, event_id in zip(rest, event_ids):
+            if event_id is not None:
+                cell.set_label(label)
+            elif not self.session.exists(cell.crop_id):
+                cell.mark_removed()
+            else:
+                cell.set_label(self.session.state(cell.crop_id))
+        n = sum(e is not None for e in event_ids)
         status = Text()
         status.append(" saved ", style="bold reverse")
         status.append(f" {n} more crops ")
@@ -227,7 +269,7 @@ class GridScreen(Screen):
             self.app.bell()
             return
         n = self.session.confirm_suggestions(self.page)
-        waiting = [i for i in self.page if self.session.state(i) is None]
+        waiting = [i for i in self.page if self.session.exists(i) and self.session.state(i) is None]
         if n == 0 and waiting:
             self._status(Text(" no suggestions on this page: label the cells with m / n / x ", style="bold yellow"))
             return
@@ -243,7 +285,15 @@ class GridScreen(Screen):
 
     async def action_undo(self) -> None:
         crop_ids = self.session.undo_action()
-        if not crop_ids:
+        cells = self._cells()
+        for k in self.session.skipped:  # left alone: the cell shows what the store holds now
+            if k.crop_id in self.page:
+                cell = cells[self.page.index(k.crop_id)]
+                if self.session.exists(k.crop_id):
+                    cell.set_label(self.session.state(k.crop_id))
+                else:
+                    cell.mark_removed()
+        if not crop_ids:  # (or each crop of it was left alone: _status says why)
             self._status(Text(" nothing to undo in this session ", style="bold yellow"))
             return
         if not any(crop_id in self.page for crop_id in crop_ids):

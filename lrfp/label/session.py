@@ -163,6 +163,45 @@ class CropInfo:
     suggestion: Suggestion | None = None
 
 
+REMOVED = "removed"
+"""Skipped.why: the crop is no longer in the store (another command removed it, e.g. `lrfp fetch --redo`)."""
+CHANGED = "changed"
+"""Skipped.why: another session labeled the crop after this one showed it; its label is kept, not overwritten."""
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A crop an action left alone instead of writing (see REMOVED, CHANGED); `label` and `annotator` are the
+    other session's (CHANGED); `undo`: it was an undo that was not done."""
+
+    crop_id: int
+    why: str
+    label: str | None = None
+    annotator: str | None = None
+    undo: bool = False
+
+
+def skipped_message(skipped: list[Skipped]) -> str | None:
+    """One line saying what an action skipped and why (None when it skipped nothing)."""
+    if not skipped:
+        return None
+    if len(skipped) == 1:
+        k = skipped[0]
+        if k.why == REMOVED:
+            return (f"crop {k.crop_id} is no longer in the store (another command removed it, e.g. "
+                    "`lrfp fetch --redo`): skipped")
+        what = "cleared" if k.label is None else f"labeled {k.label}"
+        if k.undo:
+            return f"crop {k.crop_id} was {what} by {k.annotator} in another session since: not undone, it stays"
+        return (f"crop {k.crop_id} was {what} by {k.annotator} in another session after it was shown here: "
+                "kept, not overwritten")
+    removed = sum(k.why == REMOVED for k in skipped)
+    changed = len(skipped) - removed
+    parts = ([f"{removed} no longer in the store"] if removed else []) + (
+        [f"{changed} labeled in another session meanwhile (kept)"] if changed else [])
+    return f"{len(skipped)} crops {'not undone' if skipped[0].undo else 'skipped'}: {', '.join(parts)}"
+
+
 @dataclass
 class UndoEntry:
     crop_id: int
@@ -206,6 +245,14 @@ class LabelSession:
         self._suspects_run: Any = None
         self._reopened: set[int] = set()  # suspects whose label this session undid: they wait again
         self._suggestions: dict[int, Suggestion] = {}
+        self._gone: set[int] = set()  # crops another command removed while this session ran
+        # Concurrent sessions: the id of the event behind each crop's state when this session showed it, and the
+        # events this session wrote. A key on a crop whose state another session changed since is not written.
+        self._watermark = self._latest_event_id()  # for crops not shown yet: any later event is another's
+        self._seen: dict[int, int | None] = {}
+        self._mine: set[int] = set()
+        self.skipped: list[Skipped] = []
+        """What the last action left alone (removed crops, crops another session labeled meanwhile)."""
         self.ids: list[int] = self._queue()
         self.position = 0
         self._undo: list[list[UndoEntry]] = []  # one list per action: a key labels one crop, grid `a` or `y` a page
@@ -303,9 +350,46 @@ class LabelSession:
         self._scope = [int(r["crop_id"]) for r in rows]
         return [i for i in self._scope if self._waiting(i)]
 
+    def _latest_event_id(self) -> int:
+        row = self.store.query("SELECT COALESCE(MAX(id), 0) AS n FROM labels")
+        return int(row[0]["n"])
+
+    def exists(self, crop_id: int) -> bool:
+        """Whether the crop is still in the store (another command, e.g. `lrfp fetch --redo`, may remove crops
+        this session loaded); a removed crop is remembered and never shown again."""
+        if crop_id in self._gone:
+            return False
+        if self.store.query("SELECT 1 FROM crops WHERE id = ?", (crop_id,)):
+            return True
+        self._gone.add(crop_id)
+        self.refresh_counts()
+        return False
+
+    def _state_event(self, crop_id: int):  # noqa: ANN202 - a sqlite3.Row or None
+        """The event behind the crop's state as this session sees it (id, label, annotator, suggested), or None."""
+        if self.cfg.review:
+            sql = ("SELECT id, label, annotator, suggested FROM labels WHERE crop_id = :id AND kind = 'review' "
+                   "AND annotator = :me ORDER BY id DESC LIMIT 1")
+        else:
+            sql = ("SELECT id, label, annotator, suggested FROM labels WHERE crop_id = :id AND kind != 'review' "
+                   "ORDER BY id DESC LIMIT 1")
+        rows = self.store.query(sql, {"id": crop_id, "me": self.cfg.annotator})
+        return rows[0] if rows else None
+
+    def _changed_meanwhile(self, crop_id: int, event) -> bool:  # noqa: ANN001 - a sqlite3.Row or None
+        """Whether another session changed the crop's state after this one showed it (or, for a crop not shown,
+        after this session started)."""
+        if event is None or event["id"] in self._mine:
+            return False
+        if crop_id not in self._seen:
+            return event["id"] > self._watermark
+        return event["id"] != self._seen[crop_id]
+
     def _waiting(self, crop_id: int) -> bool:
-        """Whether the crop still needs this session: it matches the selection (for suspects: nobody has
-        labeled it since the review-labels run, not even to keep its label)."""
+        """Whether the crop still needs this session: it is still in the store and matches the selection (for
+        suspects: nobody has labeled it since the review-labels run, not even to keep its label)."""
+        if not self.exists(crop_id):
+            return False
         if self._suspects_run is not None:
             if crop_id in self._reopened:
                 return True
@@ -384,8 +468,39 @@ class LabelSession:
             return f"Nothing left to label{where}: all {self._total} crops have a label{hint}."
         return f"No crops{where}."
 
-    def info(self, crop_id: int) -> CropInfo:
+    def current_info(self) -> CropInfo | None:
+        """The crop on screen, moving past crops removed from the store meanwhile (noted in `skipped`);
+        None when nothing is left to show."""
+        while (crop_id := self.current_id) is not None:
+            try:
+                return self.info(crop_id)
+            except NotFoundError:
+                self.skipped.append(Skipped(crop_id, REMOVED))
+                self.advance()
+        return None
+
+    def take_notice(self) -> str | None:
+        """What the last action(s) skipped, in one line (see `skipped_message`); clears it."""
+        message, self.skipped = skipped_message(self.skipped), []
+        return message
+
+    def crop_file(self, crop_id: int) -> tuple[Path, str]:
+        """(absolute file, path relative to the store) of a crop's image, without marking it shown (to load it
+        ahead). Raises NotFoundError when the crop is no longer in the store."""
         c = self.store.crop_in_context(crop_id)
+        return self.store.crop_file(c["path"]), c["path"]
+
+    def info(self, crop_id: int) -> CropInfo:
+        """What the screens show of one crop; from now on a key on it is written only if no other session changes
+        its label first. Raises NotFoundError when the crop is no longer in the store."""
+        try:
+            c = self.store.crop_in_context(crop_id)
+        except NotFoundError:
+            self._gone.add(crop_id)
+            self.refresh_counts()
+            raise
+        event = self._state_event(crop_id)
+        self._seen[crop_id] = event["id"] if event is not None else None
         history = []
         for e in self.store.label_history(crop_id):
             if self.cfg.review and not (e["kind"] == "review" and e["annotator"] == self.cfg.annotator):
@@ -399,7 +514,7 @@ class LabelSession:
             height=c["height"], source=c["source_name"], time_s=c["time_s"], frame_index=c["frame_index"],
             score=c["score"], box=box, frame_file=self.store.root / c["frame_path"] if c["frame_path"] else None,
             frame_size=(c["frame_w"], c["frame_h"]) if c["frame_w"] and c["frame_h"] else None, face_px=face_px(c),
-            original=c["original"], label=self.state(crop_id), history=tuple(history),
+            original=c["original"], label=event["label"] if event is not None else None, history=tuple(history),
             suggestion=self.suggestion(crop_id),
         )
 
@@ -420,7 +535,7 @@ class LabelSession:
                 [self.cfg.annotator, *chunk] if self.cfg.review else chunk,
             ):
                 states[r["state"] or "unlabeled"] += r["n"]
-        return len(self._scope), states
+        return sum(states.values()), states  # crops removed from the store meanwhile are not counted
 
     def refresh_counts(self) -> None:
         """Recount from the store (picks up labels written by another process)."""
@@ -433,8 +548,12 @@ class LabelSession:
             self.position += 1
 
     def previous(self) -> None:
-        if self.position > 0:
-            self.position -= 1
+        """Back to the previous crop still in the store (crops another command removed are passed over)."""
+        pos = self.position - 1
+        while pos >= 0 and not self.exists(self.ids[pos]):
+            pos -= 1
+        if pos >= 0:
+            self.position = pos
 
     def go_to(self, crop_id: int) -> None:
         if crop_id in self.ids:
@@ -478,33 +597,57 @@ class LabelSession:
         return sum(1 for k, v in self._now.items()
                    if v is not None and v != self._before[k] and self._now_suggested.get(k))
 
-    def set_label(self, crop_id: int, label: str, *, suggested: bool = False) -> int:
+    def set_label(self, crop_id: int, label: str, *, suggested: bool = False) -> int | None:
         """Commit one label event for one crop now (annotator, time, kind; suggested: it is the model's
         suggestion, accepted) as one undoable action.
 
-        Returns the event id. Raises UsageError for a value outside LABEL_VALUES.
+        Returns the event id, or None when the crop was left alone (noted in `skipped`): it is no longer in the
+        store, or another session labeled it after this one showed it (its label is kept, not overwritten).
+        Raises UsageError for a value outside LABEL_VALUES.
         """
         return self.set_labels([crop_id], label, suggested=suggested)[0]
 
-    def set_labels(self, crop_ids: list[int], label: str, *, suggested: bool = False) -> list[int]:
-        """Commit `label` for each crop, as ONE action: a single undo restores all of them. Returns event ids."""
+    def set_labels(self, crop_ids: list[int], label: str, *, suggested: bool = False) -> list[int | None]:
+        """Commit `label` for each crop, as ONE action: a single undo restores all of them. Returns the event ids
+        (None for a crop left alone, as in `set_label`)."""
         return self._commit_action([(crop_id, label) for crop_id in crop_ids], suggested)
 
-    def _commit_action(self, items: list[tuple[int, str]], suggested: bool) -> list[int]:
+    def _commit_action(self, items: list[tuple[int, str]], suggested: bool) -> list[int | None]:
         """Commit (crop_id, label) pairs as one undoable action."""
         for _, label in items:
             if label not in LABEL_VALUES:
                 raise UsageError(f"unknown label {label!r}: choose one of {', '.join(LABEL_VALUES)}")
         action: list[UndoEntry] = []
         event_ids = [self._commit(crop_id, label, action, suggested) for crop_id, label in items]
+        # (a crop left alone adds no undo entry: undo restores only what this action wrote)
         if action:
             self._undo.append(action)
         return event_ids
 
-    def _commit(self, crop_id: int, label: str, action: list[UndoEntry], suggested: bool = False) -> int:
-        previous = self.state(crop_id)
-        previous_suggested = self._state_suggested(crop_id)
-        event_id = self.store.add_label(crop_id, label, self.cfg.annotator, self.cfg.kind, suggested=suggested)
+    def _commit(self, crop_id: int, label: str, action: list[UndoEntry], suggested: bool = False) -> int | None:
+        # One write transaction (it takes the lock first): another process cannot remove or label the crop
+        # between the check and the write.
+        with self.store.transaction():
+            if not self.store.query("SELECT 1 FROM crops WHERE id = ?", (crop_id,)):
+                skipped = Skipped(crop_id, REMOVED)
+            else:
+                event = self._state_event(crop_id)
+                if self._changed_meanwhile(crop_id, event):
+                    skipped = Skipped(crop_id, CHANGED, event["label"], event["annotator"])
+                else:
+                    skipped = None
+                    previous = event["label"] if event is not None else None
+                    previous_suggested = bool(event is not None and event["suggested"] and not self.cfg.review)
+                    event_id = self.store.append_label(crop_id, label, self.cfg.annotator, self.cfg.kind,
+                                                       suggested=suggested)
+        if skipped is not None:
+            self.skipped.append(skipped)
+            if skipped.why == REMOVED:
+                self.exists(crop_id)  # remember it, recount
+            log.info("crop %d: %s left alone (%s)", crop_id, label, skipped.why)
+            return None
+        self._mine.add(event_id)
+        self._seen[crop_id] = event_id
         position = self.ids.index(crop_id) if crop_id in self.ids else self.position
         action.append(UndoEntry(crop_id, previous, position, previous_suggested))
         self._reopened.discard(crop_id)
@@ -516,15 +659,9 @@ class LabelSession:
                  self.cfg.kind, ", suggested" if suggested else "", event_id)
         return event_id
 
-    def _state_suggested(self, crop_id: int) -> bool:
-        """Whether the crop's current label is an accepted suggestion (never, for a blind review's state)."""
-        if self.cfg.review:
-            return False
-        row = self.store.current_label_event(crop_id)
-        return bool(row is not None and row["suggested"])
-
     def label_current(self, label: str) -> int | None:
-        """Label the crop on screen and auto-advance. Returns the event id (None when nothing is shown)."""
+        """Label the crop on screen and auto-advance. Returns the event id (None when nothing is shown, or the
+        crop was left alone: see `set_label` and `skipped`)."""
         crop_id = self.current_id
         if crop_id is None:
             return None
@@ -547,9 +684,10 @@ class LabelSession:
 
     def confirm_suggestions(self, crop_ids: list[int]) -> int:
         """Accept the suggestion of every crop here that still waits (the grid's confirm-page key), each
-        event recorded as suggested, as ONE action (a single undo restores the page). Returns how many."""
+        event recorded as suggested, as ONE action (a single undo restores the page). Returns how many were
+        written (crops left alone are in `skipped`)."""
         todo = [(i, s.label) for i in crop_ids if (s := self.suggestion(i)) is not None and self._waiting(i)]
-        return len(self._commit_action(todo, suggested=True))
+        return sum(e is not None for e in self._commit_action(todo, suggested=True))
 
     def undo(self) -> int | None:
         """Undo this session's last action (one key's label, or a whole page after grid `a` or `y`).
@@ -561,21 +699,41 @@ class LabelSession:
         return crop_ids[0] if crop_ids else None
 
     def undo_action(self) -> list[int]:
-        """Like `undo`, returning every crop id the undone action had labeled (empty: nothing to undo)."""
+        """Like `undo`, returning every crop id the undone action had labeled and this undo restored (empty:
+        nothing to undo, or every crop of it was left alone: removed from the store, or labeled by another
+        session since, which undo does not overwrite; see `skipped`)."""
         if not self._undo:
             return []
         action = self._undo.pop()
+        done = []
         for entry in reversed(action):
-            before = self.state(entry.crop_id)
-            self.store.add_label(entry.crop_id, entry.previous, self.cfg.annotator, self.cfg.kind,
-                                 suggested=entry.previous_suggested)
+            with self.store.transaction():
+                skipped = None
+                if not self.store.query("SELECT 1 FROM crops WHERE id = ?", (entry.crop_id,)):
+                    skipped = Skipped(entry.crop_id, REMOVED, undo=True)
+                else:
+                    event = self._state_event(entry.crop_id)
+                    if event is not None and event["id"] not in self._mine:
+                        skipped = Skipped(entry.crop_id, CHANGED, event["label"], event["annotator"], undo=True)
+                    else:
+                        before = event["label"] if event is not None else None
+                        event_id = self.store.append_label(entry.crop_id, entry.previous, self.cfg.annotator,
+                                                           self.cfg.kind, suggested=entry.previous_suggested)
+            if skipped is not None:
+                self.skipped.append(skipped)
+                if skipped.why == REMOVED:
+                    self.exists(entry.crop_id)
+                continue
+            done.append(entry.crop_id)
+            self._mine.add(event_id)
+            self._seen[entry.crop_id] = event_id
             self._account(before, entry.previous)
             self._now[entry.crop_id] = entry.previous
             self._now_suggested[entry.crop_id] = entry.previous_suggested
             if self._suspects_run is not None:
                 self._reopened.add(entry.crop_id)
         self.position = action[0].position
-        return [e.crop_id for e in action]
+        return [e.crop_id for e in action if e.crop_id in done]
 
     def _account(self, before: str | None, after: str | None) -> None:
         self._counts[before or "unlabeled"] -= 1

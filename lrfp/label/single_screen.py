@@ -9,10 +9,12 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
+from lrfp.errors import NotFoundError
 from lrfp.label.halfblock import LoadedImage, context_region, load_image
 from lrfp.label.session import CropInfo, LabelSession
 from lrfp.label.widgets import (
-    ACCEPT_KEY, LABEL_BINDINGS, UNDO_BINDINGS, SUGGESTION_STYLE, PixelImage, label_text, progress_text,
+    ACCEPT_KEY, LABEL_BINDINGS, UNDO_BINDINGS, SUGGESTION_STYLE, PixelImage, label_text, notice_text, progress_text,
+    screen_is_live,
 )
 
 
@@ -61,22 +63,29 @@ class SingleScreen(Screen):
         self.show_current()
 
     def show_current(self, status: Text | str | None = None) -> None:
+        """Draw the crop on screen (moving past crops removed from the store meanwhile) and `status`; what the
+        session left alone since the last draw (removed crops, crops another session labeled) replaces `status`."""
+        if not screen_is_live(self):
+            return  # a key burst replaced this view (e.g. "nnnnng"): the grid draws now
         s = self.session
         crop = self.query_one("#crop", PixelImage)
         context = self.query_one("#context", PixelImage)
         meta = self.query_one("#meta", Static)
+        info = s.current_info()
+        notice = s.take_notice()
+        if notice is not None:
+            status = notice_text(notice)
         self.query_one("#progress", Static).update(progress_text(s), layout=False)
         if status is not None:
             self.query_one("#status", Static).update(status, layout=False)
-        crop_id = s.current_id
-        if crop_id is None:
+        if info is None:
             message = s.empty_message() or "Nothing to show."
             crop.show(None, f"\n\n{message}\n\nu undoes the last label, left goes back, q quits.")
             context.show(None, "")
             meta.update("", layout=False)
             self.app.crop_drawn(None)  # type: ignore[attr-defined]
             return
-        info = s.info(crop_id)
+        crop_id = info.id
         loaded = crop.prepared(crop_id) or load_image(info.file, shown_as=info.rel_path)
         crop.show(loaded, key=crop_id)
         context.show(*self._context_image(info))
@@ -85,12 +94,17 @@ class SingleScreen(Screen):
         self.call_after_refresh(self._prepare_next)
 
     def _prepare_next(self) -> None:
-        """Load and draw (off screen) the crop auto-advance will most likely show next."""
+        """Load and draw (off screen) the crop auto-advance will most likely show next. Runs after a refresh: by
+        then a key may have replaced this view, or another command removed that crop; then it does nothing."""
         s = self.session
-        if s.position + 1 < len(s.ids):
-            next_id = s.ids[s.position + 1]
-            info = s.info(next_id)
-            self.query_one("#crop", PixelImage).prepare(next_id, load_image(info.file, shown_as=info.rel_path))
+        if not screen_is_live(self) or s.position + 1 >= len(s.ids):
+            return
+        next_id = s.ids[s.position + 1]
+        try:
+            file, rel_path = s.crop_file(next_id)
+        except NotFoundError:
+            return  # removed meanwhile: show_current will move past it
+        self.query_one("#crop", PixelImage).prepare(next_id, load_image(file, shown_as=rel_path))
 
     @staticmethod
     def _context_image(info: CropInfo) -> tuple[LoadedImage | None, str]:
@@ -158,6 +172,9 @@ class SingleScreen(Screen):
             self.app.bell()
             return
         event_id = self.session.label_current(label)
+        if event_id is None:  # left alone (removed, or labeled in another session): show_current says so
+            self.show_current()
+            return
         status = Text()
         status.append(" saved ", style="bold reverse")
         status.append(f" crop {crop_id} ")
@@ -169,6 +186,9 @@ class SingleScreen(Screen):
         crop_id = self.session.current_id
         sug = self.session.suggestion(crop_id) if crop_id is not None else None
         event_id = self.session.accept_current()
+        if event_id is None and self.session.skipped:  # left alone: show_current says why
+            self.show_current()
+            return
         if event_id is None:
             self.app.bell()
             self.show_current(Text(" no suggestion for this crop: label it with m / n / x ", style="bold yellow"))
@@ -182,6 +202,9 @@ class SingleScreen(Screen):
 
     def action_undo(self) -> None:
         crop_id = self.session.undo()
+        if crop_id is None and self.session.skipped:  # not undone: show_current says why
+            self.show_current()
+            return
         if crop_id is None:
             self.show_current(Text(" nothing to undo in this session ", style="bold yellow"))
             return

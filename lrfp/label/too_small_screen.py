@@ -25,5 +25,6 @@ class TooSmallScreen(ModalScreen):
         yield Static(self.message, id="too-small")
 
     def update(self, message: str) -> None:
-        self.message = message
-        self.query_one("#too-small", Static).update(message)
+        self.message = message  # (compose shows it if a resize comes before the screen is composed)
+        for static in self.query("#too-small").results(Static):
+            static.update(message)

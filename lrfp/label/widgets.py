@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rich.text import Text
 from textual.binding import Binding
+from textual.screen import Screen
 from textual.strip import Strip
 from textual.widget import Widget
 
@@ -114,6 +115,24 @@ class PixelImage(Widget):
         if y < len(self._strips):
             return self._strips[y]
         return Strip.blank(self.size.width, self.rich_style)
+
+
+def screen_is_live(screen: Screen) -> bool:
+    """Whether `screen` is still on the app's screen stack with its widgets mounted.
+
+    A deferred callback (call_after_refresh, call_later) or a late event (resize) may reach a screen after a key
+    burst such as "nnnnng" replaced it (`g` switches views; the old screen's widgets are removed while its queue
+    still drains): such a callback must do nothing instead of querying widgets that are gone.
+    """
+    try:
+        return screen.is_attached and screen in screen.app.screen_stack
+    except Exception:  # noqa: BLE001 - no active app any more (the app is closing)
+        return False
+
+
+def notice_text(message: str) -> Text:
+    """A status line saying what a key left alone (see LabelSession.skipped): it stands out from "saved"."""
+    return Text(f" {message} ", style="bold black on yellow")
 
 
 def progress_text(session: LabelSession) -> Text:
