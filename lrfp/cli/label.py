@@ -42,6 +42,7 @@ def label(
     a label taken from one is recorded as suggested. `--queue suspects` opens what `lrfp review-labels` flagged.
 
     Each key is saved at once; rerun to resume at the first unlabeled crop. After --review, `lrfp stats` shows agreement.
+    Several sessions may share a store: a crop another session labeled after it was shown here keeps that label.
 
     Example:
       lrfp label --source lima-01
