@@ -86,8 +86,9 @@ def test_a_worker_that_dies_costs_only_its_run_and_the_grid_goes_on(bench_store,
     assert [(h["run"], h["epoch"]) for h in read_jsonl(out / "history.jsonl")] == [("model3-s0", 1), ("model3-s0", 2)]
     md = (out / "results.md").read_text()
     assert "- dies seed 0: WorkerProcessDied: the worker process running it died (killed by signal 9" in md
-    notices = [e.text for e in events if isinstance(e, Notice)]
-    assert all(n.startswith("a worker process died (killed by signal 9") for n in notices)
+    # (a machine with fewer cores than --threads adds a Notice of its own: only those about workers are checked)
+    deaths = [e.text for e in events if isinstance(e, Notice) and "worker process" in e.text]
+    assert deaths and all(n.startswith("a worker process died (killed by signal 9") for n in deaths)
 
 
 @pytest.mark.slow  # ~13 s on 2 busy cores
