@@ -17,7 +17,7 @@ from lrfp.events import ProgressCallback, ProgressEvent
 from lrfp.images import ImageDecodeError, downscale, encode_png, load_rgb
 from lrfp.names import NAME_RULE, name_problem
 from lrfp.paths import check_input_file, check_input_folder
-from lrfp.store import DB_NAME, CropOrigin, Store, sha256_bytes
+from lrfp.store import DB_NAME, IMPORT_REDO_KEY, CropOrigin, Store, sha256_bytes
 
 log = logging.getLogger(__name__)
 
@@ -291,12 +291,24 @@ def read_groups(csv_path: Path, relpaths: list[str], source: str) -> dict[str, s
     return groups
 
 
-REDO_KEY = "import.redo_of:"
+REDO_KEY = IMPORT_REDO_KEY
 """Store setting (+ source name) of an `lrfp import --redo` under way: the settings it redoes from and to, and each
 file's crop before it, so that a rerun killed or stopped midway finishes it and counts it as one clean redo."""
 
 
 def import_folder(
+    store: Store, cfg: ImportConfig, progress: ProgressCallback | None = None
+) -> ImportResult:
+    """Import every image below the class folders (see `_import_folder`), holding the source's own lock: a second
+    import of the same --source while one runs (two `--redo` with other settings would mix their crops) is refused
+    with StoreBusyError (exit 1) naming the first; imports of other sources run beside it (run_lock)."""
+    cfg.check()
+    with run_lock.hold(store.root, f"{run_lock.IMPORT}.{cfg.source}", what=f"lrfp import --source {cfg.source}",
+                       doing=f"folder {cfg.folder}"):
+        return _import_folder(store, cfg, progress)
+
+
+def _import_folder(
     store: Store, cfg: ImportConfig, progress: ProgressCallback | None = None
 ) -> ImportResult:
     """Import every image below the class folders. Idempotent: files seen before are not re-read.

@@ -1,8 +1,10 @@
-"""Which lrfp command is at work on a store: one advisory lock file per command in the data directory.
+"""Which lrfp command is at work on a store: advisory lock files in the data directory's `locks/` folder.
 
-`lrfp fetch` holds `fetch.lock` exclusively for its whole run, so a second fetch on the same store is refused and
-told which process has it (two would download and detect the same videos at once, each marking the other's video
-`pending` or `interrupted`). `lrfp import` holds `import.lock` shared: imports of several folders may run at once.
+`lrfp fetch` holds `locks/fetch.lock` exclusively for its whole run, so a second fetch on the same store is refused
+and told which process has it (two would download and detect the same videos at once, each marking the other's
+video `pending` or `interrupted`). `lrfp import` holds `locks/import.lock` shared (imports of several folders may run
+at once) and `locks/import.SOURCE.lock` exclusively (two imports of one source, e.g. two `--redo` with other
+settings, would mix their crops).
 The operating system releases a lock when its process ends, however it ends (kill -9, a crash, a power cut), so
 a video left `running` or a folder left `importing` while no process holds that lock was left by a run that was
 killed; `lrfp stats` says so, and the same command's rerun finishes it.
@@ -44,23 +46,30 @@ class StoreBusyError(LrfpError):
     """Another process runs the same command on this store, and the command cannot run beside it (exit 1)."""
 
 
+LOCKS_DIR = "locks"
+
+
 def lock_path(root: Path, command: str) -> Path:
-    """The lock file of `command` in the data directory `root`."""
-    return Path(root) / f"{command}.lock"
+    """The lock file of `command` (a name: letters, digits, '.', '_', '-') in the data directory `root`."""
+    return Path(root) / LOCKS_DIR / f"{command}.lock"
 
 
 @contextlib.contextmanager
-def hold(root: Path, command: str, *, shared: bool = False, doing: str | None = None, hint: str = "") -> Iterator[None]:
+def hold(root: Path, command: str, *, shared: bool = False, doing: str | None = None, hint: str = "",
+         what: str | None = None) -> Iterator[None]:
     """Hold `command`'s lock on the store at `root` (an existing data directory) until the block ends.
 
     Exclusive (the default): the holder writes its pid, start time (UTC) and `doing` (e.g. "manifest m.csv") into
-    the file, and a second holder is refused with StoreBusyError naming them and ending with `hint`. Shared: any
+    the file, and a second holder is refused with StoreBusyError naming them (`what`, default `lrfp COMMAND`) and
+    ending with `hint`. Shared: any
     number of holders at once; only `is_held` sees them. On a file system without flock(2) locks (some network
     mounts) the block runs unlocked, with a warning in the log. Raises StoreBusyError (exit 1) when the lock stays
     taken for ACQUIRE_WAIT_S, OSError when the file cannot be created or written (a full disk)."""
-    fd = os.open(lock_path(root, command), os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+    path = lock_path(root, command)
+    path.parent.mkdir(exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
     try:
-        locked = _take(fd, shared, root, command, hint)
+        locked = _take(fd, shared, root, command, hint, what)
         if locked and not shared:
             os.ftruncate(fd, 0)
             os.write(fd, json.dumps({"pid": os.getpid(), "doing": doing,
@@ -75,7 +84,7 @@ def hold(root: Path, command: str, *, shared: bool = False, doing: str | None = 
         os.close(fd)  # closing the only descriptor releases the lock
 
 
-def _take(fd: int, shared: bool, root: Path, command: str, hint: str) -> bool:
+def _take(fd: int, shared: bool, root: Path, command: str, hint: str, what: str | None) -> bool:
     """Lock `fd` (see `hold`): True once taken, False where the file system has no locks; StoreBusyError."""
     deadline = time.monotonic() + ACQUIRE_WAIT_S
     while True:
@@ -88,7 +97,7 @@ def _take(fd: int, shared: bool, root: Path, command: str, hint: str) -> bool:
                             root, e.strerror, command)
                 return False
             if time.monotonic() >= deadline:
-                raise StoreBusyError(busy_message(root, command, holder(root, command), hint)) from None
+                raise StoreBusyError(busy_message(root, command, holder(root, command), hint, what)) from None
             time.sleep(0.05)
 
 
@@ -121,12 +130,12 @@ def holder(root: Path, command: str) -> dict[str, Any] | None:
     return info if isinstance(info, dict) else None
 
 
-def busy_message(root: Path, command: str, info: dict[str, Any] | None, hint: str = "") -> str:
-    """The refusal of a second `lrfp <command>` on one store, naming the run that holds it when known."""
+def busy_message(root: Path, command: str, info: dict[str, Any] | None, hint: str = "", what: str | None = None) -> str:
+    """The refusal of a second `lrfp <command>` (or `what`) on one store, naming the run that holds it when known."""
     who = ""
     if info and info.get("pid"):
         who = f" (pid {info['pid']}, since {info.get('started')}" + (f", {info['doing']})" if info.get("doing") else ")")
     stop = f"`kill {info['pid']}`" if info and info.get("pid") else "Ctrl-C in its terminal"
-    return (f"another `lrfp {command}` is running on the store in {root}{who}. Two at once would process the same "
+    return (f"another `{what or f'lrfp {command}'}` is running on the store in {root}{who}. Two at once would process the same "
             f"items twice. Wait for it to end or stop it ({stop}; what it stored is kept), then rerun"
             + (f"; {hint}" if hint else ""))

@@ -335,9 +335,14 @@ def grouped_split(
     """Assign every usable labeled crop to train/validation/test, grouped, stratified, seeded; store it.
 
     The same store and config (seed included) always give the same split. Raises SplitError
-    (nothing stored) when the data cannot fill the split as asked, UsageError when `cfg` is invalid.
+    (nothing stored) when the data cannot fill the split as asked or an `lrfp import --redo` is unfinished,
+    UsageError when `cfg` is invalid.
     """
     cfg.check()
+    if redos := store.import_redos_under_way():
+        raise SplitError(f"an `lrfp import --redo` of source(s) {', '.join(redos)} is under way or was stopped before "
+                         "it finished: the store holds old and new crops of the same files. Let it finish (or rerun "
+                         "that import with the redo's settings to finish it), then split")
     crops, excluded = usable_crops(store, cfg)
     counts = Counter(c.label for c in crops)
     _check_feasible(counts, cfg, len({c.group for c in crops}))

@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 DB_NAME = "lrfp.sqlite"
 CROPS_DIR = "crops"
 FRAMES_DIR = "frames"
+IMPORT_REDO_KEY = "import.redo_of:"
+"""`settings` key (+ source name) of an `lrfp import --redo` under way or stopped (lrfp.import_folder)."""
 TMP_DIR = "tmp"  # on the store's filesystem, so a rename out of it is atomic
 BUSY_TIMEOUT_MS = 60_000
 IN_LIST_CHUNK = 500
@@ -484,6 +486,13 @@ class Store:
                 tmp.unlink()
 
     # -- settings --------------------------------------------------------------------------------
+
+    def import_redos_under_way(self) -> list[str]:
+        """The sources an `lrfp import --redo` is redoing now, or left unfinished (their IMPORT_REDO_KEY setting):
+        the store holds both old and new crops of their files until it ends."""
+        rows = self.conn.execute("SELECT key FROM settings WHERE substr(key, 1, ?) = ? ORDER BY key",
+                                 (len(IMPORT_REDO_KEY), IMPORT_REDO_KEY)).fetchall()
+        return [r[0][len(IMPORT_REDO_KEY):] for r in rows]
 
     def get_setting(self, key: str, default: str | None = None) -> str | None:
         row = self.conn.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()

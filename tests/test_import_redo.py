@@ -6,10 +6,12 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
+from lrfp.errors import SplitError
 from lrfp.import_folder import REDO_KEY, ImportConfig, import_folder
 from lrfp.split import SplitConfig, grouped_split
 from lrfp.store import open_store
@@ -23,9 +25,9 @@ def tree(root: Path, smfd: Path, n: int) -> Path:
     return root
 
 
-def run(data: Path, folder: Path, **kw):
+def run(data: Path, folder: Path, source: str = "s", **kw):
     with open_store(data) as s:
-        return import_folder(s, ImportConfig(folder=folder, source="s", **kw))
+        return import_folder(s, ImportConfig(folder=folder, source=source, **kw))
 
 
 def file_crops(s) -> dict[str, list[int]]:
@@ -110,6 +112,10 @@ def test_a_redo_killed_midway_is_finished_by_a_plain_rerun_as_one_clean_redo(smf
             "asks for --max-side 48. Rerun with --max-side 32 (no --redo needed) to finish it, or with --redo") in \
         " ".join(old_settings.stderr.split())
 
+    with open_store(data) as s, pytest.raises(SplitError, match=r"an `lrfp import --redo` of source\(s\) s is under "
+                                                             r"way or was stopped before it finished"):
+        grouped_split(s, SplitConfig(seed=0))  # old and new crops of one file would be split as two
+
     resumed = run(data, folder, groups_csv=groups, max_side=32)  # the same settings, no --redo
     assert resumed.resumed_redo
     counts = ("imported", "unchanged", "duplicates", "replaced", "labels_carried", "kept_for_splits", "already_imported")
@@ -123,3 +129,38 @@ def test_a_redo_killed_midway_is_finished_by_a_plain_rerun_as_one_clean_redo(smf
         assert s.get_setting(REDO_KEY + "s") is None and s.source("s")["status"] == "ok"
     done = run(data, folder, groups_csv=groups, max_side=32)
     assert (done.resumed_redo, done.imported, done.already_imported) == (False, 0, expected.files)
+    with open_store(data) as s:
+        assert grouped_split(s, SplitConfig(seed=0)).assignments  # the redo finished: the store splits again
+
+
+def test_a_second_import_of_the_same_source_is_refused_while_one_runs(smfd_dir: Path, tmp_path: Path,
+                                                                      monkeypatch) -> None:
+    """Two `--redo` of one source with other settings at once used to leave crops of both (and exit 0 twice)."""
+    from conftest import smfd_subset
+
+    from lrfp import run_lock
+    from lrfp.run_lock import StoreBusyError
+
+    folder, groups = smfd_subset(smfd_dir, tmp_path / "src", n_groups=300, seed=6)  # runs ~2 s: long enough to be seen and refused
+    data = tmp_path / "d"
+    monkeypatch.setattr(run_lock, "ACQUIRE_WAIT_S", 0.05)  # refuse at once, while the first is surely running
+    cmd = [sys.executable, "-m", "lrfp", "import", str(folder), "--source", "s", "-d", str(data), "--max-side", "48"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (data / "locks").is_dir() or not run_lock.is_held(data, "import.s"):
+            assert proc.poll() is None and time.monotonic() < deadline, "the first import ended before it was seen"
+            time.sleep(0.02)
+        with pytest.raises(StoreBusyError) as e:
+            run(data, folder, max_side=32, redo=True)
+        assert (f"another `lrfp import --source s` is running on the store in {data.resolve()} (pid {proc.pid}, since "
+                in str(e.value)) and f"folder {folder}" in str(e.value)
+        other = run(data, tree(tmp_path / "other", smfd_dir, 4), source="t")  # another source runs beside it
+        assert other.imported > 0
+    finally:
+        _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    with open_store(data) as s:
+        sides = {max(r["width"], r["height"]) for r in s.query(
+            "SELECT c.width, c.height FROM crops c JOIN sources o ON o.id = c.source_id WHERE o.name = 's'")}
+    assert max(sides) <= 48  # only the first import's crops: the refused redo wrote none
