@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
-from lrfp.errors import DataDirError, NoSplitError, NoStoreError, NotFoundError, SchemaError
+from lrfp.errors import DataDirError, DiskFullError, NoSplitError, NoStoreError, NotFoundError, SchemaError
 from lrfp.face_size import face_px  # noqa: F401 - re-exported: callers import the rule from the store
 from lrfp.paths import probe_writable
 
@@ -379,8 +379,27 @@ class Store:
             # only add), so that a read-only command still works after an upgrade of lrfp.
             Store(self.root, create=False).close()
         try:
+            self._connect(read_only)
+        except sqlite3.DatabaseError as e:
+            if not _no_space_left(self.root):
+                raise SchemaError(f"{self.db_path} is not a usable lrfp store: {e}") from e
+            # SQLite says "disk I/O error" where it cannot make its -shm file on a full disk. A command that only
+            # reads then reads the file as it is (immutable: no -shm needed), unless changes wait in its -wal.
+            if not read_only or _wal_has_changes(self.db_path):
+                raise DiskFullError(self.root) from e
+            try:
+                self._connect(read_only, immutable=True)
+            except sqlite3.DatabaseError as again:
+                raise DiskFullError(self.root) from again
+        if not read_only:
+            self._remove_stale_tmp()
+
+    def _connect(self, read_only: bool, immutable: bool = False) -> None:
+        """Open self.conn and check (read_only) or migrate the schema. Raises DataDirError (cannot open),
+        sqlite3.DatabaseError (not an SQLite file, I/O), SchemaError (see __init__)."""
+        try:
             if read_only:
-                self.conn = self._connect_read_only()
+                self.conn = self._connect_read_only(immutable)
             else:
                 self.conn = sqlite3.connect(self.db_path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
         except sqlite3.OperationalError as e:
@@ -395,22 +414,18 @@ class Store:
                 self._migrate()
                 self.conn.execute("PRAGMA journal_mode = WAL")
                 self.conn.execute("PRAGMA synchronous = NORMAL")
-        except sqlite3.DatabaseError as e:
-            self.conn.close()
-            raise SchemaError(f"{self.db_path} is not a usable lrfp store: {e}") from e
         except BaseException:
             self.conn.close()
             raise
-        if not read_only:
-            self._remove_stale_tmp()
 
-    def _connect_read_only(self) -> sqlite3.Connection:
+    def _connect_read_only(self, immutable: bool = False) -> sqlite3.Connection:
         uri = f"{self.db_path.as_uri()}?mode=ro"
+        if immutable:
+            return sqlite3.connect(uri + "&immutable=1", uri=True, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
         if _check_writable(self.root) is not None:
-            wal = self.db_path.with_name(self.db_path.name + "-wal")
-            if wal.exists() and wal.stat().st_size > 0:
+            if _wal_has_changes(self.db_path):
                 raise DataDirError(
-                    f"{self.db_path} has unsaved changes in {wal.name} and its folder is read-only: open the store "
+                    f"{self.db_path} has unsaved changes in {DB_NAME}-wal and its folder is read-only: open the store "
                     "once where it can be written (any lrfp command), then read it here"
                 )
             uri += "&immutable=1"  # a read-only folder: no other process can change it, and no -shm can be made
@@ -1280,6 +1295,21 @@ def _older_schema(db_path: Path) -> bool:
     except sqlite3.DatabaseError:
         return False  # not readable as SQLite: the normal open says so
     return 0 < version < latest_schema_version()
+
+
+def _no_space_left(root: Path) -> bool:
+    """Whether the file system holding `root` has (almost) no space left: under 64 KiB free to this user."""
+    try:
+        st = os.statvfs(root)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < 64 * 1024
+
+
+def _wal_has_changes(db_path: Path) -> bool:
+    """Whether the store's -wal file holds changes not yet in the main file (a reader then needs the -shm)."""
+    wal = db_path.with_name(db_path.name + "-wal")
+    return wal.exists() and wal.stat().st_size > 0
 
 
 def _check_writable(root: Path) -> str | None:

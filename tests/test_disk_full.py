@@ -116,3 +116,35 @@ def test_an_error_wrapping_enospc_is_a_full_disk_not_bad_input(tmp_path: Path, m
     err = capsys.readouterr().err
     assert code == 1
     assert f"Error: the disk holding {tmp_path / 'deep'} {FULL}" in err
+
+
+def test_a_store_on_a_disk_that_filled_up_since_still_reads_and_refuses_writes_clearly(tiny, tmp_path: Path,
+                                                                                       smfd_dir: Path, capsys) -> None:
+    """SQLite cannot make its -shm file on a full disk and says "disk I/O error": every command used to call the
+    store 'not a usable lrfp store'. A command that only reads now reads it; one that writes names the full disk."""
+    disk = tiny("2m")
+    images = tmp_path / "few"
+    for cls in ("with_mask", "without_mask"):
+        (images / cls).mkdir(parents=True)
+        for src in sorted((smfd_dir / cls).glob("*.jpg"))[:6]:
+            (images / cls / src.name).write_bytes(src.read_bytes())
+    data = disk / "s"
+    code, _, err = cli_run(capsys, "import", "-d", str(data), str(images), "--source", "few", "--max-side", "16")
+    assert code == 0, err
+    with open(disk / "filler", "wb") as fh:  # everything else the disk has
+        try:
+            while True:
+                fh.write(b"\0" * 65536)
+                fh.flush()
+        except OSError as e:
+            assert e.errno == errno.ENOSPC
+    code, out, err = cli_run(capsys, "stats", "-d", str(data), "--json")
+    assert code == 0, err
+    import json
+
+    assert json.loads(out)["crops"] == 12
+    code, _, err = cli_run(capsys, "split", "-d", str(data))
+    assert (code, err) == (1, f"Error: the disk holding {data} {FULL}")
+    (disk / "filler").unlink()
+    code, _, err = cli_run(capsys, "split", "-d", str(data), "--ratios", "0.5,0.25,0.25")
+    assert "not a usable" not in err  # the store itself was fine all along
