@@ -42,6 +42,7 @@ def collect_stats(store: Store) -> dict[str, Any]:
         groups.add(group_key(r)[1])  # as `lrfp split` groups by default (before near-duplicate merges)
 
     held = {cmd: run_lock.is_held(store.root, cmd) for cmd in (run_lock.FETCH, run_lock.IMPORT)}
+    fetching = fetch_sources(store) if held[run_lock.FETCH] else None
     sources = []
     dropped = Counter({"min_score": 0, "min_face": 0})  # detections `lrfp fetch` threw away, per filter
     for s in store.sources():
@@ -52,8 +53,7 @@ def collect_stats(store: Store) -> dict[str, Any]:
             "status": s["status"], "error": s["error"], "width": s["width"], "height": s["height"],
             "crops": sum(counts.values()), "labels": {k: counts.get(k, 0) for k in (*label_names, "unlabeled")},
             # None of the statuses a run ends: False; unknown whether its command runs (unreadable lock): None
-            "left_by_stopped_run": (held[run_lock.LEFT_BY[s["status"]]] is False if s["status"] in run_lock.LEFT_BY
-                                    else False),
+            "left_by_stopped_run": left_by_stopped_run(s["name"], s["status"], held, fetching),
         })
 
     splits: dict[str, Any] = {}
@@ -99,6 +99,27 @@ def collect_stats(store: Store) -> dict[str, Any]:
     if review is not None:
         result["agreement"] = review
     return result
+
+
+def fetch_sources(store: Store) -> set[str] | None:
+    """The names of the sources the fetch at work on the store works on (its lock's `sources`), or None when it has
+    not said yet (its plan is not done) or cannot be read."""
+    names = (run_lock.holder(store.root, run_lock.FETCH) or {}).get("sources")
+    return set(map(str, names)) if isinstance(names, list) else None
+
+
+def left_by_stopped_run(name: str, status: str, held: dict[str, bool | None], fetching: set[str] | None) -> bool | None:
+    """Whether source `name`, with `status`, was left by a run that was killed (run_lock.LEFT_BY): its command's
+    lock is not held; or, for `running`, a fetch runs but does not work on it (`fetching`, its lock's `sources`).
+    None when it cannot be told (an unreadable lock); False for any other status."""
+    if status not in run_lock.LEFT_BY:
+        return False
+    running = held[run_lock.LEFT_BY[status]]
+    if running is None:
+        return None
+    if status == "running" and running and fetching is not None:
+        return name not in fetching
+    return running is False
 
 
 def stats_json(stats: dict[str, Any]) -> str:
