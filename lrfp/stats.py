@@ -15,6 +15,10 @@ from lrfp.split import group_key
 from lrfp.store import Store
 
 
+NOTE_STATUSES = ("duplicate",)
+"""Source statuses whose stored message is a note (`note` in stats), not an error: a final, wanted outcome."""
+
+
 def collect_stats(store: Store) -> dict[str, Any]:
     """Crops per source and label, split counts, face sizes, source statuses, and crop files that are
     missing or damaged under the store (`crop_files`: counts and one entry per crop).
@@ -50,7 +54,9 @@ def collect_stats(store: Store) -> dict[str, Any]:
         counts = per_source.get(s["id"], Counter())
         sources.append({
             "name": s["name"], "kind": s["kind"], "url": s["url"], "path": s["path"], "license": s["license"],
-            "status": s["status"], "error": s["error"], "width": s["width"], "height": s["height"],
+            # a `duplicate`'s message says whose crops its footage gave; it is a note, not an error (docs/stats.md)
+            "status": s["status"], "error": None if s["status"] in NOTE_STATUSES else s["error"],
+            "note": s["error"] if s["status"] in NOTE_STATUSES else None, "width": s["width"], "height": s["height"],
             "crops": sum(counts.values()), "labels": {k: counts.get(k, 0) for k in (*label_names, "unlabeled")},
             # None of the statuses a run ends: False; unknown whether its command runs (unreadable lock): None
             "left_by_stopped_run": left_by_stopped_run(s["name"], s["status"], held, fetching),

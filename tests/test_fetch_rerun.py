@@ -320,6 +320,9 @@ def test_the_same_footage_under_two_ids_is_a_duplicate_and_a_redo_strands_neithe
         assert sha["walkA"] == sha["walkB"] and stats["source_status"] == {"ok": 1, "duplicate": 1}
         assert [(x["name"], x["status"], x["crops"], x["license"]) for x in stats["sources"]] == [
             ("walkA", "ok", len(first), "MIT"), ("walkB", "duplicate", 0, "CC-BY-4.0")]
+        # Tester2's bug 17: the duplicate's message is its `note`, not an `error`.
+        assert [(x["error"], (x["note"] or "")[:27]) for x in stats["sources"]] == [
+            (None, ""), (None, "same footage as source walk")]
         capsys.readouterr()
         assert run_cli(["stats", "-d", str(data)]) == 0
         shown = " ".join(capsys.readouterr().out.split())
@@ -350,6 +353,13 @@ def test_the_same_footage_under_two_ids_is_a_duplicate_and_a_redo_strands_neithe
         assert f"walkC: duplicate same footage as source walkA: its {len(redone)} crops are all already stored as walkA's" in err
         assert statuses_and_crops(data)["walkC"] == ("duplicate", 0)
         assert crops(data, "walkA") == redone
+
+        # Tester2's bug 17: a `start` of 0 is the empty start of walkA's row: the same stretch of the same bytes.
+        (srv / "d.gif").symlink_to(clip)
+        fourth = write_manifest(tmp_path / "dupD.csv", [{"url": f"{base}/d.gif", "id": "walkD", "start": "0"}])
+        assert fetch(fourth, data, models, "--margin", "0.4") == 0
+        err = " ".join(capsys.readouterr().err.split())
+        assert "walkD: duplicate same footage as source walkA: the file is byte-identical to walkA's" in err
 
 
 def test_a_source_cut_short_before_its_copy_was_fetched_is_never_a_duplicate_owning_crops(

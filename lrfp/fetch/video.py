@@ -304,7 +304,7 @@ def file_sha256(path: Path) -> str:
 
 def same_file(store: Store, row: ManifestRow, sha256: str) -> str | None:
     """The name of another video source whose file had these bytes (meta `file_sha256`), cut to the same
-    `start`/`end` as `row`, and whose crops stand for them (status ok or no_faces); else None. The same footage
+    `start`/`end` as `row` (an empty `start` is 0), and whose crops stand for them (status ok or no_faces); else None. The same footage
     under two ids (a re-upload, a second link to one file) then has one owner of its crops, the source fetched
     first: crops are content-addressed (one row per PNG's sha256), so the second would otherwise claim crops that
     are all the first's. Another stretch of the file is processed (its crops are counted by owner instead)."""
@@ -316,7 +316,7 @@ def same_file(store: Store, row: ManifestRow, sha256: str) -> str | None:
         (row.name, VideoStatus.ok, VideoStatus.no_faces, sha256))
     for other in found:
         made_with = json.loads(other["meta"]).get("manifest") or {}
-        if (made_with.get("start_s"), made_with.get("end_s")) == (row.start_s, row.end_s):
+        if (made_with.get("start_s") or 0.0, made_with.get("end_s")) == (row.start_s or 0.0, row.end_s):  # empty start: 0
             return str(other["name"])
     return None
 
