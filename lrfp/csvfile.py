@@ -19,12 +19,22 @@ class CsvRecord:
     fields: list[str]
 
 
+BOM = "\ufeff"
+"""The byte order mark (U+FEFF). Editors write it at the start of a UTF-8 file; files joined with `cat` carry
+it to the start of a later line, where it is invisible, so it is dropped at the start of every line."""
+
+
 def read_csv_text(path: Path, what: str) -> str:
-    """The file's text (UTF-8, BOM allowed). Raises ValueError with a FILE-prefixed reason."""
+    """The file's text (UTF-8), without the BOM at the start of the file or of any line (BOM): a `#` comment
+    or a URL after one reads as without it. Line numbers stay those of the file. Raises ValueError with a
+    FILE-prefixed reason."""
     try:
-        return path.read_text(encoding="utf-8-sig")
+        text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
         raise ValueError(f"{path}: not a UTF-8 text file (byte {e.start}); save the {what} as UTF-8 CSV") from e
+    if BOM not in text:
+        return text
+    return "".join(line.lstrip(BOM) for line in text.splitlines(keepends=True))
 
 
 SEPARATORS = (",", ";", "\t")

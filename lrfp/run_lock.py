@@ -24,7 +24,7 @@ import os
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from lrfp.errors import LrfpError
 
@@ -56,12 +56,14 @@ def lock_path(root: Path, command: str) -> Path:
 
 @contextlib.contextmanager
 def hold(root: Path, command: str, *, shared: bool = False, doing: str | None = None, hint: str = "",
-         what: str | None = None) -> Iterator[None]:
+         what: str | None = None) -> Iterator[Callable[..., None]]:
     """Hold `command`'s lock on the store at `root` (an existing data directory) until the block ends.
 
     Exclusive (the default): the holder writes its pid, start time (UTC) and `doing` (e.g. "manifest m.csv") into
     the file, and a second holder is refused with StoreBusyError naming them (`what`, default `lrfp COMMAND`) and
-    ending with `hint`. Shared: any
+    ending with `hint`. The block gets a function `describe(**more)` that adds JSON-able fields to what the file
+    says (e.g. `sources=[names]`, the sources a fetch works on, read by `lrfp stats`); it does nothing for a shared
+    or unlocked hold. Shared: any
     number of holders at once; only `is_held` sees them. On a file system without flock(2) locks (some network
     mounts) the block runs unlocked, with a warning in the log. Raises StoreBusyError (exit 1) when the lock stays
     taken for ACQUIRE_WAIT_S, OSError when the file cannot be created or written (a full disk)."""
@@ -70,12 +72,19 @@ def hold(root: Path, command: str, *, shared: bool = False, doing: str | None = 
     fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
     try:
         locked = _take(fd, shared, root, command, hint, what)
-        if locked and not shared:
-            os.ftruncate(fd, 0)
-            os.write(fd, json.dumps({"pid": os.getpid(), "doing": doing,
-                                      "started": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")}).encode())
+        info: dict[str, Any] = {"pid": os.getpid(), "doing": doing,
+                                "started": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")}
+
+        def describe(**more: Any) -> None:
+            if locked and not shared:
+                info.update(more)
+                text = json.dumps(info).encode()
+                os.pwrite(fd, text, 0)  # over the old text, then cut: a reader never finds the file empty
+                os.ftruncate(fd, len(text))
+
+        describe()
         try:
-            yield
+            yield describe
         finally:
             if locked and not shared:
                 with contextlib.suppress(OSError):  # a full disk or a gone folder: the lock is released anyway
@@ -122,7 +131,8 @@ def is_held(root: Path, command: str) -> bool | None:
 
 
 def holder(root: Path, command: str) -> dict[str, Any] | None:
-    """What the exclusive holder of `command`'s lock wrote about itself ({pid, started, doing}), or None."""
+    """What the exclusive holder of `command`'s lock wrote about itself ({pid, started, doing}, and what it added
+    with `describe`: a fetch's `sources`), or None."""
     try:
         info = json.loads(lock_path(root, command).read_text())
     except (OSError, ValueError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 from lrfp import LABELS, SKIPPED, UNUSABLE, run_lock
@@ -13,6 +14,10 @@ from lrfp.face_size import face_px, quantiles  # noqa: F401 - quantiles re-expor
 from lrfp.label.agreement import agreement
 from lrfp.split import group_key
 from lrfp.store import Store
+
+
+NOTE_STATUSES = ("duplicate",)
+"""Source statuses whose stored message is a note (`note` in stats), not an error: a final, wanted outcome."""
 
 
 def collect_stats(store: Store) -> dict[str, Any]:
@@ -42,6 +47,7 @@ def collect_stats(store: Store) -> dict[str, Any]:
         groups.add(group_key(r)[1])  # as `lrfp split` groups by default (before near-duplicate merges)
 
     held = {cmd: run_lock.is_held(store.root, cmd) for cmd in (run_lock.FETCH, run_lock.IMPORT)}
+    fetching = fetch_sources(store) if held[run_lock.FETCH] else None
     sources = []
     dropped = Counter({"min_score": 0, "min_face": 0})  # detections `lrfp fetch` threw away, per filter
     for s in store.sources():
@@ -49,11 +55,12 @@ def collect_stats(store: Store) -> dict[str, Any]:
         counts = per_source.get(s["id"], Counter())
         sources.append({
             "name": s["name"], "kind": s["kind"], "url": s["url"], "path": s["path"], "license": s["license"],
-            "status": s["status"], "error": s["error"], "width": s["width"], "height": s["height"],
+            # a `duplicate`'s message says whose crops its footage gave; it is a note, not an error (docs/stats.md)
+            "status": s["status"], "error": None if s["status"] in NOTE_STATUSES else s["error"],
+            "note": s["error"] if s["status"] in NOTE_STATUSES else None, "width": s["width"], "height": s["height"],
             "crops": sum(counts.values()), "labels": {k: counts.get(k, 0) for k in (*label_names, "unlabeled")},
             # None of the statuses a run ends: False; unknown whether its command runs (unreadable lock): None
-            "left_by_stopped_run": (held[run_lock.LEFT_BY[s["status"]]] is False if s["status"] in run_lock.LEFT_BY
-                                    else False),
+            "left_by_stopped_run": left_by_stopped_run(s["name"], s["status"], held, fetching, store.root),
         })
 
     splits: dict[str, Any] = {}
@@ -99,6 +106,32 @@ def collect_stats(store: Store) -> dict[str, Any]:
     if review is not None:
         result["agreement"] = review
     return result
+
+
+def fetch_sources(store: Store) -> set[str] | None:
+    """The names of the sources the fetch at work on the store works on (its lock's `sources`), or None when it has
+    not said yet (its plan is not done) or cannot be read."""
+    names = (run_lock.holder(store.root, run_lock.FETCH) or {}).get("sources")
+    return set(map(str, names)) if isinstance(names, list) else None
+
+
+def left_by_stopped_run(name: str, status: str, held: dict[str, bool | None], fetching: set[str] | None,
+                        root: Path | None = None) -> bool | None:
+    """Whether source `name`, with `status`, was left by a run that was killed (run_lock.LEFT_BY): its command's
+    lock is not held (for `importing`, its source's own `import.NAME` lock, given the store's `root`); or, for
+    `running`, a fetch runs but does not work on it (`fetching`, its lock's `sources`). None when it cannot be
+    told (an unreadable lock); False for any other status."""
+    if status not in run_lock.LEFT_BY:
+        return False
+    if status == "importing" and root is not None:
+        running = run_lock.is_held(root, f"{run_lock.IMPORT}.{name}")
+    else:
+        running = held[run_lock.LEFT_BY[status]]
+    if running is None:
+        return None
+    if status == "running" and running and fetching is not None:
+        return name not in fetching
+    return running is False
 
 
 def stats_json(stats: dict[str, Any]) -> str:

@@ -278,6 +278,7 @@ def test_kill_during_a_run_then_rerun_finishes_without_duplicates(media: Path, b
             proc.kill()
     assert alive["running_now"]["fetch"]["pid"] == proc.pid
     assert not any(x["left_by_stopped_run"] for x in alive["sources"])
+    assert set(alive["running_now"]["fetch"]["sources"]) == {r["id"] for r in rows}  # the videos it works on
     killed = statuses(data)
     assert any(v[0] in ("running", "pending") for v in killed.values()), killed  # it really died mid-run
     check_every_crop_has_its_file(data, tmp_left=True)  # a file being written may be left as *.tmp

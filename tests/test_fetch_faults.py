@@ -560,3 +560,23 @@ def test_a_browser_profile_given_as_a_path_loads_and_reaches_yt_dlp_as_its_parts
     check_browser(f"firefox:{profile}")  # loads: no error
     o = ytdlp_options(tmp_path, "k", DownloadOptions(cookies_from_browser=f"firefox:{profile}"), lambda d: None)
     assert o["cookiesfrombrowser"] == ("firefox", str(profile), None, None)
+
+
+@pytest.mark.parametrize("spec", ["firefox::Personal", "firefox", "FireFox:/tmp/p::Work", "chrome+gnomekeyring:Default",
+                                  "chrome+ basictext: Profile 1", "firefox:a:b", "edge:Default::c::d"])
+def test_a_cookies_from_browser_spec_means_what_it_means_to_yt_dlp(spec: str) -> None:
+    """Tester2's bug 8: 'firefox::Personal' became profile ':Personal' (yt-dlp: container Personal). Compared with
+    yt-dlp's own parse of its --cookies-from-browser option."""
+    import yt_dlp
+
+    from lrfp.fetch.config import parse_browser_spec
+
+    assert parse_browser_spec(spec) == yt_dlp.parse_options(["--cookies-from-browser", spec]).ydl_opts["cookiesfrombrowser"]
+
+
+def test_a_cookies_from_browser_spec_yt_dlp_refuses_is_refused_with_its_form() -> None:
+    from lrfp.errors import UsageError
+    from lrfp.fetch.config import parse_browser_spec
+
+    with pytest.raises(UsageError, match=r"--cookies-from-browser 'firefox:': not BROWSER\[\+KEYRING\]\[:PROFILE\]"):
+        parse_browser_spec("firefox:")

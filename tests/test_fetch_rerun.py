@@ -320,6 +320,9 @@ def test_the_same_footage_under_two_ids_is_a_duplicate_and_a_redo_strands_neithe
         assert sha["walkA"] == sha["walkB"] and stats["source_status"] == {"ok": 1, "duplicate": 1}
         assert [(x["name"], x["status"], x["crops"], x["license"]) for x in stats["sources"]] == [
             ("walkA", "ok", len(first), "MIT"), ("walkB", "duplicate", 0, "CC-BY-4.0")]
+        # Tester2's bug 17: the duplicate's message is its `note`, not an `error`.
+        assert [(x["error"], (x["note"] or "")[:27]) for x in stats["sources"]] == [
+            (None, ""), (None, "same footage as source walk")]
         capsys.readouterr()
         assert run_cli(["stats", "-d", str(data)]) == 0
         shown = " ".join(capsys.readouterr().out.split())
@@ -350,3 +353,45 @@ def test_the_same_footage_under_two_ids_is_a_duplicate_and_a_redo_strands_neithe
         assert f"walkC: duplicate same footage as source walkA: its {len(redone)} crops are all already stored as walkA's" in err
         assert statuses_and_crops(data)["walkC"] == ("duplicate", 0)
         assert crops(data, "walkA") == redone
+
+        # Tester2's bug 17: a `start` of 0 is the empty start of walkA's row: the same stretch of the same bytes.
+        (srv / "d.gif").symlink_to(clip)
+        fourth = write_manifest(tmp_path / "dupD.csv", [{"url": f"{base}/d.gif", "id": "walkD", "start": "0"}])
+        assert fetch(fourth, data, models, "--margin", "0.4") == 0
+        err = " ".join(capsys.readouterr().err.split())
+        assert "walkD: duplicate same footage as source walkA: the file is byte-identical to walkA's" in err
+
+
+def test_a_source_cut_short_before_its_copy_was_fetched_is_never_a_duplicate_owning_crops(
+        shared_dir: Path, models: str, tmp_path: Path, capsys) -> None:
+    """Tester2's bug 2: the first id was interrupted mid-fetch (some crops stored), a byte copy was then fetched
+    under a second id, then both: the first became `duplicate` owning its crops, and they survived --redo."""
+    srv = tmp_path / "srv"
+    srv.mkdir()
+    clip = (shared_dir / "data" / "videos" / CORRIDOR_GIF).resolve()
+    (srv / "a.gif").symlink_to(clip)
+    (srv / "copy.gif").write_bytes(clip.read_bytes())  # a byte copy
+    data = tmp_path / "data"
+    with serve(srv) as base:
+        row_a = {"url": f"{base}/a.gif", "id": "walkA"}
+        row_b = {"url": f"{base}/copy.gif", "id": "walkB"}
+        assert fetch(write_manifest(tmp_path / "a.csv", [row_a]), data, models) == 0
+        first = crops(data, "walkA")
+        assert len(first) >= 2
+        # The state an interrupt leaves: walkA `interrupted`, owning the crops of the frames it had done.
+        with open_store(data) as s:
+            src = s.source("walkA")
+            s.prune_source_crops(int(src["id"]), set(sorted(first)[:len(first) // 2]))
+            s.set_source_status(int(src["id"]), "interrupted", "stopped by the user (Ctrl-C)")
+        assert fetch(write_manifest(tmp_path / "b.csv", [row_b]), data, models) == 0
+        both = write_manifest(tmp_path / "ab.csv", [row_a, row_b])
+        assert fetch(both, data, models) == 0
+        after = statuses_and_crops(data)
+        assert after["walkA"][0] == "ok" and after["walkA"][1] > 0 and after["walkB"] == ("ok", len(first) - after["walkA"][1])
+        capsys.readouterr()
+        assert fetch(both, data, models, "--redo", "--margin", "0.4") == 0
+        redone = statuses_and_crops(data)
+        assert not any(status == "duplicate" and n > 0 for status, n in redone.values()), redone
+        with open_store(data, create=False) as s:
+            left = {r["sha256"] for r in s.query("SELECT sha256 FROM crops")}
+        assert left and left.isdisjoint(first.values())  # no crop of the old margin left (none was labeled)

@@ -14,6 +14,7 @@ import pytest
 from lrfp.errors import SplitError
 from lrfp.import_folder import REDO_KEY, ImportConfig, import_folder
 from lrfp.split import SplitConfig, grouped_split
+from lrfp.stats import collect_stats
 from lrfp.store import open_store
 
 
@@ -157,6 +158,10 @@ def test_a_second_import_of_the_same_source_is_refused_while_one_runs(smfd_dir: 
                 in str(e.value)) and f"folder {folder}" in str(e.value)
         other = run(data, tree(tmp_path / "other", smfd_dir, 4), source="t")  # another source runs beside it
         assert other.imported > 0
+        with open_store(data) as st:  # a source left `importing` by a killed import: told apart from the live one
+            st.set_source_status(st.source("t")["id"], "importing")
+            left = {x["name"]: x["left_by_stopped_run"] for x in collect_stats(st)["sources"]}
+        assert left == {"s": False, "t": True}
     finally:
         _, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err

@@ -251,3 +251,15 @@ def test_a_nul_byte_is_unreadable_and_never_echoed(tmp_path: Path) -> None:
     assert err == f"{p}:1: unreadable CSV (a NUL byte: this is not a text file; save it as UTF-8 CSV)"
     p.write_bytes(b"url,id\nhttps://e.org/a.mp4,a\x00\nhttps://e.org/b.mp4,b\n")
     assert errors_of(p)[1:] == [f"{p}:2: unreadable CSV (a NUL byte: this is not a text file; save it as UTF-8 CSV)"]
+
+
+def test_a_bom_at_the_start_of_any_line_is_dropped(tmp_path: Path) -> None:
+    """Tester2's bug 12: a `#` comment line after a BOM (files joined with `cat`) was a bad row "url contains
+    whitespace: '\\ufeff# c'"; a URL after one was "a control character"."""
+    p = tmp_path / "m.csv"
+    p.write_bytes("\ufeff# made in an editor\nurl,id\n\ufeff# c\n\ufeffhttps://e.org/a.mp4,a\n# b\nhttps://e.org/b.mp4,b\n"
+                  .encode())
+    assert [(r.line, r.url, r.name) for r in read_manifest(p)] == [(4, "https://e.org/a.mp4", "a"),
+                                                                  (6, "https://e.org/b.mp4", "b")]
+    p.write_bytes("\ufeff\ufeffurl,id\n\ufeff\ufeff# c\nhttps://e.org/a.mp4,a\n".encode())
+    assert [(r.line, r.name) for r in read_manifest(p)] == [(3, "a")]

@@ -101,3 +101,26 @@ def test_a_file_system_without_locks_runs_unlocked_and_says_so(tmp_path: Path, m
     assert ran
     assert f"the store in {tmp_path} cannot be locked (No locks available)" in caplog.text
     assert is_held(tmp_path, "fetch") is None  # cannot be told: stats then calls no row left behind
+
+
+def test_stats_says_a_running_video_is_left_behind_unless_the_live_fetch_names_it(tmp_path: Path) -> None:
+    """Tester2's bug 5: a video left `running` by a killed fetch read as not left behind while any other fetch
+    ran on the store (the lock is per store); the live fetch now names its sources in its lock."""
+    from lrfp.stats import collect_stats
+    from lrfp.store import open_store
+
+    with open_store(tmp_path / "data") as store:
+        for name in ("fn", "other"):
+            store.upsert_source(name, "video", url=f"http://127.0.0.1:1/{name}.mp4", status="running")
+
+        def left() -> dict[str, bool | None]:
+            return {x["name"]: x["left_by_stopped_run"] for x in collect_stats(store)["sources"]}
+
+        assert left() == {"fn": True, "other": True}  # no fetch runs
+        with hold(store.root, run_lock.FETCH, doing="manifest b.csv") as describe:
+            assert left() == {"fn": False, "other": False}  # its plan not done yet: it may be working on either
+            describe(sources=["other"])
+            assert left() == {"fn": True, "other": False}
+            assert collect_stats(store)["running_now"]["fetch"]["sources"] == ["other"]
+            assert run_lock.holder(store.root, run_lock.FETCH)["doing"] == "manifest b.csv"
+        assert left() == {"fn": True, "other": True}

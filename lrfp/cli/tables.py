@@ -106,8 +106,9 @@ def stats_tables(s: dict[str, Any]) -> list[Table]:
     for x in s["sources"]:
         notes.add_row(x["name"], f"license: {x['license'] or '[red]unknown[/red]'}")
         if x["error"]:
-            kind = "[yellow]note:[/yellow]" if x["status"] == "duplicate" else "[red]error:[/red]"
-            notes.add_row("", f"{kind} {escape(x['error'])}")
+            notes.add_row("", f"[red]error:[/red] {escape(x['error'])}")
+        if x.get("note"):
+            notes.add_row("", f"[yellow]note:[/yellow] {escape(x['note'])}")
         if x.get("left_by_stopped_run"):
             notes.add_row("", f"[yellow]{stopped_run_note(x['status'])}[/yellow]")
     tables.extend([src, notes])

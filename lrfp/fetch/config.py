@@ -166,8 +166,18 @@ def parse_browser_spec(spec: str) -> tuple[str, str | None, str | None, str | No
 
     from yt_dlp.cookies import SUPPORTED_BROWSERS, SUPPORTED_KEYRINGS
 
-    m = re.fullmatch(r"(?P<browser>[^+:]+)(?:\+(?P<keyring>[^:]+))?(?::(?P<profile>.+?))?(?:::(?P<container>.+))?", spec)
-    browser = m.group("browser").lower() if m else ""
+    # yt-dlp's own pattern (yt_dlp/__init__.py, validate_options), so a spec means here what it means to yt-dlp:
+    # 'firefox::Personal' is container Personal, no profile.
+    m = re.fullmatch(r"""(?x)
+        (?P<browser>[^+:]+)
+        (?:\s*\+\s*(?P<keyring>[^:]+))?
+        (?:\s*:\s*(?!:)(?P<profile>.+?))?
+        (?:\s*::\s*(?P<container>.+))?
+    """, spec)
+    if m is None:
+        raise UsageError(f"--cookies-from-browser {spec!r}: not BROWSER[+KEYRING][:PROFILE][::CONTAINER] "
+                         "(e.g. firefox, chrome+gnomekeyring:Default, firefox::Personal)")
+    browser = m.group("browser").lower()
     if browser not in SUPPORTED_BROWSERS:
         raise UsageError(f"--cookies-from-browser {spec!r}: unknown browser {browser or spec!r}; "
                          f"yt-dlp supports {', '.join(sorted(SUPPORTED_BROWSERS))}")

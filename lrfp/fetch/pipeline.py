@@ -44,9 +44,12 @@ def fetch_manifest(manifest: Path, data_dir: Path, cfg: FetchConfig, on_event: E
             with open_store(data_dir) as store:
                 # Held until the run ends, however it ends: a second fetch on this store is refused, and a video
                 # left `running` while no fetch holds it was left by a killed run (run_lock, `lrfp stats`).
-                held.enter_context(run_lock.hold(store.root, run_lock.FETCH, doing=f"manifest {manifest}",
-                                                 hint="to go faster, give one run more --workers"))
+                describe = held.enter_context(run_lock.hold(store.root, run_lock.FETCH, doing=f"manifest {manifest}",
+                                                            hint="to go faster, give one run more --workers"))
                 todo, skipped, moved = plan(store, rows, cfg, manifest, settings(cfg, model))
+                # `lrfp stats`: a video `running` that this run does not name was left by a killed run
+                with contextlib.suppress(OSError):
+                    describe(sources=[row.name for row in todo])
         except Exception as e:
             if (run_error := run_level_error(e, Path(data_dir).expanduser().resolve())) is not None and run_error is not e:
                 raise run_error from e  # the disk is full before any video began

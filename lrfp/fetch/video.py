@@ -252,7 +252,10 @@ def _process(store: Store, source_id: int, row: ManifestRow, path: Path, cfg: Fe
             f"{info.native_width}x{info.native_height} is {MAX_LINES}p or more (lrfp keeps videos below {MAX_LINES}p); "
             f"rerun with {again} --downscale to resize its frames to {DOWNSCALE_LINES} lines",
         )
-    if (other := same_file(store, row, meta["file_sha256"])) is not None:
+    # A source that owns crops (an earlier run of it was cut short before the other id was fetched) is processed
+    # instead: a `duplicate` owns no crop, and only a run to the end removes crops of other settings (bug: such a
+    # source was `duplicate` with crops that survived every --redo).
+    if store.count_crops(source_id) == 0 and (other := same_file(store, row, meta["file_sha256"])) is not None:
         return finish(VideoStatus.duplicate, f"same footage as source {other}: the file is byte-identical to "
                                              f"{other}'s (sha256 {meta['file_sha256'][:12]}), so its crops are "
                                              f"{other}'s (made with {other}'s settings)")
@@ -278,7 +281,7 @@ def _process(store: Store, source_id: int, row: ManifestRow, path: Path, cfg: Fe
     res.crops_removed, res.labeled_kept = store.prune_source_crops(source_id, job.crop_ids)
     owners = store.crop_owners(job.crop_ids)  # source name -> how many of this run's crops it owns
     res.crops_others = sum(n for name, n in owners.items() if name != row.name)
-    if job.crop_ids and row.name not in owners:
+    if job.crop_ids and row.name not in owners and store.count_crops(source_id) == 0:  # labeled ones kept: not a duplicate
         others = ", ".join(sorted(owners))
         return finish(VideoStatus.duplicate, f"same footage as source {others}: its {len(job.crop_ids)} crops are "
                                              f"all already stored as {others}'s")
@@ -301,7 +304,7 @@ def file_sha256(path: Path) -> str:
 
 def same_file(store: Store, row: ManifestRow, sha256: str) -> str | None:
     """The name of another video source whose file had these bytes (meta `file_sha256`), cut to the same
-    `start`/`end` as `row`, and whose crops stand for them (status ok or no_faces); else None. The same footage
+    `start`/`end` as `row` (an empty `start` is 0), and whose crops stand for them (status ok or no_faces); else None. The same footage
     under two ids (a re-upload, a second link to one file) then has one owner of its crops, the source fetched
     first: crops are content-addressed (one row per PNG's sha256), so the second would otherwise claim crops that
     are all the first's. Another stretch of the file is processed (its crops are counted by owner instead)."""
@@ -313,7 +316,7 @@ def same_file(store: Store, row: ManifestRow, sha256: str) -> str | None:
         (row.name, VideoStatus.ok, VideoStatus.no_faces, sha256))
     for other in found:
         made_with = json.loads(other["meta"]).get("manifest") or {}
-        if (made_with.get("start_s"), made_with.get("end_s")) == (row.start_s, row.end_s):
+        if (made_with.get("start_s") or 0.0, made_with.get("end_s")) == (row.start_s or 0.0, row.end_s):  # empty start: 0
             return str(other["name"])
     return None
 
