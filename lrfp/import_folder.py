@@ -157,11 +157,25 @@ def _class_folders(cfg: ImportConfig, store_dirs: set[Path] = frozenset()) -> tu
 
 
 def _store_folder(path: Path, store_dirs: set[Path]) -> str | None:
-    """Why the folder `path` is not scanned for images (it is an lrfp data directory), or None."""
-    if path.resolve() in store_dirs:
-        return "the data directory of this store (-d): its own files, never images to import"
-    if (path / DB_NAME).is_file():
+    """Why the folder `path` is not scanned for images (its real path, links resolved, is an lrfp data directory or
+    inside this store's data directory `store_dirs`), or None."""
+    real = path.resolve()
+    why = _in_store(real, store_dirs)
+    if why:
+        return why
+    if (real / DB_NAME).is_file():
         return f"an lrfp data directory (it holds {DB_NAME}): never images to import"
+    return None
+
+
+def _in_store(real: Path, store_dirs: set[Path]) -> str | None:
+    """Why the real (resolved) path `real` is never imported (it is this store's data directory or inside it: the
+    store's own files, e.g. its crops reached through a symbolic link), or None."""
+    for store_dir in store_dirs:
+        if real == store_dir:
+            return "the data directory of this store (-d): its own files, never images to import"
+        if store_dir in real.parents:
+            return "a link into the data directory of this store (-d): its own files, never images to import"
     return None
 
 
@@ -216,7 +230,11 @@ def _list_files(
                 p = here / name
                 rel = p.relative_to(folder).as_posix()
                 if p.is_file():
-                    files.append((rel, p, label))
+                    why = _in_store(p.resolve(), store_dirs)  # a link to one of the store's own crops
+                    if why:
+                        skipped.append((rel, why))
+                    else:
+                        files.append((rel, p, label))
                 elif p.is_symlink() and not p.exists():
                     skipped.append((rel, _broken_link(p)))
                 else:

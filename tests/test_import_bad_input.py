@@ -275,3 +275,27 @@ def test_symbolic_links_making_a_loop_through_two_folders_end(tmp_path, smfd_dir
     assert (r.files, r.imported) == (2, 2)
     assert r.not_scanned == [("with_mask/x/y/", f"symbolic link to {(folder / 'with_mask').resolve()}, a folder "
                                                 "scanned already: not followed")]
+
+
+def test_the_stores_own_files_are_never_scanned_through_symbolic_links(capsys, tmp_path, smfd_dir):
+    """Tester's bug 6: a class folder linked to the store's crops/ (and a deeper link, and a file link to one crop)
+    had the store's own PNGs imported as images. The rule holds for the REAL path of every folder and file."""
+    d = tmp_path / "d"
+    assert cli(capsys, "import", str(tree(tmp_path / "in", smfd_dir, {"with_mask": "with_mask"})), "--source", "s",
+               "-d", str(d))[0] == 0
+    folder = tree(tmp_path / "in2", smfd_dir, {"without_mask": "without_mask"}, n=1)
+    (folder / "with_mask").symlink_to(d / "crops", target_is_directory=True)
+    (folder / "without_mask" / "deeper").symlink_to(d / "crops", target_is_directory=True)
+    crop = next(p for p in (d / "crops").rglob("*.png"))
+    (folder / "without_mask" / "one.png").symlink_to(crop)
+    code, out, err = cli(capsys, "import", str(folder), "--source", "t", "-d", str(d), "--map", "with_mask=with_mask")
+    assert code == 0, err
+    said = " ".join(out.split())
+    for entry in ("not scanned: with_mask/", "not scanned: without_mask/deeper/", "without_mask/one.png"):
+        assert entry in said, said
+    assert said.count("a link into the data directory of this store (-d)") == 3, said  # the two folders, the file
+    with open_store(d, create=False) as s:
+        files = [r["relpath"] for r in s.query(
+            "SELECT f.relpath FROM imported_files f JOIN sources x ON x.id = f.source_id WHERE x.name = 't'")]
+        assert files == [p.relative_to(folder).as_posix() for p in sorted((folder / "without_mask").glob("*.jpg"))]
+        assert s.count_crops() == 3
