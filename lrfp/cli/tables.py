@@ -207,8 +207,9 @@ def split_tables(r: dict[str, Any]) -> list[Table]:
     return [t, a]
 
 
-def label_issues_table(rows: list[dict[str, Any]], top: int) -> Table:
-    """The first `top` crops of a review-labels ranking (most likely wrong first)."""
+def label_issues_table(rows: list[dict[str, Any]], top: int, stored: bool = True) -> Table:
+    """The first `top` crops of a review-labels ranking (most likely wrong first); `stored`: whether the ranking was
+    stored (the caption then points to `lrfp label --queue suspects`, else says the rest was not kept)."""
     table = Table(title="likely label errors (lowest label quality first)", title_justify="left")
     for col, justify in (("rank", "right"), ("crop", "right"), ("given", "left"), ("model says", "left"),
                          ("p", "right"), ("quality", "right"), ("flagged", "left"), ("file", "left")):
@@ -217,8 +218,10 @@ def label_issues_table(rows: list[dict[str, Any]], top: int) -> Table:
         table.add_row(str(r["rank"]), str(r["crop_id"]), r["given_label"], r["suggested_label"],
                       f"{r['p_suggested']:.2f}", f"{r['quality']:.3f}", "yes" if r["is_issue"] else "",
                       (r.get("original") or r["path"].rsplit("/", 1)[-1])[-28:])
-    if len(rows) > top:
+    if len(rows) > top and stored:
         table.caption = f"{len(rows) - top} more ranked crops in the store (lrfp label --queue suspects shows the flagged ones)"
+    elif len(rows) > top:
+        table.caption = f"{len(rows) - top} more ranked crops, not shown (this ranking was not stored)"
     return table
 
 
