@@ -270,3 +270,29 @@ def test_a_full_disk_while_labeling_is_the_full_disk_error_not_a_crash(store, mo
     assert err.startswith(f"Error: the disk holding {store.root} is full (No space left on device)"), err
     assert "Traceback" not in err and "unexpected" not in err and "report" not in err
     assert events(store) == [(ids[0], "without_mask", "ana", "label"), (ids[1], "with_mask", "ana", "label")]
+
+
+def test_the_closing_counts_include_crops_added_while_the_app_ran(store, monkeypatch, smfd_dir):
+    """Tester's bug 14: a crop a `fetch --redo` added mid-session was left out of the closing "N/M decided; K
+    unlabeled" line (the counts of the crops selected when the app started)."""
+    from lrfp.images import downscale, encode_png, load_rgb
+    from lrfp.label import app as app_module
+    from lrfp.store import CropOrigin, open_store
+
+    path = sorted((smfd_dir / "with_mask").glob("*.jpg"))[-1]
+    im = downscale(load_rgb(path.read_bytes()), 40)
+
+    async def label_then_add_a_crop(pilot):  # noqa: ANN001, ANN202
+        await pilot.press("n")
+        with open_store(store.root) as other:  # another command, its own connection
+            source_id = int(other.find_source("cam-a")["id"])
+            other.add_crop(source_id, encode_png(im), im.width, im.height, CropOrigin(
+                original=path.name, time_s=99.0, frame_index=99, score=0.9, detector="test"))
+        await pilot.press("q")
+
+    monkeypatch.setattr(app_module, "require_terminal", lambda: None)
+    run = LabelApp.run
+    monkeypatch.setattr(LabelApp, "run", lambda self: run(self, headless=True, size=SIZE, auto_pilot=label_then_add_a_crop))
+    summary = app_module.run_label_app(store.root, LabelConfig(annotator="ana")).summary
+    assert (summary.total, summary.decided, summary.counts.get("unlabeled")) == (25, 1, 24)
+    assert store.count_crops() == 25

@@ -249,5 +249,5 @@ def run_label_app(store_dir, cfg: LabelConfig, *, grid: bool = False) -> LabelRu
 
             raise DiskFullError(store_dir) from app.disk_full_error
         _raise_if_crashed(app)
-        session.refresh_counts()
+        session.refresh_counts(rescope=True)  # crops added while it ran count too
         return LabelRunResult(summary=session.summary(), stop_signal=app.stop_signal)
