@@ -226,9 +226,18 @@ def test_folder_without_class_subfolders_gives_predictions_only(smfd_dir: Path, 
     for p in sorted((smfd_dir / "with_mask").iterdir())[:3]:
         shutil.copy(p, flat / p.name)
     (flat / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    # tester's bug 16: these were left out silently (import lists them)
+    (flat / "gone.jpg").symlink_to(tmp_path / "nowhere.jpg")
+    os.mkfifo(flat / "pipe.jpg")
+    (flat / "dir.jpg").mkdir()
     res = predict_folder(flat, Classifier(load_checkpoint(ckpt_path)))
     assert len(res.rows) == 3 and res.accuracy is None and res.ci95 is None
-    assert [s[0] for s in res.skipped] == ["broken.png"]
+    assert sorted(res.skipped) == [
+        ("broken.png", res.skipped[[s[0] for s in res.skipped].index("broken.png")][1]),
+        ("dir.jpg", "a folder, not an image file"),
+        ("gone.jpg", f"broken symbolic link (its target {tmp_path / 'nowhere.jpg'} does not exist)"),
+        ("pipe.jpg", "not a regular file (a FIFO, a socket or a device)"),
+    ]
 
 
 # -- export --------------------------------------------------------------------------------------------------
