@@ -74,7 +74,16 @@ class ImportResult:
 
     @property
     def skipped_reasons(self) -> Counter:
-        return Counter(reason.split(" (")[0] for _, reason in self.skipped)
+        """How many files were skipped for each kind of reason (the reason without its file-specific part)."""
+        return Counter(skip_kind(reason) for _, reason in self.skipped)
+
+
+def skip_kind(reason: str) -> str:
+    """A skip reason without what names one file: "same bytes as cam/a.jpg, which is labeled with_mask" -> "same
+    bytes as a file imported with another label"; "broken symbolic link (its target ...)" -> "broken symbolic link"."""
+    if reason.startswith("same bytes as "):
+        return "same bytes as a file imported with another label"
+    return reason.split(" (")[0]
 
 
 def parse_class_map(pairs: list[str]) -> dict[str, str]:

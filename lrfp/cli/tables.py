@@ -13,7 +13,12 @@ from lrfp.fetch.results import FetchResult
 from lrfp.import_folder import ImportResult
 
 
-def import_summary(r: ImportResult) -> Table:
+SKIPPED_SHOWN = 10
+"""Skipped files the import summary names one by one (`lrfp import --verbose`: all of them)."""
+
+
+def import_summary(r: ImportResult, every_skipped: bool = False) -> Table:
+    """What an import did; `every_skipped` names each skipped file (else the first SKIPPED_SHOWN)."""
     t = Table(title=f"import {r.source}", show_header=False, title_justify="left")
     t.add_column(style="bold")
     t.add_column(justify="right")
@@ -34,10 +39,12 @@ def import_summary(r: ImportResult) -> Table:
     t.add_row("skipped", str(len(r.skipped)))
     for reason, n in sorted(r.skipped_reasons.items()):
         t.add_row(f"  {reason}", str(n))
-    for rel, reason in r.skipped[:10]:
-        t.add_row(f"  [dim]{rel}[/dim]", f"[dim]{reason}[/dim]")
-    if len(r.skipped) > 10:
-        t.add_row("  [dim]...[/dim]", f"[dim]{len(r.skipped) - 10} more (see `lrfp stats`)[/dim]")
+    shown = r.skipped if every_skipped else r.skipped[:SKIPPED_SHOWN]
+    for rel, reason in shown:
+        t.add_row(f"  [dim]{escape(rel)}[/dim]", f"[dim]{escape(reason)}[/dim]")
+    if len(r.skipped) > len(shown):  # skipped files are tried again by a rerun (it imports nothing twice)
+        t.add_row("  [dim]...[/dim]", f"[dim]{len(r.skipped) - len(shown)} more: rerun the same command with "
+                                      "--verbose to list every skipped file[/dim]")
     for rel, reason in r.not_scanned:
         t.add_row(f"not scanned: {rel}", f"[dim]{reason}[/dim]")
     if r.grouped or r.ungrouped:
