@@ -16,7 +16,8 @@ _DB_FILES = (DB_NAME, DB_NAME + "-wal", DB_NAME + "-shm", DB_NAME + "-journal")
 def removed_if_left_empty(data_dir: Path | str):  # noqa: ANN201 - a context manager
     """Run the block; when it raises and `data_dir` held no store before it, remove the store the block created if it
     holds no row (no source, crop, label, split...), and `data_dir` itself if the block created it and it is left
-    empty. A store that already existed, or that holds anything, is never touched. The exception is re-raised."""
+    empty. A store that already existed, that holds anything, or that another process has open (its -wal or -shm
+    file is there) is never touched. The exception is re-raised."""
     data_dir = Path(data_dir).expanduser()
     dir_existed = data_dir.exists()
     store_existed = (data_dir / DB_NAME).exists()
@@ -31,6 +32,8 @@ def removed_if_left_empty(data_dir: Path | str):  # noqa: ANN201 - a context man
 
 def _remove_empty_store(data_dir: Path, *, remove_dir: bool) -> None:
     db = data_dir / DB_NAME
+    if any((data_dir / name).exists() for name in _DB_FILES[1:]):
+        return  # another connection has it open (SQLite removes -wal and -shm when the last one closes): keep it
     if not db.is_file() or not _holds_no_row(db):
         return
     for name in _DB_FILES:

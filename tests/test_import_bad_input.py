@@ -320,3 +320,23 @@ def test_a_refused_import_leaves_no_empty_store_behind(capsys, tmp_path, smfd_di
     else:
         with open_store(d, create=False) as s:
             assert s.count_crops() == 2 and [r["name"] for r in s.sources()] == ["s"]
+
+
+def test_an_empty_store_another_process_has_open_is_not_removed(tmp_path):
+    """The clean-up of bug 13 must never pull a store from under another command that opened it meanwhile."""
+    from lrfp.errors import InputError
+    from lrfp.store_cleanup import removed_if_left_empty
+
+    d = tmp_path / "d"
+    with pytest.raises(InputError), removed_if_left_empty(d):
+        other = open_store(d)  # stands for another process's connection, still open when this run gives up
+        assert other.sources() == []  # (it has read the store: SQLite's -wal and -shm files are there)
+        raise InputError("refused")
+    try:
+        assert (d / "lrfp.sqlite").is_file()
+    finally:
+        other.close()
+    with pytest.raises(InputError), removed_if_left_empty(tmp_path / "e"):
+        open_store(tmp_path / "e").close()
+        raise InputError("refused")
+    assert not (tmp_path / "e").exists()
