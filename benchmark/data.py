@@ -279,12 +279,12 @@ def check_columns(option: str, dataset: str, split: str, columns: list[str]) -> 
 def load_image_folder(folder: Path) -> Subset:
     """A labeled folder with one subfolder per class (with_mask/, without_mask/), for `--eval-on`.
 
-    A file that cannot be used (missing, damaged, or over Pillow's decompression-bomb limit) is left out and
-    listed in the Subset's `skipped` as (path relative to `folder`, why), as `lrfp predict FOLDER` and `lrfp
+    A file that cannot be used (missing, damaged, or over Pillow's decompression-bomb limit; a broken symbolic link,
+    a FIFO or a folder named like an image) is left out and listed in the Subset's `skipped` as (path relative to `folder`, why), as `lrfp predict FOLDER` and `lrfp
     import` skip such files; the harness reports them (the summary and results.md).
     """
     from lrfp.errors import ImageFileError
-    from lrfp.images import is_image_name
+    from lrfp.images import image_files
 
     skipped: list[tuple[str, str]] = []
     images, labels, face, keys = [], [], [], []
@@ -292,17 +292,18 @@ def load_image_folder(folder: Path) -> Subset:
         d = folder / label
         if not d.is_dir():
             continue
-        for p in sorted(d.rglob("*")):
-            if p.is_file() and is_image_name(p):
-                try:
-                    arr = _decode(p)
-                except ImageFileError as e:
-                    skipped.append((str(p.relative_to(folder)), e.reason))
-                    continue
-                images.append(arr)
-                labels.append(li)
-                face.append(min(arr.shape[:2]))
-                keys.append(str(p.relative_to(folder)))
+        files, not_files = image_files(d)  # broken links, FIFOs, folders named x.jpg: listed, as import does
+        skipped += [(f"{label}/{rel}", why) for rel, why in not_files]
+        for p in files:
+            try:
+                arr = _decode(p)
+            except ImageFileError as e:
+                skipped.append((str(p.relative_to(folder)), e.reason))
+                continue
+            images.append(arr)
+            labels.append(li)
+            face.append(min(arr.shape[:2]))
+            keys.append(str(p.relative_to(folder)))
     return Subset(images, np.asarray(labels, dtype=np.int64), np.asarray(face, dtype=np.int64), keys, skipped)
 
 

@@ -451,11 +451,11 @@ def _run_planned(cfg: BenchConfig, protocol: Protocol, device: str, runs: list[A
     data = load_data(cfg, progress=lambda d, t: emit(DecodeProgress(d, t)))
     eval_sets = dict([load_eval_set(cfg.eval_on)]) if cfg.eval_on else {}
     eval_skipped = {name: [list(x) for x in sub.skipped] for name, sub in eval_sets.items() if sub.skipped}
+    overlap = check_eval_overlap(cfg, data, eval_sets, emit)  # may refuse the set: then no results.md is written
     for name, skipped in eval_skipped.items():  # unreadable files are left out, as predict and import do
         emit(Notice(f"--eval-on {cfg.eval_on}: {len(skipped)} unreadable image{'s' if len(skipped) != 1 else ''} "
                     f"left out ({'; '.join(f'{f}: {why}' for f, why in skipped[:3])}{'; ...' if len(skipped) > 3 else ''}); "
-                    f"the other {len(eval_sets[name])} are evaluated (the list is in results.md)"))
-    overlap = check_eval_overlap(cfg, data, eval_sets, emit)
+                    f"the other {len(eval_sets[name])} are evaluated (results.md lists them all)"))
     all_runs = runs
     the_plan = resume.plan(runs, data, eval_sets, cfg.precision, cfg.stack_seeds, device)
     earlier, why_new = _earlier_benchmark(cfg, the_plan, emit)

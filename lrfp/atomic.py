@@ -23,6 +23,24 @@ def temp_name(path: Path) -> Path:
     return Path(name)
 
 
+def remove_stale_temps(path: Path) -> list[Path]:
+    """Remove the temporary files `temp_name(path)` made that a killed writer (kill -9, a power cut) left beside
+    `path`: only names of exactly that pattern (`.NAME.` + mkstemp's 8 characters + `.tmp` + SUFFIX). Call it only
+    where no other writer of `path` can be running. Returns what was removed; never raises."""
+    import re
+
+    path = Path(path)
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.[a-z0-9_]{{8}}\.tmp{re.escape(path.suffix)}")
+    removed = []
+    with contextlib.suppress(OSError):
+        for p in path.parent.iterdir():
+            if pattern.fullmatch(p.name) and p.is_file() and not p.is_symlink():
+                with contextlib.suppress(OSError):
+                    p.unlink()
+                    removed.append(p)
+    return removed
+
+
 def discard(tmp: Path | None) -> None:
     """Remove a temporary file if it is there (never raises: it runs while another error is on its way)."""
     if tmp is not None:

@@ -115,11 +115,14 @@ class DiskFullError(DataDirError):
     """The disk (or the user's quota) that a command writes on is full: ENOSPC/EDQUOT from the OS or SQLite's
     "database or disk is full" (exit 1: nothing is wrong with the input; free space and rerun)."""
 
-    def __init__(self, path=None) -> None:  # noqa: ANN001 - str, Path or None
+    def __init__(self, path=None, *, store: bool = True) -> None:  # noqa: ANN001 - str, Path or None
+        """`store`: whether the command was writing to the store (then "what was stored stays"), or only to output
+        files (predict, export, publish, bench --out: "what was written before stays")."""
         self.path = path
         where = f"the disk holding {path}" if path else "the disk lrfp writes on"
+        kept = "what was stored stays" if store else "what was written before stays"
         super().__init__(f"{where} is full (No space left on device): free some space and rerun the same command "
-                         "(what was stored stays)")
+                         f"({kept})")
 
 
 def exception_chain(e: BaseException | None):  # noqa: ANN201 - an iterator of exceptions

@@ -168,3 +168,23 @@ def encode_png(image: Any) -> bytes:
 
 def is_image_name(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_SUFFIXES
+
+
+def image_files(folder: Path) -> tuple[list[Path], list[tuple[str, str]]]:
+    """The image files below `folder` (recursively, by name: `is_image_name`), sorted; and (path relative to
+    `folder`, why) of each entry left out that a user would expect to count, as `lrfp import` reports them: a broken
+    symbolic link, or an image name that is not a regular file (a FIFO, a socket, a folder named `x.jpg`)."""
+    import os
+
+    files, skipped = [], []
+    for p in sorted(Path(folder).rglob("*")):
+        if p.is_file():
+            if is_image_name(p):
+                files.append(p)
+        elif p.is_symlink() and not p.exists():
+            skipped.append((p.relative_to(folder).as_posix(),
+                            f"broken symbolic link (its target {os.readlink(p)} does not exist)"))
+        elif is_image_name(p):
+            why = "a folder, not an image file" if p.is_dir() else "not a regular file (a FIFO, a socket or a device)"
+            skipped.append((p.relative_to(folder).as_posix(), why))
+    return files, skipped

@@ -74,7 +74,16 @@ class ImportResult:
 
     @property
     def skipped_reasons(self) -> Counter:
-        return Counter(reason.split(" (")[0] for _, reason in self.skipped)
+        """How many files were skipped for each kind of reason (the reason without its file-specific part)."""
+        return Counter(skip_kind(reason) for _, reason in self.skipped)
+
+
+def skip_kind(reason: str) -> str:
+    """A skip reason without what names one file: "same bytes as cam/a.jpg, which is labeled with_mask" -> "same
+    bytes as a file imported with another label"; "broken symbolic link (its target ...)" -> "broken symbolic link"."""
+    if reason.startswith("same bytes as "):
+        return "same bytes as a file imported with another label"
+    return reason.split(" (")[0]
 
 
 def parse_class_map(pairs: list[str]) -> dict[str, str]:
@@ -157,11 +166,25 @@ def _class_folders(cfg: ImportConfig, store_dirs: set[Path] = frozenset()) -> tu
 
 
 def _store_folder(path: Path, store_dirs: set[Path]) -> str | None:
-    """Why the folder `path` is not scanned for images (it is an lrfp data directory), or None."""
-    if path.resolve() in store_dirs:
-        return "the data directory of this store (-d): its own files, never images to import"
-    if (path / DB_NAME).is_file():
+    """Why the folder `path` is not scanned for images (its real path, links resolved, is an lrfp data directory or
+    inside this store's data directory `store_dirs`), or None."""
+    real = path.resolve()
+    why = _in_store(real, store_dirs)
+    if why:
+        return why
+    if (real / DB_NAME).is_file():
         return f"an lrfp data directory (it holds {DB_NAME}): never images to import"
+    return None
+
+
+def _in_store(real: Path, store_dirs: set[Path]) -> str | None:
+    """Why the real (resolved) path `real` is never imported (it is this store's data directory or inside it: the
+    store's own files, e.g. its crops reached through a symbolic link), or None."""
+    for store_dir in store_dirs:
+        if real == store_dir:
+            return "the data directory of this store (-d): its own files, never images to import"
+        if store_dir in real.parents:
+            return "a link into the data directory of this store (-d): its own files, never images to import"
     return None
 
 
@@ -216,7 +239,11 @@ def _list_files(
                 p = here / name
                 rel = p.relative_to(folder).as_posix()
                 if p.is_file():
-                    files.append((rel, p, label))
+                    why = _in_store(p.resolve(), store_dirs)  # a link to one of the store's own crops
+                    if why:
+                        skipped.append((rel, why))
+                    else:
+                        files.append((rel, p, label))
                 elif p.is_symlink() and not p.exists():
                     skipped.append((rel, _broken_link(p)))
                 else:

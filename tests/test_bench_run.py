@@ -954,3 +954,44 @@ def test_an_eval_image_near_images_in_two_subsets_is_counted_once(smfd_dir):
     info = eval_overlap(data, subset([resized, b, d]))
     assert info["n"] == 3 and info["exact_any"] == 1 and info["exact"] == {"train": 1, "validation": 0, "test": 0}
     assert info["near_any"] == 1 and info["near_several"] == 1 and sum(info["near"].values()) == 0
+
+
+def test_eval_on_lists_broken_links_fifos_and_folders_named_like_images(tmp_path):
+    """Tester's bug 16: --eval-on left these out silently; they are listed with the unreadable files, as import does."""
+    import numpy as np
+    from PIL import Image
+
+    from benchmark.data import load_image_folder
+
+    folder = tmp_path / "street"
+    for label in ("with_mask", "without_mask"):
+        (folder / label).mkdir(parents=True)
+        Image.fromarray(np.zeros((16, 16, 3), dtype=np.uint8)).save(folder / label / "0.png")
+    (folder / "with_mask" / "gone.jpg").symlink_to(tmp_path / "nowhere.jpg")
+    os.mkfifo(folder / "without_mask" / "pipe.jpg")
+    (folder / "without_mask" / "dir.jpg").mkdir()
+    sub = load_image_folder(folder)
+    assert len(sub) == 2
+    assert sorted(sub.skipped) == [
+        ("with_mask/gone.jpg", f"broken symbolic link (its target {tmp_path / 'nowhere.jpg'} does not exist)"),
+        ("without_mask/dir.jpg", "a folder, not an image file"),
+        ("without_mask/pipe.jpg", "not a regular file (a FIFO, a socket or a device)"),
+    ]
+
+
+def test_a_refused_eval_on_with_a_skipped_file_does_not_point_to_results_md(bench_store, tmp_path, capsys):
+    """Tester's bug 16: the Note said "the list is in results.md", then the overlap error exited without one."""
+    import shutil
+
+    folder, rels = _imported_folder(bench_store)
+    copy = tmp_path / "copy"
+    for rel in rels:
+        (copy / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(folder / rel, copy / rel)
+    (copy / "with_mask" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")  # left out with a Note
+    with pytest.raises(SystemExit) as e:
+        main(["bench", "--model", "model3", "--epochs", "1", "-d", str(bench_store), "--split", "grouped",
+              "--eval-on", str(copy), "--out", str(tmp_path / "o"), "--device", "cpu", "--protocol", "quick"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and f"Error: --eval-on {copy}: all " in err, err
+    assert "results.md" not in err and not (tmp_path / "o" / "results.md").exists()

@@ -103,6 +103,38 @@ def test_same_bytes_in_two_classes_is_a_reported_conflict(smfd_dir: Path, tmp_pa
     assert r.skipped == [("without_mask/x.jpg", "same bytes as src/with_mask/x.jpg, which is labeled with_mask")]
 
 
+def test_the_summary_groups_conflicts_and_points_to_where_every_skipped_file_is_listed(
+    smfd_dir: Path, tmp_path: Path, capsys,
+) -> None:
+    """Tester's bug 11: each "same bytes as X" was its own reason row, and "23 more (see `lrfp stats`)" pointed to
+    a command that lists no skipped file. Now: one row per kind of reason, and `--verbose` lists every file."""
+    from lrfp.cli import main
+
+    folder = tmp_path / "f"
+    for cls in ("with_mask", "without_mask"):
+        (folder / cls).mkdir(parents=True)
+    for src in sorted((smfd_dir / "with_mask").glob("*.jpg"))[:3]:  # the same bytes in both classes: 3 conflicts
+        for cls in ("with_mask", "without_mask"):
+            shutil.copy(src, folder / cls / src.name)
+    for i in range(10):
+        (folder / "with_mask" / f"note{i:02d}.txt").write_text("not a picture")
+
+    def summary(*extra: str) -> str:
+        with pytest.raises(SystemExit) as e:
+            main(["import", str(folder), "--source", "src", "-d", str(tmp_path / "d"), *extra])
+        assert e.value.code == 0
+        return " ".join(capsys.readouterr().out.split())
+
+    said = summary()
+    assert "same bytes as a file imported with another label │ 3" in said and "not an image │ 10" in said
+    assert "3 more: rerun the same command with --verbose to list every skipped file" in said
+    assert "lrfp stats" not in said
+    said = summary("--verbose")  # a rerun tries the skipped files again
+    assert "skipped │ 13" in said and "more:" not in said
+    assert all(f"with_mask/note{i:02d}.txt" in said for i in range(10))
+    assert said.count(", which is labeled with_mask") == 3
+
+
 def test_non_images_and_corrupt_images_are_skipped_with_reasons(smfd_dir: Path, tmp_path: Path) -> None:
     folder = tmp_path / "f"
     (folder / "with_mask").mkdir(parents=True)

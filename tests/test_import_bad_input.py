@@ -50,8 +50,7 @@ def test_groups_csv_giving_one_file_two_groups_is_refused(capsys, tmp_path, smfd
     assert code == 2
     assert err == (f"Error: {groups}:3: with_mask/{name} is given group_id '2', but line 2 gave it '1': "
                    "a file belongs to one group")
-    with open_store(tmp_path / "d", create=False) as s:
-        assert s.count_crops() == 0
+    assert not (tmp_path / "d").exists()  # refused: no empty store left behind
 
 
 def test_groups_csv_with_an_unbalanced_quote_is_a_file_line_error(capsys, tmp_path, smfd_dir):
@@ -241,7 +240,7 @@ def test_a_groups_csv_without_rows_is_refused(capsys, tmp_path, smfd_dir, text, 
     groups.write_text(text)
     code, _, err = cli(capsys, "import", str(folder), "--source", "s", "-d", str(tmp_path / "d"), "--groups", str(groups))
     assert (code, err) == (2, f"Error: {groups}: {message}")
-    assert not (tmp_path / "d").exists() or open_store(tmp_path / "d", create=False).count_crops() == 0
+    assert not (tmp_path / "d").exists()  # tester's bug 13: a refused import left an empty lrfp.sqlite behind
 
 
 def test_symlinked_folders_are_followed_and_broken_links_reported(capsys, tmp_path, smfd_dir):
@@ -275,3 +274,69 @@ def test_symbolic_links_making_a_loop_through_two_folders_end(tmp_path, smfd_dir
     assert (r.files, r.imported) == (2, 2)
     assert r.not_scanned == [("with_mask/x/y/", f"symbolic link to {(folder / 'with_mask').resolve()}, a folder "
                                                 "scanned already: not followed")]
+
+
+def test_the_stores_own_files_are_never_scanned_through_symbolic_links(capsys, tmp_path, smfd_dir):
+    """Tester's bug 6: a class folder linked to the store's crops/ (and a deeper link, and a file link to one crop)
+    had the store's own PNGs imported as images. The rule holds for the REAL path of every folder and file."""
+    d = tmp_path / "d"
+    assert cli(capsys, "import", str(tree(tmp_path / "in", smfd_dir, {"with_mask": "with_mask"})), "--source", "s",
+               "-d", str(d))[0] == 0
+    folder = tree(tmp_path / "in2", smfd_dir, {"without_mask": "without_mask"}, n=1)
+    (folder / "with_mask").symlink_to(d / "crops", target_is_directory=True)
+    (folder / "without_mask" / "deeper").symlink_to(d / "crops", target_is_directory=True)
+    crop = next(p for p in (d / "crops").rglob("*.png"))
+    (folder / "without_mask" / "one.png").symlink_to(crop)
+    code, out, err = cli(capsys, "import", str(folder), "--source", "t", "-d", str(d), "--map", "with_mask=with_mask")
+    assert code == 0, err
+    said = " ".join(out.split())
+    for entry in ("not scanned: with_mask/", "not scanned: without_mask/deeper/", "without_mask/one.png"):
+        assert entry in said, said
+    assert said.count("a link into the data directory of this store (-d)") == 3, said  # the two folders, the file
+    with open_store(d, create=False) as s:
+        files = [r["relpath"] for r in s.query(
+            "SELECT f.relpath FROM imported_files f JOIN sources x ON x.id = f.source_id WHERE x.name = 't'")]
+        assert files == [p.relative_to(folder).as_posix() for p in sorted((folder / "without_mask").glob("*.jpg"))]
+        assert s.count_crops() == 3
+
+
+@pytest.mark.parametrize("existing", ["none", "empty folder", "store"])
+def test_a_refused_import_leaves_no_empty_store_behind(capsys, tmp_path, smfd_dir, existing):
+    """Tester's bug 13: an unmapped subfolder (or any refusal after the store was opened) left an empty lrfp.sqlite.
+    A store or folder that was there before the run is kept as it was."""
+    folder = tree(tmp_path / "in", smfd_dir, {"with_mask": "with_mask", "odd": "with_mask"}, n=1)
+    d = tmp_path / "d"
+    if existing == "empty folder":
+        d.mkdir()
+    elif existing == "store":
+        assert cli(capsys, "import", str(tree(tmp_path / "ok", smfd_dir, {"with_mask": "with_mask"})), "--source", "s",
+                   "-d", str(d))[0] == 0
+    code, _, err = cli(capsys, "import", str(folder), "--source", "t", "-d", str(d))
+    assert code == 2 and "subfolder(s) odd not mapped to a class" in err, err
+    if existing == "none":
+        assert not d.exists()
+    elif existing == "empty folder":
+        assert d.is_dir() and list(d.iterdir()) == []
+    else:
+        with open_store(d, create=False) as s:
+            assert s.count_crops() == 2 and [r["name"] for r in s.sources()] == ["s"]
+
+
+def test_an_empty_store_another_process_has_open_is_not_removed(tmp_path):
+    """The clean-up of bug 13 must never pull a store from under another command that opened it meanwhile."""
+    from lrfp.errors import InputError
+    from lrfp.store_cleanup import removed_if_left_empty
+
+    d = tmp_path / "d"
+    with pytest.raises(InputError), removed_if_left_empty(d):
+        other = open_store(d)  # stands for another process's connection, still open when this run gives up
+        assert other.sources() == []  # (it has read the store: SQLite's -wal and -shm files are there)
+        raise InputError("refused")
+    try:
+        assert (d / "lrfp.sqlite").is_file()
+    finally:
+        other.close()
+    with pytest.raises(InputError), removed_if_left_empty(tmp_path / "e"):
+        open_store(tmp_path / "e").close()
+        raise InputError("refused")
+    assert not (tmp_path / "e").exists()

@@ -230,3 +230,69 @@ def test_a_label_given_before_the_crop_was_shown_can_be_changed(store):
     assert s.current_info().label == "with_mask"
     assert s.label_current("without_mask") is not None and s.take_notice() is None
     assert store.current_label(ids[0]) == "without_mask"
+
+
+def test_a_full_disk_while_labeling_is_the_full_disk_error_not_a_crash(store, monkeypatch, capsys):
+    """Tester's bug 4: a full disk on a key printed Textual's traceback and "stopped on an unexpected error ...
+    please report it". It ends like any command on a full disk: the app quits, `Error: the disk holding ... is full`,
+    exit 1, every label stored before it kept. (SQLite's own error is injected on the store's write.)"""
+    import sqlite3
+
+    from lrfp.cli import main
+    from lrfp.label import app as app_module
+    from lrfp.store import Store
+
+    ids = source_time_order(store)
+    append = Store.append_label
+    calls = []
+
+    def append_until_full(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        calls.append(args)
+        if len(calls) > 2:
+            raise sqlite3.OperationalError("database or disk is full")
+        return append(self, *args, **kwargs)
+
+    async def type_keys(pilot):  # noqa: ANN001, ANN202
+        await pilot.press("n")
+        await pilot.press("m")
+        key = textual_events.Key("n", "n")  # the key the disk fills on: sent without pilot's wait (the app quits)
+        key.set_sender(pilot.app)
+        pilot.app._driver.send_message(key)
+
+    monkeypatch.setattr(Store, "append_label", append_until_full)
+    monkeypatch.setattr(app_module, "require_terminal", lambda: None)
+    run = LabelApp.run
+    monkeypatch.setattr(LabelApp, "run", lambda self: run(self, headless=True, size=SIZE, auto_pilot=type_keys))
+    with pytest.raises(SystemExit) as e:
+        main(["label", "-d", str(store.root), "--annotator", "ana"])
+    err = capsys.readouterr().err
+    assert e.value.code == 1
+    assert err.startswith(f"Error: the disk holding {store.root} is full (No space left on device)"), err
+    assert "Traceback" not in err and "unexpected" not in err and "report" not in err
+    assert events(store) == [(ids[0], "without_mask", "ana", "label"), (ids[1], "with_mask", "ana", "label")]
+
+
+def test_the_closing_counts_include_crops_added_while_the_app_ran(store, monkeypatch, smfd_dir):
+    """Tester's bug 14: a crop a `fetch --redo` added mid-session was left out of the closing "N/M decided; K
+    unlabeled" line (the counts of the crops selected when the app started)."""
+    from lrfp.images import downscale, encode_png, load_rgb
+    from lrfp.label import app as app_module
+    from lrfp.store import CropOrigin, open_store
+
+    path = sorted((smfd_dir / "with_mask").glob("*.jpg"))[-1]
+    im = downscale(load_rgb(path.read_bytes()), 40)
+
+    async def label_then_add_a_crop(pilot):  # noqa: ANN001, ANN202
+        await pilot.press("n")
+        with open_store(store.root) as other:  # another command, its own connection
+            source_id = int(other.find_source("cam-a")["id"])
+            other.add_crop(source_id, encode_png(im), im.width, im.height, CropOrigin(
+                original=path.name, time_s=99.0, frame_index=99, score=0.9, detector="test"))
+        await pilot.press("q")
+
+    monkeypatch.setattr(app_module, "require_terminal", lambda: None)
+    run = LabelApp.run
+    monkeypatch.setattr(LabelApp, "run", lambda self: run(self, headless=True, size=SIZE, auto_pilot=label_then_add_a_crop))
+    summary = app_module.run_label_app(store.root, LabelConfig(annotator="ana")).summary
+    assert (summary.total, summary.decided, summary.counts.get("unlabeled")) == (25, 1, 24)
+    assert store.count_crops() == 25

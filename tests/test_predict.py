@@ -136,8 +136,16 @@ def test_video_gives_faces_tracks_plot_and_annotated_mp4_without_touching_a_stor
 
     out = tmp_path / "out"
     mp4 = tmp_path / "annotated.mp4"
+    # tester's bug 15: a killed (kill -9) earlier run's temporaries stayed for good; this run removes those of the
+    # files it writes, and only those (not another file's, not a name of another pattern)
+    out.mkdir()
+    stale = [out / ".stage2s.faces.csv.ab_cd123.tmp.csv", tmp_path / ".annotated.mp4.x1y2z3w4.tmp.mp4"]
+    kept = [out / ".other.faces.csv.ab_cd123.tmp.csv", out / ".stage2s.faces.csv.short.tmp.csv", out / "notes.txt"]
+    for p in stale + kept:
+        p.write_text("x")
     cfg = VideoPredictConfig(out_dir=out, faces=FaceSettings(models_dir=shared_dir / "models"), video_out=mp4)
     res = predict_video(str(clip), Classifier(load_checkpoint(ckpt_path), batch_size=4), cfg)
+    assert [p.exists() for p in stale + kept] == [False, False, True, True, True]
     with open(out / "stage2s.faces.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     with open(out / "stage2s.tracks.csv", newline="") as fh:
@@ -218,9 +226,18 @@ def test_folder_without_class_subfolders_gives_predictions_only(smfd_dir: Path, 
     for p in sorted((smfd_dir / "with_mask").iterdir())[:3]:
         shutil.copy(p, flat / p.name)
     (flat / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    # tester's bug 16: these were left out silently (import lists them)
+    (flat / "gone.jpg").symlink_to(tmp_path / "nowhere.jpg")
+    os.mkfifo(flat / "pipe.jpg")
+    (flat / "dir.jpg").mkdir()
     res = predict_folder(flat, Classifier(load_checkpoint(ckpt_path)))
     assert len(res.rows) == 3 and res.accuracy is None and res.ci95 is None
-    assert [s[0] for s in res.skipped] == ["broken.png"]
+    assert sorted(res.skipped) == [
+        ("broken.png", res.skipped[[s[0] for s in res.skipped].index("broken.png")][1]),
+        ("dir.jpg", "a folder, not an image file"),
+        ("gone.jpg", f"broken symbolic link (its target {tmp_path / 'nowhere.jpg'} does not exist)"),
+        ("pipe.jpg", "not a regular file (a FIFO, a socket or a device)"),
+    ]
 
 
 # -- export --------------------------------------------------------------------------------------------------
@@ -398,7 +415,8 @@ def test_a_url_goes_through_fetchs_download_and_gives_the_files_faces(
     with serve(clip.parent) as base:
         remote = predict_video(f"{base}/{clip.name}", clf, VideoPredictConfig(out_dir=tmp_path / "b", faces=faces))
     assert (remote.frames, remote.faces, len(remote.tracks)) == (local.frames, local.faces, len(local.tracks))
-    assert list((tmp_path / "b" / "downloads").iterdir()) == []  # the download is removed once done
+    # the download is removed once done, and the downloads/ folder the run made (tester's bug 15: it stayed, empty)
+    assert sorted(os.listdir(tmp_path / "b")) == sorted(p.name for p in remote.files)
     code, _, err = cli(capsys, "predict", f"http://127.0.0.1:{closed_port()}/v.mp4", "-c", str(ckpt_path),
                        "--models-dir", str(shared_dir / "models"), "-o", str(tmp_path / "c"))
     assert code == 1 and err.startswith(f"Error: cannot download http://127.0.0.1:") and "(download_failed)" in err

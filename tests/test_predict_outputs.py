@@ -67,7 +67,7 @@ def test_video_out_on_a_full_disk_says_so_and_leaves_nothing(tmp_path: Path, ckp
                                "--models-dir", str(shared_dir / "models"))
         assert code == 1
         assert err == (f"Error: the disk holding {disk / 'v.mp4'} is full (No space left on device): free some space "
-                       "and rerun the same command (what was stored stays)")
+                       "and rerun the same command (what was written before stays)")  # predict stores nothing
         assert os.listdir(disk) == []
     finally:
         subprocess.run(["umount", str(disk)], capture_output=True)

@@ -169,12 +169,17 @@ def test_a_model_at_chance_warns_and_does_not_replace_the_stored_ranking(capsys,
     random.Random(0).shuffle(labels)
     for i, label in zip(ids, labels):
         small_store.add_label(i, label, "shuffler")
-    argv = ["review-labels", "-d", str(small_store.root), "--folds", "2", "--epochs", "1", "--input-size", "16"]
+    argv = ["review-labels", "-d", str(small_store.root), "--folds", "2", "--epochs", "1", "--input-size", "16",
+            "--top", "3"]
     code, out, _ = cli(capsys, *argv)
     text = " ".join(out.split())
     assert code == 0
     assert "Warning: " in text and "does not beat always answering" in text and "the model has not learned" in text
     assert "Not stored" in text and small_store.latest_label_issues_run() is None
+    # tester's bug 9: the table's caption said "N more ranked crops in the store (lrfp label --queue suspects ...)"
+    assert "more ranked crops, not shown (this ranking was not stored)" in text
+    assert "in the store" not in text and "--queue suspects shows" not in text
     code, out, _ = cli(capsys, *argv, "--store-anyway")
     assert code == 0 and "does not beat always answering" in " ".join(out.split())
+    assert "more ranked crops in the store (lrfp label --queue suspects shows the flagged ones)" in " ".join(out.split())
     assert small_store.latest_label_issues_run() is not None

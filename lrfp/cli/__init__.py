@@ -265,12 +265,23 @@ def _disk_full_error(e: BaseException, argv: list[str] | None) -> DiskFullError:
     import sqlite3
 
     path = disk_full_path(e)
+    params = _command_params(list(sys.argv[1:] if argv is None else argv))
+    sqlite = any(isinstance(x, sqlite3.Error) for x in exception_chain(e))
     if path is None:
-        params = _command_params(list(sys.argv[1:] if argv is None else argv))
-        sqlite = any(isinstance(x, sqlite3.Error) for x in exception_chain(e))
         order = ("data_dir", "out", "video_out") if sqlite else ("out", "video_out", "data_dir")
         path = next((str(params[k]) for k in order if params.get(k) not in (None, "")), None)
-    return DiskFullError(path)
+    return DiskFullError(path, store=sqlite or _in_store(path, params.get("data_dir")))
+
+
+def _in_store(path: str | None, data_dir: object) -> bool:
+    """Whether `path` is the data directory `data_dir` or inside it (else an output file: --out, --video-out);
+    True when either is unknown (the store is what most commands write)."""
+    if path is None or data_dir in (None, ""):
+        return True
+    from pathlib import Path
+
+    store, p = Path(str(data_dir)).expanduser().absolute(), Path(path).expanduser().absolute()
+    return p == store or store in p.parents
 
 
 def _command_params(args: list[str]) -> dict:

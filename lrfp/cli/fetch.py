@@ -75,7 +75,9 @@ def fetch(
         download=DownloadOptions(cookies=cookies, cookies_from_browser=cookies_from_browser, sleep_s=sleep,
                                  retries=retries, downscale=downscale, proxy=proxy),
     )
-    with _Display(err) as display:
+    from lrfp.store_cleanup import removed_if_left_empty
+
+    with removed_if_left_empty(data_dir), _Display(err) as display:  # refused before storing: no empty store left
         result = fetch_manifest(manifest, data_dir, cfg, on_event=display.on_event)
         interrupts.work_done()  # stored: a signal now would only cut the summary short
     for table in fetch_summary(result):

@@ -30,6 +30,9 @@ def import_(
         "crops that come out identical keep their labels, new crops get the labels people gave the old ones, and "
         "old crops a saved split holds are kept. A stopped redo is finished by a rerun with its settings.")] = False,
     data_dir: DataDir = DEFAULT_DATA_DIR,
+    verbose: Annotated[bool, typer.Option(
+        "--verbose", "-v", help="List every skipped file and why (by default the first 10; a rerun tries "
+        "skipped files again).")] = False,
 ) -> None:
     """Import a labeled image folder: RGB PNG crops, labels from the folder names, groups, license.
 
@@ -44,16 +47,17 @@ def import_(
     from lrfp.cli.tables import import_summary
     from lrfp.import_folder import ImportConfig, import_folder, parse_class_map
     from lrfp.store import open_store
+    from lrfp.store_cleanup import removed_if_left_empty
 
     cfg = ImportConfig(
         folder=folder, source=source, class_map=parse_class_map(class_map or []),
         groups_csv=groups, license=license, max_side=max_side, redo=redo,
     )
     cfg.check()  # before the store is created: bad options leave no empty data directory behind
-    with open_store(data_dir) as store, progress_bar(f"import {source}") as bar:
-        result = import_folder(store, cfg, progress=bar)
+    with removed_if_left_empty(data_dir), open_store(data_dir) as store, progress_bar(f"import {source}") as bar:
+        result = import_folder(store, cfg, progress=bar)  # a refused folder or groups CSV leaves no empty store
         interrupts.work_done()  # stored: a signal now would only cut the summary short
-    out.print(import_summary(result))
+    out.print(import_summary(result, every_skipped=verbose))
     if result.license_recorded is not None:
         from rich.markup import escape
 

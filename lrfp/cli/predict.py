@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from lrfp import interrupts
@@ -158,7 +159,11 @@ def _summary(run: "PredictRun") -> list[Any]:
         for c in ck.classes:
             t.add_row(f"  predicted {c}", str(sum(x["predicted"] == c for x in r.rows)))
         if r.skipped:
-            t.add_row("unreadable images (skipped)", str(len(r.skipped)))
+            t.add_row("skipped (unreadable images, broken links, not files)", str(len(r.skipped)))
+            for rel, why in r.skipped[:5]:
+                t.add_row(f"  {escape(rel)}", escape(why))
+            if len(r.skipped) > 5:
+                t.add_row(f"  {len(r.skipped) - 5} more", "")
         if r.accuracy is not None:
             t.add_row(f"accuracy on {r.labeled} images in class folders", f"{100 * r.accuracy:.1f}%")
             t.add_row("  95% interval (Wilson)", f"{100 * r.ci95[0]:.1f}-{100 * r.ci95[1]:.1f}%")

@@ -67,7 +67,7 @@ def review_labels(
 
         result = run_review(store, cfg, progress=on_progress)
         interrupts.work_done()  # stored: a signal now would only cut the summary short
-    out.print(label_issues_table(result.rows, top))
+    out.print(label_issues_table(result.rows, top, stored=result.stored))
     if result.unreadable:
         shown = ", ".join(str(u["crop_id"]) for u in result.unreadable[:10])
         out.print(f"{len(result.unreadable)} labeled crops left out: file missing or corrupt (crops {shown}"

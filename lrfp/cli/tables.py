@@ -13,7 +13,12 @@ from lrfp.fetch.results import FetchResult
 from lrfp.import_folder import ImportResult
 
 
-def import_summary(r: ImportResult) -> Table:
+SKIPPED_SHOWN = 10
+"""Skipped files the import summary names one by one (`lrfp import --verbose`: all of them)."""
+
+
+def import_summary(r: ImportResult, every_skipped: bool = False) -> Table:
+    """What an import did; `every_skipped` names each skipped file (else the first SKIPPED_SHOWN)."""
     t = Table(title=f"import {r.source}", show_header=False, title_justify="left")
     t.add_column(style="bold")
     t.add_column(justify="right")
@@ -34,10 +39,12 @@ def import_summary(r: ImportResult) -> Table:
     t.add_row("skipped", str(len(r.skipped)))
     for reason, n in sorted(r.skipped_reasons.items()):
         t.add_row(f"  {reason}", str(n))
-    for rel, reason in r.skipped[:10]:
-        t.add_row(f"  [dim]{rel}[/dim]", f"[dim]{reason}[/dim]")
-    if len(r.skipped) > 10:
-        t.add_row("  [dim]...[/dim]", f"[dim]{len(r.skipped) - 10} more (see `lrfp stats`)[/dim]")
+    shown = r.skipped if every_skipped else r.skipped[:SKIPPED_SHOWN]
+    for rel, reason in shown:
+        t.add_row(f"  [dim]{escape(rel)}[/dim]", f"[dim]{escape(reason)}[/dim]")
+    if len(r.skipped) > len(shown):  # skipped files are tried again by a rerun (it imports nothing twice)
+        t.add_row("  [dim]...[/dim]", f"[dim]{len(r.skipped) - len(shown)} more: rerun the same command with "
+                                      "--verbose to list every skipped file[/dim]")
     for rel, reason in r.not_scanned:
         t.add_row(f"not scanned: {rel}", f"[dim]{reason}[/dim]")
     if r.grouped or r.ungrouped:
@@ -208,8 +215,9 @@ def split_tables(r: dict[str, Any]) -> list[Table]:
     return [t, a]
 
 
-def label_issues_table(rows: list[dict[str, Any]], top: int) -> Table:
-    """The first `top` crops of a review-labels ranking (most likely wrong first)."""
+def label_issues_table(rows: list[dict[str, Any]], top: int, stored: bool = True) -> Table:
+    """The first `top` crops of a review-labels ranking (most likely wrong first); `stored`: whether the ranking was
+    stored (the caption then points to `lrfp label --queue suspects`, else says the rest was not kept)."""
     table = Table(title="likely label errors (lowest label quality first)", title_justify="left")
     for col, justify in (("rank", "right"), ("crop", "right"), ("given", "left"), ("model says", "left"),
                          ("p", "right"), ("quality", "right"), ("flagged", "left"), ("file", "left")):
@@ -218,8 +226,10 @@ def label_issues_table(rows: list[dict[str, Any]], top: int) -> Table:
         table.add_row(str(r["rank"]), str(r["crop_id"]), r["given_label"], r["suggested_label"],
                       f"{r['p_suggested']:.2f}", f"{r['quality']:.3f}", "yes" if r["is_issue"] else "",
                       (r.get("original") or r["path"].rsplit("/", 1)[-1])[-28:])
-    if len(rows) > top:
+    if len(rows) > top and stored:
         table.caption = f"{len(rows) - top} more ranked crops in the store (lrfp label --queue suspects shows the flagged ones)"
+    elif len(rows) > top:
+        table.caption = f"{len(rows) - top} more ranked crops, not shown (this ranking was not stored)"
     return table
 
 

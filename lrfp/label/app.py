@@ -45,6 +45,8 @@ class LabelApp(App):
         self._signal_loop = None  # the app's event loop, once mounted: where a signal's quit is scheduled
         self.stop_signal: int | None = None
         """The signal (SIGINT, SIGTERM) that made the app quit, else None (the user quit with q or Ctrl-C)."""
+        self.disk_full_error: Exception | None = None
+        """The error that said the disk is full when a label was stored (the app then quit), else None."""
 
     def quit_for_signal(self, signum: int) -> None:
         """Quit as the q key does, because `signum` came (SIGTERM: kill, timeout; SIGINT from outside the terminal).
@@ -96,6 +98,18 @@ class LabelApp(App):
         from lrfp.label.single_screen import SingleScreen
 
         return (self.push_screen if push else self.switch_screen)(SingleScreen())
+
+    def _handle_exception(self, error: Exception) -> None:
+        """A full disk while storing a key is not a bug: quit as q does (no traceback; the terminal is restored)
+        and let `run_label_app` raise DiskFullError. Anything else is Textual's (traceback, then LabelAppError).
+        Textual has no public hook for an exception inside a handler; this overrides its private one."""
+        from lrfp.errors import disk_full
+
+        if disk_full(error):
+            self.disk_full_error = error
+            self.exit(return_code=1)
+            return
+        super()._handle_exception(error)
 
     async def on_event(self, event: events.Event) -> None:
         if isinstance(event, events.Key):
@@ -212,7 +226,8 @@ def run_label_app(store_dir, cfg: LabelConfig, *, grid: bool = False) -> LabelRu
 
     Raises UsageError for a bad `cfg`, or NotATerminalError when stdin, stdout or stderr is not a terminal (see
     `require_terminal`), before the app draws anything or any label is stored; DataDirError when there is no
-    store at `store_dir`; LabelAppError (exit 1) when an unexpected error ended the app.
+    store at `store_dir`; DiskFullError when the disk filled while a label was stored (every label stored before
+    it stays); LabelAppError (exit 1) when an unexpected error ended the app.
     """
     from lrfp.store import open_store
 
@@ -229,6 +244,10 @@ def run_label_app(store_dir, cfg: LabelConfig, *, grid: bool = False) -> LabelRu
         # raising it inside the app's event loop would leave the terminal raw and on the alternate screen
         with first_signal_stops(app.quit_for_signal, second_stops_at_once=False), _terminal_restored():
             app.run()
+        if app.disk_full_error is not None:
+            from lrfp.errors import DiskFullError
+
+            raise DiskFullError(store_dir) from app.disk_full_error
         _raise_if_crashed(app)
-        session.refresh_counts()
+        session.refresh_counts(rescope=True)  # crops added while it ran count too
         return LabelRunResult(summary=session.summary(), stop_signal=app.stop_signal)

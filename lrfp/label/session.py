@@ -279,9 +279,8 @@ class LabelSession:
             )
         return "(SELECT label FROM current_labels cl WHERE cl.crop_id = c.id)"
 
-    def _queue(self) -> list[int]:
-        if self.cfg.queue == "suspects":
-            return self._suspects_queue()
+    def _scope_rows(self) -> list[Any]:
+        """(id, state) of every crop this session's options select (not the suspects queue), in source/time order."""
         cfg = self.cfg
         where, args = ["1 = 1"], {"me": cfg.annotator}
         if self.source_id is not None:
@@ -299,6 +298,13 @@ class LabelSession:
         rows = self.store.query(sql, args)
         if cfg.review:
             rows = [r for r in rows if in_review_sample(r["id"], cfg.sample or 1.0, cfg.seed)]
+        return rows
+
+    def _queue(self) -> list[int]:
+        if self.cfg.queue == "suspects":
+            return self._suspects_queue()
+        cfg = self.cfg
+        rows = self._scope_rows()
         self._scope = [int(r["id"]) for r in rows]
         ids = [int(r["id"]) for r in rows if self._matches(r["state"])]
         if cfg.shuffle:
@@ -537,8 +543,12 @@ class LabelSession:
                 states[r["state"] or "unlabeled"] += r["n"]
         return sum(states.values()), states  # crops removed from the store meanwhile are not counted
 
-    def refresh_counts(self) -> None:
-        """Recount from the store (picks up labels written by another process)."""
+    def refresh_counts(self, *, rescope: bool = False) -> None:
+        """Recount from the store (picks up labels written by another process). rescope=True (the closing counts)
+        also counts the crops added meanwhile that this session's options select (e.g. by a `fetch --redo`), which
+        its queue, fixed when it started, does not show."""
+        if rescope and self.cfg.queue != "suspects":
+            self._scope = [int(r["id"]) for r in self._scope_rows()]
         self._total, self._counts = self._count()
 
     # -- moving ----------------------------------------------------------------------------------

@@ -34,19 +34,22 @@ def predict_folder(
     """Classify every image under `folder` (recursively). A file's class is its top subfolder when that is one
     of the checkpoint's classes (with_mask/, without_mask/); then accuracy and its 95% Wilson interval are given.
 
-    Raises InputError for a folder with no image. Unreadable images are skipped and listed.
+    Raises InputError for a folder with no image. Unreadable images are skipped and listed, and so are a broken
+    symbolic link, a FIFO or a folder named like an image.
     """
     import numpy as np
 
     from benchmark.metrics import wilson_ci
-    from lrfp.images import ImageDecodeError, is_image_name, load_rgb
+    from lrfp.images import ImageDecodeError, image_files, load_rgb
 
     folder = Path(folder)
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and is_image_name(p))
+    files, not_files = image_files(folder)  # broken links, FIFOs, folders named x.jpg: listed as skipped
     if not files:
-        raise InputError(f"{folder} holds no image files ({', '.join(sorted({'.jpg', '.png', '.webp'}))}, ...)")
+        raise InputError(f"{folder} holds no image files ({', '.join(sorted({'.jpg', '.png', '.webp'}))}, ...)"
+                         + (f"; left out: {not_files[0][0]}: {not_files[0][1]}" if not_files else ""))
     classes = classifier.classes
     res = FolderPredictResult(folder=folder)
+    res.skipped.extend(not_files)
     images, kept = [], []
     for i, p in enumerate(files):
         try:

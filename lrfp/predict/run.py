@@ -138,7 +138,10 @@ def run_predict(
             from lrfp.predict.store_target import predict_store
             from lrfp.store import open_store
 
-            fetched, source_id = store_video_faces(cfg.target, cfg.store_as, cfg.data_dir, cfg.faces, on_message)
+            from lrfp.store_cleanup import removed_if_left_empty
+
+            with removed_if_left_empty(cfg.data_dir):  # refused before storing a face: no empty store left
+                fetched, source_id = store_video_faces(cfg.target, cfg.store_as, cfg.data_dir, cfg.faces, on_message)
             with open_store(cfg.data_dir) as store:
                 preds = predict_store(store, clf, all_crops=True, source_id=source_id,
                                       progress=lambda d, t: emit("crops", d, t))

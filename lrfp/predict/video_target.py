@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from lrfp.atomic import discard, temp_name
+from lrfp.atomic import discard, remove_stale_temps, temp_name
 from lrfp.errors import LrfpError, UsageError
 from lrfp.paths import prepare_output_file
 from lrfp.predict.faces import FaceSettings, FaceTimes, FrameFaces, OpenedVideo, is_url, open_video, video_faces
@@ -113,6 +113,14 @@ def predict_video(
             with contextlib.suppress(OSError):
                 folder.rmdir()
         raise
+    if is_url(source):  # the download folder was only a means: removed when this run made it and it is left empty
+        keep = {out_dir, *out_dir.parents}
+        if cfg.video_out:
+            keep |= {Path(cfg.video_out).parent, *Path(cfg.video_out).parent.parents}
+        for folder in reversed(made):
+            if folder not in keep and (folder == work_dir or folder in work_dir.parents):
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
     res.wall_s = time.perf_counter() - t_start
     return res
 
@@ -178,6 +186,7 @@ def _predict_into(source: str, classifier: Classifier, cfg: VideoPredictConfig, 
         buffer.clear()
 
     def temp(final: Path) -> Path:
+        remove_stale_temps(final)  # a killed earlier run's (kill -9 leaves them; a rerun is the place to clean)
         temps[final] = temp_name(final)
         return temps[final]
 
