@@ -892,11 +892,17 @@ class Store:
 
     def append_label(self, crop_id: int, label: str | None, annotator: str, kind: str = "label",
                      *, suggested: bool = False) -> int:
-        """`add_label` inside the caller's `transaction()` (committed with the rest of it)."""
-        cur = self.conn.execute(
-            "INSERT INTO labels(crop_id, label, annotator, kind, created_at, suggested) VALUES (?, ?, ?, ?, ?, ?)",
-            (crop_id, label, annotator, kind, now(), int(suggested)),
-        )
+        """`add_label` inside the caller's `transaction()` (committed with the rest of it). Raises NotFoundError
+        when the crop is not in the store (another command removed it)."""
+        try:
+            cur = self.conn.execute(
+                "INSERT INTO labels(crop_id, label, annotator, kind, created_at, suggested) VALUES (?, ?, ?, ?, ?, ?)",
+                (crop_id, label, annotator, kind, now(), int(suggested)),
+            )
+        except sqlite3.IntegrityError as e:
+            if self.conn.execute("SELECT 1 FROM crops WHERE id = ?", (crop_id,)).fetchone() is None:
+                raise NotFoundError(f"crop {crop_id} is not in the store (another command may have removed it)") from e
+            raise
         return int(cur.lastrowid)
 
     def set_crop_group(self, crop_id: int, group_id: str | None) -> None:

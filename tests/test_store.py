@@ -69,6 +69,16 @@ def test_label_history_and_current_label(tmp_path: Path) -> None:
         ]
 
 
+def test_a_label_for_a_removed_crop_is_a_typed_error_and_writes_nothing(tmp_path: Path) -> None:
+    with open_store(tmp_path / "d") as s:
+        src = s.upsert_source("f", "folder")
+        crop_id, _ = s.add_crop(src, png_bytes((1, 2, 3)), 8, 8)
+        s.delete_crops([crop_id])  # as another command's --redo does
+        with pytest.raises(NotFoundError, match=f"crop {crop_id} is not in the store"):
+            s.add_label(crop_id, "with_mask", "ana")
+        assert s.query("SELECT COUNT(*) AS n FROM labels")[0]["n"] == 0
+
+
 def test_splits_are_named_and_last_used_is_remembered(tmp_path: Path) -> None:
     with open_store(tmp_path / "d") as s:
         src = s.upsert_source("f", "folder")
