@@ -75,6 +75,8 @@ def collect_stats(store: Store) -> dict[str, Any]:
         "data_dir": str(store.root),
         "schema_version": store.schema_version(),
         "crops": len(rows),
+        # crops an `lrfp import --redo` replaced, kept only because a saved split holds them (new splits leave them out)
+        "kept_for_splits": len(store.superseded_import_crops()),
         "labels": dict(labels),
         "labeled": sum(labels[k] for k in LABELS),
         "unlabeled": labels["unlabeled"],

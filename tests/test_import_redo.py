@@ -57,6 +57,9 @@ def test_redo_carries_a_persons_labels_and_keeps_crops_a_split_holds(smfd_dir: P
 
     r = run(data, folder, max_side=32, redo=True)
     assert (r.imported, r.labels_carried, r.kept_for_splits, r.replaced) == (12, 2, len(in_split), 12 - len(in_split))
+    with open_store(data) as s:  # stats says which of its crops are only kept for the split
+        shown = collect_stats(s)
+    assert (shown["crops"], shown["kept_for_splits"]) == (12 + len(in_split), len(in_split))
     with open_store(data) as s:
         new = {orig: ids[-1] for orig, ids in file_crops(s).items()}
         assert all(max(s.crop(i)["width"], s.crop(i)["height"]) <= 32 for i in new.values())

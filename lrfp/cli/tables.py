@@ -69,6 +69,8 @@ def stats_tables(s: dict[str, Any]) -> list[Table]:
     overview.add_row("crops", str(s["crops"]))
     for k, v in labels.items():
         overview.add_row(f"  {k}", str(v))
+    if s.get("kept_for_splits"):
+        overview.add_row("  of them replaced by an import --redo, kept for a saved split", str(s["kept_for_splits"]))
     overview.add_row("groups (as `lrfp split` groups by track)", str(s["groups"]))
     q = s["face_px"]["shorter_side"]
     if q:
