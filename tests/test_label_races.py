@@ -87,13 +87,19 @@ async def test_label_keys_then_grid_before_the_event_loop_turns(store, keys):
     assert [store.current_label(i) for i in ids[:len(keys)]] == ["without_mask"] * len(keys)
 
 
-async def test_suspects_queue_y_y_g_in_one_burst(store):
+def suspects(store, n: int) -> list[int]:
+    """Label the first `n` crops with_mask (by ana) and store a review-labels ranking flagging all of them."""
     ids = source_time_order(store)
-    for i in ids[:6]:
+    for i in ids[:n]:
         store.add_label(i, "with_mask", "ana")
     rows = [{"crop_id": i, "rank": r, "quality": 0.1, "given_label": "with_mask", "suggested_label": "without_mask",
-             "p_suggested": 0.9, "is_issue": True} for r, i in enumerate(ids[:6], start=1)]
+             "p_suggested": 0.9, "is_issue": True} for r, i in enumerate(ids[:n], start=1)]
     store.save_label_issues("run1", now(), {}, rows)
+    return ids
+
+
+async def test_suspects_queue_y_y_g_in_one_burst(store):
+    ids = suspects(store, 6)
     app = app_for(store, queue="suspects")
     async with app.run_test(size=SIZE) as pilot:
         await burst(app, pilot, list("yyg"))
@@ -188,12 +194,7 @@ def test_left_passes_over_a_removed_crop(store):
 
 
 def test_a_removed_suspect_is_skipped_by_y(store):
-    ids = source_time_order(store)
-    for i in ids[:3]:
-        store.add_label(i, "with_mask", "ana")
-    rows = [{"crop_id": i, "rank": r, "quality": 0.1, "given_label": "with_mask", "suggested_label": "without_mask",
-             "p_suggested": 0.9, "is_issue": True} for r, i in enumerate(ids[:3], start=1)]
-    store.save_label_issues("run1", now(), {}, rows)
+    ids = suspects(store, 3)
     s = LabelSession(store, LabelConfig(annotator="ana", queue="suspects"))
     s.current_info()
     store.delete_crops([ids[0], ids[1]])
