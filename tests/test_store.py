@@ -33,8 +33,13 @@ def test_new_store_has_schema_wal_and_foreign_keys(tmp_path: Path) -> None:
 
 
 def test_foreign_keys_are_enforced(tmp_path: Path) -> None:
-    with open_store(tmp_path / "d") as s, pytest.raises(sqlite3.IntegrityError):
-        s.add_label(crop_id=12345, label="with_mask", annotator="a")
+    with open_store(tmp_path / "d") as s:
+        with pytest.raises(sqlite3.IntegrityError):
+            s.conn.execute("INSERT INTO labels(crop_id, label, annotator, kind, created_at) "
+                           "VALUES (12345, 'with_mask', 'a', 'label', '2026-01-01')")
+        with pytest.raises(NotFoundError) as e:  # the store's own call says which crop, typed
+            s.add_label(crop_id=12345, label="with_mask", annotator="a")
+        assert isinstance(e.value.__cause__, sqlite3.IntegrityError)
 
 
 def test_crop_roundtrip_with_origin_and_dedupe(tmp_path: Path) -> None:
