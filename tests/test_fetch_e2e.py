@@ -244,6 +244,13 @@ def db_count(data: Path, sql: str) -> int:
         return 0
 
 
+def wait_slow_downloading_corridor_done(data: Path, proc) -> None:
+    """Wait (up to 120 s) until the manifest's `corridor` video is `ok` while `slow` is still `running` (its slow
+    download under way): the moment these tests stop or meddle with the run."""
+    wait_for(lambda: db_count(data, "SELECT COUNT(*) FROM sources WHERE (name = 'slow' AND status = 'running') "
+                                    "OR (name = 'corridor' AND status = 'ok')") == 2, 120, proc)
+
+
 @contextlib.contextmanager
 def slow_path_at_full_speed():
     _Handler.slow_bytes_per_s = 100_000_000
@@ -345,8 +352,7 @@ def test_ctrl_c_or_sigterm_stops_cleanly_and_a_rerun_finishes(media: Path, base:
     proc = cli_subprocess(["fetch", str(manifest), "-d", str(data), "--models-dir", models, "--retries", "0",
                            "--workers", workers], start_new_session=True)
     try:
-        wait_for(lambda: db_count(data, "SELECT COUNT(*) FROM sources WHERE (name='slow' AND status='running') "
-                                        "OR (name='corridor' AND status='ok')") == 2, 120, proc)
+        wait_slow_downloading_corridor_done(data, proc)
         time.sleep(0.3)
         if group:
             os.killpg(proc.pid, sig)
@@ -390,8 +396,7 @@ def test_a_second_ctrl_c_quits_at_once_and_loses_nothing(media: Path, base: str,
     proc = cli_subprocess(["fetch", str(manifest), "-d", str(data), "--models-dir", models, "--retries", "0"],
                           start_new_session=True)
     try:
-        wait_for(lambda: db_count(data, "SELECT COUNT(*) FROM sources WHERE (name='slow' AND status='running') "
-                                        "OR (name='corridor' AND status='ok')") == 2, 120, proc)
+        wait_slow_downloading_corridor_done(data, proc)
         os.killpg(proc.pid, signal.SIGINT)
         os.killpg(proc.pid, signal.SIGINT)  # the impatient second Ctrl-C
         _, err = proc.communicate(timeout=60)
@@ -501,8 +506,7 @@ def test_a_worker_killed_while_the_run_stops_is_named_not_blamed_on_a_group_sign
     manifest = write_manifest(tmp_path / "m.csv", rows)
     data = tmp_path / "data"
     def stop_and_kill_the_downloading_worker(proc) -> None:
-        wait_for(lambda: db_count(data, "SELECT COUNT(*) FROM sources WHERE (name = 'slow' AND status = 'running') "
-                                        "OR (name = 'corridor' AND status = 'ok')") == 2, 120, proc)
+        wait_slow_downloading_corridor_done(data, proc)
         downloading = [pid for pid in _worker_pids(proc.pid) if _has_open(pid, data / "downloads", download_key(slow_url))]
         assert len(downloading) == 1, downloading
         os.kill(proc.pid, signal.SIGTERM)
@@ -526,8 +530,7 @@ def test_a_worker_that_dies_idle_costs_no_video(media: Path, base: str, models: 
     manifest = write_manifest(tmp_path / "m.csv", rows)
     data = tmp_path / "data"
     def kill_the_idle_worker(proc) -> None:
-        wait_for(lambda: db_count(data, "SELECT COUNT(*) FROM sources WHERE (name = 'slow' AND status = 'running') "
-                                        "OR (name = 'corridor' AND status = 'ok')") == 2, 120, proc)
+        wait_slow_downloading_corridor_done(data, proc)
         workers = _worker_pids(proc.pid)
         idle = [pid for pid in workers if not _has_open(pid, data / "downloads", download_key(slow_url))]
         assert len(workers) == 2 and len(idle) == 1, workers
