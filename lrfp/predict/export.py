@@ -7,8 +7,6 @@ import contextlib
 import io
 import json
 import logging
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -74,7 +72,8 @@ def export_onnx(ckpt: Checkpoint, out: Path, check_images: Sequence[Any] = ()) -
     import onnx
     import torch
 
-    from lrfp.paths import prepare_output_file, umask_mode
+    from lrfp.atomic import atomic_path
+    from lrfp.paths import prepare_output_file
 
     out = prepare_output_file(Path(out), ".onnx", str(out))
 
@@ -88,13 +87,9 @@ def export_onnx(ckpt: Checkpoint, out: Path, check_images: Sequence[Any] = ()) -
 
     model = WithSoftmax(ckpt.model.to("cpu").eval()).eval()
     example = torch.zeros(2, 3, ckpt.input_size, ckpt.input_size)
-    # Built under a name of its own beside `out` and renamed into place: two exports to one path at once, or one
-    # stopped half-way (Ctrl-C, an error), never leave a half-written file under `out` or each other's temporary.
-    fd, tmp_name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        os.chmod(tmp, umask_mode(0o666))  # mkstemp's 0600 would stay on the renamed file
+    # Built under a name of its own beside `out` and renamed into place (lrfp.atomic): two exports to one path at
+    # once, or one stopped half-way (Ctrl-C, an error), never leave a half-written file under `out` or a temporary.
+    with atomic_path(out) as tmp:
         batch = torch.export.Dim("batch", min=1)
         with contextlib.redirect_stdout(io.StringIO()) as said:  # the exporter prints its steps; keep them in the log
             program = torch.onnx.export(
@@ -113,9 +108,6 @@ def export_onnx(ckpt: Checkpoint, out: Path, check_images: Sequence[Any] = ()) -
         proto.doc_string = f"lrfp {ckpt.config} face-mask classifier; preprocessing in metadata_props"
         onnx.checker.check_model(proto)
         onnx.save(proto, str(tmp))
-        tmp.replace(out)
-    finally:
-        tmp.unlink(missing_ok=True)
     res = ExportResult(path=out, metadata=meta, files=[out])
     if check_images:
         res.checked_images, res.max_abs_diff, res.same_decisions = check_against_torch(out, ckpt, check_images)
