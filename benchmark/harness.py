@@ -25,7 +25,7 @@ from benchmark.events import (DecodeProgress, EpochDone, EvalOverlap, GridFinish
 from benchmark.protocols import Protocol, get_protocol
 from benchmark.registry import check_input_size, get_spec, list_models
 from lrfp.errors import BenchError, BenchUsageError, InputError, disk_full
-from lrfp.machine import cpu_name
+from lrfp.machine import cpu_name, usable_cpus
 from lrfp.paths import probe_writable, unwritable_message
 
 log = logging.getLogger(__name__)
@@ -120,15 +120,6 @@ _DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
 
 
 OVERSUBSCRIBE = 4  # --threads above this many per usable core is refused; above one per core, a Notice
-
-
-def usable_cpus() -> int:
-    """The CPU cores this process may run on (its affinity mask: taskset, a container's cpuset), else
-    os.cpu_count()."""
-    try:
-        return len(os.sched_getaffinity(0)) or 1
-    except (AttributeError, OSError):  # not on Linux
-        return os.cpu_count() or 1
 
 
 @dataclass

@@ -1,7 +1,9 @@
-"""What machine lrfp runs on, for benchmark rows and measurement records: the CPU's model name."""
+"""What machine lrfp runs on, for benchmark rows and measurement records: the CPU's model name, and the cores
+this process may use."""
 
 from __future__ import annotations
 
+import os
 import platform
 from pathlib import Path
 
@@ -16,3 +18,12 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def usable_cpus() -> int:
+    """The CPU cores this process may run on (its affinity mask: taskset, a container's cpuset), else
+    os.cpu_count()."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):  # not on Linux
+        return os.cpu_count() or 1

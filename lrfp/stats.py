@@ -118,14 +118,14 @@ def fetch_sources(store: Store) -> set[str] | None:
 
 
 def left_by_stopped_run(name: str, status: str, held: dict[str, bool | None], fetching: set[str] | None,
-                        root: Path | None = None) -> bool | None:
+                        root: Path) -> bool | None:
     """Whether source `name`, with `status`, was left by a run that was killed (run_lock.LEFT_BY): its command's
-    lock is not held (for `importing`, its source's own `import.NAME` lock, given the store's `root`); or, for
+    lock is not held (for `importing`, its source's own `import.NAME` lock in the store at `root`); or, for
     `running`, a fetch runs but does not work on it (`fetching`, its lock's `sources`). None when it cannot be
     told (an unreadable lock); False for any other status."""
     if status not in run_lock.LEFT_BY:
         return False
-    if status == "importing" and root is not None:
+    if status == "importing":
         running = run_lock.is_held(root, f"{run_lock.IMPORT}.{name}")
     else:
         running = held[run_lock.LEFT_BY[status]]

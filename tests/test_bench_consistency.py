@@ -50,7 +50,8 @@ def test_an_eval_on_folder_of_only_unreadable_images_is_refused(tmp_path: Path) 
 
 def test_threads_far_above_the_cores_is_refused(tmp_path: Path, capsys) -> None:
     """--threads 1000 was accepted; a 6 s run then did not end in 120 s."""
-    from benchmark.harness import OVERSUBSCRIBE, usable_cpus
+    from benchmark.harness import OVERSUBSCRIBE
+    from lrfp.machine import usable_cpus
 
     cores = usable_cpus()
     code, _, err = cli_run(capsys, "bench", "-d", str(tmp_path / "none"), "--model", "model3", "--threads", str(OVERSUBSCRIBE * cores + 1),
