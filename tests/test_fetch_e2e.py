@@ -441,6 +441,18 @@ def _has_open(pid: int, folder: Path, stem: str) -> bool:
     return any(Path(link).parent == folder and Path(link).name.startswith(stem + ".") for link in links)
 
 
+SLOW = "slow/arcade480.mp4"  # served at ~400 kB/s: ~7 s to download
+
+
+def downloading_and_idle_workers(proc, data: Path, url: str) -> tuple[list[int], list[int]]:
+    """The pids of the fetch's worker processes that have `url`'s download open, and of those that have not."""
+    from lrfp.fetch.download import download_key
+
+    workers = _worker_pids(proc.pid)
+    busy = [pid for pid in workers if _has_open(pid, data / "downloads", download_key(url))]
+    return busy, [pid for pid in workers if pid not in busy]
+
+
 def _fetch_meddled(manifest: Path, data: Path, models: str, meddle, *extra: str, timeout: float = 120) -> tuple[int, str]:
     """`lrfp fetch MANIFEST --workers 2 EXTRA` as a real process (its own process group); `meddle(proc)` runs while
     it works (waits for a moment, kills a process). Returns (exit code, stderr); the process never outlives it."""
@@ -458,9 +470,7 @@ def _fetch_meddled(manifest: Path, data: Path, models: str, meddle, *extra: str,
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the worker processes through /proc")
 def test_a_worker_process_that_dies_fails_only_its_video_and_the_others_start_over(media: Path, base: str, models: str,
                                                                                   tmp_path: Path) -> None:
-    from lrfp.fetch.download import download_key
-
-    slow_url = f"{base}/slow/arcade480.mp4"
+    slow_url = f"{base}/{SLOW}"
     rows = [
         {"url": slow_url, "id": "slow"},  # one worker downloads it for ~7 s: that worker is killed
         {"url": f"{base}/{STAGE_360}", "id": "stage"},  # the other worker: half done (crops stored) at the kill
@@ -474,7 +484,7 @@ def test_a_worker_process_that_dies_fails_only_its_video_and_the_others_start_ov
         wait_for(lambda: db_count(data, "SELECT COUNT(*) FROM sources s WHERE status = 'running' AND (name = 'slow' OR "
                                         "(name = 'stage' AND EXISTS (SELECT 1 FROM crops c WHERE c.source_id = s.id)))") == 2,
                  120, proc)
-        downloading = [pid for pid in _worker_pids(proc.pid) if _has_open(pid, data / "downloads", download_key(slow_url))]
+        downloading, _ = downloading_and_idle_workers(proc, data, slow_url)
         assert len(downloading) == 1, downloading
         os.kill(downloading[0], signal.SIGKILL)  # a crash: out of memory, a native library, a kill
 
@@ -499,15 +509,11 @@ def test_a_worker_killed_while_the_run_stops_is_named_not_blamed_on_a_group_sign
                                                                                   tmp_path: Path) -> None:
     """Tester's K: `kill PID` to lrfp and a `kill -9` to the downloading worker at once: the video's reason said
     "SIGTERM to the process group", which nobody sent. It names the worker's death now; still `interrupted`."""
-    from lrfp.fetch.download import download_key
-
-    slow_url = f"{base}/slow/arcade480.mp4"
-    rows = [{"url": slow_url, "id": "slow"}, {"url": f"{base}/{CORRIDOR_GIF}", "id": "corridor"}]
-    manifest = write_manifest(tmp_path / "m.csv", rows)
-    data = tmp_path / "data"
+    manifest, data = tmp_path / "m.csv", tmp_path / "data"
+    write_manifest(manifest, [{"url": f"{base}/{SLOW}", "id": "slow"}, {"url": f"{base}/{CORRIDOR_GIF}", "id": "corridor"}])
     def stop_and_kill_the_downloading_worker(proc) -> None:
         wait_slow_downloading_corridor_done(data, proc)
-        downloading = [pid for pid in _worker_pids(proc.pid) if _has_open(pid, data / "downloads", download_key(slow_url))]
+        downloading, _ = downloading_and_idle_workers(proc, data, f"{base}/{SLOW}")
         assert len(downloading) == 1, downloading
         os.kill(proc.pid, signal.SIGTERM)
         os.kill(downloading[0], signal.SIGKILL)  # before the worker can see the stop (it polls; the parent relays)
@@ -523,17 +529,12 @@ def test_a_worker_killed_while_the_run_stops_is_named_not_blamed_on_a_group_sign
 def test_a_worker_that_dies_idle_costs_no_video(media: Path, base: str, models: str, tmp_path: Path) -> None:
     """Tester's bug B: the idle worker (its video done) killed while the other downloads: that video used to fail
     ("may have been another video's"); it starts over in a new pool and ends ok."""
-    from lrfp.fetch.download import download_key
-
-    slow_url = f"{base}/slow/arcade480.mp4"
-    rows = [{"url": slow_url, "id": "slow"}, {"url": f"{base}/{CORRIDOR_GIF}", "id": "corridor"}]
-    manifest = write_manifest(tmp_path / "m.csv", rows)
-    data = tmp_path / "data"
+    manifest, data = tmp_path / "m.csv", tmp_path / "data"
+    write_manifest(manifest, [{"url": f"{base}/{SLOW}", "id": "slow"}, {"url": f"{base}/{CORRIDOR_GIF}", "id": "corridor"}])
     def kill_the_idle_worker(proc) -> None:
         wait_slow_downloading_corridor_done(data, proc)
-        workers = _worker_pids(proc.pid)
-        idle = [pid for pid in workers if not _has_open(pid, data / "downloads", download_key(slow_url))]
-        assert len(workers) == 2 and len(idle) == 1, workers
+        downloading, idle = downloading_and_idle_workers(proc, data, f"{base}/{SLOW}")
+        assert len(downloading) == 1 and len(idle) == 1, (downloading, idle)
         os.kill(idle[0], signal.SIGKILL)
 
     code, err = _fetch_meddled(manifest, data, models, kill_the_idle_worker, "--every", "0.1")
